@@ -1,0 +1,42 @@
+"""Plan, schedule, recover: planners, plan validation, the scheduler, the Orchestrator."""
+
+from paraloom.orchestrator.errors import (
+    PlanningError,
+    PlanValidationError,
+    ReferenceResolutionError,
+)
+from paraloom.orchestrator.events import EventBus, Listener
+from paraloom.orchestrator.executor import Executor, InProcessExecutor
+from paraloom.orchestrator.orchestrator import Orchestrator, RunHandle
+from paraloom.orchestrator.planner import Planner, PlannerContext, StaticPlanner
+from paraloom.orchestrator.references import find_references, parse_reference, resolve_references
+from paraloom.orchestrator.result import RunResult, RunStatus, build_feedback
+from paraloom.orchestrator.scheduler import RoundOutcome, Scheduler
+from paraloom.orchestrator.validation import ValidatedPlan, validate_plan
+from paraloom.orchestrator.workflow_action import WorkflowAction
+
+__all__ = [
+    "EventBus",
+    "Executor",
+    "InProcessExecutor",
+    "Listener",
+    "Orchestrator",
+    "PlanValidationError",
+    "Planner",
+    "PlannerContext",
+    "PlanningError",
+    "ReferenceResolutionError",
+    "RoundOutcome",
+    "RunHandle",
+    "RunResult",
+    "RunStatus",
+    "Scheduler",
+    "StaticPlanner",
+    "ValidatedPlan",
+    "WorkflowAction",
+    "build_feedback",
+    "find_references",
+    "parse_reference",
+    "resolve_references",
+    "validate_plan",
+]

@@ -1,0 +1,362 @@
+"""The Orchestrator: plan → dispatch in parallel → join → feed back → plan again or finish."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from decimal import Decimal
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream
+from pydantic import JsonValue
+
+from paraloom.orchestrator.errors import PlanningError, ReferenceResolutionError
+from paraloom.orchestrator.events import EventBus, Listener
+from paraloom.orchestrator.executor import Executor
+from paraloom.orchestrator.planner import Planner, PlannerContext
+from paraloom.orchestrator.references import resolve_references
+from paraloom.orchestrator.result import RunResult, RunStatus, build_feedback, merge_usage
+from paraloom.orchestrator.scheduler import Scheduler
+from paraloom.orchestrator.validation import validate_plan
+from paraloom.protocols.actions import ActionResult, TokenUsage, new_id
+from paraloom.protocols.events import (
+    Event,
+    LLMCallFinished,
+    PlanCreated,
+    RoundFinished,
+    RoundStarted,
+    RunFinished,
+    RunStarted,
+)
+from paraloom.protocols.feedback import StateFeedback
+from paraloom.protocols.plan import FailurePolicy, FinalAnswer
+from paraloom.runtime.budget import Budget, BudgetExhausted
+from paraloom.runtime.context import Action, ActionContext
+from paraloom.runtime.selection import ModelSelector
+from paraloom.tools.actionset import ActionSet
+
+__all__ = ["Orchestrator", "RunHandle"]
+
+BudgetArg = Budget | Decimal | float | int | str | None
+
+
+class Orchestrator:
+    """Runs tasks round after round with a :class:`Planner` over a set of actions.
+
+    Holds configuration only: every run gets its own state, so one orchestrator can
+    serve many concurrent runs (each with its own budget, selector and listeners).
+    """
+
+    def __init__(
+        self,
+        actions: ActionSet | Iterable[Action],
+        planner: Planner,
+        *,
+        name: str = "workflow",
+        max_rounds: int = 8,
+        max_concurrency: int = 64,
+        action_limits: Mapping[str, int] | None = None,
+        default_policy: FailurePolicy | None = None,
+        budget_usd: Decimal | float | str | None = None,
+        model_selector: ModelSelector | None = None,
+        executor: Executor | None = None,
+        listeners: Iterable[Listener] = (),
+        capture_content: bool = False,
+        feedback_output_chars: int = 2000,
+    ) -> None:
+        self.actions = actions if isinstance(actions, ActionSet) else ActionSet(actions)
+        self.planner = planner
+        self.name = name
+        self.max_rounds = max_rounds
+        self.scheduler = Scheduler(
+            self.actions,
+            max_concurrency=max_concurrency,
+            action_limits=action_limits,
+            default_policy=default_policy,
+            executor=executor,
+        )
+        self.budget_usd = budget_usd
+        self.model_selector = model_selector
+        self.listeners = list(listeners)
+        self.capture_content = capture_content
+        self.feedback_output_chars = feedback_output_chars
+
+    async def run(
+        self,
+        task: JsonValue = None,
+        *,
+        budget: BudgetArg = None,
+        run_id: str | None = None,
+        on_event: Listener | None = None,
+        parent: ActionContext | None = None,
+        model_selector: ModelSelector | None = None,
+    ) -> RunResult:
+        """Run ``task`` to the end. Cancellation (an enclosing cancel scope) propagates
+        after ``RunFinished(status="cancelled")`` is emitted with the results so far."""
+        bus = EventBus([*self.listeners, *([on_event] if on_event else [])])
+        return await self._execute(task, bus, budget, run_id, parent, model_selector)
+
+    @asynccontextmanager
+    async def start(
+        self,
+        task: JsonValue = None,
+        *,
+        budget: BudgetArg = None,
+        run_id: str | None = None,
+        model_selector: ModelSelector | None = None,
+    ) -> AsyncIterator[RunHandle]:
+        """Start a run in the background: ``async with orch.start(task) as run:`` then
+        ``async for event in run.events()``, ``await run.result()``, ``run.cancel()``."""
+        bus = EventBus(self.listeners)
+        stream = bus.subscribe()
+        async with anyio.create_task_group() as tg:
+            handle = RunHandle(run_id or new_id("run_"), stream, tg)
+
+            async def main() -> None:
+                try:
+                    handle._result = await self._execute(
+                        task, bus, budget, handle.run_id, None, model_selector
+                    )
+                finally:
+                    handle._done.set()
+                    bus.close()
+
+            tg.start_soon(main)
+            yield handle
+
+    async def _execute(
+        self,
+        task: JsonValue,
+        bus: EventBus,
+        budget: BudgetArg,
+        run_id: str | None,
+        parent: ActionContext | None,
+        model_selector: ModelSelector | None,
+    ) -> RunResult:
+        run_id = run_id or new_id("run_")
+        shared_budget = _budget_for(budget, self.budget_usd, parent)
+        planner_calls: set[str] = set()
+        planner_cost = [Decimal(0)]
+        planner_usage: dict[str, TokenUsage] = {}
+        parent_emit = parent.emit if parent is not None else None
+
+        def emit(event: Event) -> None:
+            if isinstance(event, LLMCallFinished) and event.parent_call_id in planner_calls:
+                planner_cost[0] += event.cost_usd
+                planner_usage[event.model] = (
+                    planner_usage.get(event.model, TokenUsage()) + event.usage
+                )
+            bus.emit(event)
+            if parent_emit is not None:
+                parent_emit(event)
+
+        context = ActionContext(
+            run_id=run_id,
+            emit=emit,
+            budget=shared_budget,
+            model_selector=model_selector
+            or self.model_selector
+            or (parent.model_selector if parent else None),
+            call_id=parent.call_id if parent else None,
+            depth=parent.depth + 1 if parent else 0,
+            deadline=parent.deadline if parent else None,
+            capture_content=self.capture_content or (parent.capture_content if parent else False),
+        )
+        started = time.time()
+        spent_before = shared_budget.spent_usd
+        emit(
+            RunStarted(
+                run_id=run_id,
+                workflow=self.name,
+                task=task,
+                budget_usd=shared_budget.limit_usd,
+                parent_call_id=parent.call_id if parent else None,
+            )
+        )
+        results: dict[str, ActionResult] = {}
+        rounds_of: dict[str, int] = {}
+        status: RunStatus = "max_rounds"
+        output: JsonValue = None
+        error: str | None = None
+        feedback: StateFeedback | None = None
+        round_no = 0
+
+        def finish() -> RunResult:
+            cost = sum((r.cost_usd for r in results.values()), planner_cost[0])
+            result = RunResult(
+                run_id=run_id,
+                workflow=self.name,
+                status=status,
+                output=output,
+                error=error,
+                rounds=round_no,
+                subtasks=dict(results),
+                subtask_rounds=dict(rounds_of),
+                cost_usd=cost,
+                usage=merge_usage([planner_usage, *(r.usage for r in results.values())]),
+                started_at=started,
+                ended_at=time.time(),
+            )
+            emit(
+                RunFinished(
+                    run_id=run_id,
+                    workflow=self.name,
+                    status=status,
+                    output=output,
+                    error=error,
+                    cost_usd=cost,
+                )
+            )
+            return result
+
+        try:
+            while True:
+                if round_no >= self.max_rounds:
+                    error = f"no final answer after {self.max_rounds} rounds"
+                    break
+                round_no += 1
+                plan_call = new_id("plan_")
+                planner_calls.add(plan_call)
+                emit(
+                    RoundStarted(
+                        run_id=run_id, round=round_no, call_id=plan_call, planner=self.planner.name
+                    )
+                )
+                pctx = PlannerContext(
+                    run=replace(context, call_id=plan_call),
+                    catalogue=self.actions.specs(),
+                    round=round_no,
+                    max_rounds=self.max_rounds,
+                )
+                try:
+                    decision = await self.planner.next_round(task, feedback, pctx)
+                    if isinstance(decision, FinalAnswer):
+                        output = resolve_references(
+                            decision.output, lambda root: _lookup(root, task, results)
+                        )
+                        status = "ok"
+                        emit(
+                            PlanCreated(
+                                run_id=run_id,
+                                round=round_no,
+                                call_id=plan_call,
+                                planner=self.planner.name,
+                                final_output=output,
+                            )
+                        )
+                        break
+                    vplan = validate_plan(decision, self.actions, earlier_ids=results.keys())
+                except BudgetExhausted as exc:
+                    status, error = "budget_exhausted", f"planner: {exc}"
+                except (PlanningError, ReferenceResolutionError, ValueError) as exc:
+                    status, error = "failed", f"round {round_no}: {exc}"
+                if status != "max_rounds":
+                    emit(
+                        PlanCreated(
+                            run_id=run_id,
+                            round=round_no,
+                            call_id=plan_call,
+                            planner=self.planner.name,
+                            error=error,
+                        )
+                    )
+                    break
+                emit(
+                    PlanCreated(
+                        run_id=run_id,
+                        round=round_no,
+                        call_id=plan_call,
+                        planner=self.planner.name,
+                        plan=vplan.plan,
+                    )
+                )
+                for sid in vplan.order:
+                    rounds_of[sid] = round_no
+                outcome = await self.scheduler.run(
+                    vplan,
+                    context=context,
+                    round=round_no,
+                    earlier=results,
+                    task_input=task,
+                    results=results,
+                )
+                feedback = build_feedback(
+                    round=round_no,
+                    results=results,
+                    rounds_of=rounds_of,
+                    spent=shared_budget.spent_usd - spent_before,
+                    left=shared_budget.remaining_usd,
+                    elapsed_s=time.time() - started,
+                    output_chars=self.feedback_output_chars,
+                )
+                emit(RoundFinished(run_id=run_id, round=round_no, feedback=feedback))
+                if outcome.failed_by is not None:
+                    failed = results[outcome.failed_by]
+                    status = "failed"
+                    error = f"subtask {outcome.failed_by!r} failed: " + (
+                        f"{failed.error.type}: {failed.error.message}"
+                        if failed.error
+                        else failed.status.value
+                    )
+                    break
+        except anyio.get_cancelled_exc_class():
+            status, error = "cancelled", "the run was cancelled"
+            finish()
+            raise
+        return finish()
+
+
+def _lookup(root: str, task: JsonValue, results: Mapping[str, ActionResult]) -> JsonValue:
+    if root == "input":
+        return task
+    if root not in results:
+        raise ReferenceResolutionError(f"no result for subtask {root!r}")
+    r = results[root]
+    return r.output if r.ok else None
+
+
+def _budget_for(budget: BudgetArg, default: BudgetArg, parent: ActionContext | None) -> Budget:
+    if isinstance(budget, Budget):
+        return budget
+    if budget is not None:
+        return Budget(budget)
+    if parent is not None and parent.budget is not None:
+        return parent.budget
+    if isinstance(default, Budget):
+        return default
+    return Budget(default)
+
+
+class RunHandle:
+    """A run started with :meth:`Orchestrator.start`."""
+
+    def __init__(
+        self, run_id: str, stream: MemoryObjectReceiveStream[Event], tg: TaskGroup
+    ) -> None:
+        self.run_id = run_id
+        self._stream = stream
+        self._tg = tg
+        self._done = anyio.Event()
+        self._result: RunResult | None = None
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event of the run, in order, ending after ``RunFinished``."""
+        async with self._stream:
+            async for event in self._stream:
+                yield event
+
+    async def result(self) -> RunResult:
+        await self._done.wait()
+        if self._result is None:
+            raise RuntimeError("the run was cancelled before it finished")
+        return self._result
+
+    def cancel(self) -> None:
+        self._tg.cancel_scope.cancel()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()

@@ -1,0 +1,78 @@
+"""The planner interface (one round at a time) and the static planner for fixed DAGs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from pydantic import JsonValue
+
+from paraloom.orchestrator.references import find_references
+from paraloom.protocols.actions import ActionSpec
+from paraloom.protocols.feedback import StateFeedback
+from paraloom.protocols.plan import FinalAnswer, Plan
+from paraloom.runtime.context import ActionContext
+
+__all__ = ["Planner", "PlannerContext", "StaticPlanner"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerContext:
+    """What a planner may use: the run's context (budget, model selector, event sink),
+    the catalogue of actions it may schedule, and the 1-based round number."""
+
+    run: ActionContext
+    catalogue: Sequence[ActionSpec]
+    round: int
+    max_rounds: int
+
+
+@runtime_checkable
+class Planner(Protocol):
+    """Decides the next round: a :class:`Plan` to run, or a :class:`FinalAnswer`.
+
+    ``feedback`` is ``None`` on the first round. A planner may raise
+    :class:`paraloom.orchestrator.errors.PlanningError` to fail the run with a reason.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    async def next_round(
+        self, task: JsonValue, feedback: StateFeedback | None, context: PlannerContext
+    ) -> Plan | FinalAnswer: ...
+
+
+class StaticPlanner:
+    """Runs one fixed plan, then answers with ``output`` (reference objects allowed).
+
+    By default the answer is the output of the plan's single sink, or a mapping of
+    sink id → output when there are several.
+    """
+
+    def __init__(self, plan: Plan, output: JsonValue = None, *, name: str = "static") -> None:
+        self.plan = plan
+        self._name = name
+        self.output = output if output is not None else _default_output(plan)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def next_round(
+        self, task: JsonValue, feedback: StateFeedback | None, context: PlannerContext
+    ) -> Plan | FinalAnswer:
+        if feedback is None:
+            return self.plan
+        return FinalAnswer(output=self.output)
+
+
+def _default_output(plan: Plan) -> JsonValue:
+    needed = {dep for s in plan.subtasks for dep in s.depends_on}
+    for s in plan.subtasks:
+        needed.update(ref.split(".", 1)[0].split("[", 1)[0] for ref in find_references(s.arguments))
+    sinks = [s.id for s in plan.subtasks if s.id not in needed]
+    if len(sinks) == 1:
+        return {"from": f"{sinks[0]}.output"}
+    return {sink: {"from": f"{sink}.output"} for sink in sinks}

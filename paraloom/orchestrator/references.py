@@ -1,0 +1,103 @@
+"""Reference objects: ``{"from": "<subtask>.output<path>"}`` or ``{"from": "input<path>"}``.
+
+``<path>`` is a sequence of ``.field`` and ``[index]`` steps, e.g.
+``search.output.items[0].url``. A reference replaces the whole JSON value it stands in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import JsonValue
+
+from paraloom.orchestrator.errors import ReferenceResolutionError
+
+__all__ = ["Reference", "find_references", "is_reference", "parse_reference", "resolve_references"]
+
+_ROOT = re.compile(r"^(?P<root>[A-Za-z_][A-Za-z0-9_\-]*)")
+_STEP = re.compile(r"\.(?P<field>[A-Za-z0-9_\-]+)|\[(?P<index>\d+)\]")
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    text: str
+    root: str
+    steps: tuple[str | int, ...]
+
+
+def is_reference(value: object) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("from"), str)
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse a path; raises ValueError with the reason. Subtask roots must continue with
+    ``.output``; the ``input`` root addresses the run's input directly."""
+    m = _ROOT.match(text)
+    if not m:
+        raise ValueError(f"reference {text!r} must start with a subtask id or 'input'")
+    root = m.group("root")
+    steps: list[str | int] = []
+    pos = m.end()
+    while pos < len(text):
+        sm = _STEP.match(text, pos)
+        if not sm:
+            raise ValueError(f"reference {text!r}: cannot parse {text[pos:]!r} (use .field or [n])")
+        steps.append(sm.group("field") if sm.group("field") is not None else int(sm.group("index")))
+        pos = sm.end()
+    if root != "input":
+        if not steps or steps[0] != "output":
+            raise ValueError(f"reference {text!r} must read '{root}.output…'")
+        steps = steps[1:]
+    return Reference(text=text, root=root, steps=tuple(steps))
+
+
+def find_references(value: JsonValue) -> Iterator[str]:
+    """Every reference path inside a JSON value (depth-first)."""
+    if is_reference(value):
+        assert isinstance(value, dict)
+        yield str(value["from"])
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from find_references(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from find_references(v)
+
+
+def resolve_references(value: JsonValue, lookup: Callable[[str], JsonValue]) -> JsonValue:
+    """Replace each reference object by its value; ``lookup(root)`` gives the root value."""
+    if is_reference(value):
+        assert isinstance(value, dict)
+        ref = parse_reference(str(value["from"]))
+        return _walk(ref, lookup(ref.root))
+    if isinstance(value, dict):
+        return {k: resolve_references(v, lookup) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_references(v, lookup) for v in value]
+    return value
+
+
+def _walk(ref: Reference, current: Any) -> JsonValue:
+    for step in ref.steps:
+        if isinstance(step, int):
+            if not isinstance(current, list) or step >= len(current):
+                raise ReferenceResolutionError(f"{ref.text}: no item [{step}] in {_kind(current)}")
+            current = current[step]
+        else:
+            if isinstance(current, dict) and step in current:
+                current = current[step]
+            else:
+                raise ReferenceResolutionError(f"{ref.text}: no field {step!r} in {_kind(current)}")
+    return current  # type: ignore[no-any-return]
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        keys = ", ".join(list(value)[:8])
+        return f"object with fields [{keys}]"
+    if isinstance(value, list):
+        return f"list of {len(value)}"
+    return type(value).__name__ if value is not None else "null"

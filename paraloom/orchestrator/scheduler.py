@@ -1,0 +1,352 @@
+"""Run one round's DAG: each subtask starts the moment its last dependency finishes.
+
+Concurrency is bounded globally and per action (anyio CapacityLimiters); each attempt
+may time out; failures are retried (tenacity), then a fallback is tried, then the
+subtask's ``on_failure`` rule decides what happens downstream. Results are written to
+the caller's dict as they finish, so nothing finished is lost when the round fails or
+is cancelled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.abc import TaskGroup
+from pydantic import JsonValue
+
+from paraloom.orchestrator.errors import ReferenceResolutionError
+from paraloom.orchestrator.executor import Executor, InProcessExecutor
+from paraloom.orchestrator.references import resolve_references
+from paraloom.orchestrator.validation import ValidatedPlan
+from paraloom.protocols.actions import (
+    ActionCall,
+    ActionResult,
+    ActionStatus,
+    ErrorInfo,
+    new_id,
+)
+from paraloom.protocols.events import (
+    ActionFinished,
+    ActionStarted,
+    SubtaskFinished,
+    SubtaskRetried,
+    SubtaskSkipped,
+    SubtaskStarted,
+)
+from paraloom.protocols.plan import FailurePolicy, Subtask
+from paraloom.runtime.context import Action, ActionContext, discard_event
+from paraloom.tools.actionset import ActionSet
+from paraloom.tools.wrappers.retry import retry_attempts
+from paraloom.tools.wrappers.timeout import invoke_with_timeout
+
+__all__ = ["RoundOutcome", "Scheduler"]
+
+
+@dataclass(slots=True)
+class RoundOutcome:
+    """``failed_by`` is the subtask whose ``on_failure: fail`` stopped the round."""
+
+    results: dict[str, ActionResult]
+    failed_by: str | None = None
+
+
+class Scheduler:
+    def __init__(
+        self,
+        actions: ActionSet,
+        *,
+        max_concurrency: int = 64,
+        action_limits: Mapping[str, int] | None = None,
+        default_policy: FailurePolicy | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be >= 1")
+        self.actions = actions
+        self.max_concurrency = max_concurrency
+        self.action_limits = dict(action_limits or {})
+        self.default_policy = default_policy or FailurePolicy()
+        self.executor: Executor = executor or InProcessExecutor()
+
+    async def run(
+        self,
+        plan: ValidatedPlan,
+        *,
+        context: ActionContext,
+        round: int = 1,
+        earlier: Mapping[str, ActionResult] | None = None,
+        task_input: JsonValue = None,
+        results: MutableMapping[str, ActionResult] | None = None,
+    ) -> RoundOutcome:
+        """Run the plan. ``earlier`` holds results of earlier rounds (for references);
+        ``results`` (optional) receives each result the moment it is known."""
+        state = _Round(
+            scheduler=self,
+            plan=plan,
+            context=context,
+            round=round,
+            earlier=earlier or {},
+            task_input=task_input,
+            sink=results if results is not None else {},
+        )
+        await state.run()
+        own = {sid: state.sink[sid] for sid in plan.order if sid in state.sink}
+        return RoundOutcome(results=own, failed_by=state.failed_by)
+
+
+@dataclass
+class _Round:
+    scheduler: Scheduler
+    plan: ValidatedPlan
+    context: ActionContext
+    round: int
+    earlier: Mapping[str, ActionResult]
+    task_input: JsonValue
+    sink: MutableMapping[str, ActionResult]
+    failed_by: str | None = None
+    started: set[str] = field(default_factory=set)
+    done: set[str] = field(default_factory=set)
+    tg: TaskGroup | None = None
+
+    def __post_init__(self) -> None:
+        self.by_id = {s.id: s for s in self.plan.plan.subtasks}
+        self.waiting = {sid: set(ds) for sid, ds in self.plan.deps.items()}
+        self.dependents: dict[str, list[str]] = {sid: [] for sid in self.plan.order}
+        for sid, ds in self.plan.deps.items():
+            for d in ds:
+                self.dependents[d].append(sid)
+        self.limiter = anyio.CapacityLimiter(self.scheduler.max_concurrency)
+        self.action_limiters = {
+            name: anyio.CapacityLimiter(n) for name, n in self.scheduler.action_limits.items()
+        }
+        self.emitting = self.context.emit is not discard_event
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            self.tg = tg
+            for sid in self.plan.order:
+                if not self.waiting[sid]:
+                    self._start(sid)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def _start(self, sid: str) -> None:
+        assert self.tg is not None
+        self.started.add(sid)
+        self.tg.start_soon(self._run_subtask, sid, name=f"subtask:{sid}")
+
+    async def _run_subtask(self, sid: str) -> None:
+        subtask = self.by_id[sid]
+        policy = subtask.policy or self.scheduler.default_policy
+        if self.emitting:
+            self.context.emit(
+                SubtaskStarted(
+                    run_id=self.context.run_id,
+                    round=self.round,
+                    subtask_id=sid,
+                    action=subtask.action,
+                    kind=self.scheduler.actions.get(subtask.action).spec.kind,
+                    depends_on=tuple(sorted(self.plan.deps[sid])),
+                )
+            )
+        started = time.time()
+        try:
+            result = await self._execute(subtask, policy)
+        except anyio.get_cancelled_exc_class():
+            self._finish(
+                sid,
+                _status_result(
+                    sid,
+                    subtask.action,
+                    ActionStatus.CANCELLED,
+                    "Cancelled",
+                    "the run was cancelled",
+                    started,
+                ),
+            )
+            raise
+        self._finish(sid, result)
+        self._after(sid, result, policy)
+
+    async def _execute(self, subtask: Subtask, policy: FailurePolicy) -> ActionResult:
+        try:
+            arguments = resolve_references(subtask.arguments, self._lookup)
+        except (ReferenceResolutionError, ValueError) as exc:
+            return _status_result(
+                subtask.id,
+                subtask.action,
+                ActionStatus.ERROR,
+                "ReferenceError",
+                str(exc),
+                time.time(),
+            )
+        assert isinstance(arguments, dict)
+        action = self.scheduler.actions.get(subtask.action)
+        result = await self._attempts(subtask, action, arguments, policy)
+        if not result.ok and policy.fallback is not None:
+            fallback = self.scheduler.actions.get(policy.fallback)
+            result = await self._attempts(subtask, fallback, arguments, policy)
+        return result
+
+    async def _attempts(
+        self,
+        subtask: Subtask,
+        action: Action,
+        arguments: dict[str, JsonValue],
+        policy: FailurePolicy,
+    ) -> ActionResult:
+        spec = action.spec
+        action_limiter = self.action_limiters.get(spec.name)
+
+        async def attempt(n: int) -> ActionResult:
+            call = ActionCall(
+                call_id=new_id("call_"),
+                action=spec.name,
+                arguments=arguments,
+                run_id=self.context.run_id,
+                subtask_id=subtask.id,
+                parent_call_id=self.context.call_id,
+                attempt=n,
+                deadline=None if policy.timeout_s is None else time.time() + policy.timeout_s,
+            )
+            ctx = self.context.child(call)
+            async with self.limiter:
+                if action_limiter is not None:
+                    await action_limiter.acquire()
+                try:
+                    if self.emitting:
+                        self.context.emit(
+                            ActionStarted(
+                                run_id=self.context.run_id,
+                                call_id=call.call_id,
+                                action=spec.name,
+                                kind=spec.kind,
+                                subtask_id=subtask.id,
+                                parent_call_id=call.parent_call_id,
+                                attempt=n,
+                                arguments=arguments,
+                            )
+                        )
+                    result = await invoke_with_timeout(
+                        lambda: self._guarded_invoke(action, call, ctx), call, policy.timeout_s
+                    )
+                finally:
+                    if action_limiter is not None:
+                        action_limiter.release()
+            if self.emitting:
+                self.context.emit(
+                    ActionFinished(
+                        run_id=self.context.run_id,
+                        call_id=call.call_id,
+                        kind=spec.kind,
+                        result=result,
+                    )
+                )
+            return result
+
+        def on_retry(result: ActionResult, delay: float) -> None:
+            if self.emitting:
+                reason = result.error.message if result.error else result.status.value
+                self.context.emit(
+                    SubtaskRetried(
+                        run_id=self.context.run_id,
+                        round=self.round,
+                        subtask_id=subtask.id,
+                        attempt=result.attempt,
+                        reason=reason,
+                        delay_s=delay,
+                    )
+                )
+
+        return await retry_attempts(attempt, policy, on_retry)
+
+    async def _guarded_invoke(
+        self, action: Action, call: ActionCall, ctx: ActionContext
+    ) -> ActionResult:
+        try:
+            return await self.scheduler.executor.invoke(action, call, ctx)
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as exc:  # an adapter broke its contract; keep the run alive
+            return ActionResult.failure(call, "error", type(exc).__name__, f"action raised: {exc}")
+
+    def _lookup(self, root: str) -> JsonValue:
+        if root == "input":
+            return self.task_input
+        result = self.sink.get(root) or self.earlier.get(root)
+        if result is None:
+            raise ReferenceResolutionError(f"no result for subtask {root!r}")
+        return result.output if result.ok else None
+
+    # -- bookkeeping -----------------------------------------------------------------
+
+    def _finish(self, sid: str, result: ActionResult) -> None:
+        self.done.add(sid)
+        self.sink[sid] = result
+        if self.emitting:
+            self.context.emit(
+                SubtaskFinished(
+                    run_id=self.context.run_id, round=self.round, subtask_id=sid, result=result
+                )
+            )
+
+    def _after(self, sid: str, result: ActionResult, policy: FailurePolicy) -> None:
+        if result.ok or policy.on_failure == "continue":
+            for dep in self.dependents[sid]:
+                waiting = self.waiting[dep]
+                waiting.discard(sid)
+                if not waiting and dep not in self.started:
+                    self._start(dep)
+        elif policy.on_failure == "fail":
+            self.failed_by = sid
+            reason = f"run stopped: subtask {sid!r} failed ({_describe(result)})"
+            for other in self.plan.order:
+                if other not in self.started:
+                    self._skip(other, reason)
+            assert self.tg is not None
+            self.tg.cancel_scope.cancel()
+        else:
+            reason = f"dependency {sid!r} failed ({_describe(result)})"
+            stack = list(self.dependents[sid])
+            while stack:
+                dep = stack.pop()
+                if dep in self.started:
+                    continue
+                self._skip(dep, reason)
+                stack.extend(self.dependents[dep])
+
+    def _skip(self, sid: str, reason: str) -> None:
+        self.started.add(sid)
+        now = time.time()
+        self.done.add(sid)
+        self.sink[sid] = _status_result(
+            sid, self.by_id[sid].action, ActionStatus.SKIPPED, "Skipped", reason, now
+        )
+        if self.emitting:
+            self.context.emit(
+                SubtaskSkipped(
+                    run_id=self.context.run_id, round=self.round, subtask_id=sid, reason=reason
+                )
+            )
+
+
+def _describe(result: ActionResult) -> str:
+    if result.error is not None:
+        return f"{result.status.value}: {result.error.type}: {result.error.message}"
+    return result.status.value
+
+
+def _status_result(
+    sid: str, action: str, status: ActionStatus, error_type: str, message: str, started: float
+) -> ActionResult:
+    return ActionResult(
+        call_id=f"{sid}:{status.value}",
+        action=action,
+        status=status,
+        error=ErrorInfo(type=error_type, message=message),
+        started_at=started,
+        ended_at=time.time(),
+    )

@@ -1,0 +1,158 @@
+"""Plan validation: every rule checked up front, each problem naming its subtask."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+from jsonschema import Draft202012Validator
+from pydantic import JsonValue
+
+from paraloom.orchestrator.errors import PlanValidationError
+from paraloom.orchestrator.references import find_references, is_reference, parse_reference
+from paraloom.protocols.plan import RESERVED_IDS, Plan, Subtask
+from paraloom.tools.actionset import ActionSet
+
+__all__ = ["ValidatedPlan", "validate_plan"]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatedPlan:
+    """A plan that passed every check. ``deps`` are the in-plan dependencies of each
+    subtask (declared ones plus those implied by references); ``order`` is topological."""
+
+    plan: Plan
+    deps: Mapping[str, frozenset[str]]
+    order: tuple[str, ...]
+
+    def subtask(self, subtask_id: str) -> Subtask:
+        return self._by_id[subtask_id]
+
+    @property
+    def _by_id(self) -> dict[str, Subtask]:
+        return {s.id: s for s in self.plan.subtasks}
+
+    def critical_path(self, weight: Mapping[str, float]) -> float:
+        """Length of the longest dependency chain, summing ``weight`` per subtask."""
+        finish: dict[str, float] = {}
+        for sid in self.order:
+            finish[sid] = weight.get(sid, 0.0) + max(
+                (finish[d] for d in self.deps[sid]), default=0.0
+            )
+        return max(finish.values(), default=0.0)
+
+
+def validate_plan(
+    plan: Plan,
+    actions: ActionSet,
+    *,
+    earlier_ids: Collection[str] = (),
+    check_arguments: bool = True,
+) -> ValidatedPlan:
+    """Check ids, actions, dependencies, references, acyclicity and arguments.
+
+    ``earlier_ids`` are subtask ids of earlier rounds: their outputs may be referenced
+    (they are done) but their ids may not be reused. Raises :class:`PlanValidationError`.
+    """
+    problems: list[str] = []
+    ids = [s.id for s in plan.subtasks]
+    in_plan = set(ids)
+    earlier = set(earlier_ids)
+    if not plan.subtasks:
+        problems.append("the plan has no subtasks")
+    seen: set[str] = set()
+    for sid in ids:
+        if sid in seen:
+            problems.append(f"subtask {sid!r}: duplicate id")
+        seen.add(sid)
+        if sid in RESERVED_IDS:
+            problems.append(f"subtask {sid!r}: the id is reserved")
+        if sid in earlier:
+            problems.append(f"subtask {sid!r}: the id was used in an earlier round; pick a new one")
+
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    graph.add_nodes_from(ids)
+    deps: dict[str, set[str]] = {sid: set() for sid in ids}
+    known_hint = ", ".join(sorted(in_plan | earlier)) or "(none)"
+    for s in plan.subtasks:
+        if s.action not in actions:
+            problems.append(
+                f"subtask {s.id!r}: unknown action {s.action!r}; known actions: "
+                f"{', '.join(sorted(actions.names)) or '(none)'}"
+            )
+        fallback = s.policy.fallback if s.policy else None
+        if fallback is not None and fallback not in actions:
+            problems.append(f"subtask {s.id!r}: unknown fallback action {fallback!r}")
+        for dep in s.depends_on:
+            if dep == s.id:
+                problems.append(f"subtask {s.id!r}: depends on itself")
+            elif dep in in_plan:
+                deps[s.id].add(dep)
+            elif dep not in earlier:
+                problems.append(
+                    f"subtask {s.id!r}: depends on unknown subtask {dep!r}; known: {known_hint}"
+                )
+        for text in find_references(s.arguments):
+            try:
+                ref = parse_reference(text)
+            except ValueError as exc:
+                problems.append(f"subtask {s.id!r}: {exc}")
+                continue
+            if ref.root == "input" or ref.root in earlier:
+                continue
+            if ref.root == s.id:
+                problems.append(f"subtask {s.id!r}: references its own output ({text})")
+            elif ref.root in in_plan:
+                deps[s.id].add(ref.root)
+            else:
+                problems.append(
+                    f"subtask {s.id!r}: reference {text!r} names unknown subtask {ref.root!r}; "
+                    f"known: {known_hint}"
+                )
+    for sid, ds in deps.items():
+        graph.add_edges_from((d, sid) for d in ds)
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        cycle = None
+    if cycle:
+        path = [u for u, _ in cycle] + [cycle[0][0]]
+        problems.append(f"dependency cycle: {' -> '.join(path)}")
+    if check_arguments:
+        for s in plan.subtasks:
+            if s.action in actions:
+                problems.extend(_argument_problems(s, actions.get(s.action).spec.input_schema))
+    if problems:
+        raise PlanValidationError(problems)
+    order = tuple(nx.topological_sort(graph))
+    return ValidatedPlan(plan=plan, deps={k: frozenset(v) for k, v in deps.items()}, order=order)
+
+
+def _argument_problems(subtask: Subtask, schema: dict[str, Any]) -> list[str]:
+    """Schema errors of the literal parts of the arguments; values given by reference
+    are checked when they are resolved, just before the call."""
+    validator = Draft202012Validator(schema)
+    out: list[str] = []
+    for err in validator.iter_errors(subtask.arguments):
+        path = list(err.absolute_path)
+        if _under_reference(subtask.arguments, path):
+            continue
+        where = ".".join(str(p) for p in path) or "(arguments)"
+        out.append(f"subtask {subtask.id!r}: argument {where}: {err.message}")
+    return out
+
+
+def _under_reference(value: JsonValue, path: list[str | int]) -> bool:
+    current: Any = value
+    if is_reference(current):
+        return True
+    for step in path:
+        try:
+            current = current[step]
+        except (KeyError, IndexError, TypeError):
+            return False
+        if is_reference(current):
+            return True
+    return False

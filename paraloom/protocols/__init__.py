@@ -1,0 +1,72 @@
+"""Data shapes only (pydantic): the action space, plans, feedback, messages, events,
+and wire-format conversions. Imports nothing else of paraloom."""
+
+from paraloom.protocols.actions import (
+    ActionCall,
+    ActionKind,
+    ActionResult,
+    ActionSpec,
+    ActionStatus,
+    CostHint,
+    ErrorInfo,
+    TokenUsage,
+    new_id,
+)
+from paraloom.protocols.events import (
+    ActionFinished,
+    ActionStarted,
+    Event,
+    LLMCallFinished,
+    LLMCallStarted,
+    PlanCreated,
+    RoundFinished,
+    RoundStarted,
+    RunFinished,
+    RunStarted,
+    SubtaskFinished,
+    SubtaskRetried,
+    SubtaskSkipped,
+    SubtaskStarted,
+)
+from paraloom.protocols.feedback import StateFeedback, SubtaskFeedback
+from paraloom.protocols.messages import ChatMessage, ModelDescriptor, ToolCall
+from paraloom.protocols.openai import spec_from_openai_tool, spec_to_openai_tool
+from paraloom.protocols.plan import RESERVED_IDS, FailurePolicy, FinalAnswer, Plan, Subtask
+
+__all__ = [
+    "RESERVED_IDS",
+    "ActionCall",
+    "ActionFinished",
+    "ActionKind",
+    "ActionResult",
+    "ActionSpec",
+    "ActionStarted",
+    "ActionStatus",
+    "ChatMessage",
+    "CostHint",
+    "ErrorInfo",
+    "Event",
+    "FailurePolicy",
+    "FinalAnswer",
+    "LLMCallFinished",
+    "LLMCallStarted",
+    "ModelDescriptor",
+    "Plan",
+    "PlanCreated",
+    "RoundFinished",
+    "RoundStarted",
+    "RunFinished",
+    "RunStarted",
+    "StateFeedback",
+    "Subtask",
+    "SubtaskFeedback",
+    "SubtaskFinished",
+    "SubtaskRetried",
+    "SubtaskSkipped",
+    "SubtaskStarted",
+    "TokenUsage",
+    "ToolCall",
+    "new_id",
+    "spec_from_openai_tool",
+    "spec_to_openai_tool",
+]

@@ -1,0 +1,175 @@
+"""The unified action space: one spec, one call, one result for tools, agents and workflows.
+
+Data shapes only. Every adapter (Python function, LLM agent, sub-workflow, MCP tool,
+HTTP endpoint) is described by an :class:`ActionSpec`, invoked with an
+:class:`ActionCall` and answers with an :class:`ActionResult`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+__all__ = [
+    "ActionCall",
+    "ActionKind",
+    "ActionResult",
+    "ActionSpec",
+    "ActionStatus",
+    "CostHint",
+    "ErrorInfo",
+    "TokenUsage",
+    "new_id",
+]
+
+
+def new_id(prefix: str = "") -> str:
+    """A short random id (12 hex chars), optionally prefixed (``call_…``, ``run_…``)."""
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+class ActionKind(StrEnum):
+    """What stands behind an action. Planners write task descriptions for agents and
+    workflows, and search-style arguments for tools."""
+
+    TOOL = "tool"
+    AGENT = "agent"
+    WORKFLOW = "workflow"
+
+
+class CostHint(BaseModel):
+    """Rough expectations a planner or router may use; never enforced."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    usd: float | None = Field(default=None, ge=0, description="Typical dollar cost of one call.")
+    latency_s: float | None = Field(default=None, ge=0, description="Typical latency in seconds.")
+
+
+class ActionSpec(BaseModel):
+    """What an action is and what it accepts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
+    description: str = ""
+    kind: ActionKind = ActionKind.TOOL
+    input_schema: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}},
+        description="JSON Schema (an object schema) of the arguments.",
+    )
+    output_schema: dict[str, Any] | None = None
+    tags: frozenset[str] = frozenset()
+    cost_hint: CostHint | None = None
+
+
+class ActionCall(BaseModel):
+    """One invocation of an action."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    call_id: str = Field(default_factory=lambda: new_id("call_"))
+    action: str
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+    run_id: str | None = None
+    subtask_id: str | None = None
+    parent_call_id: str | None = Field(
+        default=None, description="The call (agent, workflow) that made this call, if any."
+    )
+    attempt: int = Field(default=1, ge=1)
+    deadline: float | None = Field(
+        default=None, description="Absolute deadline as time.time() seconds, if any."
+    )
+
+
+class ActionStatus(StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    RETRYABLE_ERROR = "retryable_error"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    SKIPPED = "skipped"
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    message: str
+
+
+class TokenUsage(BaseModel):
+    """Tokens and calls spent on one model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    calls: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            calls=self.calls + other.calls,
+        )
+
+
+class ActionResult(BaseModel):
+    """The normalized outcome of an :class:`ActionCall`.
+
+    ``cost_usd`` is a ``Decimal`` of dollars (exact sums; serialised as a string in JSON).
+    ``usage`` maps model name to the tokens spent on it by this call and its children.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    call_id: str
+    action: str
+    status: ActionStatus
+    output: JsonValue = None
+    error: ErrorInfo | None = None
+    usage: dict[str, TokenUsage] = Field(default_factory=dict)
+    cost_usd: Decimal = Decimal(0)
+    started_at: float = Field(default_factory=time.time)
+    ended_at: float = Field(default_factory=time.time)
+    attempt: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.status is ActionStatus.OK
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.ended_at - self.started_at)
+
+    @classmethod
+    def failure(
+        cls,
+        call: ActionCall,
+        status: ActionStatus | Literal["error", "retryable_error", "timeout", "cancelled"],
+        error_type: str,
+        message: str,
+        *,
+        started_at: float | None = None,
+    ) -> ActionResult:
+        now = time.time()
+        return cls(
+            call_id=call.call_id,
+            action=call.action,
+            status=ActionStatus(status),
+            error=ErrorInfo(type=error_type, message=message),
+            started_at=now if started_at is None else started_at,
+            ended_at=now,
+            attempt=call.attempt,
+        )

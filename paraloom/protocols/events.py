@@ -1,0 +1,191 @@
+"""The event stream: every step of a run, as data.
+
+CLI progress, tracing and the run store listen to these; none of them drives logic.
+Ids tie events together: ``run_id`` → ``round`` → ``subtask_id`` → ``call_id`` (one per
+attempt) → ``llm_call_id``; ``parent_call_id`` nests calls made by agents and workflows.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from paraloom.protocols.actions import ActionKind, ActionResult, TokenUsage
+from paraloom.protocols.feedback import StateFeedback
+from paraloom.protocols.plan import Plan
+
+__all__ = [
+    "ActionFinished",
+    "ActionStarted",
+    "Event",
+    "LLMCallFinished",
+    "LLMCallStarted",
+    "PlanCreated",
+    "RoundFinished",
+    "RoundStarted",
+    "RunFinished",
+    "RunStarted",
+    "SubtaskFinished",
+    "SubtaskRetried",
+    "SubtaskSkipped",
+    "SubtaskStarted",
+]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    ts: float = Field(default_factory=time.time)
+
+
+class RunStarted(_Event):
+    type: Literal["run_started"] = "run_started"
+    workflow: str
+    task: JsonValue = None
+    budget_usd: Decimal | None = None
+    parent_call_id: str | None = None
+
+
+class RunFinished(_Event):
+    type: Literal["run_finished"] = "run_finished"
+    workflow: str
+    status: Literal["ok", "failed", "cancelled", "max_rounds", "budget_exhausted"]
+    output: JsonValue = None
+    error: str | None = None
+    cost_usd: Decimal = Decimal(0)
+
+
+class RoundStarted(_Event):
+    """The planner is asked for round ``round``; its LLM calls have ``call_id`` as parent."""
+
+    type: Literal["round_started"] = "round_started"
+    round: int
+    call_id: str
+    planner: str = "planner"
+
+
+class PlanCreated(_Event):
+    """The planner answered: a plan to run, or (``plan`` is None) the final answer."""
+
+    type: Literal["plan_created"] = "plan_created"
+    round: int
+    call_id: str
+    planner: str = "planner"
+    plan: Plan | None = None
+    final_output: JsonValue = None
+    error: str | None = None
+
+
+class RoundFinished(_Event):
+    type: Literal["round_finished"] = "round_finished"
+    round: int
+    feedback: StateFeedback
+
+
+class SubtaskStarted(_Event):
+    type: Literal["subtask_started"] = "subtask_started"
+    round: int
+    subtask_id: str
+    action: str
+    kind: ActionKind = ActionKind.TOOL
+    depends_on: tuple[str, ...] = ()
+
+
+class SubtaskRetried(_Event):
+    type: Literal["subtask_retried"] = "subtask_retried"
+    round: int
+    subtask_id: str
+    attempt: int = Field(description="The attempt that failed.")
+    reason: str
+    delay_s: float
+
+
+class SubtaskFinished(_Event):
+    """A subtask ended: ok, failed (any error status) or took its fallback."""
+
+    type: Literal["subtask_finished"] = "subtask_finished"
+    round: int
+    subtask_id: str
+    result: ActionResult
+
+
+class SubtaskSkipped(_Event):
+    type: Literal["subtask_skipped"] = "subtask_skipped"
+    round: int
+    subtask_id: str
+    reason: str
+
+
+class ActionStarted(_Event):
+    """One invocation (one attempt) of an action: by the scheduler or by an agent."""
+
+    type: Literal["action_started"] = "action_started"
+    call_id: str
+    action: str
+    kind: ActionKind
+    subtask_id: str | None = None
+    parent_call_id: str | None = None
+    attempt: int = 1
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class ActionFinished(_Event):
+    type: Literal["action_finished"] = "action_finished"
+    call_id: str
+    kind: ActionKind
+    result: ActionResult
+
+
+class LLMCallStarted(_Event):
+    type: Literal["llm_call_started"] = "llm_call_started"
+    llm_call_id: str
+    parent_call_id: str | None = None
+    model: str
+    provider: str = "openai"
+    step_kind: Literal["plan", "agent_turn", "aggregate"] = "agent_turn"
+    routing: dict[str, Any] | None = Field(
+        default=None, description="The routing decision (chosen model, candidate scores …)."
+    )
+    reserved_usd: Decimal = Decimal(0)
+    messages: list[dict[str, Any]] | None = Field(
+        default=None, description="Only filled when content capture is on."
+    )
+
+
+class LLMCallFinished(_Event):
+    type: Literal["llm_call_finished"] = "llm_call_finished"
+    llm_call_id: str
+    parent_call_id: str | None = None
+    model: str
+    response_model: str | None = None
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    cost_usd: Decimal = Decimal(0)
+    finish_reason: str | None = None
+    latency_s: float = 0.0
+    error: str | None = None
+    budget_left_usd: Decimal | None = None
+    output: dict[str, Any] | None = Field(
+        default=None, description="Only filled when content capture is on."
+    )
+
+
+Event = Annotated[
+    RunStarted
+    | RunFinished
+    | RoundStarted
+    | PlanCreated
+    | RoundFinished
+    | SubtaskStarted
+    | SubtaskRetried
+    | SubtaskFinished
+    | SubtaskSkipped
+    | ActionStarted
+    | ActionFinished
+    | LLMCallStarted
+    | LLMCallFinished,
+    Field(discriminator="type"),
+]

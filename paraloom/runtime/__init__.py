@@ -1,0 +1,21 @@
+"""Runtime primitives shared by every adapter: the Action interface, its context, the
+shared budget and the model-selection hook."""
+
+from paraloom.runtime.budget import Budget, BudgetExhausted, Reservation, to_decimal
+from paraloom.runtime.context import Action, ActionContext, EventSink, discard_event
+from paraloom.runtime.selection import ModelSelector, Selection, SelectionRequest, StepKind
+
+__all__ = [
+    "Action",
+    "ActionContext",
+    "Budget",
+    "BudgetExhausted",
+    "EventSink",
+    "ModelSelector",
+    "Reservation",
+    "Selection",
+    "SelectionRequest",
+    "StepKind",
+    "discard_event",
+    "to_decimal",
+]

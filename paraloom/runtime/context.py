@@ -1,0 +1,83 @@
+"""The one action interface and the context every invocation receives."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from paraloom.protocols.actions import ActionCall, ActionResult, ActionSpec
+
+if TYPE_CHECKING:
+    from paraloom.protocols.events import Event
+    from paraloom.runtime.budget import Budget
+    from paraloom.runtime.selection import ModelSelector
+
+__all__ = ["Action", "ActionContext", "EventSink", "discard_event"]
+
+EventSink = Callable[["Event"], None]
+"""Receives events; must not block (it is called on the event loop)."""
+
+
+def discard_event(event: Event) -> None:
+    """The sink used when nobody listens."""
+
+
+@runtime_checkable
+class Action(Protocol):
+    """Anything paraloom can call: a tool, an agent, a workflow, an MCP or HTTP endpoint.
+
+    ``invoke`` never raises for failures of the action itself: it returns an
+    :class:`ActionResult` with an error status. Only cancellation propagates.
+    Implementations keep no per-call mutable state on ``self`` (parallel calls of the
+    same action must not interfere).
+    """
+
+    @property
+    def spec(self) -> ActionSpec: ...
+
+    async def invoke(self, call: ActionCall, context: ActionContext) -> ActionResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ActionContext:
+    """What an invocation may use from its run: ids, the event sink, the shared budget,
+    the run's model selector (router) and the actions it may call.
+
+    Contexts are immutable; :meth:`child` derives the context of a nested call.
+    """
+
+    run_id: str
+    emit: EventSink = discard_event
+    budget: Budget | None = None
+    model_selector: ModelSelector | None = None
+    subtask_id: str | None = None
+    call_id: str | None = None
+    depth: int = 0
+    deadline: float | None = None
+    capture_content: bool = False
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    def child(self, call: ActionCall) -> ActionContext:
+        """The context for ``call``, made from inside the invocation owning this context."""
+        return replace(
+            self,
+            subtask_id=call.subtask_id or self.subtask_id,
+            call_id=call.call_id,
+            depth=self.depth + 1,
+            deadline=_earliest(self.deadline, call.deadline),
+        )
+
+    def time_left(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return self.deadline - time.time()
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)

@@ -1,0 +1,193 @@
+"""Turn a Python callable (sync or async) into an Action.
+
+The input schema comes from the signature's type hints (through pydantic) and the
+parameter descriptions from the docstring (Google, NumPy or reST style). Sync functions
+run in a worker thread so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast, get_type_hints, overload
+
+import anyio
+import anyio.to_thread
+import docstring_parser
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+from paraloom.protocols.actions import (
+    ActionCall,
+    ActionKind,
+    ActionResult,
+    ActionSpec,
+    ActionStatus,
+    ErrorInfo,
+)
+from paraloom.runtime.context import ActionContext
+
+__all__ = ["FunctionTool", "RetryableError", "tool"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RetryableError(Exception):
+    """Raise from a tool to report a transient failure (status ``retryable_error``)."""
+
+
+class FunctionTool:
+    """An Action backed by a Python function.
+
+    A parameter annotated with :class:`ActionContext` receives the invocation's context
+    and is left out of the schema. The return value must be JSON-serialisable through
+    pydantic (models, dataclasses, dicts, lists, scalars…).
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        kind: ActionKind = ActionKind.TOOL,
+        tags: frozenset[str] = frozenset(),
+    ) -> None:
+        self.func = func
+        self._is_async = inspect.iscoroutinefunction(func)
+        doc = docstring_parser.parse(inspect.getdoc(func) or "")
+        param_docs = {p.arg_name: p.description or "" for p in doc.params}
+        hints = get_type_hints(func)
+        sig = inspect.signature(func)
+        fields: dict[str, Any] = {}
+        self._context_param: str | None = None
+        for pname, param in sig.parameters.items():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise TypeError(f"{func.__qualname__}: *args/**kwargs are not supported")
+            annotation = hints.get(pname, Any)
+            if annotation is ActionContext:
+                self._context_param = pname
+                continue
+            default = ... if param.default is param.empty else param.default
+            fields[pname] = (annotation, Field(default, description=param_docs.get(pname) or None))
+        self._input_model: type[BaseModel] = create_model(
+            f"{func.__name__}_input",
+            __config__=ConfigDict(extra="forbid"),
+            **fields,
+        )
+        ret = hints.get("return", Any)
+        self._output_adapter: TypeAdapter[Any] = TypeAdapter(ret)
+        summary = "\n\n".join(p for p in (doc.short_description, doc.long_description) if p)
+        output_schema: dict[str, Any] | None = None
+        if ret is not Any:
+            try:
+                output_schema = self._output_adapter.json_schema()
+            except Exception:  # some return types have no JSON schema; outputs still dump
+                output_schema = None
+        self._spec = ActionSpec(
+            name=name or func.__name__,
+            description=description if description is not None else summary,
+            kind=kind,
+            input_schema=self._input_model.model_json_schema(),
+            output_schema=output_schema,
+            tags=tags,
+        )
+
+    @property
+    def spec(self) -> ActionSpec:
+        return self._spec
+
+    def __repr__(self) -> str:
+        return f"FunctionTool({self._spec.name!r})"
+
+    async def invoke(self, call: ActionCall, context: ActionContext) -> ActionResult:
+        started = time.time()
+        try:
+            parsed = self._input_model.model_validate(call.arguments)
+        except ValidationError as exc:
+            return ActionResult.failure(
+                call,
+                "error",
+                "InvalidArguments",
+                _short_errors(self._spec.name, exc),
+                started_at=started,
+            )
+        kwargs = {k: getattr(parsed, k) for k in type(parsed).model_fields}
+        if self._context_param is not None:
+            kwargs[self._context_param] = context
+        try:
+            if self._is_async:
+                value = await cast(Callable[..., Awaitable[Any]], self.func)(**kwargs)
+            else:
+                value = await anyio.to_thread.run_sync(
+                    functools.partial(self.func, **kwargs), abandon_on_cancel=True
+                )
+            output = self._output_adapter.dump_python(value, mode="json")
+        except anyio.get_cancelled_exc_class():
+            raise
+        except RetryableError as exc:
+            return _error(call, ActionStatus.RETRYABLE_ERROR, exc, started)
+        except TimeoutError as exc:
+            return _error(call, ActionStatus.TIMEOUT, exc, started)
+        except Exception as exc:
+            return _error(call, ActionStatus.ERROR, exc, started)
+        return ActionResult(
+            call_id=call.call_id,
+            action=call.action,
+            status=ActionStatus.OK,
+            output=output,
+            started_at=started,
+            ended_at=time.time(),
+            attempt=call.attempt,
+        )
+
+
+def _error(
+    call: ActionCall, status: ActionStatus, exc: BaseException, started: float
+) -> ActionResult:
+    return ActionResult(
+        call_id=call.call_id,
+        action=call.action,
+        status=status,
+        error=ErrorInfo(type=type(exc).__name__, message=str(exc)),
+        started_at=started,
+        ended_at=time.time(),
+        attempt=call.attempt,
+    )
+
+
+def _short_errors(name: str, exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "(arguments)"
+        parts.append(f"{loc}: {err['msg']}")
+    return f"invalid arguments for {name!r}: " + "; ".join(parts)
+
+
+@overload
+def tool(func: F, /) -> FunctionTool: ...
+
+
+@overload
+def tool(
+    *, name: str | None = None, description: str | None = None, kind: ActionKind = ActionKind.TOOL
+) -> Callable[[F], FunctionTool]: ...
+
+
+def tool(
+    func: F | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    kind: ActionKind = ActionKind.TOOL,
+) -> FunctionTool | Callable[[F], FunctionTool]:
+    """Decorator: ``@tool`` or ``@tool(name=..., description=...)`` makes a FunctionTool."""
+    if func is not None:
+        return FunctionTool(func)
+
+    def wrap(f: F) -> FunctionTool:
+        return FunctionTool(f, name=name, description=description, kind=kind)
+
+    return wrap
