@@ -11,6 +11,7 @@ from paraloom.orchestrator.orchestrator import Orchestrator, RunHandle
 from paraloom.orchestrator.planner import Planner, PlannerContext, StaticPlanner
 from paraloom.orchestrator.references import find_references, parse_reference, resolve_references
 from paraloom.orchestrator.result import RunResult, RunStatus, build_feedback
+from paraloom.orchestrator.resume import ResumeState
 from paraloom.orchestrator.scheduler import RoundOutcome, Scheduler
 from paraloom.orchestrator.validation import ValidatedPlan, validate_plan
 from paraloom.orchestrator.workflow_action import WorkflowAction
@@ -26,6 +27,7 @@ __all__ = [
     "PlannerContext",
     "PlanningError",
     "ReferenceResolutionError",
+    "ResumeState",
     "RoundOutcome",
     "RunHandle",
     "RunResult",

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import anyio
-from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 from pydantic import JsonValue
 
@@ -19,6 +18,7 @@ from paraloom.orchestrator.executor import Executor
 from paraloom.orchestrator.planner import Planner, PlannerContext
 from paraloom.orchestrator.references import resolve_references
 from paraloom.orchestrator.result import RunResult, RunStatus, build_feedback, merge_usage
+from paraloom.orchestrator.resume import ResumeState
 from paraloom.orchestrator.scheduler import Scheduler
 from paraloom.orchestrator.validation import validate_plan
 from paraloom.protocols.actions import ActionResult, TokenUsage, new_id
@@ -93,11 +93,16 @@ class Orchestrator:
         on_event: Listener | None = None,
         parent: ActionContext | None = None,
         model_selector: ModelSelector | None = None,
+        resume: ResumeState | None = None,
     ) -> RunResult:
         """Run ``task`` to the end. Cancellation (an enclosing cancel scope) propagates
-        after ``RunFinished(status="cancelled")`` is emitted with the results so far."""
+        after ``RunFinished(status="cancelled")`` is emitted with the results so far.
+
+        ``parent`` nests this run in a calling action (shared budget and event sink);
+        ``resume`` continues an earlier run (its id, planner decisions and results)."""
         bus = EventBus([*self.listeners, *([on_event] if on_event else [])])
-        return await self._execute(task, bus, budget, run_id, parent, model_selector)
+        options = _RunOptions(budget, run_id, parent, model_selector, resume)
+        return await self._execute(task, bus, options)
 
     @asynccontextmanager
     async def start(
@@ -107,37 +112,37 @@ class Orchestrator:
         budget: BudgetArg = None,
         run_id: str | None = None,
         model_selector: ModelSelector | None = None,
+        resume: ResumeState | None = None,
     ) -> AsyncIterator[RunHandle]:
         """Start a run in the background: ``async with orch.start(task) as run:`` then
-        ``async for event in run.events()``, ``await run.result()``, ``run.cancel()``."""
+        ``async for event in run.events()``, ``await run.result()``, ``run.cancel()``.
+        Leaving the block cancels the run if it is still going."""
         bus = EventBus(self.listeners)
         stream = bus.subscribe()
+        rid = run_id or (resume.run_id if resume else new_id("run_"))
+        handle = RunHandle(rid, stream)
+        options = _RunOptions(budget, rid, None, model_selector, resume, handle._set_result)
+
+        async def main() -> None:
+            try:
+                with handle._scope:
+                    await self._execute(task, bus, options)
+            finally:
+                handle._done.set()
+                bus.close()
+
         async with anyio.create_task_group() as tg:
-            handle = RunHandle(run_id or new_id("run_"), stream, tg)
-
-            async def main() -> None:
-                try:
-                    handle._result = await self._execute(
-                        task, bus, budget, handle.run_id, None, model_selector
-                    )
-                finally:
-                    handle._done.set()
-                    bus.close()
-
             tg.start_soon(main)
-            yield handle
+            try:
+                yield handle
+            finally:
+                handle.cancel()  # leaving the block ends a run nobody waits for
 
-    async def _execute(
-        self,
-        task: JsonValue,
-        bus: EventBus,
-        budget: BudgetArg,
-        run_id: str | None,
-        parent: ActionContext | None,
-        model_selector: ModelSelector | None,
-    ) -> RunResult:
-        run_id = run_id or new_id("run_")
-        shared_budget = _budget_for(budget, self.budget_usd, parent)
+    async def _execute(self, task: JsonValue, bus: EventBus, options: _RunOptions) -> RunResult:
+        parent, resume = options.parent, options.resume
+        run_id = options.run_id or (resume.run_id if resume else new_id("run_"))
+        shared_budget = _budget_for(options.budget, self.budget_usd, parent)
+        model_selector = options.model_selector
         planner_calls: set[str] = set()
         planner_cost = [Decimal(0)]
         planner_usage: dict[str, TokenUsage] = {}
@@ -200,6 +205,8 @@ class Orchestrator:
                 started_at=started,
                 ended_at=time.time(),
             )
+            if options.on_result is not None:
+                options.on_result(result)
             emit(
                 RunFinished(
                     run_id=run_id,
@@ -231,22 +238,25 @@ class Orchestrator:
                     round=round_no,
                     max_rounds=self.max_rounds,
                 )
+                replayed = resume is not None and round_no in resume.decisions
+                plan_event = PlanCreated(
+                    run_id=run_id,
+                    round=round_no,
+                    call_id=plan_call,
+                    planner=self.planner.name,
+                    replayed=replayed,
+                )
                 try:
-                    decision = await self.planner.next_round(task, feedback, pctx)
+                    if resume is not None and replayed:
+                        decision = resume.decisions[round_no]
+                    else:
+                        decision = await self.planner.next_round(task, feedback, pctx)
                     if isinstance(decision, FinalAnswer):
                         output = resolve_references(
                             decision.output, lambda root: _lookup(root, task, results)
                         )
                         status = "ok"
-                        emit(
-                            PlanCreated(
-                                run_id=run_id,
-                                round=round_no,
-                                call_id=plan_call,
-                                planner=self.planner.name,
-                                final_output=output,
-                            )
-                        )
+                        emit(plan_event.model_copy(update={"final_output": output}))
                         break
                     vplan = validate_plan(decision, self.actions, earlier_ids=results.keys())
                 except BudgetExhausted as exc:
@@ -254,25 +264,9 @@ class Orchestrator:
                 except (PlanningError, ReferenceResolutionError, ValueError) as exc:
                     status, error = "failed", f"round {round_no}: {exc}"
                 if status != "max_rounds":
-                    emit(
-                        PlanCreated(
-                            run_id=run_id,
-                            round=round_no,
-                            call_id=plan_call,
-                            planner=self.planner.name,
-                            error=error,
-                        )
-                    )
+                    emit(plan_event.model_copy(update={"error": error}))
                     break
-                emit(
-                    PlanCreated(
-                        run_id=run_id,
-                        round=round_no,
-                        call_id=plan_call,
-                        planner=self.planner.name,
-                        plan=vplan.plan,
-                    )
-                )
+                emit(plan_event.model_copy(update={"plan": vplan.plan}))
                 for sid in vplan.order:
                     rounds_of[sid] = round_no
                 outcome = await self.scheduler.run(
@@ -282,6 +276,7 @@ class Orchestrator:
                     earlier=results,
                     task_input=task,
                     results=results,
+                    reuse=resume.results if resume else None,
                 )
                 feedback = build_feedback(
                     round=round_no,
@@ -309,6 +304,16 @@ class Orchestrator:
         return finish()
 
 
+@dataclass(frozen=True, slots=True)
+class _RunOptions:
+    budget: BudgetArg
+    run_id: str | None
+    parent: ActionContext | None
+    model_selector: ModelSelector | None
+    resume: ResumeState | None
+    on_result: Callable[[RunResult], None] | None = None
+
+
 def _lookup(root: str, task: JsonValue, results: Mapping[str, ActionResult]) -> JsonValue:
     if root == "input":
         return task
@@ -333,12 +338,10 @@ def _budget_for(budget: BudgetArg, default: BudgetArg, parent: ActionContext | N
 class RunHandle:
     """A run started with :meth:`Orchestrator.start`."""
 
-    def __init__(
-        self, run_id: str, stream: MemoryObjectReceiveStream[Event], tg: TaskGroup
-    ) -> None:
+    def __init__(self, run_id: str, stream: MemoryObjectReceiveStream[Event]) -> None:
         self.run_id = run_id
         self._stream = stream
-        self._tg = tg
+        self._scope = anyio.CancelScope()
         self._done = anyio.Event()
         self._result: RunResult | None = None
 
@@ -348,14 +351,20 @@ class RunHandle:
             async for event in self._stream:
                 yield event
 
+    def _set_result(self, result: RunResult) -> None:
+        self._result = result
+
     async def result(self) -> RunResult:
+        """The run's result once it ends (status ``cancelled`` with the partial results
+        if it was cancelled)."""
         await self._done.wait()
         if self._result is None:
-            raise RuntimeError("the run was cancelled before it finished")
+            raise RuntimeError("the run ended before producing a result")
         return self._result
 
     def cancel(self) -> None:
-        self._tg.cancel_scope.cancel()
+        """Cancel the run (not the caller): its events end with a cancelled RunFinished."""
+        self._scope.cancel()
 
     @property
     def done(self) -> bool:

@@ -80,9 +80,11 @@ class Scheduler:
         earlier: Mapping[str, ActionResult] | None = None,
         task_input: JsonValue = None,
         results: MutableMapping[str, ActionResult] | None = None,
+        reuse: Mapping[str, ActionResult] | None = None,
     ) -> RoundOutcome:
         """Run the plan. ``earlier`` holds results of earlier rounds (for references);
-        ``results`` (optional) receives each result the moment it is known."""
+        ``results`` (optional) receives each result the moment it is known; subtasks
+        with an ``ok`` result in ``reuse`` (a resumed run) are not executed again."""
         state = _Round(
             scheduler=self,
             plan=plan,
@@ -91,6 +93,7 @@ class Scheduler:
             earlier=earlier or {},
             task_input=task_input,
             sink=results if results is not None else {},
+            reuse={k: v for k, v in (reuse or {}).items() if v.ok},
         )
         await state.run()
         own = {sid: state.sink[sid] for sid in plan.order if sid in state.sink}
@@ -106,6 +109,7 @@ class _Round:
     earlier: Mapping[str, ActionResult]
     task_input: JsonValue
     sink: MutableMapping[str, ActionResult]
+    reuse: Mapping[str, ActionResult]
     failed_by: str | None = None
     started: set[str] = field(default_factory=set)
     done: set[str] = field(default_factory=set)
@@ -141,6 +145,10 @@ class _Round:
     async def _run_subtask(self, sid: str) -> None:
         subtask = self.by_id[sid]
         policy = subtask.policy or self.scheduler.default_policy
+        if sid in self.reuse:
+            self._finish(sid, self.reuse[sid], reused=True)
+            self._after(sid, self.reuse[sid], policy)
+            return
         if self.emitting:
             self.context.emit(
                 SubtaskStarted(
@@ -283,13 +291,17 @@ class _Round:
 
     # -- bookkeeping -----------------------------------------------------------------
 
-    def _finish(self, sid: str, result: ActionResult) -> None:
+    def _finish(self, sid: str, result: ActionResult, *, reused: bool = False) -> None:
         self.done.add(sid)
         self.sink[sid] = result
         if self.emitting:
             self.context.emit(
                 SubtaskFinished(
-                    run_id=self.context.run_id, round=self.round, subtask_id=sid, result=result
+                    run_id=self.context.run_id,
+                    round=self.round,
+                    subtask_id=sid,
+                    result=result,
+                    reused=reused,
                 )
             )
 

@@ -78,6 +78,7 @@ class PlanCreated(_Event):
     plan: Plan | None = None
     final_output: JsonValue = None
     error: str | None = None
+    replayed: bool = Field(default=False, description="Replayed from a resumed run's store.")
 
 
 class RoundFinished(_Event):
@@ -111,6 +112,7 @@ class SubtaskFinished(_Event):
     round: int
     subtask_id: str
     result: ActionResult
+    reused: bool = Field(default=False, description="Taken from a resumed run's store.")
 
 
 class SubtaskSkipped(_Event):
