@@ -34,7 +34,7 @@ from paraloom.protocols.events import (
 from paraloom.protocols.feedback import StateFeedback
 from paraloom.protocols.plan import FailurePolicy, FinalAnswer
 from paraloom.runtime.budget import Budget, BudgetExhausted
-from paraloom.runtime.context import Action, ActionContext
+from paraloom.runtime.context import Action, ActionContext, discard_event
 from paraloom.runtime.selection import ModelSelector
 from paraloom.tools.actionset import ActionSet
 
@@ -170,6 +170,9 @@ class Orchestrator:
             deadline=parent.deadline if parent else None,
             capture_content=self.capture_content or (parent.capture_content if parent else False),
         )
+        # Subtask events only matter to listeners: with none, skip building them.
+        listened = bus.active or parent_emit is not None
+        subtask_context = context if listened else replace(context, emit=discard_event)
         started = time.time()
         spent_before = shared_budget.spent_usd
         emit(
@@ -271,7 +274,7 @@ class Orchestrator:
                     rounds_of[sid] = round_no
                 outcome = await self.scheduler.run(
                     vplan,
-                    context=context,
+                    context=subtask_context,
                     round=round_no,
                     earlier=results,
                     task_input=task,

@@ -9,6 +9,7 @@ is cancelled.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -122,7 +123,9 @@ class _Round:
         for sid, ds in self.plan.deps.items():
             for d in ds:
                 self.dependents[d].append(sid)
-        self.limiter = anyio.CapacityLimiter(self.scheduler.max_concurrency)
+        # A limiter that cannot bind (fewer subtasks than slots) is not worth its cost.
+        limit = self.scheduler.max_concurrency
+        self.limiter = anyio.CapacityLimiter(limit) if len(self.by_id) > limit else None
         self.action_limiters = {
             name: anyio.CapacityLimiter(n) for name, n in self.scheduler.action_limits.items()
         }
@@ -210,7 +213,9 @@ class _Round:
         action_limiter = self.action_limiters.get(spec.name)
 
         async def attempt(n: int) -> ActionResult:
-            call = ActionCall(
+            # Trusted, already-validated values: construct without re-validating the
+            # (possibly large) JSON arguments on every attempt.
+            call = ActionCall.model_construct(
                 call_id=new_id("call_"),
                 action=spec.name,
                 arguments=arguments,
@@ -221,7 +226,7 @@ class _Round:
                 deadline=None if policy.timeout_s is None else time.time() + policy.timeout_s,
             )
             ctx = self.context.child(call)
-            async with self.limiter:
+            async with self.limiter or contextlib.nullcontext():
                 if action_limiter is not None:
                     await action_limiter.acquire()
                 try:

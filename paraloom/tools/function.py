@@ -132,7 +132,8 @@ class FunctionTool:
             return _error(call, ActionStatus.TIMEOUT, exc, started)
         except Exception as exc:
             return _error(call, ActionStatus.ERROR, exc, started)
-        return ActionResult(
+        # ``output`` was just dumped to JSON by pydantic: no need to validate it again.
+        return ActionResult.model_construct(
             call_id=call.call_id,
             action=call.action,
             status=ActionStatus.OK,
@@ -141,6 +142,15 @@ class FunctionTool:
             ended_at=time.time(),
             attempt=call.attempt,
         )
+
+    def accepts_arguments(self, arguments: dict[str, Any]) -> bool:
+        """Whether ``invoke`` would accept these arguments (a fast check that plan
+        validation uses before falling back to JSON Schema for the error messages)."""
+        try:
+            self._input_model.model_validate(arguments)
+        except ValidationError:
+            return False
+        return True
 
 
 def _error(

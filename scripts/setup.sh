@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One set-up command for a fresh machine (Python >= 3.11, pip, gcc, node/npm):
+#   bash scripts/setup.sh
+# Creates .venv with paraloom (editable) and every extra the test suite exercises, and
+# installs the reference MCP server used by the MCP tests into .cache/ (node/npm).
+# PARALOOM_EXTRAS overrides the extras (default: dev,mcp,otlp,ray,phoenix,service,plot).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+EXTRAS="${PARALOOM_EXTRAS:-dev,mcp,otlp,ray,phoenix,service,plot}"
+
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[${EXTRAS}]"
+
+if command -v npm >/dev/null 2>&1; then
+    mkdir -p .cache
+    PARALOOM_MCP_PREFIX="$PWD/.cache/mcp-everything" bash scripts/install_mcp_everything.sh \
+        > .cache/mcp-everything.path
+    echo "reference MCP server: $(cat .cache/mcp-everything.path)"
+else
+    echo "npm not found: the MCP tests against the reference server will be skipped" >&2
+fi
+echo "set-up done: activate with 'source .venv/bin/activate'"
