@@ -63,11 +63,9 @@ async def raw_invoke_chain(n: int) -> None:
 
 
 async def raw_chain(n: int) -> None:
-    value = 0
-    for _ in range(n):
+    for value in range(n):
         async with anyio.create_task_group() as tg:  # one task per node, like the scheduler
             tg.start_soon(noop_fn, value)
-        value += 1
 
 
 def fanout_plan(n: int) -> Plan:
@@ -105,7 +103,7 @@ def measure(repeats: int, width: int, chain: int, *, events: bool) -> dict[str, 
         await fn()  # type: ignore[operator]
         return time.perf_counter() - start
 
-    for k, fn in cases.items():  # warm-up
+    for fn in cases.values():  # warm-up
         anyio.run(once, fn)
     for _ in range(repeats):  # interleaved
         for k, fn in cases.items():
