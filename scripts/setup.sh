@@ -2,7 +2,8 @@
 # One set-up command for a fresh machine (Python >= 3.11, pip, gcc, node/npm):
 #   bash scripts/setup.sh
 # Creates .venv with paraloom (editable) and every extra the test suite exercises, and
-# installs the reference MCP server used by the MCP tests into .cache/ (node/npm).
+# installs the reference MCP server used by the MCP tests (node/npm) into
+# ~/.cache/paraloom/mcp-everything, where the tests find it.
 # PARALOOM_EXTRAS overrides the extras (default: dev,mcp,otlp,ray,phoenix,service,plot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +18,7 @@ fi
 
 if command -v npm >/dev/null 2>&1; then
     mkdir -p .cache
-    PARALOOM_MCP_PREFIX="$PWD/.cache/mcp-everything" bash scripts/install_mcp_everything.sh \
-        > .cache/mcp-everything.path
+    bash scripts/install_mcp_everything.sh > .cache/mcp-everything.path
     echo "reference MCP server: $(cat .cache/mcp-everything.path)"
 else
     echo "npm not found: the MCP tests against the reference server will be skipped" >&2
