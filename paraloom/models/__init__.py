@@ -1,0 +1,40 @@
+"""Models: the :class:`ModelClient` seam, the OpenAI-compatible provider, small client
+wrappers, the priced :class:`ModelPool` and the budgeted :func:`call_model`."""
+
+from paraloom.models.base import Completion, ModelClient, ModelError, ModelRequest, ResponseFormat
+from paraloom.models.calling import FixedModel, ModelCall, StepInfo, call_model, output_token_cap
+from paraloom.models.estimate import (
+    estimate_request_tokens,
+    estimate_text_tokens,
+    estimate_tokens,
+    worst_case_cost,
+)
+from paraloom.models.fallback import FallbackModel
+from paraloom.models.openai import DEFAULT_BASE_URL, OpenAICompatible
+from paraloom.models.pool import ModelPool, UnknownModelError
+from paraloom.models.retry import RetryingModel, RetryPolicy, call_with_retries
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "Completion",
+    "FallbackModel",
+    "FixedModel",
+    "ModelCall",
+    "ModelClient",
+    "ModelError",
+    "ModelPool",
+    "ModelRequest",
+    "OpenAICompatible",
+    "ResponseFormat",
+    "RetryPolicy",
+    "RetryingModel",
+    "StepInfo",
+    "UnknownModelError",
+    "call_model",
+    "call_with_retries",
+    "estimate_request_tokens",
+    "estimate_text_tokens",
+    "estimate_tokens",
+    "output_token_cap",
+    "worst_case_cost",
+]

@@ -1,0 +1,181 @@
+"""A provider for any OpenAI-compatible Chat Completions endpoint (OpenAI, vLLM, Ollama,
+llama.cpp server, OpenRouter, LiteLLM proxy …) on httpx.
+
+Configuration comes from the arguments or the environment: ``OPENAI_BASE_URL``
+(default ``https://api.openai.com/v1``) and ``OPENAI_API_KEY`` (optional for local
+servers). The key is sent as a bearer token and never appears in errors or ``repr``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import time
+from types import TracebackType
+from typing import Any, Literal
+
+import httpx
+from pydantic import ValidationError
+
+from paraloom.models.base import Completion, ModelError, ModelRequest
+from paraloom.models.retry import RetryPolicy, call_with_retries
+from paraloom.models.wire import WireCompletion, completion_from_wire, request_to_wire
+
+__all__ = ["DEFAULT_BASE_URL", "OpenAICompatible"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_RETRYABLE_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
+_MAX_MESSAGE = 500
+
+
+class OpenAICompatible:
+    """``POST {base_url}/chat/completions`` with tools and JSON-schema output.
+
+    Retries 429, 5xx, connection errors and timeouts (``retry``), honouring
+    ``Retry-After``; other 4xx fail at once with a :class:`ModelError`. ``timeout_s``
+    bounds each HTTP attempt. ``max_tokens_field="max_completion_tokens"`` suits OpenAI's
+    reasoning models. Pass ``http_client`` to share a connection pool (it is then not
+    closed by :meth:`aclose`).
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout_s: float = 60.0,
+        retry: RetryPolicy | None = None,
+        headers: dict[str, str] | None = None,
+        provider: str = "openai",
+        max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens",
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
+            "/"
+        )
+        self.__api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self.provider = provider
+        self.max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = max_tokens_field
+        self._headers = dict(headers or {})
+        self._own_client = http_client is None
+        self._client = http_client or httpx.AsyncClient(timeout=timeout_s)
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatible(base_url={self.base_url!r}, provider={self.provider!r})"
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> OpenAICompatible:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def complete(self, request: ModelRequest) -> Completion:
+        return await call_with_retries(self.retry, lambda: self._attempt(request))
+
+    def _request_headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **self._headers}
+        if self.__api_key:
+            headers["Authorization"] = f"Bearer {self.__api_key}"
+        return headers
+
+    def _redact(self, text: str) -> str:
+        key = self.__api_key
+        if key and len(key) >= 4:
+            text = text.replace(key, "***")
+        return text[:_MAX_MESSAGE]
+
+    def _error(self, request: ModelRequest, message: str, **kw: Any) -> ModelError:
+        return ModelError(request.model, self._redact(message), provider=self.provider, **kw)
+
+    async def _attempt(self, request: ModelRequest) -> Completion:
+        started = time.perf_counter()
+        try:
+            response = await self._client.post(
+                f"{self.base_url}/chat/completions",
+                json=request_to_wire(request, self.max_tokens_field),
+                headers=self._request_headers(),
+                timeout=self.timeout_s,
+            )
+        except httpx.TimeoutException as exc:
+            raise self._error(
+                request, f"timed out after {self.timeout_s}s ({type(exc).__name__})", retryable=True
+            ) from None
+        except httpx.TransportError as exc:
+            raise self._error(
+                request, f"connection failed: {type(exc).__name__}: {exc}", retryable=True
+            ) from None
+        latency = time.perf_counter() - started
+        if response.status_code >= 400:
+            raise self._error(
+                request,
+                _provider_message(response),
+                status=response.status_code,
+                retryable=response.status_code in _RETRYABLE_STATUS,
+                retry_after_s=_retry_after(response),
+            )
+        try:
+            body = WireCompletion.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise self._error(
+                request,
+                f"malformed response body: {_first_error(exc)}",
+                status=response.status_code,
+            ) from None
+        return completion_from_wire(body, latency_s=latency, requested=request.model)
+
+
+def _provider_message(response: httpx.Response) -> str:
+    """The ``error.message`` of an OpenAI-style error body, else the body text."""
+    try:
+        data = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text.strip() or response.reason_phrase
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+        if isinstance(data.get("message"), str):
+            return str(data["message"])
+    return response.text.strip()
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds from ``Retry-After`` (delta-seconds or HTTP date) or ``retry-after-ms``."""
+    ms = response.headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or "body"
+    return f"{where}: {err.get('msg', '')} ({exc.error_count()} error(s))"

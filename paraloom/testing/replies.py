@@ -1,0 +1,96 @@
+"""Scripted model replies and faults, shared by the in-process test doubles and the
+OpenAI-compatible test server."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from paraloom.models.base import Completion, ModelRequest
+from paraloom.models.estimate import estimate_request_tokens, estimate_text_tokens
+from paraloom.protocols.actions import TokenUsage, new_id
+from paraloom.protocols.messages import ChatMessage, ToolCall
+
+__all__ = ["Fault", "Malformed", "Reply", "Slow", "tool_call"]
+
+
+def tool_call(
+    name: str, arguments: dict[str, Any] | None = None, *, raw: str | None = None, id: str = ""
+) -> ToolCall:
+    """A tool call as a model would request it; ``raw`` sends arguments text verbatim
+    (for invalid-JSON tests)."""
+    text = raw if raw is not None else json.dumps(arguments or {})
+    return ToolCall(id=id or new_id("tc_"), name=name, arguments=text)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One assistant reply. Usage defaults are deterministic and never exceed what
+    :func:`~paraloom.models.calling.call_model` reserves: input = the conservative
+    estimate of the request, output = the estimate of the reply capped at ``max_tokens``.
+    """
+
+    content: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    model: str | None = None
+
+    @classmethod
+    def json(cls, value: Any, **kw: Any) -> Reply:
+        return cls(content=json.dumps(value), **kw)
+
+    @classmethod
+    def calls(cls, *calls: ToolCall, **kw: Any) -> Reply:
+        return cls(tool_calls=calls, **kw)
+
+    def usage_for(self, request: ModelRequest) -> TokenUsage:
+        inp = self.input_tokens
+        if inp is None:
+            inp = estimate_request_tokens(request)
+        out = self.output_tokens
+        if out is None:
+            text = (self.content or "") + "".join(c.name + c.arguments for c in self.tool_calls)
+            out = estimate_text_tokens(text) or 1
+            if request.max_tokens is not None:
+                out = min(out, request.max_tokens)
+        return TokenUsage(input_tokens=inp, output_tokens=out, calls=1)
+
+    def finish(self) -> str:
+        return self.finish_reason or ("tool_calls" if self.tool_calls else "stop")
+
+    def to_completion(self, request: ModelRequest, latency_s: float = 0.0) -> Completion:
+        return Completion(
+            message=ChatMessage(role="assistant", content=self.content, tool_calls=self.tool_calls),
+            finish_reason=self.finish(),
+            usage=self.usage_for(request),
+            model=self.model or request.model,
+            latency_s=latency_s,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """An HTTP error reply (OpenAI error shape), e.g. ``Fault(429, retry_after=1)``."""
+
+    status: int = 500
+    message: str = "injected fault"
+    retry_after: float | None = None
+    type: str = "server_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Slow:
+    """Answer ``then`` after ``seconds`` (the server stops waiting when it shuts down)."""
+
+    seconds: float
+    then: Reply | Fault | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A 200 reply whose body is not a valid chat completion."""
+
+    body: str = '{"choices": [ {"message": '
