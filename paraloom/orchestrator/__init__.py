@@ -7,6 +7,7 @@ from paraloom.orchestrator.errors import (
 )
 from paraloom.orchestrator.events import EventBus, Listener
 from paraloom.orchestrator.executor import Executor, InProcessExecutor
+from paraloom.orchestrator.llm_planner import LLMPlanner
 from paraloom.orchestrator.orchestrator import Orchestrator, RunHandle
 from paraloom.orchestrator.planner import Planner, PlannerContext, StaticPlanner
 from paraloom.orchestrator.references import find_references, parse_reference, resolve_references
@@ -20,6 +21,7 @@ __all__ = [
     "EventBus",
     "Executor",
     "InProcessExecutor",
+    "LLMPlanner",
     "Listener",
     "Orchestrator",
     "PlanValidationError",
