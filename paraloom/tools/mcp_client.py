@@ -1,0 +1,582 @@
+"""Use the tools of an MCP server as paraloom actions.
+
+::
+
+    async with MCPToolset.stdio("node", ["server.js", "stdio"], prefix="ev") as actions:
+        result = await actions.get("ev_echo").invoke(call, context)
+
+One session is opened on entry (tools are listed once), shared by all concurrent calls
+and closed on exit. The session lives in a task of the toolset's own task group, so
+calls made from any task can use it and a reconnect never crosses task boundaries. When
+the connection is lost (the server process crashed), the call in flight returns a
+``retryable_error`` (it is never replayed: it may have had effects) and the next call
+reopens the session, once per loss; if reopening fails, that call and all later ones
+return an ``error`` result that says so. Nothing here raises out of ``invoke`` except
+cancellation.
+
+Needs the ``mcp`` extra: ``pip install "paraloom[mcp]"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from types import TracebackType
+from typing import Any, TypedDict, Unpack
+
+import anyio
+import anyio.abc
+
+try:
+    import httpx2
+    import mcp_types
+    from mcp import Client, StdioServerParameters, stdio_client
+    from mcp.client import Transport
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.server.lowlevel import Server
+    from mcp.server.mcpserver import MCPServer
+    from mcp.shared.exceptions import MCPError
+    from mcp.shared.message import SessionMessage
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        'MCP support needs the optional "mcp" extra: pip install "paraloom[mcp]"'
+    ) from exc
+
+from pydantic import JsonValue
+
+from paraloom.protocols.actions import (
+    ActionCall,
+    ActionKind,
+    ActionResult,
+    ActionSpec,
+    ActionStatus,
+    ErrorInfo,
+)
+from paraloom.runtime.context import ActionContext
+from paraloom.tools.actionset import ActionSet
+from paraloom.tools.mcp_config import MCPServerConfig, MCPToolOptions
+
+__all__ = ["MCPConnectionError", "MCPTool", "MCPToolset", "ToolOptions", "normalize_tool_result"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_LIST_PAGES = 100
+_MAX_ERROR_CHARS = 2000
+_INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
+
+_InProcessServer = Server[Any] | MCPServer
+_Target = MCPServerConfig | Server[Any] | MCPServer
+
+
+class ToolOptions(TypedDict, total=False):
+    """Keyword form of :class:`MCPToolOptions` for the MCPToolset shortcuts."""
+
+    name: str
+    prefix: str | None
+    include: Sequence[str] | None
+    exclude: Sequence[str]
+    call_timeout_s: float | None
+    connect_timeout_s: float
+    reconnect: bool
+
+
+class MCPConnectionError(RuntimeError):
+    """The session with an MCP server could not be opened (raised on toolset entry)."""
+
+
+class _Unavailable(Exception):
+    """No usable session for a call; the message is the error result's message."""
+
+
+class _Live:
+    """One open session: the client, an event set when its connection ended, and an
+    event that asks its owning task to close it."""
+
+    __slots__ = ("client", "closed", "stop")
+
+    def __init__(self, client: Client, closed: anyio.Event, stop: anyio.Event) -> None:
+        self.client = client
+        self.closed = closed
+        self.stop = stop
+
+
+@asynccontextmanager
+async def _watched(transport: Transport, closed: anyio.Event) -> AsyncIterator[Any]:
+    """Pass a transport's streams through, setting ``closed`` when the read side ends
+    (for stdio: the server process exited)."""
+    async with transport as (read_stream, write_stream):
+        send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+
+        async def pump() -> None:
+            try:
+                async with send:
+                    async for message in read_stream:
+                        await send.send(message)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
+                pass
+            finally:
+                closed.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pump)
+            try:
+                yield receive, write_stream
+            finally:
+                tg.cancel_scope.cancel()
+                await receive.aclose()
+
+
+def _sanitize(name: str) -> str:
+    return _INVALID_NAME_CHARS.sub("_", name)[:128] or "_"
+
+
+def _text_of(result: mcp_types.CallToolResult) -> str:
+    parts = [b.text for b in result.content if isinstance(b, mcp_types.TextContent)]
+    return "\n".join(parts)
+
+
+def _block_json(block: mcp_types.ContentBlock) -> JsonValue:
+    dumped: JsonValue = block.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return dumped
+
+
+def normalize_tool_result(
+    result: mcp_types.CallToolResult, call: ActionCall, started_at: float
+) -> ActionResult:
+    """An MCP ``CallToolResult`` as an :class:`ActionResult`.
+
+    ``isError`` → status ``error`` with the text content as message. Otherwise the
+    output is the structured content if any, else the text of a single text block, else
+    the list of content blocks as JSON objects (images keep their base64 data).
+    """
+    if result.is_error:
+        text = _text_of(result) or "the tool reported an error without a message"
+        return ActionResult(
+            call_id=call.call_id,
+            action=call.action,
+            status=ActionStatus.ERROR,
+            error=ErrorInfo(type="mcp_tool_error", message=text[:_MAX_ERROR_CHARS]),
+            started_at=started_at,
+            ended_at=time.time(),
+            attempt=call.attempt,
+        )
+    output: JsonValue
+    if result.structured_content is not None:
+        output = result.structured_content
+    elif len(result.content) == 1 and isinstance(result.content[0], mcp_types.TextContent):
+        output = result.content[0].text
+    elif not result.content:
+        output = None
+    else:
+        output = [_block_json(b) for b in result.content]
+    return ActionResult(
+        call_id=call.call_id,
+        action=call.action,
+        status=ActionStatus.OK,
+        output=output,
+        started_at=started_at,
+        ended_at=time.time(),
+        attempt=call.attempt,
+    )
+
+
+class MCPTool:
+    """One tool of an MCP server, as an Action. Calls go through its toolset's session."""
+
+    __slots__ = ("_remote_name", "_spec", "_toolset")
+
+    def __init__(self, toolset: MCPToolset, remote_name: str, spec: ActionSpec) -> None:
+        self._toolset = toolset
+        self._remote_name = remote_name
+        self._spec = spec
+
+    @property
+    def spec(self) -> ActionSpec:
+        return self._spec
+
+    @property
+    def remote_name(self) -> str:
+        """The tool's name on the server."""
+        return self._remote_name
+
+    def __repr__(self) -> str:
+        return f"MCPTool({self._spec.name!r} -> {self._toolset.name}:{self._remote_name!r})"
+
+    async def invoke(self, call: ActionCall, context: ActionContext) -> ActionResult:
+        return await self._toolset.call_tool(self._remote_name, call, context)
+
+
+class MCPToolset:
+    """The tools of one MCP server as an :class:`ActionSet`, over one shared session.
+
+    Use as an async context manager; entering connects, lists the tools and returns the
+    action set; exiting closes the session (and stops a stdio server process).
+    """
+
+    def __init__(self, config: MCPToolOptions, target: _InProcessServer | None = None) -> None:
+        self._target: _Target
+        if target is not None:
+            self._target = target
+        elif isinstance(config, MCPServerConfig):
+            self._target = config
+        else:
+            raise TypeError("MCPToolset needs an MCPServerConfig or an in-process server")
+        self._options = config
+        self._where = (
+            config.describe() if isinstance(config, MCPServerConfig) else "an in-process server"
+        )
+        self._lock = anyio.Lock()
+        self._stack: AsyncExitStack | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._live: _Live | None = None
+        self._broken: str | None = None
+        self._closed = False
+        self._entered = False
+        self.reconnects = 0
+        """How many times the session was reopened after a lost connection."""
+        self.tools: list[mcp_types.Tool] = []
+        """The tools the server listed on entry (before filtering)."""
+
+    # -- construction shortcuts (``options``: the fields of MCPToolOptions) ------------
+
+    @classmethod
+    def stdio(
+        cls,
+        command: str,
+        args: Sequence[str] = (),
+        *,
+        env: dict[str, str] | None = None,
+        env_from: dict[str, str] | None = None,
+        cwd: str | None = None,
+        **options: Unpack[ToolOptions],
+    ) -> MCPToolset:
+        """A server started as a subprocess, speaking MCP over its stdin/stdout."""
+        return cls(
+            MCPServerConfig.model_validate(
+                {
+                    "transport": "stdio",
+                    "command": command,
+                    "args": tuple(args),
+                    "env": env or {},
+                    "env_from": env_from or {},
+                    "cwd": cwd,
+                    **options,
+                }
+            )
+        )
+
+    @classmethod
+    def http(
+        cls,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        headers_from_env: dict[str, str] | None = None,
+        **options: Unpack[ToolOptions],
+    ) -> MCPToolset:
+        """A server reached over streamable HTTP."""
+        return cls(
+            MCPServerConfig.model_validate(
+                {
+                    "transport": "http",
+                    "url": url,
+                    "headers": headers or {},
+                    "headers_from_env": headers_from_env or {},
+                    **options,
+                }
+            )
+        )
+
+    @classmethod
+    def in_process(cls, server: _InProcessServer, **options: Unpack[ToolOptions]) -> MCPToolset:
+        """A server object living in this process (``MCPServer`` or lowlevel ``Server``)."""
+        return cls(MCPToolOptions.model_validate({**options, "reconnect": False}), server)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._options.name
+
+    async def __aenter__(self) -> ActionSet:
+        if self._entered:
+            raise RuntimeError(f"MCPToolset {self.name!r} can only be entered once")
+        self._entered = True
+        stack = AsyncExitStack()
+        self._stack = stack
+        try:
+            self._tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(self._stop_all)
+            self._live = await self._open()
+            self.tools = await self._list_tools(self._live)
+            return self._build_actions()
+        except BaseException as exc:
+            self._closed = True
+            await stack.aclose()
+            if isinstance(exc, MCPConnectionError | anyio.get_cancelled_exc_class()):
+                raise
+            if isinstance(exc, Exception):
+                raise MCPConnectionError(
+                    f"could not start MCP server {self.name!r} ({self._where}): {_describe(exc)}"
+                ) from exc
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closed = True
+        if self._stack is not None:
+            await self._stack.aclose()
+
+    def _stop_all(self) -> None:
+        if self._live is not None:
+            self._live.stop.set()
+
+    # -- sessions ----------------------------------------------------------------------
+
+    async def _open(self) -> _Live:
+        assert self._tg is not None
+        try:
+            with anyio.fail_after(self._options.connect_timeout_s):
+                live: _Live = await self._tg.start(self._hold_session)
+        except TimeoutError:
+            raise MCPConnectionError(
+                f"MCP server {self.name!r} ({self._where}) did not finish connecting within "
+                f"{self._options.connect_timeout_s:g}s"
+            ) from None
+        return live
+
+    async def _hold_session(self, *, task_status: anyio.abc.TaskStatus[_Live]) -> None:
+        """Open a session, hand it over, keep it open until asked to stop."""
+        closed, stop = anyio.Event(), anyio.Event()
+        started = False
+        try:
+            async with AsyncExitStack() as stack:
+                client = await self._connect(stack, closed)
+                live = _Live(client, closed, stop)
+                task_status.started(live)
+                started = True
+                await stop.wait()
+        except Exception as exc:
+            if not started:
+                raise
+            # Teardown of a dead connection may complain; the session is gone either way.
+            logger.debug("MCP server %r: session closed with %s", self.name, type(exc).__name__)
+        finally:
+            closed.set()
+
+    async def _connect(self, stack: AsyncExitStack, closed: anyio.Event) -> Client:
+        target = self._target
+        server: Any
+        if isinstance(target, MCPServerConfig):
+            if target.transport == "stdio":
+                assert target.command is not None
+                params = StdioServerParameters(
+                    command=target.command,
+                    args=list(target.args),
+                    env=target.child_env() or None,
+                    cwd=target.cwd,
+                )
+                server = _watched(stdio_client(params), closed)
+            else:
+                assert target.url is not None
+                http_client = httpx2.AsyncClient(
+                    headers=target.http_headers(),
+                    timeout=httpx2.Timeout(self._options.connect_timeout_s, read=300.0),
+                )
+                await stack.enter_async_context(http_client)
+                server = _watched(
+                    streamable_http_client(target.url, http_client=http_client), closed
+                )
+        else:
+            server = target
+        client = Client(
+            server,
+            client_info=mcp_types.Implementation(name="paraloom", version="0"),
+            cache=None,
+        )
+        await stack.enter_async_context(client)
+        return client
+
+    async def _list_tools(self, live: _Live) -> list[mcp_types.Tool]:
+        tools: list[mcp_types.Tool] = []
+        cursor: str | None = None
+        with anyio.fail_after(self._options.connect_timeout_s):
+            for _ in range(_MAX_LIST_PAGES):
+                page = await live.client.list_tools(cursor=cursor)
+                tools.extend(page.tools)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        return tools
+
+    def _build_actions(self) -> ActionSet:
+        options = self._options
+        wanted = None if options.include is None else set(options.include)
+        if wanted is not None:
+            missing = wanted - {t.name for t in self.tools}
+            if missing:
+                raise MCPConnectionError(
+                    f"MCP server {self.name!r} has no tool(s) {sorted(missing)}; it lists "
+                    f"{sorted(t.name for t in self.tools)}"
+                )
+        actions: list[MCPTool] = []
+        for tool in self.tools:
+            if (wanted is not None and tool.name not in wanted) or tool.name in options.exclude:
+                continue
+            local = _sanitize(tool.name)
+            if options.prefix:
+                local = _sanitize(f"{options.prefix}_{local}")
+            schema = dict(tool.input_schema)
+            schema.pop("$schema", None)
+            spec = ActionSpec(
+                name=local,
+                description=tool.description or tool.title or "",
+                kind=ActionKind.TOOL,
+                input_schema=schema,
+                output_schema=tool.output_schema,
+                tags=frozenset({"mcp", f"mcp:{self.name}"}),
+            )
+            actions.append(MCPTool(self, tool.name, spec))
+        return ActionSet(actions)
+
+    async def _session(self) -> _Live:
+        """The open session, reopening it (once per loss) if its connection ended."""
+        live = self._live
+        if live is not None and not live.closed.is_set():
+            return live
+        async with self._lock:
+            live = self._live
+            if live is not None and not live.closed.is_set():
+                return live
+            if self._closed:
+                raise _Unavailable(f"MCP toolset {self.name!r} is closed")
+            if self._broken is not None:
+                raise _Unavailable(self._broken)
+            if not self._options.reconnect:
+                self._broken = (
+                    f"the connection to MCP server {self.name!r} ({self._where}) was lost "
+                    "and reconnecting is disabled"
+                )
+                raise _Unavailable(self._broken)
+            if live is not None:
+                live.stop.set()
+            try:
+                self._live = await self._open()
+            except Exception as exc:
+                self._live = None
+                self._broken = (
+                    f"the connection to MCP server {self.name!r} ({self._where}) was lost and "
+                    f"reconnecting failed: {_describe(exc)}"
+                )
+                raise _Unavailable(self._broken) from None
+            self.reconnects += 1
+            logger.info("MCP server %r: session reopened after a lost connection", self.name)
+            return self._live
+
+    # -- calls -------------------------------------------------------------------------
+
+    async def call_tool(
+        self, remote_name: str, call: ActionCall, context: ActionContext
+    ) -> ActionResult:
+        """Call a tool of this server by its server-side name; never raises (except
+        cancellation)."""
+        started = time.time()
+        timeout = _time_limit(self._options.call_timeout_s, call, context)
+        if timeout is not None and timeout <= 0:
+            return ActionResult.failure(
+                call, "timeout", "timeout", "no time left before the call", started_at=started
+            )
+        try:
+            live = await self._session()
+        except _Unavailable as exc:
+            return ActionResult.failure(
+                call, "error", "mcp_unavailable", str(exc), started_at=started
+            )
+        result: mcp_types.CallToolResult | None = None
+        try:
+            with anyio.move_on_after(timeout):
+                result = await live.client.call_tool(remote_name, dict(call.arguments))
+        except MCPError as exc:
+            return self._protocol_failure(exc, live, remote_name, call, started, timeout)
+        except Exception as exc:
+            if live.closed.is_set():
+                return self._lost(remote_name, call, started)
+            return ActionResult.failure(
+                call,
+                "error",
+                "mcp_client_error",
+                f"calling MCP tool {remote_name!r} on {self.name!r} failed: {_describe(exc)}",
+                started_at=started,
+            )
+        if result is None:
+            return ActionResult.failure(
+                call,
+                "timeout",
+                "timeout",
+                f"MCP tool {remote_name!r} on {self.name!r} did not answer within {timeout:g}s",
+                started_at=started,
+            )
+        return normalize_tool_result(result, call, started)
+
+    def _protocol_failure(
+        self,
+        exc: MCPError,
+        live: _Live,
+        remote_name: str,
+        call: ActionCall,
+        started: float,
+        timeout: float | None,
+    ) -> ActionResult:
+        if exc.code == mcp_types.CONNECTION_CLOSED:
+            live.closed.set()
+            return self._lost(remote_name, call, started)
+        if exc.code == mcp_types.REQUEST_TIMEOUT:
+            return ActionResult.failure(
+                call,
+                "timeout",
+                "timeout",
+                f"MCP tool {remote_name!r} on {self.name!r} timed out: {exc.message}",
+                started_at=started,
+            )
+        return ActionResult.failure(
+            call,
+            "error",
+            "mcp_error",
+            f"MCP server {self.name!r} rejected the call to {remote_name!r}: "
+            f"{exc.message[:_MAX_ERROR_CHARS]} (code {exc.code})",
+            started_at=started,
+        )
+
+    def _lost(self, remote_name: str, call: ActionCall, started: float) -> ActionResult:
+        then = "the session will be reopened" if self._options.reconnect else "reconnect is off"
+        return ActionResult.failure(
+            call,
+            "retryable_error",
+            "mcp_connection_lost",
+            f"the connection to MCP server {self.name!r} ({self._where}) was lost during the "
+            f"call to {remote_name!r} (server process exited?); the call was not retried "
+            f"and may or may not have run; {then} on the next call",
+            started_at=started,
+        )
+
+
+def _time_limit(limit: float | None, call: ActionCall, context: ActionContext) -> float | None:
+    candidates = [t for t in (limit, context.time_left()) if t is not None]
+    if call.deadline is not None:
+        candidates.append(call.deadline - time.time())
+    return min(candidates) if candidates else None
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line description of an exception (and of the leaves of a group)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions[:3])
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
