@@ -1,7 +1,14 @@
-"""Adapters that turn something callable into an Action."""
+"""Adapters that turn something callable into an Action.
+
+The MCP adapters need the ``mcp`` extra and are imported from their modules:
+``paraloom.tools.mcp_client.MCPToolset`` and ``paraloom.tools.mcp_server.serve_stdio``.
+"""
 
 from paraloom.tools.actionset import ActionSet, UnknownActionError
 from paraloom.tools.function import FunctionTool, RetryableError, tool
+from paraloom.tools.http import HttpTool, HttpToolConfig
+from paraloom.tools.mcp_config import MCPServerConfig, MCPToolOptions
+from paraloom.tools.openapi import OpenAPIToolsConfig, http_tools_from_openapi
 from paraloom.tools.wrappers import (
     RenamedAction,
     RetryAction,
@@ -15,12 +22,18 @@ from paraloom.tools.wrappers import (
 __all__ = [
     "ActionSet",
     "FunctionTool",
+    "HttpTool",
+    "HttpToolConfig",
+    "MCPServerConfig",
+    "MCPToolOptions",
+    "OpenAPIToolsConfig",
     "RenamedAction",
     "RetryAction",
     "RetryableError",
     "TimeoutAction",
     "UnknownActionError",
     "WrapperAction",
+    "http_tools_from_openapi",
     "renamed",
     "tool",
     "with_retry",
