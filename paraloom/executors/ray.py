@@ -1,0 +1,273 @@
+"""Run CPU-bound function tools as Ray tasks on a Ray cluster (``pip install "paraloom[ray]"``).
+
+What is shipped, and what stays home
+------------------------------------
+Only *synchronous* :class:`~paraloom.tools.function.FunctionTool` actions of kind ``tool``
+whose function takes no :class:`~paraloom.runtime.context.ActionContext` run on Ray
+(narrow it further with ``remote=``). Everything else — agents, workflows, async tools,
+tools that need the context — runs in-process through the fallback executor, because
+those use the run's budget, model selector and event sink, which live in the
+orchestrator's process. A remote tool never sees the budget; the orchestrator keeps
+enforcing it centrally, and every event (``ActionStarted``/``ActionFinished``…) is still
+emitted by the scheduler in-process. A tool wrapped in an action wrapper (``with_retry``,
+``with_timeout``) is not a FunctionTool any more and stays in-process: give the subtask a
+``FailurePolicy`` (retries, ``timeout_s``) instead, which the scheduler applies around the
+executor. Ray's own task retries are off (``max_retries=0``) so that policy decides.
+
+Faithful mapping
+----------------
+Arguments are validated in-process with the tool's own input model (invalid arguments
+give the very same result as an in-process call, without a round trip). The worker calls
+the function on its main thread and reports the outcome the way ``FunctionTool`` would:
+``RetryableError`` → ``retryable_error``, ``TimeoutError`` → ``timeout``, any other
+exception → ``error`` (type name and message kept); the return value is serialised with
+the tool's output adapter back in-process. Ray's own failures map to ``retryable_error``
+(worker or node died, object lost, system error), ``cancelled`` (task cancelled outside
+paraloom) or ``error`` (e.g. the function could not be unpickled on the worker).
+
+Cancellation and timeouts: when the awaiting task is cancelled (a ``timeout_s`` of the
+subtask's failure policy, ``RunHandle.cancel()``, any enclosing cancel scope), the Ray
+task is cancelled with ``ray.cancel`` (a ``KeyboardInterrupt`` in the worker; with
+``force_cancel=True`` the worker process is killed) and the cancellation propagates, so
+the scheduler records ``timeout``/``cancelled`` exactly as in-process.
+
+Awaiting object refs
+--------------------
+``ray.get`` runs in an anyio worker thread (``abandon_on_cancel=True``) under a
+:class:`anyio.CapacityLimiter` sized ``max_in_flight``; the same limit bounds how many
+tasks this executor has submitted at once, so the waiting threads are bounded too. We
+chose this over ``ObjectRef.future()`` callbacks: those run on a Ray-internal thread,
+and waking the event loop from there portably (``anyio.from_thread``) blocks that thread
+until the loop answers, which can deadlock with a loop thread busy submitting to Ray;
+``await ref`` is asyncio-only. The thread hop costs tens of microseconds, small next to
+a Ray task's own overhead (see ``benchmarks/ray_overhead.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any, Literal
+
+import anyio
+import anyio.to_thread
+from pydantic import ValidationError
+
+from paraloom.orchestrator.executor import Executor, InProcessExecutor
+from paraloom.protocols.actions import ActionCall, ActionKind, ActionResult, ActionStatus, ErrorInfo
+from paraloom.runtime.context import Action, ActionContext
+from paraloom.tools.function import FunctionTool, RetryableError
+
+__all__ = ["INSTALL_HINT", "RayExecutor", "import_ray", "ships_to_ray"]
+
+INSTALL_HINT = 'RayExecutor needs Ray; install it with: pip install "paraloom[ray]"'
+
+_Outcome = tuple[Literal["ok", "error", "retryable_error", "timeout"], Any, str, str]
+"""(status, return value, error type, error message) as computed on the worker."""
+
+
+def import_ray() -> ModuleType:
+    """``import ray``, or an ImportError naming the extra to install."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError(INSTALL_HINT) from exc
+    return ray
+
+
+def ships_to_ray(action: Action) -> bool:
+    """Whether :class:`RayExecutor` can run ``action`` remotely at all: a synchronous
+    FunctionTool of kind ``tool`` that takes no ActionContext."""
+    return (
+        isinstance(action, FunctionTool)
+        and action.spec.kind is ActionKind.TOOL
+        and not action._is_async
+        and action._context_param is None
+    )
+
+
+def _run_in_worker(func: Callable[..., Any], kwargs: dict[str, Any]) -> _Outcome:
+    """Runs on the Ray worker's main thread (so ``ray.cancel`` can interrupt it)."""
+    try:
+        return ("ok", func(**kwargs), "", "")
+    except RetryableError as exc:
+        return ("retryable_error", None, type(exc).__name__, str(exc))
+    except TimeoutError as exc:
+        return ("timeout", None, type(exc).__name__, str(exc))
+    except Exception as exc:
+        return ("error", None, type(exc).__name__, str(exc))
+
+
+class RayExecutor:
+    """An :class:`~paraloom.orchestrator.executor.Executor` that runs CPU-bound function
+    tools as Ray tasks; see the module docstring for what runs where.
+
+    ``address``: the cluster to connect to (``"auto"``, ``"ray://host:10001"``, or
+    ``None`` to start a local one) — used only if Ray is not initialised yet when the
+    first remote call happens; ``init_kwargs`` go to ``ray.init``. ``remote_options``
+    go to ``.options()`` of every task (``num_cpus``, ``resources``, ``max_retries``…).
+    ``remote`` narrows which eligible actions ship (default: all of them).
+    """
+
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        init_kwargs: Mapping[str, Any] | None = None,
+        remote_options: Mapping[str, Any] | None = None,
+        remote: Callable[[Action], bool] | None = None,
+        fallback: Executor | None = None,
+        max_in_flight: int = 256,
+        force_cancel: bool = False,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        self._ray = import_ray()
+        self.address = address
+        self.init_kwargs = dict(init_kwargs or {})
+        self.remote_options: dict[str, Any] = {"max_retries": 0, **(remote_options or {})}
+        self.remote = remote
+        self.fallback: Executor = fallback or InProcessExecutor()
+        self.force_cancel = force_cancel
+        self._in_flight = anyio.CapacityLimiter(max_in_flight)
+        self._threads = anyio.CapacityLimiter(max_in_flight)
+        self._init_lock = anyio.Lock()
+        self._owns_ray = False
+        self._task: Any = None
+
+    def runs_remotely(self, action: Action) -> bool:
+        return ships_to_ray(action) and (self.remote is None or self.remote(action))
+
+    async def invoke(
+        self, action: Action, call: ActionCall, context: ActionContext
+    ) -> ActionResult:
+        if not self.runs_remotely(action):
+            return await self.fallback.invoke(action, call, context)
+        assert isinstance(action, FunctionTool)
+        started = time.time()
+        try:
+            parsed = action._input_model.model_validate(call.arguments)
+        except ValidationError:
+            # the in-process tool reports invalid arguments without calling the function
+            return await action.invoke(call, context)
+        kwargs = {k: getattr(parsed, k) for k in type(parsed).model_fields}
+        task = await self._ensure_started()
+        async with self._in_flight:
+            try:
+                ref = task.options(**self.remote_options).remote(action.func, kwargs)
+            except Exception as exc:  # e.g. the function or its arguments do not pickle
+                return ActionResult.failure(
+                    call,
+                    "error",
+                    type(exc).__name__,
+                    f"could not submit to Ray: {exc}",
+                    started_at=started,
+                )
+            try:
+                outcome: _Outcome = await anyio.to_thread.run_sync(
+                    self._ray.get, ref, abandon_on_cancel=True, limiter=self._threads
+                )
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._cancel, ref)
+                raise
+            except self._ray.exceptions.RayError as exc:
+                return self._ray_failure(call, exc, started)
+        return _to_result(action, call, outcome, started)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def _ensure_started(self) -> Any:
+        if self._task is not None and self._ray.is_initialized():
+            return self._task
+        async with self._init_lock:
+            if not self._ray.is_initialized():
+                init = functools.partial(self._ray.init, address=self.address, **self.init_kwargs)
+                await anyio.to_thread.run_sync(init)
+                self._owns_ray = True
+            if self._task is None:
+                self._task = self._ray.remote(_run_in_worker)
+            return self._task
+
+    async def aclose(self) -> None:
+        """Shut Ray down if this executor started it (a no-op otherwise)."""
+        if self._owns_ray:
+            self._owns_ray = False
+            await anyio.to_thread.run_sync(self._ray.shutdown)
+
+    async def __aenter__(self) -> RayExecutor:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _cancel(self, ref: Any) -> None:
+        try:
+            self._ray.cancel(ref, force=self.force_cancel)
+        except Exception:  # already finished, or the cluster is gone: nothing to stop
+            return
+
+    # -- mapping ---------------------------------------------------------------------
+
+    def _ray_failure(self, call: ActionCall, exc: BaseException, started: float) -> ActionResult:
+        errors = self._ray.exceptions
+        status = ActionStatus.ERROR
+        cause: BaseException = exc
+        if isinstance(exc, errors.TaskCancelledError):
+            status = ActionStatus.CANCELLED
+        elif isinstance(
+            exc,
+            (
+                errors.WorkerCrashedError,
+                errors.NodeDiedError,
+                errors.ObjectLostError,
+                errors.RaySystemError,
+                errors.OutOfMemoryError,
+            ),
+        ):
+            status = ActionStatus.RETRYABLE_ERROR
+        elif isinstance(exc, errors.RayTaskError) and exc.cause is not None:
+            cause = exc.cause
+        message = str(cause).strip().splitlines()
+        text = message[-1] if message else ""
+        return ActionResult(
+            call_id=call.call_id,
+            action=call.action,
+            status=status,
+            error=ErrorInfo(type=type(cause).__name__, message=f"on Ray: {text[:500]}"),
+            started_at=started,
+            ended_at=time.time(),
+            attempt=call.attempt,
+        )
+
+
+def _to_result(
+    tool: FunctionTool, call: ActionCall, outcome: _Outcome, started: float
+) -> ActionResult:
+    status, value, error_type, message = outcome
+    if status == "ok":
+        try:
+            output = tool._output_adapter.dump_python(value, mode="json")
+        except Exception as exc:
+            status, error_type, message = "error", type(exc).__name__, str(exc)
+        else:
+            return ActionResult(
+                call_id=call.call_id,
+                action=call.action,
+                status=ActionStatus.OK,
+                output=output,
+                started_at=started,
+                ended_at=time.time(),
+                attempt=call.attempt,
+            )
+    return ActionResult(
+        call_id=call.call_id,
+        action=call.action,
+        status=ActionStatus(status),
+        error=ErrorInfo(type=error_type, message=message),
+        started_at=started,
+        ended_at=time.time(),
+        attempt=call.attempt,
+    )

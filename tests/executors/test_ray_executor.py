@@ -1,0 +1,292 @@
+"""RayExecutor against a real local Ray cluster bound to 127.0.0.1.
+
+Marked ``ray``: CI runs it; a quick local run skips it with ``-m "not ray"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+
+ray = pytest.importorskip("ray", reason='needs the ray extra: pip install "paraloom[ray]"')
+
+from paraloom import (  # noqa: E402
+    ActionCall,
+    ActionContext,
+    ActionStatus,
+    FailurePolicy,
+    Orchestrator,
+    Plan,
+    RetryableError,
+    StaticPlanner,
+    Subtask,
+    WorkflowAction,
+    tool,
+)
+from paraloom.executors import RayExecutor  # noqa: E402
+
+pytestmark = [pytest.mark.ray, pytest.mark.anyio]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    # this test module is not importable on the workers: ship its functions by value
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def _digest(text: str, rounds: int) -> str:
+    h = text.encode()
+    for _ in range(rounds):
+        h = hashlib.sha256(h).digest()
+    return h.hex()[:16]
+
+
+@tool
+def crunch(seed: int, rounds: int) -> str:
+    """CPU-bound: iterate SHA-256 ``rounds`` times over the seed."""
+    return _digest(str(seed), rounds)
+
+
+@tool
+def mix(a: str, b: str, rounds: int) -> str:
+    return _digest(a + b, rounds)
+
+
+@tool
+def pid() -> int:
+    return os.getpid()
+
+
+@tool
+def fail_value(n: int) -> int:
+    raise ValueError(f"bad n {n}")
+
+
+@tool
+def fail_retryable() -> int:
+    raise RetryableError("try later")
+
+
+@tool
+def fail_timeout() -> int:
+    raise TimeoutError("upstream too slow")
+
+
+@tool
+def not_json() -> int:
+    return object()  # type: ignore[return-value]
+
+
+@tool
+def spin(seconds: float) -> int:
+    """Busy-loop (pure Python, interruptible) for ``seconds``."""
+    end = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < end:
+        n += 1
+    return n
+
+
+@tool
+def spin_signalling(fifo: str, seconds: float) -> int:
+    """Tell the test through a named pipe that the task is running, then spin."""
+    with open(fifo, "w") as f:
+        f.write("running")
+    return spin.func(seconds)  # type: ignore[no-any-return]
+
+
+@tool
+def uses_context(x: int, ctx: ActionContext) -> str:
+    return f"{ctx.run_id}:{x}"
+
+
+def dag(width: int = 10, depth: int = 10, rounds: int = 10_000) -> Plan:
+    subtasks = [
+        Subtask(id=f"n0_{i}", action="crunch", arguments={"seed": i, "rounds": rounds})
+        for i in range(width)
+    ]
+    for level in range(1, depth):
+        for i in range(width):
+            a, b = f"n{level - 1}_{i}", f"n{level - 1}_{(i + 1) % width}"
+            subtasks.append(
+                Subtask(
+                    id=f"n{level}_{i}",
+                    action="mix",
+                    arguments={
+                        "a": {"from": f"{a}.output"},
+                        "b": {"from": f"{b}.output"},
+                        "rounds": rounds,
+                    },
+                )
+            )
+    return Plan(subtasks=tuple(subtasks))
+
+
+def single(action: str, policy: FailurePolicy | None = None, **arguments: Any) -> Plan:
+    return Plan(subtasks=(Subtask(id="only", action=action, arguments=arguments, policy=policy),))
+
+
+TOOLS = [
+    crunch,
+    mix,
+    pid,
+    fail_value,
+    fail_retryable,
+    fail_timeout,
+    not_json,
+    spin,
+    spin_signalling,
+    uses_context,
+]
+
+
+async def test_100_node_dag_equals_in_process(ray_cluster: None) -> None:
+    plan = dag()
+    assert len(plan.subtasks) == 100
+    local = await Orchestrator(TOOLS, StaticPlanner(plan)).run()
+    executor = RayExecutor()
+    remote = await Orchestrator(TOOLS, StaticPlanner(plan), executor=executor).run()
+    assert local.ok, local.error
+    assert remote.ok, remote.error
+    assert remote.output == local.output
+    assert {k: (r.status, r.output) for k, r in remote.subtasks.items()} == {
+        k: (r.status, r.output) for k, r in local.subtasks.items()
+    }
+    assert len({r.output for r in local.subtasks.values()}) == 100  # no degenerate DAG
+
+
+async def test_tools_really_run_in_ray_workers(ray_cluster: None) -> None:
+    result = await Orchestrator(TOOLS, StaticPlanner(single("pid")), executor=RayExecutor()).run()
+    assert result.ok, result.error
+    assert isinstance(result.output, int)
+    assert result.output != os.getpid()
+
+
+@pytest.mark.parametrize(
+    ("action", "arguments"),
+    [
+        ("fail_value", {"n": 3}),
+        ("fail_retryable", {}),
+        ("fail_timeout", {}),
+        ("not_json", {}),
+    ],
+)
+async def test_failures_map_back_like_in_process(
+    ray_cluster: None, action: str, arguments: dict[str, Any]
+) -> None:
+    plan = single(action, **arguments)
+    local = await Orchestrator(TOOLS, StaticPlanner(plan)).run()
+    remote = await Orchestrator(TOOLS, StaticPlanner(plan), executor=RayExecutor()).run()
+    lr, rr = local.subtasks["only"], remote.subtasks["only"]
+    assert rr.status is lr.status
+    assert rr.status is not ActionStatus.OK
+    assert rr.error == lr.error
+    assert remote.status == local.status
+
+
+@pytest.mark.parametrize("arguments", [{"seed": "x", "rounds": 1}, {"seed": 1}, {}])
+async def test_invalid_arguments_answer_like_in_process(
+    ray_cluster: None, arguments: dict[str, Any]
+) -> None:
+    # the orchestrator validates plans first; a direct caller (an agent) may not
+    call = ActionCall(action="crunch", arguments=arguments)
+    context = ActionContext(run_id="run_direct")
+    local = await crunch.invoke(call, context)
+    remote = await RayExecutor().invoke(crunch, call, context)
+    assert remote.status is local.status is ActionStatus.ERROR
+    assert remote.error == local.error
+
+
+async def test_timeout_cancels_the_ray_tasks(ray_cluster: None) -> None:
+    # Two endless tasks fill both CPUs of the cluster; they must be cancelled on timeout,
+    # or the follow-up run could never get a CPU (and the test would hit its timeout).
+    policy = FailurePolicy(timeout_s=0.5, on_failure="continue")
+    plan = Plan(
+        subtasks=tuple(
+            Subtask(id=f"spin{i}", action="spin", arguments={"seconds": 3600}, policy=policy)
+            for i in range(2)
+        )
+    )
+    executor = RayExecutor()
+    result = await Orchestrator(TOOLS, StaticPlanner(plan), executor=executor).run()
+    assert {r.status for r in result.subtasks.values()} == {ActionStatus.TIMEOUT}
+    after = await Orchestrator(TOOLS, StaticPlanner(dag(2, 2, 10)), executor=executor).run()
+    assert after.ok, after.error
+
+
+async def test_cancelling_a_run_cancels_its_ray_tasks(
+    ray_cluster: None, tmp_path: pathlib.Path
+) -> None:
+    fifos = [tmp_path / f"spin{i}" for i in range(2)]
+    for fifo in fifos:
+        os.mkfifo(fifo)
+    plan = Plan(
+        subtasks=tuple(
+            Subtask(
+                id=f"spin{i}",
+                action="spin_signalling",
+                arguments={"fifo": str(fifo), "seconds": 3600},
+            )
+            for i, fifo in enumerate(fifos)
+        )
+    )
+    executor = RayExecutor()
+    orch = Orchestrator(TOOLS, StaticPlanner(plan), executor=executor)
+    events = []
+    async with orch.start() as run:
+        for fifo in fifos:  # both tasks are running on the workers
+            assert await anyio.to_thread.run_sync(fifo.read_text) == "running"
+        run.cancel()
+        events = [e async for e in run.events()]
+    result = await run.result()
+    assert result.status == "cancelled"
+    assert {r.status for r in result.subtasks.values()} == {ActionStatus.CANCELLED}
+    finished = [e for e in events if e.type == "run_finished"]
+    assert len(finished) == 1
+    assert finished[0].status == "cancelled"
+    after = await Orchestrator(TOOLS, StaticPlanner(dag(2, 2, 10)), executor=executor).run()
+    assert after.ok, after.error
+
+
+async def test_context_tools_and_workflows_stay_in_process(ray_cluster: None) -> None:
+    executor = RayExecutor()
+    inner = Orchestrator(TOOLS, StaticPlanner(single("pid")), name="inner", executor=executor)
+    nested = WorkflowAction(inner, name="inner")
+    assert executor.runs_remotely(crunch)
+    assert not executor.runs_remotely(uses_context)
+    assert not executor.runs_remotely(nested)
+    assert not RayExecutor(remote=lambda a: a.spec.name != "crunch").runs_remotely(crunch)
+    plan = Plan(
+        subtasks=(
+            Subtask(id="ctx", action="uses_context", arguments={"x": 1}),
+            Subtask(id="wf", action="inner", arguments={"task": "go"}),
+        )
+    )
+    result = await Orchestrator([*TOOLS, nested], StaticPlanner(plan), executor=executor).run(
+        run_id="run_fixed", budget="0.5"
+    )
+    assert result.ok, result.error
+    assert result.subtasks["ctx"].output == "run_fixed:1"
+    assert result.subtasks["wf"].output != os.getpid()  # the nested pid tool went to Ray
