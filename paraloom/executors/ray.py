@@ -83,8 +83,8 @@ def ships_to_ray(action: Action) -> bool:
     return (
         isinstance(action, FunctionTool)
         and action.spec.kind is ActionKind.TOOL
-        and not action._is_async
-        and action._context_param is None
+        and not action.is_async
+        and not action.wants_context
     )
 
 
@@ -148,7 +148,7 @@ class RayExecutor:
         assert isinstance(action, FunctionTool)
         started = time.time()
         try:
-            parsed = action._input_model.model_validate(call.arguments)
+            parsed = action.input_model.model_validate(call.arguments)
         except ValidationError:
             # the in-process tool reports invalid arguments without calling the function
             return await action.invoke(call, context)
@@ -249,7 +249,7 @@ def _to_result(
     status, value, error_type, message = outcome
     if status == "ok":
         try:
-            output = tool._output_adapter.dump_python(value, mode="json")
+            output = tool.output_adapter.dump_python(value, mode="json")
         except Exception as exc:
             status, error_type, message = "error", type(exc).__name__, str(exc)
         else:

@@ -113,11 +113,12 @@ class Orchestrator:
         run_id: str | None = None,
         model_selector: ModelSelector | None = None,
         resume: ResumeState | None = None,
+        on_event: Listener | None = None,
     ) -> AsyncIterator[RunHandle]:
         """Start a run in the background: ``async with orch.start(task) as run:`` then
         ``async for event in run.events()``, ``await run.result()``, ``run.cancel()``.
         Leaving the block cancels the run if it is still going."""
-        bus = EventBus(self.listeners)
+        bus = EventBus([*self.listeners, *([on_event] if on_event else [])])
         stream = bus.subscribe()
         rid = run_id or (resume.run_id if resume else new_id("run_"))
         handle = RunHandle(rid, stream)

@@ -98,6 +98,25 @@ class FunctionTool:
     def spec(self) -> ActionSpec:
         return self._spec
 
+    @property
+    def input_model(self) -> type[BaseModel]:
+        """The pydantic model that validates the arguments."""
+        return self._input_model
+
+    @property
+    def output_adapter(self) -> TypeAdapter[Any]:
+        """Dumps the function's return value to JSON."""
+        return self._output_adapter
+
+    @property
+    def is_async(self) -> bool:
+        return self._is_async
+
+    @property
+    def wants_context(self) -> bool:
+        """Whether the function takes the invocation's :class:`ActionContext`."""
+        return self._context_param is not None
+
     def __repr__(self) -> str:
         return f"FunctionTool({self._spec.name!r})"
 
