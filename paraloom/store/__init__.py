@@ -1,0 +1,35 @@
+"""The run store: every run, round, subtask, attempt and LLM call in a SQLite file,
+written as it happens; resume of crashed or cancelled runs; trajectory export."""
+
+from paraloom.store.models import (
+    FINISHED_STATUSES,
+    LLMCallRecord,
+    RoundRecord,
+    RunInfo,
+    RunNotFoundError,
+    RunSummary,
+    SubtaskRecord,
+)
+from paraloom.store.schema import (
+    DEFAULT_STORE_PATH,
+    STORE_ENV,
+    StoreError,
+    default_store_path,
+)
+from paraloom.store.store import DurableExecutor, RunStore
+
+__all__ = [
+    "DEFAULT_STORE_PATH",
+    "FINISHED_STATUSES",
+    "STORE_ENV",
+    "DurableExecutor",
+    "LLMCallRecord",
+    "RoundRecord",
+    "RunInfo",
+    "RunNotFoundError",
+    "RunStore",
+    "RunSummary",
+    "StoreError",
+    "SubtaskRecord",
+    "default_store_path",
+]

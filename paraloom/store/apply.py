@@ -1,0 +1,253 @@
+"""How events land in the tables: flattened in Python, applied by SQLite triggers.
+
+Each event is serialised once, as the raw event JSON (``data_json``); the triggers take
+its fields with ``json_extract`` (GIL-free, inside SQLite), so the Python side of the
+writer — which competes with the event loop for the GIL — stays one ``model_dump_json``.
+
+The writer thread turns each event into one flat row (:func:`flatten`) and inserts a
+whole batch with ONE multi-row ``INSERT INTO incoming VALUES (…), (…), …`` into a
+per-connection TEMP table whose triggers append the raw event to ``events`` and
+upsert ``runs``/``rounds``/``subtasks``/``attempts``/``llm_calls``. A batch thus costs
+four calls into SQLite (per 500 events), whatever the event types: every call releases
+and re-takes the GIL, and while the event loop is busy each re-take can wait up to the
+interpreter's switch interval.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import JsonValue
+
+from paraloom.protocols.events import (
+    Event,
+    PlanCreated,
+    RunFinished,
+    RunStarted,
+)
+
+__all__ = [
+    "MAX_ROWS_PER_INSERT",
+    "RunTags",
+    "dumps",
+    "flatten",
+    "insert_sql",
+    "install_triggers",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RunTags:
+    """What a listener adds to the runs it records (to rebuild a run for resume)."""
+
+    source: str | None = None
+    metadata: Mapping[str, JsonValue] = field(default_factory=dict)
+
+
+_COLUMNS = (
+    "session",
+    "emit_seq",
+    "run_id",
+    "type",
+    "ts",
+    "data_json",
+    "source",
+    "metadata_json",
+    "task_json",
+    "output_json",
+    "final_output_json",
+    "has_final",
+)
+
+MAX_ROWS_PER_INSERT = 500
+"""Rows per multi-row INSERT (far below SQLite's bound-parameter limit)."""
+
+_ROW_SQL = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
+
+
+def insert_sql(rows: int) -> str:
+    """One statement inserting ``rows`` flat rows (``rows <= MAX_ROWS_PER_INSERT``)."""
+    return f"INSERT INTO incoming ({', '.join(_COLUMNS)}) VALUES " + ", ".join([_ROW_SQL] * rows)
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def flatten(event: Event, tags: RunTags, session: str, seq: int) -> tuple[Any, ...]:
+    """The row for ``event``: the raw event JSON plus what SQL cannot take from it —
+    the listener's tags, and free-form JSON values as JSON *text* (``json_extract``
+    returns a JSON string as a bare SQL string, so they are dumped here)."""
+    data = event.model_dump_json()
+    source = metadata = task = output = final = None
+    has_final = 0
+    if isinstance(event, RunStarted):
+        task = dumps(event.task)
+        if event.parent_call_id is None:
+            source = tags.source
+            metadata = dumps(dict(tags.metadata)) if tags.metadata else None
+    elif isinstance(event, RunFinished):
+        output = dumps(event.output)
+    elif isinstance(event, PlanCreated) and event.plan is None and event.error is None:
+        has_final = 1
+        final = dumps(event.final_output)
+    return (
+        session,
+        seq,
+        event.run_id,
+        event.type,
+        event.ts,
+        data,
+        source,
+        metadata,
+        task,
+        output,
+        final,
+        has_final,
+    )
+
+
+_TEMP_TABLE = "CREATE TEMP TABLE IF NOT EXISTS incoming (" + ", ".join(_COLUMNS) + ")"
+
+# In trigger bodies ``$a.b`` stands for json_extract(NEW.data_json, '$.a.b'): a field of
+# the raw event (SQLite caches the parse, so several fields cost one parse).
+_TRIGGERS: dict[str, str] = {
+    "log": """
+        INSERT INTO events (session, emit_seq, run_id, type, ts, data_json)
+        VALUES (NEW.session, NEW.emit_seq, NEW.run_id, NEW.type, NEW.ts, NEW.data_json);
+    """,
+    "run_started": """
+        INSERT INTO runs (run_id, workflow, status, task_json, source, metadata_json,
+                          parent_run_id, parent_call_id, budget_usd, sessions, started_at,
+                          updated_at)
+        VALUES (NEW.run_id, $workflow, 'running', NEW.task_json, NEW.source,
+                NEW.metadata_json,
+                (SELECT run_id FROM attempts WHERE call_id = $parent_call_id),
+                $parent_call_id, $budget_usd, 1, NEW.ts, NEW.ts)
+        ON CONFLICT (run_id) DO UPDATE SET status = 'running', workflow = excluded.workflow,
+            task_json = excluded.task_json,
+            source = COALESCE(excluded.source, runs.source),
+            metadata_json = COALESCE(excluded.metadata_json, runs.metadata_json),
+            budget_usd = excluded.budget_usd, error = NULL, ended_at = NULL,
+            sessions = runs.sessions + 1, updated_at = excluded.updated_at;
+    """,
+    "run_finished": """
+        UPDATE runs SET status = $status, output_json = NEW.output_json, error = $error,
+            cost_usd = $cost_usd, ended_at = NEW.ts, updated_at = NEW.ts
+        WHERE run_id = NEW.run_id;
+    """,
+    "round_started": """
+        INSERT INTO rounds (run_id, round, call_id, planner, started_at)
+        VALUES (NEW.run_id, $round, $call_id, $planner, NEW.ts)
+        ON CONFLICT (run_id, round) DO UPDATE SET call_id = excluded.call_id,
+            planner = excluded.planner, started_at = excluded.started_at, finished_at = NULL;
+        INSERT OR REPLACE INTO plan_calls (call_id, run_id, round)
+        VALUES ($call_id, NEW.run_id, $round);
+    """,
+    "plan_created": """
+        INSERT INTO rounds (run_id, round, call_id, planner, started_at)
+        VALUES (NEW.run_id, $round, $call_id, $planner, NEW.ts)
+        ON CONFLICT (run_id, round) DO NOTHING;
+        UPDATE rounds SET plan_json = $plan, has_final = NEW.has_final,
+            final_output_json = NEW.final_output_json, error = $error,
+            replayed = $replayed, planned_at = NEW.ts
+        WHERE run_id = NEW.run_id AND round = $round;
+        UPDATE plan_calls SET outcome = CASE WHEN $error IS NOT NULL THEN 'error'
+            WHEN NEW.has_final THEN 'final' ELSE 'plan' END
+        WHERE call_id = $call_id;
+    """,
+    "round_finished": """
+        UPDATE rounds SET feedback_json = $feedback, finished_at = NEW.ts
+        WHERE run_id = NEW.run_id AND round = $round;
+    """,
+    "subtask_started": """
+        INSERT INTO subtasks (run_id, subtask_id, round, action, kind, depends_on_json,
+                              status, executions, started_at)
+        VALUES (NEW.run_id, $subtask_id, $round, $action, $kind, $depends_on, 'running', 1,
+                NEW.ts)
+        ON CONFLICT (run_id, subtask_id) DO UPDATE SET round = excluded.round,
+            action = excluded.action, kind = excluded.kind,
+            depends_on_json = excluded.depends_on_json, status = 'running',
+            result_json = NULL, cost_usd = NULL, reason = NULL, reused = 0,
+            executions = subtasks.executions + 1, started_at = excluded.started_at,
+            finished_at = NULL;
+    """,
+    "subtask_retried": """
+        UPDATE subtasks SET retries = retries + 1, reason = $reason
+        WHERE run_id = NEW.run_id AND subtask_id = $subtask_id;
+    """,
+    "subtask_finished": """
+        INSERT INTO subtasks (run_id, subtask_id, round, action, status, result_json,
+                              cost_usd, reused, finished_at)
+        SELECT NEW.run_id, $subtask_id, $round, $result.action, $result.status, $result,
+               $result.cost_usd, $reused, NEW.ts
+        WHERE NOT ($reused AND EXISTS (SELECT 1 FROM subtasks WHERE run_id = NEW.run_id
+                   AND subtask_id = $subtask_id AND status = 'ok'))
+        ON CONFLICT (run_id, subtask_id) DO UPDATE SET status = excluded.status,
+            result_json = excluded.result_json, cost_usd = excluded.cost_usd,
+            reused = excluded.reused, round = excluded.round,
+            finished_at = excluded.finished_at;
+        UPDATE subtasks SET reused = 1, round = $round
+        WHERE $reused AND run_id = NEW.run_id AND subtask_id = $subtask_id;
+    """,
+    "subtask_skipped": """
+        INSERT INTO subtasks (run_id, subtask_id, round, action, status, reason, finished_at)
+        VALUES (NEW.run_id, $subtask_id, $round, '', 'skipped', $reason, NEW.ts)
+        ON CONFLICT (run_id, subtask_id) DO UPDATE SET status = 'skipped',
+            reason = excluded.reason, round = excluded.round,
+            finished_at = excluded.finished_at;
+    """,
+    "action_started": """
+        INSERT OR REPLACE INTO attempts (call_id, run_id, subtask_id, parent_call_id, action,
+                                         kind, attempt, arguments_json, status, started_at)
+        VALUES ($call_id, NEW.run_id, $subtask_id, $parent_call_id, $action, $kind, $attempt,
+                $arguments, 'running', NEW.ts);
+    """,
+    "action_finished": """
+        UPDATE attempts SET status = $result.status, result_json = $result,
+            finished_at = NEW.ts
+        WHERE call_id = $call_id;
+    """,
+    "llm_call_started": """
+        INSERT OR REPLACE INTO llm_calls (llm_call_id, run_id, parent_call_id, round,
+            subtask_id, model, provider, step_kind, routing_json, reserved_usd,
+            messages_json, started_at)
+        VALUES ($llm_call_id, NEW.run_id, $parent_call_id,
+                (SELECT round FROM plan_calls WHERE call_id = $parent_call_id),
+                (SELECT subtask_id FROM attempts WHERE call_id = $parent_call_id),
+                $model, $provider, $step_kind, $routing, $reserved_usd, $messages, NEW.ts);
+    """,
+    "llm_call_finished": """
+        INSERT INTO llm_calls (llm_call_id, run_id, parent_call_id, model, started_at)
+        VALUES ($llm_call_id, NEW.run_id, $parent_call_id, $model, NEW.ts)
+        ON CONFLICT (llm_call_id) DO NOTHING;
+        UPDATE llm_calls SET response_model = $response_model,
+            input_tokens = $usage.input_tokens, output_tokens = $usage.output_tokens,
+            cost_usd = $cost_usd, finish_reason = $finish_reason, latency_s = $latency_s,
+            error = $error, budget_left_usd = $budget_left_usd, output_json = $output,
+            finished_at = NEW.ts
+        WHERE llm_call_id = $llm_call_id;
+    """,
+}
+
+_FIELD = re.compile(r"\$([a-z_]+(?:\.[a-z_]+)*)")
+
+
+def _expand(body: str) -> str:
+    return _FIELD.sub(lambda m: f"json_extract(NEW.data_json, '$.{m.group(1)}')", body)
+
+
+def install_triggers(conn: sqlite3.Connection) -> None:
+    """Create this connection's TEMP staging table and its triggers."""
+    conn.execute(_TEMP_TABLE)
+    for name, body in _TRIGGERS.items():
+        when = "" if name == "log" else f" WHEN NEW.type = '{name}'"
+        conn.execute(
+            f"CREATE TEMP TRIGGER IF NOT EXISTS incoming_{name} AFTER INSERT ON incoming"
+            f"{when} BEGIN {_expand(body)} END"
+        )

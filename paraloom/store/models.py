@@ -1,0 +1,133 @@
+"""What the store returns: run listings and full run summaries (for ``paraloom runs``)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from paraloom.protocols.actions import ActionKind, ActionResult, TokenUsage
+from paraloom.protocols.plan import Plan
+
+__all__ = [
+    "FINISHED_STATUSES",
+    "LLMCallRecord",
+    "RoundRecord",
+    "RunInfo",
+    "RunNotFoundError",
+    "RunSummary",
+    "SubtaskRecord",
+]
+
+FINISHED_STATUSES = frozenset({"ok", "failed", "cancelled", "max_rounds", "budget_exhausted"})
+"""Run statuses written by ``RunFinished``; ``running`` means started and not (yet, or
+ever: the process died) finished."""
+
+
+class RunNotFoundError(LookupError):
+    """No run with this id (or id prefix) is in the store."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RunInfo(_Model):
+    """One line of ``paraloom runs list``."""
+
+    run_id: str
+    workflow: str
+    status: str
+    source: str | None = None
+    parent_run_id: str | None = None
+    cost_usd: Decimal | None = None
+    started_at: float
+    updated_at: float
+    ended_at: float | None = None
+    sessions: int = Field(1, description="How many times the run was started (1 + resumes).")
+    subtasks_total: int = 0
+    subtasks_ok: int = 0
+    llm_calls: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def resumable(self) -> bool:
+        """Not finished ok: crashed (``running`` with no live process), cancelled, failed…"""
+        return self.status != "ok"
+
+
+class RoundRecord(_Model):
+    round: int
+    planner: str | None = None
+    plan: Plan | None = None
+    final: bool = Field(False, description="The planner answered with the final output.")
+    final_output: JsonValue = None
+    error: str | None = None
+    replayed: bool = False
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class SubtaskRecord(_Model):
+    subtask_id: str
+    round: int
+    action: str
+    kind: ActionKind | None = None
+    depends_on: tuple[str, ...] = ()
+    status: str = Field(description="'running', 'skipped' or the result's status.")
+    result: ActionResult | None = None
+    reason: str | None = Field(None, description="Skip reason or the last retry reason.")
+    executions: int = Field(0, description="Times the subtask was started (over all sessions).")
+    retries: int = 0
+    reused: bool = Field(False, description="The last session reused the stored result.")
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class LLMCallRecord(_Model):
+    llm_call_id: str
+    parent_call_id: str | None = None
+    round: int | None = None
+    subtask_id: str | None = None
+    model: str
+    provider: str | None = None
+    step_kind: str | None = None
+    routing: dict[str, Any] | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: Decimal | None = None
+    latency_s: float | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+    budget_left_usd: Decimal | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_at is not None
+
+
+class RunSummary(RunInfo):
+    """Everything ``paraloom runs show ID`` prints, and what ``resume`` needs to rebuild
+    the run: ``workflow``, ``source`` (the definition file), ``task`` and ``metadata``."""
+
+    task: JsonValue = None
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    parent_call_id: str | None = None
+    budget_usd: Decimal | None = None
+    output: JsonValue = None
+    error: str | None = None
+    score: float | None = None
+    rounds: tuple[RoundRecord, ...] = ()
+    subtasks: tuple[SubtaskRecord, ...] = ()
+    llm_call_records: tuple[LLMCallRecord, ...] = ()
+    usage: dict[str, TokenUsage] = Field(
+        default_factory=dict, description="Tokens per model over the run's LLM calls."
+    )
+    llm_cost_usd: Decimal = Field(Decimal(0), description="Sum of the LLM calls' costs.")
+    child_run_ids: tuple[str, ...] = ()

@@ -1,0 +1,325 @@
+"""The run store: record runs as they happen (an event listener), read them back, resume.
+
+Usage::
+
+    with RunStore() as store:                       # .paraloom/runs.sqlite or $PARALOOM_STORE
+        orch = Orchestrator(
+            actions,
+            planner,
+            listeners=[store.listener(source="flow.yaml")],
+            executor=store.executor(),              # optional: durable before each attempt
+        )
+        result = await orch.run(task)
+        ...
+        state = store.resume_state(run_id)          # after a crash or a cancel
+        result = await orch.run(summary.task, resume=state)
+
+**Durability guarantee.** The listener returned by :meth:`RunStore.listener` does no
+I/O on the event loop: it numbers the event and hands it to the store's writer thread,
+which commits everything queued in one transaction, in emission order (WAL mode,
+``synchronous=FULL`` by default, so a commit survives a process kill *and* a power cut;
+``NORMAL`` survives a process kill only). Hence:
+
+1. the file always holds a gap-free *prefix* of the events emitted through this store;
+   in particular, when a ``SubtaskStarted`` (or any later event) of a run is in the file,
+   every ``SubtaskFinished`` emitted before it is too;
+2. with the listener alone an event becomes durable one batch commit after it is
+   emitted: milliseconds when the event loop waits on I/O (LLM calls, tools), more —
+   tens of milliseconds, several trivial subtasks — when the loop is CPU-bound, because
+   the writer shares the GIL. A SIGKILL loses the events emitted since the last commit;
+   a subtask whose ``SubtaskFinished`` was among them is re-run on resume;
+3. with ``Orchestrator(executor=store.executor())`` as well, every attempt *starts only
+   once all events recorded before it are committed*: no action runs while a finished
+   subtask's result is not durable. After a SIGKILL only the subtasks that were in
+   flight (plus, at most, ones that finished with no action started after them) run
+   again on resume; every other finished subtask is reused. This costs a commit wait
+   per attempt (see ``benchmarks/store_overhead.py``); use it for runs with side effects;
+4. ``flush()`` / ``await aflush()`` return once everything emitted before the call is
+   committed; ``close()`` (and leaving the ``with`` block, and interpreter exit) flushes.
+
+Several runs may record into one store at once, and several processes into one file
+(WAL + busy timeout + ``BEGIN IMMEDIATE``); one run must not be *executed* by two
+processes at the same time (resume a run only once its first process is gone).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+from pydantic import JsonValue
+
+from paraloom.orchestrator.events import Listener
+from paraloom.orchestrator.executor import Executor, InProcessExecutor
+from paraloom.orchestrator.resume import ResumeState
+from paraloom.protocols.actions import ActionCall, ActionResult
+from paraloom.protocols.events import Event
+from paraloom.routing.trajectory import TrajectoryRecord, write_trajectories
+from paraloom.runtime.context import Action, ActionContext
+from paraloom.store import reader
+from paraloom.store.apply import RunTags
+from paraloom.store.models import RunInfo, RunSummary
+from paraloom.store.schema import StoreError, Synchronous, connect, default_store_path
+from paraloom.store.trajectories import iter_trajectories
+from paraloom.store.writer import EventWriter
+
+__all__ = ["DurableExecutor", "RunStore"]
+
+_OPEN: weakref.WeakSet[RunStore] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:  # pragma: no cover - exercised by subprocess tests
+    for store in list(_OPEN):
+        with contextlib.suppress(Exception):
+            store.close()
+
+
+class RunStore:
+    """A SQLite run store at ``path`` (default: ``$PARALOOM_STORE`` or
+    ``.paraloom/runs.sqlite``). Opening creates the file and schema (blocking: open it
+    before the event loop starts or through ``anyio.to_thread``); with ``create=False`` a
+    missing file is a :class:`StoreError` instead (for read-only commands). Reads are
+    synchronous and use their own connection; use the ``a…`` variants from async code."""
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        synchronous: Synchronous = "FULL",
+        busy_timeout_s: float = 30.0,
+        create: bool = True,
+    ) -> None:
+        self.path = Path(path) if path is not None else default_store_path()
+        self._synchronous: Synchronous = synchronous
+        self._busy_timeout_s = busy_timeout_s
+        self._read_conn = connect(
+            self.path, synchronous=synchronous, busy_timeout_s=busy_timeout_s, create=create
+        )
+        self._read_lock = threading.Lock()
+        self._writer: EventWriter | None = None
+        self._writer_lock = threading.Lock()
+        self._closed = False
+        _OPEN.add(self)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Commit everything recorded so far and release the file. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            self._writer.close()
+        with self._read_lock:
+            self._read_conn.close()
+        _OPEN.discard(self)
+
+    def _get_writer(self) -> EventWriter:
+        with self._writer_lock:
+            if self._closed:
+                raise StoreError("the run store is closed")
+            if self._writer is None:
+                self._writer = EventWriter(
+                    self.path, synchronous=self._synchronous, busy_timeout_s=self._busy_timeout_s
+                )
+            return self._writer
+
+    # -- recording ----------------------------------------------------------------------
+
+    def listener(
+        self, *, source: str | Path | None = None, metadata: Mapping[str, JsonValue] | None = None
+    ) -> Listener:
+        """An event listener for ``Orchestrator(listeners=[...])`` (or ``on_event=``).
+
+        ``source`` (the definition file) and ``metadata`` (anything JSON the CLI needs to
+        rebuild the run, e.g. CLI options) are stored with every top-level run it sees.
+        The listener only enqueues; it never blocks on I/O.
+        """
+        writer = self._get_writer()
+        tags = RunTags(
+            source=None if source is None else str(source), metadata=dict(metadata or {})
+        )
+
+        def record(event: Event) -> None:
+            writer.submit(event, tags)
+
+        return record
+
+    def record(self, event: Event) -> None:
+        """Record one event (a listener without tags)."""
+        self._get_writer().submit(event, RunTags())
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every event recorded before this call is committed. Raises
+        :class:`StoreError` if some events could not be written (disk full, …)."""
+        writer = self._writer
+        if writer is None:
+            return
+        if not writer.wait_committed(writer.submitted, timeout):
+            raise StoreError(f"the run store did not commit within {timeout}s")
+        if writer.errors:  # reported once
+            errors = writer.errors[:]
+            del writer.errors[: len(errors)]
+            more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+            raise StoreError("some events were not stored: " + "; ".join(errors[:5]) + more)
+
+    async def aflush(self) -> None:
+        """:meth:`flush` without blocking the event loop."""
+        writer = self._writer
+        if writer is not None:
+            await _wait_committed(writer, writer.submitted)
+        self.flush()
+
+    def executor(self, inner: Executor | None = None) -> Executor:
+        """An :class:`~paraloom.orchestrator.executor.Executor` for
+        ``Orchestrator(executor=...)`` that starts each attempt only once every event
+        recorded before it is committed: then no action ever runs while a finished
+        subtask's result is not yet durable (see the module docs)."""
+        return DurableExecutor(self, inner or InProcessExecutor())
+
+    def set_score(self, run_id: str, score: float) -> None:
+        """Attach an evaluation score in [0, 1] to a run (exported as ``final_score``)."""
+        if not 0.0 <= score <= 1.0:
+            raise ValueError(f"score must be within [0, 1], got {score}")
+        with self._reading(snapshot=False) as conn:
+            full = reader.resolve_run_id(conn, run_id)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("UPDATE runs SET score = ? WHERE run_id = ?", (score, full))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    # -- reading ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _reading(self, *, snapshot: bool = True) -> Iterator[sqlite3.Connection]:
+        """The read connection; with ``snapshot`` inside one read transaction, so a
+        multi-query read sees one consistent state while writers go on."""
+        with self._read_lock:
+            if self._closed:
+                raise StoreError("the run store is closed")
+            conn = self._read_conn
+            try:
+                if snapshot:
+                    conn.execute("BEGIN")
+                try:
+                    yield conn
+                finally:
+                    if snapshot and conn.in_transaction:
+                        conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                raise StoreError(f"run store {str(self.path)!r}: {exc}") from exc
+
+    def list_runs(
+        self,
+        *,
+        limit: int | None = 50,
+        status: str | None = None,
+        workflow: str | None = None,
+        include_children: bool = False,
+    ) -> list[RunInfo]:
+        """Runs, newest first (nested workflow runs only with ``include_children``)."""
+        with self._reading() as conn:
+            return reader.list_runs(
+                conn,
+                limit=limit,
+                status=status,
+                workflow=workflow,
+                include_children=include_children,
+            )
+
+    def get_run(self, run_id: str) -> RunSummary:
+        """Everything about one run; ``run_id`` may be a unique prefix. Raises
+        :class:`~paraloom.store.models.RunNotFoundError`."""
+        with self._reading() as conn:
+            return reader.get_run(conn, run_id)
+
+    def events(self, run_id: str) -> list[Event]:
+        """The run's raw events, in the order they were committed."""
+        with self._reading() as conn:
+            return reader.read_events(conn, run_id)
+
+    def resume_state(self, run_id: str) -> ResumeState:
+        """What ``Orchestrator.run(task, resume=...)`` needs to continue the run: the
+        planner decisions of its recorded rounds and its subtasks' ``ok`` results."""
+        with self._reading() as conn:
+            return reader.resume_state(conn, run_id)
+
+    def export_trajectories(self, run_ids: Iterable[str] | None = None) -> list[TrajectoryRecord]:
+        """Routing records (the router's trajectory format) of ``run_ids`` (all runs when
+        ``None``; prefixes allowed)."""
+        with self._reading() as conn:
+            ids = None if run_ids is None else [reader.resolve_run_id(conn, r) for r in run_ids]
+            return list(iter_trajectories(conn, ids))
+
+    def write_trajectories(self, path: str | Path, run_ids: Iterable[str] | None = None) -> int:
+        """Write :meth:`export_trajectories` as JSONL to ``path``; returns the count."""
+        return write_trajectories(path, self.export_trajectories(run_ids))
+
+    # -- async variants (reads run in a worker thread) ------------------------------------
+
+    async def alist_runs(self, *, limit: int | None = 50) -> list[RunInfo]:
+        return await anyio.to_thread.run_sync(lambda: self.list_runs(limit=limit))
+
+    async def aget_run(self, run_id: str) -> RunSummary:
+        return await anyio.to_thread.run_sync(self.get_run, run_id)
+
+    async def aresume_state(self, run_id: str) -> ResumeState:
+        return await anyio.to_thread.run_sync(self.resume_state, run_id)
+
+
+# Per event loop, one worker thread waits for commits on behalf of all coroutines: the
+# waits are short and ordered (a later waiter needs a later event), so they queue on
+# this limiter instead of each holding a thread of anyio's default pool.
+_COMMIT_WAITERS: weakref.WeakKeyDictionary[Any, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
+
+
+async def _wait_committed(writer: EventWriter, seq: int) -> None:
+    if writer.committed >= seq:
+        return
+    loop = anyio.lowlevel.current_token().native_token
+    limiter = _COMMIT_WAITERS.get(loop)
+    if limiter is None:
+        limiter = _COMMIT_WAITERS[loop] = anyio.CapacityLimiter(1)
+    await anyio.to_thread.run_sync(writer.wait_committed, seq, limiter=limiter)
+
+
+class DurableExecutor:
+    """Runs each attempt through ``inner`` once everything recorded so far (the
+    dependencies' ``SubtaskFinished``, this attempt's ``ActionStarted``) is committed."""
+
+    def __init__(self, store: RunStore, inner: Executor) -> None:
+        self.store = store
+        self.inner = inner
+
+    async def invoke(
+        self, action: Action, call: ActionCall, context: ActionContext
+    ) -> ActionResult:
+        writer = self.store._writer
+        if writer is not None:
+            await _wait_committed(writer, writer.submitted)
+        return await self.inner.invoke(action, call, context)

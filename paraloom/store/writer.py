@@ -1,0 +1,177 @@
+"""The store's single writer thread: events in emission order, committed in batches.
+
+The listener (on the event loop) only numbers the event and puts it on a queue; this
+thread takes everything queued, writes it in ONE transaction (``BEGIN IMMEDIATE`` …
+``COMMIT``) and starts over. So:
+
+- events are committed in the order they were emitted, and what the file holds is
+  always a *prefix* of the events emitted through this writer (no gaps, no reordering;
+  the one exception is an event SQLite refuses, which is skipped and reported through
+  ``errors`` and ``RunStore.flush``);
+- an event is durable one commit after it was emitted (group commit: a busy run pays one
+  fsync per batch, not per event); how long that is depends on the load: see
+  ``benchmarks/store_overhead.py`` for the lag in events;
+- a process killed with SIGKILL loses at most the events emitted since the last commit:
+  nothing whose *next* event is in the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sqlite3
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paraloom.protocols.actions import new_id
+from paraloom.protocols.events import Event
+from paraloom.store.apply import (
+    MAX_ROWS_PER_INSERT,
+    RunTags,
+    flatten,
+    insert_sql,
+    install_triggers,
+)
+from paraloom.store.schema import StoreError, Synchronous, connect
+
+__all__ = ["EventWriter"]
+
+_MAX_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    seq: int
+    event: Event
+    tags: RunTags
+
+
+class _Stop:
+    pass
+
+
+class EventWriter:
+    """Owns one connection and one daemon thread; :meth:`submit` never blocks.
+
+    Events are numbered 1, 2, … as they are submitted; ``committed`` is the highest
+    number whose batch was committed (or given up on: see ``errors``).
+    """
+
+    def __init__(self, path: Path, *, synchronous: Synchronous, busy_timeout_s: float) -> None:
+        self.session = new_id("w_")
+        self.errors: list[str] = []
+        self._conn = connect(path, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
+        try:
+            install_triggers(self._conn)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StoreError(f"cannot prepare the run store writer: {exc}") from exc
+        self._queue: queue.SimpleQueue[_Record | _Stop] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._submitted = 0
+        self._committed = 0
+        self._done = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="paraloom-store", daemon=True)
+        self._thread.start()
+
+    # -- producer side (any thread; quick) ----------------------------------------------
+
+    def submit(self, event: Event, tags: RunTags) -> None:
+        with self._lock:
+            if self._closed:
+                raise StoreError("the run store is closed")
+            self._submitted += 1
+            self._queue.put(_Record(self._submitted, event, tags))
+
+    @property
+    def submitted(self) -> int:
+        """The number of the last event submitted."""
+        return self._submitted
+
+    @property
+    def committed(self) -> int:
+        return self._committed
+
+    def wait_committed(self, seq: int, timeout: float | None = None) -> bool:
+        """Block until event ``seq`` (and so every earlier one) is committed."""
+        with self._done:
+            return self._done.wait_for(lambda: self._committed >= seq, timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Commit what is queued, stop the thread and close the connection."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_Stop())
+        self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- the thread -----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        try:
+            stop = False
+            while not stop:
+                batch = [self._queue.get()]
+                while len(batch) < _MAX_BATCH:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                records = [item for item in batch if isinstance(item, _Record)]
+                stop = len(records) < len(batch)
+                if records:
+                    self._write(records)
+                    with self._done:
+                        self._committed = records[-1].seq
+                        self._done.notify_all()
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            with self._done:  # nobody may wait forever on a dead writer
+                self._committed = sys.maxsize
+                self._done.notify_all()
+
+    def _write(self, records: list[_Record]) -> None:
+        try:
+            self._transaction(records)
+        except Exception:
+            # Find the culprit(s): write one by one so good events are not lost.
+            for record in records:
+                try:
+                    self._transaction([record])
+                except Exception as exc:
+                    self.errors.append(
+                        f"{record.event.type} of run {record.event.run_id}: "
+                        f"{type(exc).__name__}: {exc}"
+                    )
+
+    def _transaction(self, records: list[_Record]) -> None:
+        # Python work first (flattening holds the GIL but does not wait for it), then
+        # four SQLite calls for the whole batch: see paraloom.store.apply.
+        chunks: list[tuple[str, list[Any]]] = []
+        for start in range(0, len(records), MAX_ROWS_PER_INSERT):
+            part = records[start : start + MAX_ROWS_PER_INSERT]
+            params: list[Any] = []
+            for r in part:
+                params.extend(flatten(r.event, r.tags, self.session, r.seq))
+            chunks.append((insert_sql(len(part)), params))
+        cur = self._conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in chunks:
+                cur.execute(sql, params)
+            cur.execute("DELETE FROM incoming")
+            cur.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                cur.execute("ROLLBACK")
+            raise
