@@ -1,0 +1,578 @@
+"""Events → OpenTelemetry spans. The listener subscribes to a run's event stream and never
+drives logic.
+
+Parents are found by id, not through the current context: a run span holds its planner
+rounds and its subtasks' action calls; an agent's span holds the calls it made; an LLM
+call sits under the agent (or planner round) that made it. Span start and end times are
+the events' timestamps, so spans of parallel subtasks (separate anyio tasks) nest exactly
+as the calls did. The run span itself starts under whatever span is current when the run
+starts (a service's request span, say), or under the calling workflow action of a nested
+run.
+
+Only the OpenTelemetry API is used here; pass SDK providers in (or call
+:func:`paraloom.tracing.setup`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.util.types import AttributeValue
+
+from paraloom.protocols.actions import ActionKind, ActionResult, TokenUsage
+from paraloom.protocols.events import (
+    ActionFinished,
+    ActionStarted,
+    Event,
+    LLMCallFinished,
+    LLMCallStarted,
+    PlanCreated,
+    RoundStarted,
+    RunFinished,
+    RunStarted,
+    SubtaskFinished,
+    SubtaskRetried,
+    SubtaskSkipped,
+    SubtaskStarted,
+)
+from paraloom.tracing.attributes import GenAI, OpenInference, Paraloom, Redactor
+from paraloom.tracing.content import ContentWriter, capture_from_env
+from paraloom.tracing.metrics import GenAIMetrics
+
+__all__ = ["TracingListener"]
+
+_log = logging.getLogger(__name__)
+
+Attrs = dict[str, AttributeValue]
+
+
+# Handled even for runs that are not recorded: LLM calls feed the metrics.
+_ALWAYS = frozenset({RunStarted, RunFinished, LLMCallStarted, LLMCallFinished})
+
+
+def _ns(ts: float) -> int:
+    return int(ts * 1_000_000_000)
+
+
+def _usd(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value else "0"
+
+
+@dataclass(slots=True)
+class _Open:
+    span: Span
+    run_id: str
+    node_id: str
+    started: float
+    provider: str = ""
+    model: str = ""
+
+
+@dataclass(slots=True)
+class _Run:
+    span: Span
+    root_call: str | None
+    node_id: str
+    subtasks: dict[str, SubtaskStarted] = field(default_factory=dict)
+    with_action: set[str] = field(default_factory=set)
+    skipped: set[str] = field(default_factory=set)
+    keys: dict[str, None] = field(default_factory=dict)
+    rounds_done: set[str] = field(default_factory=set)
+
+
+class TracingListener:
+    """An event listener (``Callable[[Event], None]``) writing GenAI + OpenInference spans.
+
+    ``capture_content`` (default: ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``,
+    else off) adds inputs, outputs and messages; secrets are scrubbed in every mode (see
+    :class:`~paraloom.tracing.attributes.Redactor`; pass more through ``secrets``).
+    Duplicate events (the same listener on a parent and a nested orchestrator) are ignored.
+    """
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        *,
+        capture_content: bool | None = None,
+        secrets: Iterable[str] = (),
+        max_content_chars: int = 16_000,
+    ) -> None:
+        version = _version()
+        self._tracer = trace.get_tracer("paraloom", version, tracer_provider=tracer_provider)
+        self._metrics = GenAIMetrics(meter_provider, version)
+        self.capture_content = capture_from_env() if capture_content is None else capture_content
+        self.redactor = Redactor(secrets)
+        self._content = ContentWriter(self.redactor, max_content_chars)
+        self._runs: dict[str, _Run] = {}
+        self._open: dict[str, _Open] = {}
+        self._silent: set[str] = set()
+        self._lock = threading.Lock()
+        self.errors = 0
+        self._handlers: Mapping[type[Any], Callable[[Any], None]] = {
+            RunStarted: self._run_started,
+            RunFinished: self._run_finished,
+            RoundStarted: self._round_started,
+            PlanCreated: self._plan_created,
+            SubtaskStarted: self._subtask_started,
+            SubtaskRetried: self._subtask_retried,
+            SubtaskSkipped: self._subtask_skipped,
+            SubtaskFinished: self._subtask_finished,
+            ActionStarted: self._action_started,
+            ActionFinished: self._action_finished,
+            LLMCallStarted: self._llm_started,
+            LLMCallFinished: self._llm_finished,
+        }
+
+    def __call__(self, event: Event) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            return
+        with self._lock:
+            if event.run_id in self._silent and type(event) not in _ALWAYS:
+                return  # a run that is not recorded (no SDK, or not sampled): skip the work
+            try:
+                handler(event)
+            except Exception as exc:  # tracing must never break a run
+                self.errors += 1
+                _log.warning(
+                    "tracing: %s while handling a %s event", type(exc).__name__, event.type
+                )
+
+    def span_for(self, call_id: str) -> Span | None:
+        """The open span of a call (action, planner round or LLM call), if any."""
+        with self._lock:
+            entry = self._open.get(call_id)
+            return entry.span if entry is not None else None
+
+    def close(self) -> None:
+        """End every span still open (as incomplete)."""
+        with self._lock:
+            for run_id in list(self._runs):
+                run = self._runs.pop(run_id)
+                self._end_orphans(run, None, cancelled=False)
+                run.span.set_attribute(Paraloom.INCOMPLETE, True)
+                run.span.end()
+            for key in list(self._open):
+                self._open.pop(key).span.end()
+            self._silent.clear()
+
+    # -- spans ---------------------------------------------------------------------
+
+    def _parent(self, run_id: str, parent_call_id: str | None) -> tuple[Context | None, str]:
+        run = self._runs.get(run_id)
+        if run is not None and parent_call_id == run.root_call:
+            return trace.set_span_in_context(run.span), run.node_id
+        owner = self._open.get(parent_call_id) if parent_call_id else None
+        if owner is not None:
+            return trace.set_span_in_context(owner.span), owner.node_id
+        if run is not None:
+            return trace.set_span_in_context(run.span), run.node_id
+        return None, ""
+
+    def _start(
+        self,
+        key: str,
+        run_id: str,
+        name: str,
+        ctx: Context | None,
+        ts: float,
+        attrs: Attrs,
+        *,
+        node_id: str = "",
+        kind: SpanKind = SpanKind.INTERNAL,
+    ) -> _Open:
+        span = self._tracer.start_span(
+            name, context=ctx, kind=kind, attributes=attrs, start_time=_ns(ts)
+        )
+        entry = _Open(span=span, run_id=run_id, node_id=node_id or key, started=ts)
+        self._open[key] = entry
+        run = self._runs.get(run_id)
+        if run is not None:
+            run.keys[key] = None
+        return entry
+
+    def _pop(self, key: str) -> _Open | None:
+        entry = self._open.pop(key, None)
+        if entry is not None:
+            run = self._runs.get(entry.run_id)
+            if run is not None:
+                run.keys.pop(key, None)
+        return entry
+
+    def _fail(self, span: Span, error_type: str, message: str | None) -> None:
+        span.set_attribute(GenAI.ERROR_TYPE, error_type)
+        span.set_status(
+            Status(StatusCode.ERROR, self._content.text(message)[:1000] if message else None)
+        )
+
+    def _end_orphans(self, run: _Run, ts: float | None, *, cancelled: bool) -> None:
+        for key in reversed(list(run.keys)):
+            entry = self._open.pop(key, None)
+            if entry is None:
+                continue
+            entry.span.set_attribute(Paraloom.INCOMPLETE, True)
+            if cancelled:
+                self._fail(entry.span, "cancelled", "the run ended before this call finished")
+            entry.span.end(_ns(ts) if ts is not None else None)
+        run.keys.clear()
+
+    # -- runs and rounds --------------------------------------------------------------
+
+    def _run_started(self, e: RunStarted) -> None:
+        if e.run_id in self._runs:
+            return
+        owner = self._open.get(e.parent_call_id) if e.parent_call_id else None
+        ctx = trace.set_span_in_context(owner.span) if owner is not None else None
+        attrs: Attrs = {
+            GenAI.OPERATION_NAME: "invoke_workflow",
+            GenAI.WORKFLOW_NAME: e.workflow,
+            OpenInference.SPAN_KIND: "CHAIN",
+            OpenInference.GRAPH_NODE_ID: e.run_id,
+            OpenInference.GRAPH_NODE_NAME: e.workflow,
+            Paraloom.RUN_ID: e.run_id,
+        }
+        if owner is not None:
+            attrs[OpenInference.GRAPH_NODE_PARENT_ID] = owner.node_id
+        if e.parent_call_id:
+            attrs[Paraloom.PARENT_CALL_ID] = e.parent_call_id
+        if e.budget_usd is not None:
+            attrs[Paraloom.BUDGET_LIMIT_USD] = _usd(e.budget_usd)
+        if self.capture_content:
+            self._content.io(attrs, "input", e.task)
+        span = self._tracer.start_span(
+            f"invoke_workflow {e.workflow}", context=ctx, attributes=attrs, start_time=_ns(e.ts)
+        )
+        self._runs[e.run_id] = _Run(span=span, root_call=e.parent_call_id, node_id=e.run_id)
+        if not span.is_recording():
+            self._silent.add(e.run_id)
+
+    def _run_finished(self, e: RunFinished) -> None:
+        run = self._runs.get(e.run_id)
+        if run is None:
+            return
+        self._end_orphans(run, e.ts, cancelled=True)
+        del self._runs[e.run_id]
+        self._silent.discard(e.run_id)
+        span = run.span
+        span.set_attribute(Paraloom.RUN_STATUS, e.status)
+        span.set_attribute(Paraloom.COST_USD, _usd(e.cost_usd))
+        if self.capture_content:
+            attrs: Attrs = {}
+            self._content.io(attrs, "output", e.output)
+            span.set_attributes(attrs)
+        if e.status == "ok":
+            span.set_status(Status(StatusCode.OK))
+        else:
+            self._fail(span, e.status, e.error)
+        span.end(_ns(e.ts))
+
+    def _round_started(self, e: RoundStarted) -> None:
+        if e.call_id in self._open:
+            return
+        ctx, node = self._parent(e.run_id, None)
+        self._start(
+            e.call_id, e.run_id, f"plan {e.planner}", ctx, e.ts, self._round_attrs(e), node_id=node
+        )
+
+    def _round_attrs(self, e: RoundStarted | PlanCreated) -> Attrs:
+        attrs: Attrs = {
+            GenAI.OPERATION_NAME: "plan",
+            GenAI.AGENT_NAME: e.planner,
+            OpenInference.SPAN_KIND: "CHAIN",
+            OpenInference.GRAPH_NODE_ID: e.call_id,
+            OpenInference.GRAPH_NODE_NAME: f"plan round {e.round}",
+            Paraloom.ROUND: e.round,
+            Paraloom.CALL_ID: e.call_id,
+            Paraloom.RUN_ID: e.run_id,
+        }
+        run = self._runs.get(e.run_id)
+        if run is not None:
+            attrs[OpenInference.GRAPH_NODE_PARENT_ID] = run.node_id
+        return attrs
+
+    def _plan_created(self, e: PlanCreated) -> None:
+        run = self._runs.get(e.run_id)
+        if run is not None:
+            if e.call_id in run.rounds_done:
+                return
+            run.rounds_done.add(e.call_id)
+        entry = self._pop(e.call_id)
+        if entry is None:
+            if run is None or not e.replayed:
+                return
+            ctx, node = self._parent(e.run_id, None)
+            attrs = self._round_attrs(e)
+            attrs[Paraloom.REPLAYED] = True
+            entry = self._start(
+                e.call_id, e.run_id, f"plan {e.planner}", ctx, e.ts, attrs, node_id=node
+            )
+            self._pop(e.call_id)
+        span = entry.span
+        if e.plan is not None:
+            span.set_attribute(Paraloom.PLAN_SUBTASKS, [s.id for s in e.plan.subtasks])
+        span.set_attribute(Paraloom.PLAN_FINAL, e.plan is None and e.error is None)
+        if self.capture_content:
+            attrs = {}
+            out: Any = e.plan.model_dump(mode="json", by_alias=True) if e.plan else e.final_output
+            self._content.io(attrs, "output", out)
+            span.set_attributes(attrs)
+        if e.error is not None:
+            self._fail(span, "PlanningError", e.error)
+        else:
+            span.set_status(Status(StatusCode.OK))
+        span.end(_ns(e.ts))
+
+    # -- subtasks (events on the run span; the action calls are the spans) -------------
+
+    def _subtask_started(self, e: SubtaskStarted) -> None:
+        run = self._runs.get(e.run_id)
+        if run is not None:
+            run.subtasks[e.subtask_id] = e
+
+    def _subtask_retried(self, e: SubtaskRetried) -> None:
+        run = self._runs.get(e.run_id)
+        if run is not None:
+            run.span.add_event(
+                "paraloom.subtask.retried",
+                {
+                    Paraloom.SUBTASK_ID: e.subtask_id,
+                    Paraloom.ATTEMPT: e.attempt,
+                    "paraloom.retry.reason": self._content.text(e.reason)[:1000],
+                    "paraloom.retry.delay_s": e.delay_s,
+                },
+                timestamp=_ns(e.ts),
+            )
+
+    def _subtask_skipped(self, e: SubtaskSkipped) -> None:
+        run = self._runs.get(e.run_id)
+        if run is not None and e.subtask_id not in run.skipped:
+            run.skipped.add(e.subtask_id)
+            run.span.add_event(
+                "paraloom.subtask.skipped",
+                {
+                    Paraloom.SUBTASK_ID: e.subtask_id,
+                    Paraloom.ROUND: e.round,
+                    "paraloom.skip.reason": self._content.text(e.reason)[:1000],
+                },
+                timestamp=_ns(e.ts),
+            )
+
+    def _subtask_finished(self, e: SubtaskFinished) -> None:
+        """A subtask that ended without any action call (reference error, reused result)."""
+        run = self._runs.get(e.run_id)
+        if run is None or e.subtask_id in run.with_action:
+            return
+        run.with_action.add(e.subtask_id)
+        r = e.result
+        attrs: Attrs = {
+            Paraloom.SUBTASK_ID: e.subtask_id,
+            Paraloom.ROUND: e.round,
+            Paraloom.ACTION_STATUS: r.status.value,
+            "paraloom.action.name": r.action,
+        }
+        if r.error is not None:
+            attrs[GenAI.ERROR_TYPE] = r.error.type
+            attrs["paraloom.error.message"] = self._content.text(r.error.message)[:1000]
+        name = "paraloom.subtask.reused" if e.reused else "paraloom.subtask.finished"
+        run.span.add_event(name, attrs, timestamp=_ns(e.ts))
+
+    # -- action calls ------------------------------------------------------------------
+
+    def _action_started(self, e: ActionStarted) -> None:
+        if e.call_id in self._open:
+            return
+        run = self._runs.get(e.run_id)
+        ctx, parent_node = self._parent(e.run_id, e.parent_call_id)
+        attrs: Attrs = {
+            Paraloom.CALL_ID: e.call_id,
+            Paraloom.ACTION_KIND: e.kind.value,
+            Paraloom.ATTEMPT: e.attempt,
+            Paraloom.RUN_ID: e.run_id,
+            OpenInference.GRAPH_NODE_NAME: e.action,
+        }
+        if e.parent_call_id:
+            attrs[Paraloom.PARENT_CALL_ID] = e.parent_call_id
+        node = e.call_id
+        top = run is not None and e.parent_call_id == run.root_call
+        if e.subtask_id:
+            attrs[Paraloom.SUBTASK_ID] = e.subtask_id
+        if top and run is not None and e.subtask_id:
+            node = e.subtask_id
+            run.with_action.add(e.subtask_id)
+            started = run.subtasks.get(e.subtask_id)
+            deps = started.depends_on if started else ()
+            parent_node = deps[0] if deps else run.node_id
+            attrs[Paraloom.DEPENDS_ON] = list(deps)
+            if started is not None:
+                attrs[Paraloom.ROUND] = started.round
+        attrs[OpenInference.GRAPH_NODE_ID] = node
+        if parent_node:
+            attrs[OpenInference.GRAPH_NODE_PARENT_ID] = parent_node
+        if e.kind is ActionKind.AGENT:
+            name = f"invoke_agent {e.action}"
+            attrs[GenAI.OPERATION_NAME] = "invoke_agent"
+            attrs[GenAI.AGENT_NAME] = attrs[OpenInference.AGENT_NAME] = e.action
+            attrs[GenAI.AGENT_ID] = e.action
+            attrs[OpenInference.SPAN_KIND] = "AGENT"
+        elif e.kind is ActionKind.WORKFLOW:
+            name = f"invoke_workflow {e.action}"
+            attrs[GenAI.OPERATION_NAME] = "invoke_workflow"
+            attrs[GenAI.WORKFLOW_NAME] = e.action
+            attrs[OpenInference.SPAN_KIND] = "CHAIN"
+        else:
+            name = f"execute_tool {e.action}"
+            attrs[GenAI.OPERATION_NAME] = "execute_tool"
+            attrs[GenAI.TOOL_NAME] = attrs[OpenInference.TOOL_NAME] = e.action
+            attrs[GenAI.TOOL_CALL_ID] = e.call_id
+            attrs[GenAI.TOOL_TYPE] = "function"
+            attrs[OpenInference.SPAN_KIND] = "TOOL"
+        if self.capture_content:
+            self._content.io(attrs, "input", e.arguments)
+            if e.kind is ActionKind.TOOL:
+                attrs[GenAI.TOOL_CALL_ARGUMENTS] = self._content.json(e.arguments)
+        self._start(e.call_id, e.run_id, name, ctx, e.ts, attrs, node_id=node)
+
+    def _action_finished(self, e: ActionFinished) -> None:
+        entry = self._pop(e.call_id)
+        if entry is None:
+            return
+        span, r = entry.span, e.result
+        attrs: Attrs = {
+            Paraloom.ACTION_STATUS: r.status.value,
+            Paraloom.COST_USD: _usd(r.cost_usd),
+        }
+        if r.usage:
+            total = sum(r.usage.values(), TokenUsage())
+            attrs[Paraloom.USAGE_INPUT_TOKENS] = total.input_tokens
+            attrs[Paraloom.USAGE_OUTPUT_TOKENS] = total.output_tokens
+        if self.capture_content and r.ok:
+            self._content.io(attrs, "output", r.output)
+            if e.kind is ActionKind.TOOL:
+                attrs[GenAI.TOOL_CALL_RESULT] = self._content.json(r.output)
+        span.set_attributes(attrs)
+        self._result_status(span, r)
+        span.end(_ns(e.ts))
+
+    def _result_status(self, span: Span, r: ActionResult) -> None:
+        if r.ok:
+            span.set_status(Status(StatusCode.OK))
+        else:
+            self._fail(
+                span,
+                r.error.type if r.error else r.status.value,
+                r.error.message if r.error else None,
+            )
+
+    # -- LLM calls ---------------------------------------------------------------------
+
+    def _llm_started(self, e: LLMCallStarted) -> None:
+        if e.llm_call_id in self._open:
+            return
+        if e.run_id in self._silent:  # metrics only
+            self._open[e.llm_call_id] = _Open(
+                trace.INVALID_SPAN, e.run_id, "", e.ts, provider=e.provider, model=e.model
+            )
+            return
+        ctx, parent_node = self._parent(e.run_id, e.parent_call_id)
+        attrs: Attrs = {
+            GenAI.OPERATION_NAME: "chat",
+            GenAI.PROVIDER_NAME: e.provider,
+            GenAI.REQUEST_MODEL: e.model,
+            OpenInference.SPAN_KIND: "LLM",
+            OpenInference.LLM_MODEL_NAME: e.model,
+            OpenInference.LLM_PROVIDER: e.provider,
+            Paraloom.LLM_CALL_ID: e.llm_call_id,
+            Paraloom.STEP_KIND: e.step_kind,
+            Paraloom.RESERVED_USD: _usd(e.reserved_usd),
+            Paraloom.RUN_ID: e.run_id,
+        }
+        if e.parent_call_id:
+            attrs[Paraloom.PARENT_CALL_ID] = e.parent_call_id
+        if e.routing:
+            self._content.routing(attrs, Paraloom.ROUTING, e.routing)
+        if self.capture_content and e.messages:
+            self._content.messages(attrs, "input", e.messages)
+            self._content.io(attrs, "input", e.messages)
+        entry = self._start(
+            e.llm_call_id,
+            e.run_id,
+            f"chat {e.model}",
+            ctx,
+            e.ts,
+            attrs,
+            node_id=parent_node,
+            kind=SpanKind.CLIENT,
+        )
+        entry.provider, entry.model = e.provider, e.model
+
+    def _llm_finished(self, e: LLMCallFinished) -> None:
+        entry = self._pop(e.llm_call_id)
+        if entry is None:
+            return
+        usage = e.usage
+        error_type = _error_type(e.error) if e.error is not None else None
+        self._metrics.record(
+            provider=entry.provider,
+            request_model=entry.model,
+            response_model=e.response_model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            duration_s=e.ts - entry.started,
+            cost_usd=e.cost_usd,
+            error_type=error_type,
+        )
+        span = entry.span
+        if not span.is_recording():
+            return
+        attrs: Attrs = {
+            GenAI.USAGE_INPUT_TOKENS: usage.input_tokens,
+            GenAI.USAGE_OUTPUT_TOKENS: usage.output_tokens,
+            OpenInference.LLM_TOKEN_PROMPT: usage.input_tokens,
+            OpenInference.LLM_TOKEN_COMPLETION: usage.output_tokens,
+            OpenInference.LLM_TOKEN_TOTAL: usage.total_tokens,
+            OpenInference.LLM_COST_TOTAL: float(e.cost_usd),
+            Paraloom.COST_USD: _usd(e.cost_usd),
+        }
+        if e.response_model:
+            attrs[GenAI.RESPONSE_MODEL] = e.response_model
+            attrs[OpenInference.LLM_MODEL_NAME] = e.response_model  # what Phoenix prices
+        if e.finish_reason:
+            attrs[GenAI.RESPONSE_FINISH_REASONS] = [e.finish_reason]
+        if e.budget_left_usd is not None:
+            attrs[Paraloom.BUDGET_LEFT_USD] = _usd(e.budget_left_usd)
+        if self.capture_content and e.output:
+            self._content.messages(attrs, "output", [e.output])
+            content = e.output.get("content")
+            self._content.io(attrs, "output", content if content is not None else e.output)
+        span.set_attributes(attrs)
+        if error_type is not None:
+            self._fail(span, error_type, e.error)
+        else:
+            span.set_status(Status(StatusCode.OK))
+        span.end(_ns(e.ts))
+
+
+def _error_type(error: str) -> str:
+    if error == "cancelled":
+        return "cancelled"
+    head, sep, _ = error.partition(":")
+    return head.strip() if sep and head.strip().isidentifier() else "error"
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("paraloom")
+    except Exception:
+        return ""
