@@ -1,0 +1,5 @@
+"""``python -m paraloom.cli`` runs the ``paraloom`` command."""
+
+from paraloom.cli.app import main
+
+main()

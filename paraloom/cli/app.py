@@ -1,0 +1,550 @@
+"""The ``paraloom`` command line. Thin: parse, call the Python API, render.
+
+Exit codes: 0 ok, 1 the run failed, 2 bad input (configuration, arguments, no endpoint),
+130 interrupted (Ctrl-C; the run can be resumed from the store).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, Literal, NoReturn
+
+import anyio
+import typer
+from pydantic import JsonValue
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+
+from paraloom.cli.graph import to_dot, to_mermaid, to_png
+from paraloom.cli.inputs import InputError, parse_inputs
+from paraloom.cli.output import RunOutput, run_output
+from paraloom.cli.progress import RunView
+from paraloom.cli.render import print_projection, print_result, print_run, print_runs
+from paraloom.config.build import (
+    choose_workflow,
+    endpoint_problem,
+    needs_of,
+    open_project,
+)
+from paraloom.config.errors import ConfigError
+from paraloom.config.graph import workflow_graph
+from paraloom.config.load import LoadedConfig, load_config
+from paraloom.config.projection import project_workflow
+from paraloom.config.schema import config_json_schema
+from paraloom.orchestrator.resume import ResumeState
+from paraloom.protocols.events import Event
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "app", "main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+app = typer.Typer(
+    name="paraloom",
+    help="Run agent workflows defined in YAML: plan a task as a DAG, dispatch it in "
+    "parallel, route every LLM call under one dollar budget.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+runs_app = typer.Typer(help="Inspect the run store.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+# Wide enough for the summary tables when output is piped (rich uses 80 columns then).
+out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, soft_wrap=True)  # never break file:line:col messages
+
+Files = Annotated[list[Path], typer.Argument(help="YAML file(s); several are merged.")]
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--store", help="Run store file (default: $PARALOOM_STORE or .paraloom/runs.sqlite)."
+    ),
+]
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def _config_error(exc: ConfigError) -> NoReturn:
+    for p in exc.problems:
+        err.print(f"[bold red]error:[/] {escape(str(p))}")
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _load(files: Sequence[Path]) -> LoadedConfig:
+    try:
+        return load_config(files, resolve_env=False)
+    except ConfigError as exc:
+        _config_error(exc)
+
+
+def _split_target(loaded: LoadedConfig, files: list[Path], workflow: str | None) -> str:
+    try:
+        return choose_workflow(loaded, workflow)
+    except ConfigError as exc:
+        _config_error(exc)
+
+
+def _files_and_workflow(args: list[Path]) -> tuple[list[Path], str | None]:
+    """``FILE... [WORKFLOW]``: a last argument that is not an existing file and does not
+    look like YAML names the workflow."""
+    if len(args) > 1 and not args[-1].exists() and args[-1].suffix not in (".yaml", ".yml"):
+        return args[:-1], str(args[-1])
+    return args, None
+
+
+def _budget(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        amount = Decimal(value.strip().lstrip("$"))
+    except InvalidOperation:
+        _fail(f"--budget {value!r}: expected dollars, e.g. 0.50")
+    if amount < 0 or not amount.is_finite():
+        _fail(f"--budget {value!r}: must be a non-negative number of dollars")
+    return amount
+
+
+def _print_json(model: Any) -> None:
+    sys.stdout.write(model.model_dump_json(indent=2) + "\n")
+    sys.stdout.flush()
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    args: Annotated[
+        list[Path], typer.Argument(help="FILE... [WORKFLOW] (default: the only one or 'main').")
+    ],
+    input: Annotated[
+        list[str] | None,
+        typer.Option("--input", "-i", help="JSON document, or key=value (repeatable)."),
+    ] = None,
+    budget: Annotated[str | None, typer.Option(help="Dollar budget of the run.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON result.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Project cost/tokens/latency; call nothing.")
+    ] = False,
+    trace: Annotated[
+        str | None,
+        typer.Option(help="Trace to phoenix | otlp://host:port | console | jsonl:FILE."),
+    ] = None,
+    store: StoreOpt = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the run.")] = False,
+) -> None:
+    """Run a workflow with live progress, then print its output and a summary."""
+    files, workflow = _files_and_workflow(args)
+    try:
+        given = parse_inputs(input or [])
+    except InputError as exc:
+        _fail(str(exc))
+    limit = _budget(budget)
+    loaded = _load(files)
+    name = _split_target(loaded, files, workflow)
+    if dry_run:
+        try:
+            projection = anyio.run(lambda: project_workflow(loaded, name, budget_usd=limit))
+        except ConfigError as exc:
+            _config_error(exc)
+        if as_json:
+            _print_json(projection)
+        else:
+            print_projection(out, projection)
+        raise typer.Exit(EXIT_OK)
+    problem = endpoint_problem(loaded, name)
+    if problem is not None:
+        _fail(
+            f"{problem}.\nSet OPENAI_BASE_URL (and OPENAI_API_KEY if the endpoint needs one), "
+            f"or see what the run would cost without calling anything:\n"
+            f"  paraloom run {' '.join(str(f) for f in files)} {name} --dry-run"
+        )
+    metadata: dict[str, JsonValue] = {
+        "files": [str(f.resolve()) for f in files],
+        "budget_usd": None if limit is None else str(limit),
+        "input": given,
+    }
+    code = _execute(
+        loaded,
+        name,
+        given,
+        limit,
+        as_json,
+        trace,
+        None if no_store else store,
+        no_store,
+        metadata,
+        None,
+    )
+    raise typer.Exit(code)
+
+
+def _execute(
+    loaded: LoadedConfig,
+    workflow: str,
+    given: JsonValue,
+    limit: Decimal | None,
+    as_json: bool,
+    trace: str | None,
+    store_path: Path | None,
+    no_store: bool,
+    metadata: dict[str, JsonValue],
+    resume: tuple[ResumeState, JsonValue, Decimal] | None,
+) -> int:
+    listeners: list[Callable[[Event], None]] = []
+    closers: list[Callable[[], None]] = []
+    store = None
+    if not no_store:
+        from paraloom.store import RunStore, StoreError
+
+        try:
+            store = RunStore(store_path)
+        except StoreError as exc:
+            _fail(f"cannot open the run store: {exc}")
+        files = metadata.get("files")
+        source = str(files[0]) if isinstance(files, list) and files else None
+        listeners.append(store.listener(source=source, metadata=metadata))
+    if trace is not None:
+        from paraloom.tracing import tracing_listener_for
+
+        try:
+            listener, shutdown = tracing_listener_for(trace)
+        except (ValueError, ImportError) as exc:
+            _fail(f"--trace {trace!r}: {exc}")
+        listeners.append(listener)
+        closers.append(shutdown)
+    view = RunView(workflow)
+    listeners.append(view)
+
+    broken: list[str] = []
+
+    def fan_out(event: Event) -> None:
+        # one faulty listener (a tracing exporter …) must not silence the others
+        for listener in list(listeners):
+            try:
+                listener(event)
+            except Exception as exc:
+                listeners.remove(listener)
+                broken.append(f"{type(exc).__name__}: {exc}")
+
+    async def go() -> RunOutput:
+        async with open_project(loaded, workflow) as project:
+            view.budget_usd = project.budget_usd(limit)
+            budget = project.new_budget(limit)
+            if resume is not None:
+                state, task, spent = resume
+                budget.spent_usd = spent
+                run = project.orchestrator.run(
+                    task, budget=budget, on_event=fan_out, resume=state, run_id=state.run_id
+                )
+            else:
+                run = project.orchestrator.run(project.task(given), budget=budget, on_event=fan_out)
+            live_ok = not as_json and err.is_terminal
+            if live_ok:
+                with Live(
+                    get_renderable=view.render, console=err, refresh_per_second=8, transient=True
+                ):
+                    result = await run
+            else:
+                result = await run
+            if store is not None:
+                from paraloom.store import StoreError
+
+                try:
+                    await store.aflush()
+                except StoreError as exc:
+                    err.print(
+                        f"[yellow]warning:[/] the run store did not record everything: "
+                        f"{escape(str(exc))}"
+                    )
+            return run_output(
+                result,
+                budget_usd=project.budget_usd(limit),
+                store=str(store.path) if store is not None else None,
+            )
+
+    try:
+        output = anyio.run(go)
+    except ConfigError as exc:
+        _config_error(exc)
+    except KeyboardInterrupt:
+        hint = f"; continue it with: paraloom resume {view.run_id}" if store and view.run_id else ""
+        err.print(f"[yellow]interrupted[/]{escape(hint)}")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        for close in closers:
+            close()
+        if store is not None:
+            store.close()
+    for problem in broken:
+        err.print(
+            f"[yellow]warning:[/] an event listener failed and was dropped: {escape(problem)}"
+        )
+    if as_json:
+        _print_json(output)
+    else:
+        print_result(out, view, output)
+        if not output.ok:
+            err.print(f"[bold red]run {output.status}:[/] {escape(output.error or '')}")
+    return EXIT_OK if output.ok else EXIT_FAILED
+
+
+# -- resume ---------------------------------------------------------------------------------
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    store: StoreOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON result.")] = False,
+    trace: Annotated[str | None, typer.Option(help="Trace target (see run).")] = None,
+) -> None:
+    """Continue a crashed, cancelled or failed run: finished subtasks are reused."""
+    from paraloom.store import RunNotFoundError, RunStore, StoreError
+
+    try:
+        with RunStore(store) as s:
+            summary = s.get_run(run_id)
+            state = s.resume_state(summary.run_id)
+    except RunNotFoundError as exc:
+        _fail(str(exc))
+    except StoreError as exc:
+        _fail(f"cannot read the run store: {exc}")
+    if summary.status == "ok":
+        err.print(f"run {summary.run_id} already finished ok; nothing to resume")
+        raise typer.Exit(EXIT_OK)
+    meta = summary.metadata
+    raw_files = meta.get("files") or ([summary.source] if summary.source else [])
+    if not isinstance(raw_files, list) or not raw_files:
+        _fail(f"run {summary.run_id} has no recorded definition file; cannot rebuild it")
+    files = [Path(str(f)) for f in raw_files]
+    loaded = _load(files)
+    name = _split_target(loaded, files, summary.workflow)
+    raw_budget = meta.get("budget_usd")
+    limit = Decimal(str(raw_budget)) if raw_budget is not None else None
+    if needs_of(loaded.config, name).models and endpoint_problem(loaded, name):
+        _fail(str(endpoint_problem(loaded, name)))
+    code = _execute(
+        loaded,
+        name,
+        summary.task,
+        limit,
+        as_json,
+        trace,
+        store,
+        False,
+        dict(meta),
+        (state, summary.task, summary.llm_cost_usd),
+    )
+    raise typer.Exit(code)
+
+
+# -- validate, schema, graph -------------------------------------------------------------------
+
+
+@app.command()
+def validate(files: Files) -> None:
+    """Check files: syntax, fields, references, imports, plans. Exit 2 on any problem."""
+    loaded = _load(files)
+
+    async def build_all() -> list[str]:
+        notes: list[str] = []
+        for name in loaded.config.workflows:
+            needs = needs_of(loaded.config, name)
+            if any(loaded.config.tools[t].mcp is not None for t in needs.tools):
+                notes.append(f"workflow {name!r}: MCP tools not started (checked at run time)")
+                continue
+            async with open_project(loaded, name, check_env=False):
+                pass
+        return notes
+
+    try:
+        notes = anyio.run(build_all)
+    except ConfigError as exc:
+        _config_error(exc)
+    c = loaded.config
+    files_text = ", ".join(str(f) for f in files)
+    out.print(
+        f"[green]ok[/] {escape(files_text)}: {len(c.models)} models, {len(c.tools)} tools, "
+        f"{len(c.agents)} agents, {len(c.workflows)} workflows "
+        f"({', '.join(sorted(c.workflows)) or 'none'})"
+    )
+    for note in notes:
+        out.print(f"[dim]note: {escape(note)}[/]")
+    for m in loaded.missing_env:
+        out.print(
+            f"[yellow]warning:[/] {m.mark}: environment variable {m.variable!r} is not set "
+            "(needed to run, not to validate)"
+        )
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the file format (for editors)."""
+    sys.stdout.write(json.dumps(config_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def graph(
+    args: Annotated[list[Path], typer.Argument(help="FILE... [WORKFLOW]")],
+    format: Annotated[
+        Literal["mermaid", "dot", "png"], typer.Option("--format", "-f", help="Output format.")
+    ] = "mermaid",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here (png: default WORKFLOW.png).")
+    ] = None,
+) -> None:
+    """Draw a workflow: its subtasks and dependencies, or its planner and actions."""
+    files, workflow = _files_and_workflow(args)
+    loaded = _load(files)
+    name = _split_target(loaded, files, workflow)
+    g = workflow_graph(loaded, name)
+    if format == "png":
+        target = output or Path(f"{name}.png")
+        to_png(g, target)
+        err.print(f"wrote {target}")
+        return
+    text = to_mermaid(g) if format == "mermaid" else to_dot(g)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+@runs_app.command("list")
+def runs_list(
+    store: StoreOpt = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recorded runs, newest first."""
+    from paraloom.store import RunStore, StoreError
+
+    try:
+        with RunStore(store) as s:
+            infos = s.list_runs(limit=limit)
+    except StoreError as exc:
+        _fail(f"cannot read the run store: {exc}")
+    if as_json:
+        sys.stdout.write(json.dumps([i.model_dump(mode="json") for i in infos], indent=2) + "\n")
+    else:
+        print_runs(out, infos)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    store: StoreOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Everything recorded about one run."""
+    from paraloom.store import RunNotFoundError, RunStore, StoreError
+
+    try:
+        with RunStore(store) as s:
+            summary = s.get_run(run_id)
+    except RunNotFoundError as exc:
+        _fail(str(exc))
+    except StoreError as exc:
+        _fail(f"cannot read the run store: {exc}")
+    if as_json:
+        _print_json(summary)
+    else:
+        print_run(out, summary)
+
+
+@runs_app.command("export-trajectories")
+def runs_export(
+    run_ids: Annotated[list[str] | None, typer.Argument(help="Runs (default: all).")] = None,
+    store: StoreOpt = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="JSONL file (default: stdout).")
+    ] = None,
+) -> None:
+    """Routing records of runs, in the router's trajectory format (JSONL)."""
+    from paraloom.store import RunNotFoundError, RunStore, StoreError
+
+    try:
+        with RunStore(store) as s:
+            if output is not None:
+                n = s.write_trajectories(output, run_ids or None)
+                err.print(f"wrote {n} routing records to {output}")
+                return
+            records = s.export_trajectories(run_ids or None)
+    except RunNotFoundError as exc:
+        _fail(str(exc))
+    except StoreError as exc:
+        _fail(f"cannot read the run store: {exc}")
+    for r in records:
+        sys.stdout.write(r.model_dump_json() + "\n")
+
+
+# -- mcp --------------------------------------------------------------------------------------
+
+mcp_app = typer.Typer(help="Serve tools, agents and workflows over MCP.", no_args_is_help=True)
+app.add_typer(mcp_app, name="mcp")
+
+
+@mcp_app.command("serve")
+def mcp_serve(
+    files: Files,
+    http: Annotated[bool, typer.Option("--http", help="Streamable HTTP instead of stdio.")] = False,
+    host: Annotated[str, typer.Option(help="HTTP host.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+) -> None:
+    """Expose every tool, agent and workflow of FILE as the tools of an MCP server."""
+    loaded = _load(files)
+    try:
+        from paraloom.tools import mcp_server
+    except ImportError as exc:
+        _fail(str(exc))
+    from paraloom.config.build import open_actions
+    from paraloom.runtime.context import ActionContext
+
+    async def serve() -> None:
+        async with open_actions(loaded) as (actions, selector):
+            base = ActionContext(run_id="mcp", model_selector=selector)
+            if http:
+                err.print(f"serving {len(actions)} actions at http://{host}:{port}/mcp")
+                await mcp_server.serve_http(actions, host=host, port=port, base_context=base)
+            else:
+                await mcp_server.serve_stdio(actions, base_context=base)
+
+    try:
+        anyio.run(serve)
+    except ConfigError as exc:
+        _config_error(exc)
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_OK) from None
+
+
+# -- optional sub-apps ------------------------------------------------------------------------
+
+
+def _mount_optional() -> None:
+    if importlib.util.find_spec("paraloom.routing.cli") is not None:
+        router_app = importlib.import_module("paraloom.routing.cli").router_app
+        if not isinstance(router_app, typer.Typer):
+            raise TypeError("paraloom.routing.cli.router_app is not a typer app")
+        app.add_typer(router_app, name="router", help="Train and evaluate routers.")
+
+
+_mount_optional()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    app(args=list(argv) if argv is not None else None, prog_name="paraloom")

@@ -1,0 +1,85 @@
+"""The machine-readable result of ``paraloom run --json`` / ``paraloom resume --json``.
+
+:class:`RunOutput` is the documented contract: money is a decimal *string* of dollars
+(exact, e.g. ``"0.000123"``), times are seconds, ``usage`` maps model name to tokens.
+``paraloom run --dry-run --json`` prints a :class:`~paraloom.config.Projection` instead
+(``"kind": "projection"``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from paraloom.orchestrator.result import RunResult
+from paraloom.protocols.actions import TokenUsage
+
+__all__ = ["RunOutput", "SubtaskOutcome", "run_output"]
+
+
+class SubtaskOutcome(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    action: str
+    round: int
+    status: str
+    attempt: int
+    cost_usd: Decimal
+    duration_s: float
+    error: str | None = None
+
+
+class RunOutput(BaseModel):
+    """One finished run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["run"] = "run"
+    run_id: str
+    workflow: str
+    status: Literal["ok", "failed", "cancelled", "max_rounds", "budget_exhausted"]
+    ok: bool
+    output: JsonValue = None
+    error: str | None = None
+    rounds: int
+    cost_usd: Decimal = Field(description="Dollars spent by every LLM call of the run.")
+    budget_usd: Decimal | None = None
+    elapsed_s: float
+    usage: dict[str, TokenUsage] = Field(default_factory=dict)
+    subtasks: list[SubtaskOutcome] = Field(default_factory=list)
+    store: str | None = Field(default=None, description="The run store file, if recorded.")
+
+
+def run_output(
+    result: RunResult, *, budget_usd: Decimal | None = None, store: str | None = None
+) -> RunOutput:
+    return RunOutput(
+        run_id=result.run_id,
+        workflow=result.workflow,
+        status=result.status,
+        ok=result.ok,
+        output=result.output,
+        error=result.error,
+        rounds=result.rounds,
+        cost_usd=result.cost_usd,
+        budget_usd=budget_usd,
+        elapsed_s=round(result.elapsed_s, 4),
+        usage=result.usage,
+        subtasks=[
+            SubtaskOutcome(
+                id=sid,
+                action=r.action,
+                round=result.subtask_rounds.get(sid, 0),
+                status=r.status.value,
+                attempt=r.attempt,
+                cost_usd=r.cost_usd,
+                duration_s=round(r.duration_s, 4),
+                error=f"{r.error.type}: {r.error.message}" if r.error else None,
+            )
+            for sid, r in result.subtasks.items()
+        ],
+        store=store,
+    )

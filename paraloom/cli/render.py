@@ -1,0 +1,188 @@
+"""Terminal rendering of results, projections and stored runs (rich)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from pydantic import JsonValue
+from rich.console import Console
+from rich.json import JSON
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from paraloom.cli.output import RunOutput
+from paraloom.cli.progress import RunView, money
+from paraloom.config.projection import Projection
+
+if TYPE_CHECKING:
+    from paraloom.store.models import RunInfo, RunSummary
+
+__all__ = ["print_output", "print_projection", "print_result", "print_run", "print_runs"]
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_output(console: Console, output: JsonValue) -> None:
+    """Text as text; a mapping with a single long text field shows that text too."""
+    if isinstance(output, str):
+        console.print(Panel(Text(output), title="output", expand=False))
+        return
+    if isinstance(output, dict):
+        texts = {k: v for k, v in output.items() if isinstance(v, str) and "\n" in v}
+        rest = {k: v for k, v in output.items() if k not in texts}
+        for key, text in texts.items():
+            console.print(Panel(Text(text), title=f"output.{key}", expand=False))
+        if rest:
+            console.print(JSON(json.dumps(rest, default=str)))
+        return
+    console.print(JSON(json.dumps(output, default=str)))
+
+
+def print_result(console: Console, view: RunView, out: RunOutput) -> None:
+    if out.ok:
+        print_output(console, out.output)
+    console.print(view.table(title=f"{out.workflow} — summary"))
+    tokens = ", ".join(
+        f"{m}: {u.input_tokens:,} in / {u.output_tokens:,} out ({u.calls} calls)"
+        for m, u in out.usage.items()
+    )
+    budget = f" of {money(out.budget_usd)} budget" if out.budget_usd is not None else ""
+    style = "green" if out.ok else "red"
+    line = Text.assemble(
+        ("status ", "dim"),
+        (out.status, f"bold {style}"),
+        f"   cost {money(out.cost_usd)}{budget}   elapsed {out.elapsed_s:.2f}s   "
+        f"rounds {out.rounds}   run {out.run_id}",
+    )
+    console.print(line)
+    if tokens:
+        console.print(Text(f"tokens  {tokens}", style="dim"))
+    if out.store:
+        console.print(Text(f"stored in {out.store}  (paraloom runs show {out.run_id})", "dim"))
+
+
+def print_projection(console: Console, p: Projection) -> None:
+    table = Table(title=f"PROJECTION of workflow {p.workflow!r} — no model was called")
+    table.add_column("step")
+    table.add_column("model")
+    for col in ("calls", "tokens in/out", "cost", "latency"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for s in p.steps:
+        name = s.id if s.kind == "planner" else f"{s.id}: {s.action} ({s.kind})"
+        if s.id == s.action:
+            name = f"{s.id} ({s.kind})"
+        table.add_row(
+            name,
+            ", ".join(s.models) or "-",
+            str(s.llm_calls),
+            f"{s.input_tokens:,}/{s.output_tokens:,}",
+            money(s.cost_usd),
+            f"{s.latency_s:.1f}s",
+        )
+    console.print(table)
+    budget = ""
+    if p.budget_usd is not None:
+        verdict = "fits" if p.fits_budget else "does NOT fit"
+        budget = f"   budget {money(p.budget_usd)} ({verdict})"
+    console.print(
+        Text.assemble(
+            ("projected ", "bold yellow"),
+            f"{p.llm_calls} LLM calls, {p.input_tokens:,} in / {p.output_tokens:,} out tokens, "
+            f"cost {money(p.cost_usd)} (worst case {money(p.worst_case_cost_usd)}), "
+            f"latency ~{p.latency_s:.1f}s{budget}",
+        )
+    )
+    console.print(Text("assumptions:", style="dim"))
+    for a in p.assumptions:
+        console.print(Text(f"  - {a}", style="dim"))
+
+
+def print_runs(console: Console, runs: list[RunInfo]) -> None:
+    if not runs:
+        console.print("no runs recorded yet")
+        return
+    table = Table(title="runs (newest first)")
+    table.add_column("run", no_wrap=True)
+    for col in (
+        "workflow",
+        "status",
+        "subtasks ok",
+        "LLM calls",
+        "cost",
+        "started (UTC)",
+        "sessions",
+    ):
+        table.add_column(col)
+    for r in runs:
+        style = "green" if r.status == "ok" else ("yellow" if r.status == "running" else "red")
+        table.add_row(
+            r.run_id,
+            r.workflow,
+            Text(r.status, style=style),
+            f"{r.subtasks_ok}/{r.subtasks_total}",
+            str(r.llm_calls),
+            money(r.cost_usd),
+            _when(r.started_at),
+            str(r.sessions),
+        )
+    console.print(table)
+
+
+def print_run(console: Console, s: RunSummary) -> None:
+    console.print(
+        Text.assemble(
+            ("run ", "dim"),
+            (s.run_id, "bold"),
+            f"  workflow {s.workflow}  status ",
+            (s.status, "green" if s.status == "ok" else "red"),
+            f"  cost {money(s.cost_usd if s.cost_usd is not None else s.llm_cost_usd)}"
+            + (f" / {money(s.budget_usd)}" if s.budget_usd is not None else "")
+            + f"  started {_when(s.started_at)}  sessions {s.sessions}",
+        )
+    )
+    if s.source:
+        console.print(Text(f"source {s.source}", style="dim"))
+    table = Table(title="subtasks")
+    for col in ("subtask", "round", "action", "status", "executions", "reused", "cost", "time"):
+        table.add_column(col)
+    for st in s.subtasks:
+        r = st.result
+        took = "" if r is None else f"{r.duration_s:.2f}s"
+        table.add_row(
+            st.subtask_id,
+            str(st.round),
+            st.action,
+            st.status + (f" ({st.reason})" if st.reason else ""),
+            str(st.executions),
+            "yes" if st.reused else "",
+            money(r.cost_usd) if r is not None else "",
+            took,
+        )
+    console.print(table)
+    if s.llm_call_records:
+        calls = Table(title="LLM calls")
+        for col in ("model", "step", "subtask", "tokens in/out", "cost", "latency", "routing"):
+            calls.add_column(col)
+        for c in s.llm_call_records:
+            reason = str((c.routing or {}).get("reason", "")) if c.routing else ""
+            calls.add_row(
+                c.model,
+                c.step_kind or "",
+                c.subtask_id or "",
+                f"{c.input_tokens or 0:,}/{c.output_tokens or 0:,}",
+                money(c.cost_usd),
+                "" if c.latency_s is None else f"{c.latency_s:.2f}s",
+                (c.error or reason)[:60],
+            )
+        console.print(calls)
+    if s.error:
+        console.print(Text(f"error: {s.error}", style="red"))
+    if s.output is not None:
+        print_output(console, s.output)

@@ -1,0 +1,351 @@
+"""``paraloom run --dry-run``: project tokens, cost and latency of a workflow from the
+model descriptors and the router, WITHOUT calling any model or tool.
+
+It is a projection, not a measurement. The model of each LLM call is the one the
+configured router (or the agent's pinned model) picks for a synthetic request; tokens
+and latency follow the documented assumptions in :data:`ASSUMPTIONS`, which are
+repeated in every :class:`Projection` so readers see what the numbers rest on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict, Field
+
+from paraloom.agents.llm_agent import AGENT_INPUT_SCHEMA
+from paraloom.config.build import (
+    choose_workflow,
+    model_descriptors,
+    planner_name,
+)
+from paraloom.config.load import LoadedConfig
+from paraloom.config.selector import PerAgentSelector, build_router
+from paraloom.models.estimate import estimate_text_tokens, estimate_tokens
+from paraloom.orchestrator.references import find_references, parse_reference
+from paraloom.protocols.messages import ChatMessage, ModelDescriptor
+from paraloom.runtime.selection import ModelSelector, SelectionRequest, StepKind
+
+__all__ = ["ASSUMPTIONS", "ProjectedStep", "Projection", "project_workflow"]
+
+_Kind = Literal["tool", "agent", "workflow", "planner"]
+
+REPLY_TOKENS = 400
+TOOL_OUTPUT_TOKENS = 200
+TOKENS_PER_SECOND = 50.0
+CALL_OVERHEAD_S = 0.5
+PLANNER_MAX_TOKENS = 2048
+
+ASSUMPTIONS = (
+    "projection only: no model or tool was called",
+    f"each LLM reply is {REPLY_TOKENS} tokens (capped by max_tokens); worst case: every "
+    "reply uses max_tokens and every turn/round allowed is used (input growth across "
+    "turns not counted)",
+    "an agent with actions takes 2 turns (call each action once, in parallel, then answer); "
+    "without actions 1 turn",
+    "an LLM-planned workflow takes 2 planner rounds (one plan running each of its actions "
+    "once, in parallel; then the final answer)",
+    f"input tokens: ~3 bytes per token of prompt, task and tool schemas; each tool result "
+    f"adds {TOOL_OUTPUT_TOKENS} tokens",
+    f"latency of a call: the model's latency_s if set, else {CALL_OVERHEAD_S}s + output "
+    f"tokens / {TOKENS_PER_SECOND:g} per s; tools take 0s; the workflow's latency is its "
+    "critical path",
+)
+
+
+class ProjectedStep(BaseModel):
+    """One subtask (or planner round) of the workflow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    action: str
+    kind: _Kind
+    models: list[str] = Field(default_factory=list)
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    worst_case_cost_usd: Decimal = Decimal(0)
+    latency_s: float = 0.0
+
+
+class Projection(BaseModel):
+    """The dry-run result (``paraloom run --dry-run --json`` prints this)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["projection"] = "projection"
+    workflow: str
+    planner: Literal["static", "llm"]
+    steps: list[ProjectedStep]
+    llm_calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+    worst_case_cost_usd: Decimal
+    latency_s: float
+    budget_usd: Decimal | None = None
+    fits_budget: bool | None = Field(
+        default=None, description="Whether the projected cost fits the budget (None: no budget)."
+    )
+    assumptions: list[str] = Field(default_factory=lambda: list(ASSUMPTIONS))
+
+
+@dataclass(slots=True)
+class _Tally:
+    models: list[str]
+    calls: int = 0
+    tin: int = 0
+    tout: int = 0
+    cost: Decimal = Decimal(0)
+    worst: Decimal = Decimal(0)
+    latency: float = 0.0
+
+    def add(self, other: _Tally, parallel_latency: bool = False) -> None:
+        for m in other.models:
+            if m not in self.models:
+                self.models.append(m)
+        self.calls += other.calls
+        self.tin += other.tin
+        self.tout += other.tout
+        self.cost += other.cost
+        self.worst += other.worst
+        if not parallel_latency:
+            self.latency += other.latency
+
+
+class _Projector:
+    def __init__(self, loaded: LoadedConfig, budget: Decimal | None) -> None:
+        self.loaded = loaded
+        self.config = loaded.config
+        self.models: dict[str, ModelDescriptor] = model_descriptors(self.config)
+        self.budget = budget
+        self.selector: ModelSelector | None = None
+        if self.config.router is not None and self.models:
+            pinned = {n: a.model for n, a in self.config.agents.items() if a.model and not a.router}
+            pinned.update(
+                {
+                    planner_name(n): w.model
+                    for n, w in self.config.workflows.items()
+                    if w.model and not w.router
+                }
+            )
+            self.selector = PerAgentSelector(build_router(loaded), pinned)
+
+    async def _model(
+        self, who: str, fixed: str | None, kind: StepKind, messages: list[ChatMessage], cap: int
+    ) -> str | None:
+        if self.selector is None:
+            return fixed or (next(iter(self.models), None))
+        sel = await self.selector.select(
+            SelectionRequest(
+                step_kind=kind,
+                messages=tuple(messages),
+                candidates=tuple(self.models.values()),
+                max_output_tokens=cap,
+                agent=who,
+                budget_left_usd=self.budget,
+            )
+        )
+        return sel.model
+
+    async def _call(
+        self,
+        who: str,
+        fixed: str | None,
+        kind: StepKind,
+        messages: list[ChatMessage],
+        extra_tokens: int,
+        max_tokens: int,
+        worst_calls: int,
+    ) -> _Tally:
+        name = await self._model(who, fixed, kind, messages, max_tokens)
+        tin = estimate_tokens(messages) + extra_tokens
+        tout = min(REPLY_TOKENS, max_tokens)
+        if name is None or name not in self.models:
+            return _Tally(models=[], calls=1, tin=tin, tout=tout)
+        d = self.models[name]
+        latency = (
+            d.latency_s if d.latency_s is not None else CALL_OVERHEAD_S + tout / TOKENS_PER_SECOND
+        )
+        return _Tally(
+            models=[name],
+            calls=1,
+            tin=tin,
+            tout=tout,
+            cost=d.cost(tin, tout),
+            worst=d.cost(tin, max_tokens) * worst_calls,
+            latency=latency,
+        )
+
+    async def action(self, name: str, task_text: str, depth: int = 0) -> tuple[_Kind, _Tally]:
+        if depth > 16:
+            return "agent", _Tally(models=[])
+        if name in self.config.agents:
+            return "agent", await self.agent(name, task_text, depth)
+        if name in self.config.workflows:
+            return "workflow", await self.workflow(name, depth + 1)
+        return "tool", _Tally(models=[])
+
+    async def agent(self, name: str, task_text: str, depth: int) -> _Tally:
+        a = self.config.agents[name]
+        messages = [
+            ChatMessage(role="system", content=a.instructions),
+            ChatMessage(role="user", content=task_text),
+        ]
+        schemas = estimate_text_tokens(json.dumps(AGENT_INPUT_SCHEMA)) * len(a.actions)
+        total = _Tally(models=[])
+        first = await self._call(
+            name, a.model, "agent_turn", messages, schemas, a.max_tokens, a.max_turns
+        )
+        total.add(first)
+        if a.actions:
+            slowest = 0.0
+            for sub in a.actions:
+                _, t = await self.action(sub, f"{a.description or a.instructions}", depth + 1)
+                total.add(t, parallel_latency=True)
+                slowest = max(slowest, t.latency)
+            total.latency += slowest
+            second = await self._call(
+                name,
+                a.model,
+                "agent_turn",
+                messages,
+                schemas + first.tout + TOOL_OUTPUT_TOKENS * len(a.actions),
+                a.max_tokens,
+                0,
+            )
+            total.add(second)
+        return total
+
+    async def workflow(self, name: str, depth: int = 0) -> _Tally:
+        return self.aggregate(name, await self.steps(name, depth))
+
+    def aggregate(self, name: str, steps: list[ProjectedStep]) -> _Tally:
+        total = _Tally(models=[])
+        for s in steps:
+            total.add(
+                _Tally(
+                    models=s.models,
+                    calls=s.llm_calls,
+                    tin=s.input_tokens,
+                    tout=s.output_tokens,
+                    cost=s.cost_usd,
+                    worst=s.worst_case_cost_usd,
+                ),
+                parallel_latency=True,
+            )
+        total.latency = _critical_path(self.loaded, name, steps)
+        return total
+
+    async def steps(self, name: str, depth: int = 0) -> list[ProjectedStep]:
+        wf = self.config.workflows[name]
+        out: list[ProjectedStep] = []
+        if wf.planner == "static":
+            for s in wf.subtasks:
+                text = json.dumps(s.arguments, default=str)
+                kind, t = await self.action(s.action, text, depth)
+                out.append(_step(s.id, s.action, kind, t))
+            return out
+        pname = planner_name(name)
+        catalogue = sum(
+            estimate_text_tokens(json.dumps(AGENT_INPUT_SCHEMA)) + 40 for _ in wf.actions
+        )
+        messages = [
+            ChatMessage(role="system", content=wf.guidance or "Plan the task."),
+            ChatMessage(role="user", content=wf.description or name),
+        ]
+        plan_call = await self._call(
+            pname, wf.model, "plan", messages, catalogue, PLANNER_MAX_TOKENS, wf.max_rounds
+        )
+        out.append(_step("planner round 1 (plan)", pname, "planner", plan_call))
+        for action in wf.actions:
+            kind, t = await self.action(action, wf.description or name, depth)
+            out.append(_step(action, action, kind, t))
+        final = await self._call(
+            pname,
+            wf.model,
+            "plan",
+            messages,
+            catalogue + TOOL_OUTPUT_TOKENS * len(wf.actions),
+            PLANNER_MAX_TOKENS,
+            0,
+        )
+        out.append(_step("planner round 2 (answer)", pname, "planner", final))
+        return out
+
+
+def _step(sid: str, action: str, kind: _Kind, t: _Tally) -> ProjectedStep:
+    return ProjectedStep(
+        id=sid,
+        action=action,
+        kind=kind,
+        models=t.models,
+        llm_calls=t.calls,
+        input_tokens=t.tin,
+        output_tokens=t.tout,
+        cost_usd=t.cost,
+        worst_case_cost_usd=t.worst,
+        latency_s=round(t.latency, 3),
+    )
+
+
+def _critical_path(loaded: LoadedConfig, name: str, steps: list[ProjectedStep]) -> float:
+    wf = loaded.config.workflows[name]
+    weight = {s.id: s.latency_s for s in steps}
+    if wf.planner == "llm":
+        planner = [s.latency_s for s in steps if s.kind == "planner"]
+        work = [s.latency_s for s in steps if s.kind != "planner"]
+        return sum(planner) + max(work, default=0.0)
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    ids = {s.id for s in wf.subtasks}
+    for s in wf.subtasks:
+        graph.add_node(s.id)
+        deps = set(s.depends_on)
+        for text in find_references(s.arguments):
+            root = parse_reference(text).root
+            if root in ids:
+                deps.add(root)
+        graph.add_edges_from((d, s.id) for d in deps if d in ids)
+    finish: dict[str, float] = {}
+    for sid in nx.topological_sort(graph):
+        finish[sid] = weight.get(sid, 0.0) + max(
+            (finish[p] for p in graph.predecessors(sid)), default=0.0
+        )
+    return max(finish.values(), default=0.0)
+
+
+async def project_workflow(
+    loaded: LoadedConfig, workflow: str | None = None, *, budget_usd: Decimal | None = None
+) -> Projection:
+    """Project one workflow; never touches the network."""
+    name = choose_workflow(loaded, workflow)
+    config = loaded.config
+    wf = config.workflows[name]
+    if budget_usd is None:
+        budget_usd = (
+            wf.budget_usd
+            if wf.budget_usd is not None
+            else (config.budget.usd if config.budget else None)
+        )
+    projector = _Projector(loaded, budget_usd)
+    steps = await projector.steps(name)
+    totals = projector.aggregate(name, steps)
+    return Projection(
+        workflow=name,
+        planner=wf.planner,
+        steps=steps,
+        llm_calls=totals.calls,
+        input_tokens=totals.tin,
+        output_tokens=totals.tout,
+        cost_usd=totals.cost,
+        worst_case_cost_usd=totals.worst,
+        latency_s=round(totals.latency, 3),
+        budget_usd=budget_usd,
+        fits_budget=None if budget_usd is None else totals.cost <= budget_usd,
+    )

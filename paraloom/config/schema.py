@@ -1,0 +1,324 @@
+"""The paraloom file format as pydantic models (``paraloom schema`` prints its JSON Schema).
+
+::
+
+    models:                       # the pool (OpenAI-compatible endpoints)
+      small: {model_id: gpt-4o-mini, input_price_per_m: 0.15, output_price_per_m: 0.6}
+    router: {kind: cheapest}      # optional: picks a model per LLM call
+    budget: 0.50                  # dollars per run (or {usd, max_tokens, max_calls})
+    tools:
+      load_rows: {python: "pipeline_tools:load_rows"}
+      weather: {http: {method: GET, url: "https://api.example.com/w/{city}", ...}}
+      files: {mcp: {command: npx, args: [...]}}
+    agents:
+      writer: {instructions: "...", model: small, actions: [load_rows]}
+    workflows:
+      main: {subtasks: [{id: a, action: load_rows, arguments: {...}}, ...]}
+      research: {planner: llm, model: small, actions: [writer, ...], max_rounds: 4}
+
+Names of tools, agents and workflows share one namespace: they are the actions.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from decimal import Decimal
+from typing import Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from paraloom.protocols.plan import FailurePolicy, Subtask
+from paraloom.tools.http import HttpToolConfig
+from paraloom.tools.mcp_config import MCPServerConfig
+
+__all__ = [
+    "AgentConfig",
+    "BudgetConfig",
+    "ModelConfig",
+    "ParaloomConfig",
+    "RouterConfig",
+    "ToolConfig",
+    "WorkflowConfig",
+    "config_json_schema",
+]
+
+_Strict = ConfigDict(extra="forbid")
+_PYTHON_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ModelConfig(BaseModel):
+    """One model of the pool, served by an OpenAI-compatible endpoint."""
+
+    model_config = _Strict
+
+    provider: Literal["openai"] = Field(
+        default="openai", description="'openai' means any OpenAI-compatible endpoint."
+    )
+    model_id: str | None = Field(
+        default=None, description="The provider's model name (default: the pool name)."
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="Endpoint base URL, e.g. http://localhost:8000/v1 "
+        "(default: $OPENAI_BASE_URL, else https://api.openai.com/v1).",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="API key; write ${env:NAME} to read it from the environment "
+        "(default: $OPENAI_API_KEY).",
+    )
+    input_price_per_m: Decimal = Field(
+        default=Decimal(0), ge=0, description="$ per 1M input tokens."
+    )
+    output_price_per_m: Decimal = Field(
+        default=Decimal(0), ge=0, description="$ per 1M output tokens."
+    )
+    context_window: int = Field(default=8192, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    latency_s: float | None = Field(
+        default=None, ge=0, description="Typical seconds per call (used by --dry-run)."
+    )
+    timeout_s: float = Field(default=60.0, gt=0, description="Time limit of one HTTP attempt.")
+    description: str = ""
+
+
+class RouterConfig(BaseModel):
+    """Which router picks the model of each routed LLM call."""
+
+    model_config = _Strict
+
+    kind: Literal["fixed", "cheapest", "random", "trained"] = Field(
+        description="fixed: always `model`; cheapest: lowest list price; random: uniform "
+        "(seeded); trained: a router saved by `paraloom router train` (`path`)."
+    )
+    model: str | None = Field(default=None, description="The model of a `fixed` router.")
+    path: str | None = Field(
+        default=None,
+        description="Directory of a `trained` router (relative paths: from this file).",
+    )
+    knob: float | None = Field(
+        default=None, description="Quality/cost trade-off (λ or α) overriding the router's."
+    )
+    pacing: Literal["none", "share", "reserve"] | None = Field(
+        default=None,
+        description="How the budget left is shared over expected steps (default: share, or "
+        "what a trained router was saved with).",
+    )
+    exploration: Literal["epsilon", "softmax"] | None = Field(
+        default=None, description="Explore (to collect trajectories for training)."
+    )
+    epsilon: float = Field(default=0.1, ge=0, le=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.kind == "fixed" and not self.model:
+            raise ValueError("a 'fixed' router needs 'model'")
+        if self.kind == "trained" and not self.path:
+            raise ValueError("a 'trained' router needs 'path' (saved by `paraloom router train`)")
+        if self.kind != "trained" and self.path:
+            raise ValueError("'path' is for kind 'trained'")
+        return self
+
+
+class BudgetConfig(BaseModel):
+    """Limits shared by every LLM call of one run. A bare number means ``usd``."""
+
+    model_config = _Strict
+
+    usd: Decimal | None = Field(default=None, ge=0, description="Dollars per run.")
+    max_tokens: int | None = Field(default=None, gt=0)
+    max_calls: int | None = Field(default=None, gt=0)
+
+
+class ToolConfig(BaseModel):
+    """Exactly one of ``python``, ``http`` or ``mcp``."""
+
+    model_config = _Strict
+
+    python: str | None = Field(
+        default=None,
+        description="'module:function'; modules beside the YAML file are found too.",
+    )
+    http: HttpToolConfig | None = None
+    mcp: MCPServerConfig | None = Field(
+        default=None, description="An MCP server: every tool it lists becomes an action."
+    )
+    description: str | None = Field(
+        default=None, description="Overrides the function's docstring (python tools)."
+    )
+    timeout_s: float | None = Field(default=None, gt=0, description="Per-call time limit.")
+    retries: int = Field(
+        default=0, ge=0, le=10, description="Retries on retryable errors (python tools)."
+    )
+
+    @field_validator("python")
+    @classmethod
+    def _module_function(cls, value: str | None) -> str | None:
+        if value is not None and not _PYTHON_REF.match(value):
+            raise ValueError(
+                f"expected 'module:function' (e.g. 'my_tools:load_rows'), got {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        given = [k for k in ("python", "http", "mcp") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a tool needs exactly one of 'python', 'http' or 'mcp'"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+    @property
+    def kind(self) -> Literal["python", "http", "mcp"]:
+        if self.python is not None:
+            return "python"
+        return "http" if self.http is not None else "mcp"
+
+
+class AgentConfig(BaseModel):
+    """An LLM agent: a tool-calling loop over the actions it may call."""
+
+    model_config = _Strict
+
+    instructions: str = Field(min_length=1, description="The agent's system prompt.")
+    description: str = Field(
+        default="", description="What planners and other agents are told it does."
+    )
+    model: str | None = Field(default=None, description="Pool model it always uses.")
+    router: bool = Field(
+        default=False, description="Let the run's router pick the model of every turn."
+    )
+    actions: list[str] = Field(
+        default_factory=list, description="Tools, agents and workflows it may call."
+    )
+    output_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema its final answer must match."
+    )
+    max_turns: int = Field(default=8, ge=1, le=100)
+    max_tokens: int = Field(default=1024, ge=1, description="Output tokens per turn.")
+    max_corrections: int = Field(default=2, ge=0, le=10)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+
+class WorkflowConfig(BaseModel):
+    """A static DAG (``subtasks``) or an LLM planner (``planner: llm``) over ``actions``."""
+
+    model_config = _Strict
+
+    description: str = ""
+    planner: Literal["static", "llm"] = "static"
+    subtasks: list[Subtask] = Field(
+        default_factory=list,
+        description='Static DAG. Arguments may hold {"from": "<id>.output.path"} or '
+        '{"from": "input.x"} references.',
+    )
+    output: JsonValue = Field(
+        default=None,
+        description="Static: the final answer (references allowed); default: the sink(s).",
+    )
+    actions: list[str] = Field(default_factory=list, description="LLM planner: its catalogue.")
+    model: str | None = Field(default=None, description="LLM planner: its pool model.")
+    router: bool = Field(default=False, description="LLM planner: route each round.")
+    guidance: str = Field(default="", description="LLM planner: extra instructions.")
+    policy: FailurePolicy | None = Field(
+        default=None,
+        description="Default failure policy of its subtasks (retries, timeout_s, fallback, "
+        "on_failure: fail | skip_dependents | continue).",
+    )
+    max_rounds: int = Field(default=8, ge=1, le=100)
+    max_concurrency: int = Field(default=16, ge=1, le=1024)
+    input: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Default input values (overridden by --input)."
+    )
+    budget_usd: Decimal | None = Field(default=None, ge=0, description="Overrides `budget`.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.planner == "static":
+            if not self.subtasks:
+                raise ValueError(
+                    "a static workflow needs 'subtasks' (or write 'planner: llm' with 'actions')"
+                )
+            for key in ("actions", "model", "guidance"):
+                if getattr(self, key):
+                    raise ValueError(f"{key!r} is for 'planner: llm' workflows")
+        else:
+            if self.subtasks:
+                raise ValueError("'subtasks' are for static workflows, not 'planner: llm'")
+            if not self.actions:
+                raise ValueError("an LLM-planned workflow needs 'actions' it may schedule")
+            if self.model is None and not self.router:
+                raise ValueError(
+                    "an LLM-planned workflow needs 'model: <pool model>' or 'router: true'"
+                )
+        return self
+
+
+class ParaloomConfig(BaseModel):
+    """A paraloom file (several files merge into one of these)."""
+
+    model_config = ConfigDict(extra="forbid", title="paraloom configuration")
+
+    version: Literal[1] = 1
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    router: RouterConfig | None = None
+    budget: BudgetConfig | None = None
+    tools: dict[str, ToolConfig] = Field(default_factory=dict)
+    agents: dict[str, AgentConfig] = Field(default_factory=dict)
+    workflows: dict[str, WorkflowConfig] = Field(default_factory=dict)
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _bare_budget(cls, value: Any) -> Any:
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            return {"usd": value}
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_tools(cls, data: Any) -> Any:
+        """``tools.<name>.http`` / ``.mcp`` take their name from the key unless given."""
+        if isinstance(data, dict) and isinstance(data.get("tools"), dict):
+            for name, entry in data["tools"].items():
+                if not isinstance(entry, dict):
+                    continue
+                for kind in ("http", "mcp"):
+                    sub = entry.get(kind)
+                    if isinstance(sub, dict) and "name" not in sub:
+                        sub["name"] = name
+        return data
+
+    def action_kinds(self) -> dict[str, str]:
+        """Every action name → 'tool', 'agent' or 'workflow'."""
+        out: dict[str, str] = {}
+        out.update({n: "tool" for n in self.tools})
+        out.update({n: "agent" for n in self.agents})
+        out.update({n: "workflow" for n in self.workflows})
+        return out
+
+
+def config_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of the file format, for editors."""
+    schema = copy.deepcopy(ParaloomConfig.model_json_schema())
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    for name, definition in schema.get("$defs", {}).items():
+        if name in ("HttpToolConfig", "MCPServerConfig") and "required" in definition:
+            # the name comes from the `tools:` key
+            definition["required"] = [r for r in definition["required"] if r != "name"]
+            if not definition["required"]:
+                del definition["required"]
+    budget = schema["properties"]["budget"]
+    budget["anyOf"] = [{"type": "number", "minimum": 0}, *budget.get("anyOf", [])]
+    return schema

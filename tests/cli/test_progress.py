@@ -1,0 +1,155 @@
+"""The live progress view is built from the event stream alone; --trace hooks tracing in."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from cli_fake_llm import ExampleModels
+from rich.console import Console
+from typer.testing import CliRunner
+
+from paraloom.cli import EXIT_BAD_INPUT, EXIT_OK, app
+from paraloom.cli.progress import RunView, money
+from paraloom.config import load_config, open_project
+from paraloom.testing.openai_server import OpenAITestServer
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def render(view: RunView) -> str:
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(view.render())
+    return console.export_text()
+
+
+@pytest.mark.anyio
+async def test_view_tracks_subtasks_models_tokens_and_cost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with OpenAITestServer(handler=ExampleModels()).running() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "k")
+        loaded = load_config(EXAMPLES / "agents_as_tools.yaml", resolve_env=True)
+        view = RunView()
+        async with open_project(loaded) as project:
+            result = await project.orchestrator.run(
+                project.task(None), budget=project.new_budget(), on_event=view
+            )
+    assert result.ok
+    assert view.run_id == result.run_id and view.status == "ok"
+    assert view.cost == result.cost_usd
+    text = render(view)
+    assert "paraloom decide" in text and "status ok" in text
+    assert f"cost {money(result.cost_usd)} / $0.2000 budget" in text
+    row = next(line for line in text.splitlines() if line.startswith("│ decision"))
+    # the manager's own turns (large) and the two agents it called (small) fold into
+    # the subtask's row, with every call's tokens
+    assert "large, small" in row
+    usage = result.usage
+    tin = sum(u.input_tokens for u in usage.values())
+    tout = sum(u.output_tokens for u in usage.values())
+    assert f"{tin:,}/{tout:,}" in row
+    assert money(result.cost_usd) in row
+
+
+@pytest.mark.anyio
+async def test_view_shows_waiting_running_and_finished() -> None:
+    loaded = load_config(EXAMPLES / "data_pipeline.yaml", resolve_env=True)
+    view = RunView()
+    seen: list[str] = []
+
+    def listen(event: object) -> None:
+        view(event)  # type: ignore[arg-type]
+        if (
+            getattr(event, "type", "") == "subtask_started"
+            and getattr(event, "subtask_id", "") == "report"
+        ):
+            seen.append(render(view))
+
+    async with open_project(loaded) as project:
+        result = await project.orchestrator.run(project.task(None), on_event=listen)
+    assert result.ok
+    snapshot = seen[0]
+    assert "│ report   │ write_report" in snapshot
+    line = next(x for x in snapshot.splitlines() if x.startswith("│ report"))
+    assert "running" in line
+    assert "ok" in next(x for x in snapshot.splitlines() if x.startswith("│ regions"))
+
+
+def test_trace_jsonl_records_spans(tmp_path: Path) -> None:
+    from paraloom.tracing import read_jsonl_spans
+
+    trace = tmp_path / "trace.jsonl"
+    result = CliRunner().invoke(
+        app,
+        ["run", str(EXAMPLES / "data_pipeline.yaml"), "--no-store", "--trace", f"jsonl:{trace}"],
+    )
+    assert result.exit_code == EXIT_OK, result.stderr
+    names = [s.name for s in read_jsonl_spans(trace)]
+    assert any(n.startswith("invoke_workflow") for n in names)
+    assert sum(n.startswith("execute_tool") for n in names) == 6
+
+
+def test_bad_trace_target_is_bad_input() -> None:
+    result = CliRunner().invoke(
+        app,
+        ["run", str(EXAMPLES / "data_pipeline.yaml"), "--no-store", "--trace", "carrier-pigeon"],
+    )
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "--trace 'carrier-pigeon'" in result.stderr
+
+
+def test_view_marks_reused_and_failed_subtasks() -> None:
+    from paraloom.protocols import (
+        ActionResult,
+        ActionStatus,
+        ErrorInfo,
+        Plan,
+        PlanCreated,
+        RunStarted,
+        Subtask,
+        SubtaskFinished,
+        SubtaskSkipped,
+    )
+
+    view = RunView()
+    view(RunStarted(run_id="r1", workflow="w"))
+    plan = Plan(
+        subtasks=(
+            Subtask(id="a", action="t"),
+            Subtask(id="b", action="t"),
+            Subtask(id="c", action="t", depends_on=("b",)),
+        )
+    )
+    view(PlanCreated(run_id="r1", round=1, call_id="p1", plan=plan, replayed=True))
+    view(
+        SubtaskFinished(
+            run_id="r1",
+            round=1,
+            subtask_id="a",
+            reused=True,
+            result=ActionResult(call_id="x", action="t", status=ActionStatus.OK, output=1),
+        )
+    )
+    view(
+        SubtaskFinished(
+            run_id="r1",
+            round=1,
+            subtask_id="b",
+            result=ActionResult(
+                call_id="y",
+                action="t",
+                status=ActionStatus.ERROR,
+                error=ErrorInfo(type="ValueError", message="bad row"),
+            ),
+        )
+    )
+    view(SubtaskSkipped(run_id="r1", round=1, subtask_id="c", reason="'b' failed"))
+    rows = [line for line in render(view).splitlines() if line.startswith("│")]
+    lines = {line.split("│")[1].strip(): line for line in rows}
+    assert "reused" in lines["a"]
+    assert "error ValueError: bad row" in lines["b"]
+    assert "skipped 'b' failed" in lines["c"]
+    assert "3 subtasks (replayed)" in lines["round 1"]
