@@ -238,6 +238,11 @@ def _execute(
 
     async def go() -> RunOutput:
         async with open_project(loaded, workflow) as project:
+            if store is not None:
+                # Durable by default: an attempt starts only once every finished result
+                # recorded before it is committed, so a crash loses nothing that finished.
+                for orch in project.orchestrators.values():
+                    orch.scheduler.executor = store.executor(orch.scheduler.executor)
             view.budget_usd = project.budget_usd(limit)
             budget = project.new_budget(limit)
             if resume is not None:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import partial
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -243,24 +244,33 @@ class Orchestrator:
                     max_rounds=self.max_rounds,
                 )
                 replayed = resume is not None and round_no in resume.decisions
-                plan_event = PlanCreated(
-                    run_id=run_id,
-                    round=round_no,
-                    call_id=plan_call,
-                    planner=self.planner.name,
-                    replayed=replayed,
-                )
+
+                plan_base = {
+                    "run_id": run_id,
+                    "round": round_no,
+                    "call_id": plan_call,
+                    "planner": self.planner.name,
+                    "replayed": replayed,
+                }
                 try:
                     if resume is not None and replayed:
                         decision = resume.decisions[round_no]
                     else:
                         decision = await self.planner.next_round(task, feedback, pctx)
                     if isinstance(decision, FinalAnswer):
+                        failed_inputs: list[str] = []
                         output = resolve_references(
-                            decision.output, lambda root: _lookup(root, task, results)
+                            decision.output,
+                            partial(_lookup, task=task, results=results, failed=failed_inputs),
                         )
-                        status = "ok"
-                        emit(plan_event.model_copy(update={"final_output": output}))
+                        if failed_inputs:
+                            status = "failed"
+                            error = "the final output depends on failed subtasks: " + "; ".join(
+                                failed_inputs
+                            )
+                        else:
+                            status = "ok"
+                        emit(PlanCreated.model_validate({**plan_base, "final_output": output}))
                         break
                     vplan = validate_plan(decision, self.actions, earlier_ids=results.keys())
                 except BudgetExhausted as exc:
@@ -268,9 +278,9 @@ class Orchestrator:
                 except (PlanningError, ReferenceResolutionError, ValueError) as exc:
                     status, error = "failed", f"round {round_no}: {exc}"
                 if status != "max_rounds":
-                    emit(plan_event.model_copy(update={"error": error}))
+                    emit(PlanCreated.model_validate({**plan_base, "error": error}))
                     break
-                emit(plan_event.model_copy(update={"plan": vplan.plan}))
+                emit(PlanCreated.model_validate({**plan_base, "plan": vplan.plan}))
                 for sid in vplan.order:
                     rounds_of[sid] = round_no
                 outcome = await self.scheduler.run(
@@ -318,13 +328,21 @@ class _RunOptions:
     on_result: Callable[[RunResult], None] | None = None
 
 
-def _lookup(root: str, task: JsonValue, results: Mapping[str, ActionResult]) -> JsonValue:
+def _lookup(
+    root: str, task: JsonValue, results: Mapping[str, ActionResult], failed: list[str]
+) -> JsonValue:
+    """The value of a final answer's reference root; a failed subtask gives null and is
+    noted in ``failed`` (the run then fails: its answer lacks that output)."""
     if root == "input":
         return task
     if root not in results:
         raise ReferenceResolutionError(f"no result for subtask {root!r}")
     r = results[root]
-    return r.output if r.ok else None
+    if not r.ok:
+        why = f"{r.error.type}: {r.error.message}" if r.error else r.status.value
+        failed.append(f"{root!r} ({r.status.value}: {why})")
+        return None
+    return r.output
 
 
 def _budget_for(budget: BudgetArg, default: BudgetArg, parent: ActionContext | None) -> Budget:

@@ -287,3 +287,17 @@ async def test_an_action_that_raises_does_not_crash_the_run() -> None:
     result = await orchestrate(plan, [Rogue(), const]).run()
     assert result.subtasks["r"].status is ActionStatus.ERROR
     assert result.subtasks["c"].output == 2
+
+
+async def test_a_final_answer_built_on_a_failed_subtask_fails_the_run() -> None:
+    plan = Plan(
+        subtasks=(
+            Subtask(id="bad", action="fails"),
+            Subtask(id="good", action="const", arguments={"value": 3}),
+        )
+    )
+    result = await orchestrate(plan, [fails, const]).run()
+    assert result.status == "failed"
+    assert result.error is not None
+    assert "depends on failed subtasks: 'bad' (error: ValueError: broken branch)" in result.error
+    assert result.output == {"bad": None, "good": 3}  # what was produced is kept
