@@ -1,0 +1,108 @@
+"""Per-turn model routing under a budget: the router interface, built-in routers, the
+shared embedding layer, logged trajectories, and replay evaluation."""
+
+from paraloom.routing.base import (
+    Estimate,
+    Exploration,
+    Pacing,
+    Router,
+    RoutingContext,
+    RoutingDecision,
+    worst_case_cost,
+)
+from paraloom.routing.cluster import ClusterRouter
+from paraloom.routing.datasets import (
+    ROUTERBENCH_MODELS,
+    DataFormatError,
+    RoutingDataset,
+    load_dataset,
+    load_dcrouter,
+    load_routerbench,
+    stratified_split,
+)
+from paraloom.routing.embeddings import (
+    CachedEmbedder,
+    Embedder,
+    HashingSVDEmbedder,
+    MiniLMEmbedder,
+)
+from paraloom.routing.evaluation import EvalReport, evaluate
+from paraloom.routing.features import FeatureLayer
+from paraloom.routing.knn import KNNRouter
+from paraloom.routing.outcome import OutcomeRouter
+from paraloom.routing.persistence import (
+    RouterConfig,
+    RouterConfigError,
+    load_router,
+    load_router_config,
+    router_from_config,
+    save_router,
+)
+from paraloom.routing.replay import (
+    MultiStepResult,
+    ReplayPoint,
+    RouterReport,
+    frontier_area,
+    multistep_replay,
+    pareto_frontier,
+    replay_router,
+)
+from paraloom.routing.selector import RouterSelector
+from paraloom.routing.simple import CheapestRouter, FixedRouter, OracleRouter, RandomRouter
+from paraloom.routing.training import TrainingLog
+from paraloom.routing.trajectory import (
+    TrajectoryFormatError,
+    TrajectoryRecord,
+    read_trajectories,
+    write_trajectories,
+)
+
+__all__ = [
+    "ROUTERBENCH_MODELS",
+    "CachedEmbedder",
+    "CheapestRouter",
+    "ClusterRouter",
+    "DataFormatError",
+    "Embedder",
+    "Estimate",
+    "EvalReport",
+    "Exploration",
+    "FeatureLayer",
+    "FixedRouter",
+    "HashingSVDEmbedder",
+    "KNNRouter",
+    "MiniLMEmbedder",
+    "MultiStepResult",
+    "OracleRouter",
+    "OutcomeRouter",
+    "Pacing",
+    "RandomRouter",
+    "ReplayPoint",
+    "Router",
+    "RouterConfig",
+    "RouterConfigError",
+    "RouterReport",
+    "RouterSelector",
+    "RoutingContext",
+    "RoutingDataset",
+    "RoutingDecision",
+    "TrainingLog",
+    "TrajectoryFormatError",
+    "TrajectoryRecord",
+    "evaluate",
+    "frontier_area",
+    "load_dataset",
+    "load_dcrouter",
+    "load_router",
+    "load_router_config",
+    "load_routerbench",
+    "multistep_replay",
+    "pareto_frontier",
+    "read_trajectories",
+    "replay_router",
+    "router_from_config",
+    "save_router",
+    "stratified_split",
+    "worst_case_cost",
+    "write_trajectories",
+]

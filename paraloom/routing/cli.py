@@ -1,0 +1,200 @@
+"""``paraloom router ...``: train a router on logged data, or judge routers by replay.
+
+Data files are RouterBench CSVs (``.csv``), dcrouter JSON (``.json``, prices from
+``models.json`` beside it or ``--models``) or trajectory records (``.jsonl``). Relative
+paths that do not exist are looked up under ``PARALOOM_DATA_DIR``. Several files may
+follow one option: ``--train a.csv b.csv --test c.csv d.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from paraloom.routing.datasets import (
+    ROUTERBENCH_MODELS,
+    DataFormatError,
+    RoutingDataset,
+    load_dataset,
+    resolve_data_path,
+    stratified_split,
+)
+from paraloom.routing.evaluation import ALL_ROUTERS, EvalReport, evaluate
+from paraloom.routing.persistence import (
+    RouterConfigError,
+    load_router_config,
+    router_from_config,
+    save_router,
+)
+from paraloom.routing.training import TrainingLog
+from paraloom.routing.trajectory import TrajectoryRecord, read_trajectories
+
+__all__ = ["main", "router_app"]
+
+router_app = typer.Typer(help="Per-turn model routing: train and evaluate routers by replay.")
+
+_MULTI = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _split_files(tokens: list[str], known: tuple[str, ...]) -> dict[str, list[str]]:
+    """Group ``--name v1 v2 ...`` runs from the leftover tokens."""
+    out: dict[str, list[str]] = {k: [] for k in known}
+    current: str | None = None
+    for tok in tokens:
+        if tok.startswith("--"):
+            name, _, value = tok[2:].partition("=")
+            if name not in out:
+                raise typer.BadParameter(f"unknown option --{name}")
+            current = name
+            if value:
+                out[name].append(value)
+        elif current is None:
+            raise typer.BadParameter(f"unexpected argument {tok!r}")
+        else:
+            out[current].append(tok)
+    return out
+
+
+def _load(paths: list[str], models: str | None, what: str) -> RoutingDataset:
+    try:
+        return load_dataset(paths, models)
+    except (DataFormatError, OSError) as exc:
+        raise typer.BadParameter(f"{what}: {exc}") from None
+
+
+def _table(report: EvalReport) -> str:
+    b = report.best_single
+    lines = [
+        f"train {report.n_train} / test {report.n_test} queries; best single model "
+        f"{report.best_single_model}: acc {b.accuracy:.3f}, ${b.mean_cost:.6f}/query; "
+        f"oracle acc {report.oracle.accuracy:.3f}, ${report.oracle.mean_cost:.6f}",
+        f"{'router':<9} {'acc':>6} {'$/query':>10} {'saving':>7} {'acc gain':>8} "
+        f"{'orc gap':>7} {'area':>6} {'acc@20%':>7} {'acc@50%':>7}",
+    ]
+    for name, r in report.routers.items():
+        d = r.default
+        lines.append(
+            f"{name:<9} {d.accuracy:6.3f} {d.mean_cost:10.6f} {r.cost_saving:7.1%} "
+            f"{r.accuracy_gain:+8.3f} {r.oracle_gap:7.3f} {r.frontier_area:6.3f} "
+            f"{r.best_accuracy_at['0.2']:7.3f} {r.best_accuracy_at['0.5']:7.3f}"
+        )
+    for m in report.multistep:
+        lines.append(
+            f"multistep k={m.steps} budget={m.budget_fraction:.2f}x {m.router:<9} "
+            f"pacing={m.pacing:<7} success {m.success_rate:.3f} spend {m.mean_spend_fraction:.2f}"
+            f" stopped {m.out_of_budget_rate:.3f} overspent {m.overspend_count}"
+        )
+    return "\n".join(lines)
+
+
+@router_app.command(
+    "eval",
+    context_settings=_MULTI,
+    help="Replay routers on held-out data: --train FILES... [--test FILES...]. Without "
+    "--test, a seeded validation split (stratified by task) of the training files is used.",
+)
+def eval_cmd(
+    ctx: typer.Context,
+    router: Annotated[str, typer.Option(help=f"'all' or comma list of {list(ALL_ROUTERS)}")] = (
+        "all"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Write an accuracy-vs-cost PNG.")] = None,
+    multistep: Annotated[bool, typer.Option(help="Also run k-step budgeted replay.")] = False,
+    val_fraction: Annotated[float, typer.Option()] = 0.2,
+    seed: Annotated[int, typer.Option()] = 0,
+    sample: Annotated[int | None, typer.Option(help="Use a stratified sample of N queries.")] = (
+        None
+    ),
+    models: Annotated[str | None, typer.Option(help="models.json for dcrouter files.")] = None,
+    workflows: Annotated[int, typer.Option(help="Workflows per multistep setting.")] = 200,
+) -> None:
+    files = _split_files(list(ctx.args), ("train", "test"))
+    if not files["train"]:
+        raise typer.BadParameter("--train needs at least one file")
+    train = _load(files["train"], models, "--train")
+    if sample:
+        train = train.sample(sample, seed)
+    if files["test"]:
+        test = _load(files["test"], models, "--test")
+        if sample:
+            test = test.sample(max(sample // 4, 2), seed)
+    else:
+        train, test = stratified_split(train, val_fraction, seed)
+    names = list(ALL_ROUTERS) if router == "all" else [r.strip() for r in router.split(",")]
+    try:
+        report = evaluate(train, test, names, multistep=multistep, seed=seed, n_workflows=workflows)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if plot is not None:
+        from paraloom.routing.plot import plot_report
+
+        plot_report(report, plot)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        typer.echo(_table(report))
+
+
+@router_app.command(
+    "train",
+    context_settings=_MULTI,
+    help="Train a router on --data FILES... and save it to --out DIR.",
+)
+def train_cmd(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="Directory to save the trained router to.")],
+    router: Annotated[str, typer.Option(help="Router kind (ignored with --config).")] = ("outcome"),
+    config: Annotated[Path | None, typer.Option(help="Router YAML config.")] = None,
+    knob: Annotated[float | None, typer.Option(help="λ (knn/outcome) or α (cluster).")] = None,
+    models: Annotated[str | None, typer.Option(help="models.json for dcrouter files.")] = None,
+    sample: Annotated[int | None, typer.Option(help="Use a stratified sample of N.")] = None,
+) -> None:
+    files = _split_files(list(ctx.args), ("data",))
+    if not files["data"]:
+        raise typer.BadParameter("--data needs at least one file")
+    if all(f.endswith(".jsonl") for f in files["data"]):
+        log = _records_log(files["data"])  # multi-step trajectories keep their episodes
+        n = len(log.texts)
+    else:
+        ds = _load(files["data"], models, "--data")
+        if sample:
+            ds = ds.sample(sample)
+        log, n = TrainingLog.from_dataset(ds), len(ds)
+    try:
+        if config is not None:
+            r = load_router_config(config)
+        else:
+            cfg: dict[str, Any] = {"kind": router}
+            if knob is not None:
+                cfg["knob"] = knob
+            r = router_from_config(cfg)
+    except RouterConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if knob is not None:
+        r.knob = knob
+    r.fit(log)
+    save_router(r, out)
+    typer.echo(f"trained {r.kind} router on {n} contexts; saved to {out}")
+
+
+def _records_log(paths: list[str]) -> TrainingLog:
+    records: list[TrajectoryRecord] = []
+    try:
+        for p in paths:
+            records.extend(read_trajectories(resolve_data_path(p)))
+        return TrainingLog.from_records(records, list(ROUTERBENCH_MODELS.values()))
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(f"--data: {exc}") from None
+
+
+def main() -> None:  # pragma: no cover - thin entry point
+    router_app(sys.argv[1:])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

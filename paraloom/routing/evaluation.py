@@ -1,0 +1,138 @@
+"""Side-by-side replay evaluation of the built-in routers (what ``router eval`` runs)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from paraloom.routing.base import Estimate, Pacing, Router
+from paraloom.routing.cluster import ClusterRouter
+from paraloom.routing.datasets import RoutingDataset
+from paraloom.routing.features import FeatureLayer
+from paraloom.routing.knn import KNNRouter
+from paraloom.routing.outcome import OutcomeRouter
+from paraloom.routing.replay import (
+    MultiStepResult,
+    ReplayPoint,
+    RouterReport,
+    batch_for,
+    best_single_model,
+    multistep_replay,
+    oracle_point,
+    replay_router,
+    single_model_points,
+)
+from paraloom.routing.simple import CheapestRouter, FixedRouter, OracleRouter, RandomRouter
+from paraloom.routing.training import TrainingLog
+
+__all__ = ["ALL_ROUTERS", "EvalReport", "build_routers", "evaluate"]
+
+ALL_ROUTERS = ("fixed", "random", "cheapest", "oracle", "knn", "cluster", "outcome")
+
+
+@dataclass
+class EvalReport:
+    n_train: int
+    n_test: int
+    best_single_model: str
+    best_single: ReplayPoint
+    oracle: ReplayPoint
+    single_models: dict[str, ReplayPoint]
+    routers: dict[str, RouterReport]
+    fit_seconds: dict[str, float] = field(default_factory=dict)
+    multistep: list[MultiStepResult] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_routers(
+    names: Sequence[str],
+    train: RoutingDataset,
+    test: RoutingDataset,
+    features: FeatureLayer,
+    pacing: Pacing = "share",
+    outcome_params: dict[str, Any] | None = None,
+) -> dict[str, Router]:
+    best, _ = best_single_model(train)
+    makers: dict[str, Any] = {
+        "fixed": lambda: FixedRouter(best, pacing=pacing),
+        "random": lambda: RandomRouter(pacing=pacing),
+        "cheapest": lambda: CheapestRouter(pacing=pacing),
+        "oracle": lambda: OracleRouter(test, pacing=pacing),
+        "knn": lambda: KNNRouter(features=features, pacing=pacing),
+        "cluster": lambda: ClusterRouter(features=features, pacing=pacing),
+        "outcome": lambda: OutcomeRouter(
+            features=features, pacing=pacing, **(outcome_params or {})
+        ),
+    }
+    unknown = [n for n in names if n not in makers]
+    if unknown:
+        raise ValueError(f"unknown routers {unknown}; choose from {list(ALL_ROUTERS)}")
+    return {n: makers[n]() for n in names}
+
+
+def evaluate(
+    train: RoutingDataset,
+    test: RoutingDataset,
+    routers: Sequence[str] = ALL_ROUTERS,
+    *,
+    features: FeatureLayer | None = None,
+    multistep: bool = False,
+    steps: Sequence[int] = (2, 3, 4, 5, 6, 7, 8),
+    budget_fractions: Sequence[float] = (0.1, 0.25, 0.5, 1.0),
+    n_workflows: int = 200,
+    seed: int = 0,
+    outcome_params: dict[str, Any] | None = None,
+) -> EvalReport:
+    fl = features or FeatureLayer()
+    if not fl.fitted:
+        fl.fit(train.texts)
+    log = TrainingLog.from_dataset(train)
+    built = build_routers(routers, train, test, fl, outcome_params=outcome_params)
+    reports: dict[str, RouterReport] = {}
+    fit_s: dict[str, float] = {}
+    estimates: dict[str, Estimate] = {}
+    for name, router in built.items():
+        t0 = time.perf_counter()
+        router.fit(log)
+        fit_s[name] = time.perf_counter() - t0
+        batch = batch_for(router, test)
+        reports[name] = replay_router(name, router, test, batch=batch)
+        estimates[name] = router.estimate(batch, test.models)
+    ms: list[MultiStepResult] = []
+    if multistep:
+        for k in steps:
+            for f in budget_fractions:
+                for name, router in built.items():
+                    modes: tuple[Pacing, ...] = (
+                        ("none", "share") if name == "outcome" else (router.pacing,)
+                    )
+                    for mode in modes:
+                        ms.append(
+                            multistep_replay(
+                                name,
+                                router,
+                                test,
+                                steps=k,
+                                budget_fraction=f,
+                                n_workflows=n_workflows,
+                                seed=seed,
+                                pacing=mode,
+                                estimate=estimates[name],
+                            )
+                        )
+    best_name, best = best_single_model(test)
+    return EvalReport(
+        n_train=len(train),
+        n_test=len(test),
+        best_single_model=best_name,
+        best_single=best,
+        oracle=oracle_point(test),
+        single_models=single_model_points(test),
+        routers=reports,
+        fit_seconds=fit_s,
+        multistep=ms,
+    )
