@@ -52,6 +52,8 @@ def merge_usage(usages: Iterable[Mapping[str, TokenUsage]]) -> dict[str, TokenUs
 
 
 def _preview(output: JsonValue, limit: int) -> tuple[JsonValue, bool]:
+    if output is None or isinstance(output, bool | int | float):
+        return output, False
     text = output if isinstance(output, str) else json.dumps(output, default=str)
     if len(text) <= limit:
         return output, False

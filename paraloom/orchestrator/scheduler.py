@@ -213,9 +213,7 @@ class _Round:
         action_limiter = self.action_limiters.get(spec.name)
 
         async def attempt(n: int) -> ActionResult:
-            # Trusted, already-validated values: construct without re-validating the
-            # (possibly large) JSON arguments on every attempt.
-            call = ActionCall.model_construct(
+            call = ActionCall(
                 call_id=new_id("call_"),
                 action=spec.name,
                 arguments=arguments,

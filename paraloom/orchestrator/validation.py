@@ -113,11 +113,11 @@ def validate_plan(
                 )
     for sid, ds in deps.items():
         graph.add_edges_from((d, sid) for d in ds)
+    order: tuple[str, ...] = ()
     try:
+        order = tuple(nx.topological_sort(graph))
+    except nx.NetworkXUnfeasible:  # name the cycle (find_cycle is slow: only when needed)
         cycle = nx.find_cycle(graph)
-    except nx.NetworkXNoCycle:
-        cycle = None
-    if cycle:
         path = [u for u, _ in cycle] + [cycle[0][0]]
         problems.append(f"dependency cycle: {' -> '.join(path)}")
     if check_arguments:
@@ -135,7 +135,6 @@ def validate_plan(
                 problems.extend(_argument_problems(s, validator))
     if problems:
         raise PlanValidationError(problems)
-    order = tuple(nx.topological_sort(graph))
     return ValidatedPlan(plan=plan, deps={k: frozenset(v) for k, v in deps.items()}, order=order)
 
 
