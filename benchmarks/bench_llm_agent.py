@@ -46,10 +46,23 @@ def reply(request: ModelRequest) -> Reply:
     return Reply.calls(*(tool_call("io_tool", {"i": i}) for i in range(N_TOOLS)))
 
 
-async def median_time(fn: Callable[[], Awaitable[object]], runs: list[float]) -> None:
-    start = time.perf_counter()
-    await fn()
-    runs.append(time.perf_counter() - start)
+async def median_ratio(
+    base: Callable[[], Awaitable[object]],
+    other: Callable[[], Awaitable[object]],
+    rounds: int,
+    *,
+    after_round: Callable[[], object] | None = None,
+) -> float:
+    """median time of ``other`` / median time of ``base``, over interleaved rounds."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(rounds):
+        for fn, runs in zip((base, other), times, strict=True):
+            start = time.perf_counter()
+            await fn()
+            runs.append(time.perf_counter() - start)
+        if after_round is not None:
+            after_round()
+    return statistics.median(times[1]) / statistics.median(times[0])
 
 
 async def main() -> None:
@@ -59,17 +72,12 @@ async def main() -> None:
         "s", instructions="x", model="m", pool=pool, actions=[io_tool], max_parallel_tools=1
     )
     ctx = ActionContext(run_id="bench", budget=Budget(100))
-    par_runs: list[float] = []
-    ser_runs: list[float] = []
-    for _ in range(7):
-        await median_time(
-            lambda: parallel.invoke(ActionCall(action="p", arguments={"task": "t"}), ctx), par_runs
-        )
-        await median_time(
-            lambda: serial.invoke(ActionCall(action="s", arguments={"task": "t"}), ctx), ser_runs
-        )
-    par, ser = statistics.median(par_runs), statistics.median(ser_runs)
-    print(f"parallel tool calls ({N_TOOLS} x 20 ms I/O): serial/parallel = {ser / par:.1f}x")
+    ratio = await median_ratio(
+        lambda: parallel.invoke(ActionCall(action="p", arguments={"task": "t"}), ctx),
+        lambda: serial.invoke(ActionCall(action="s", arguments={"task": "t"}), ctx),
+        7,
+    )
+    print(f"parallel tool calls ({N_TOOLS} x 20 ms I/O): serial/parallel = {ratio:.1f}x")
 
     client = FunctionModel(lambda r: Reply("ok", input_tokens=10, output_tokens=5))
     pool2 = ModelPool([MODEL], client=client)
@@ -79,8 +87,6 @@ async def main() -> None:
     ]
     request = ModelRequest(model="m", messages=tuple(messages), max_tokens=100)
     n = 2000
-    raw_runs: list[float] = []
-    full_runs: list[float] = []
 
     async def raw() -> None:
         for _ in range(n):
@@ -90,19 +96,13 @@ async def main() -> None:
         for _ in range(n):
             await call_model(pool2, ctx, messages, default_model="m", max_tokens=100)
 
-    for _ in range(5):
-        await median_time(raw, raw_runs)
-        await median_time(full, full_runs)
-        client.requests.clear()
-    ratio = statistics.median(full_runs) / statistics.median(raw_runs)
+    ratio = await median_ratio(raw, full, 5, after_round=client.requests.clear)
     print(f"call_model (budget + events) vs bare in-process client: {ratio:.1f}x per call")
 
     with OpenAITestServer(handler=lambda r: Reply("ok", input_tokens=10, output_tokens=5)) as srv:
         async with OpenAICompatible(srv.base_url, "bench") as http_client:
             pool3 = ModelPool([MODEL], client=http_client)
             n_http = 200
-            raw_http: list[float] = []
-            full_http: list[float] = []
 
             async def raw_h() -> None:
                 for _ in range(n_http):
@@ -113,10 +113,7 @@ async def main() -> None:
                     await call_model(pool3, ctx, messages, default_model="m", max_tokens=100)
 
             await raw_h()  # warm up the connection
-            for _ in range(5):
-                await median_time(raw_h, raw_http)
-                await median_time(full_h, full_http)
-    ratio = statistics.median(full_http) / statistics.median(raw_http)
+            ratio = await median_ratio(raw_h, full_h, 5)
     print(f"call_model vs bare OpenAICompatible over loopback HTTP: {ratio:.2f}x per call")
 
 

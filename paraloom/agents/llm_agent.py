@@ -101,6 +101,17 @@ class _Tally:
             attempt=call.attempt,
         )
 
+    def gave_up(
+        self, call: ActionCall, started: float, error_type: str, what: str, last: object
+    ) -> ActionResult:
+        """The ``error`` result of a run that made more invalid ``what`` than it may."""
+        return self.result(
+            call,
+            started,
+            ActionStatus.ERROR,
+            error=(error_type, f"gave up after {what}; last: {last}"),
+        )
+
 
 class LLMAgent:
     """An agent (``kind="agent"``) taking ``{"task": str, "context"?: any}``.
@@ -291,15 +302,12 @@ class LLMAgent:
                 if invalid:
                     corrections += 1
                     if corrections > self.max_corrections:
-                        return tally.result(
+                        return tally.gave_up(
                             call,
                             started,
-                            ActionStatus.ERROR,
-                            error=(
-                                "invalid_tool_call",
-                                f"gave up after {corrections} invalid tool calls; "
-                                f"last: {invalid[-1]}",
-                            ),
+                            "invalid_tool_call",
+                            f"{corrections} invalid tool calls",
+                            invalid[-1],
                         )
                 continue
             try:
@@ -307,14 +315,8 @@ class LLMAgent:
             except OutputError as exc:
                 corrections += 1
                 if corrections > self.max_corrections:
-                    return tally.result(
-                        call,
-                        started,
-                        ActionStatus.ERROR,
-                        error=(
-                            "invalid_output",
-                            f"gave up after {corrections} invalid answers; last: {exc}",
-                        ),
+                    return tally.gave_up(
+                        call, started, "invalid_output", f"{corrections} invalid answers", exc
                     )
                 messages.append(
                     ChatMessage(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
@@ -117,6 +117,17 @@ class _Tally:
         self.worst += other.worst
         if not parallel_latency:
             self.latency += other.latency
+
+    def totals(self) -> dict[str, Any]:
+        """The fields a :class:`ProjectedStep` and a :class:`Projection` share."""
+        return {
+            "llm_calls": self.calls,
+            "input_tokens": self.tin,
+            "output_tokens": self.tout,
+            "cost_usd": self.cost,
+            "worst_case_cost_usd": self.worst,
+            "latency_s": round(self.latency, 3),
+        }
 
 
 class _Projector:
@@ -286,12 +297,7 @@ def _step(sid: str, action: str, kind: _Kind, t: _Tally) -> ProjectedStep:
         action=action,
         kind=kind,
         models=t.models,
-        llm_calls=t.calls,
-        input_tokens=t.tin,
-        output_tokens=t.tout,
-        cost_usd=t.cost,
-        worst_case_cost_usd=t.worst,
-        latency_s=round(t.latency, 3),
+        **t.totals(),
     )
 
 
@@ -340,12 +346,7 @@ async def project_workflow(
         workflow=name,
         planner=wf.planner,
         steps=steps,
-        llm_calls=totals.calls,
-        input_tokens=totals.tin,
-        output_tokens=totals.tout,
-        cost_usd=totals.cost,
-        worst_case_cost_usd=totals.worst,
-        latency_s=round(totals.latency, 3),
+        **totals.totals(),
         budget_usd=budget_usd,
         fits_budget=None if budget_usd is None else totals.cost <= budget_usd,
     )

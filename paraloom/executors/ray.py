@@ -49,22 +49,22 @@ import functools
 import time
 from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import anyio.to_thread
 from pydantic import ValidationError
 
 from paraloom.orchestrator.executor import Executor, InProcessExecutor
-from paraloom.protocols.actions import ActionCall, ActionKind, ActionResult, ActionStatus, ErrorInfo
+from paraloom.protocols.actions import ActionCall, ActionKind, ActionResult, ActionStatus
 from paraloom.runtime.context import Action, ActionContext
-from paraloom.tools.function import FunctionTool, RetryableError
+from paraloom.tools.function import FunctionTool, exception_status
 
 __all__ = ["INSTALL_HINT", "RayExecutor", "import_ray", "ships_to_ray"]
 
 INSTALL_HINT = 'RayExecutor needs Ray; install it with: pip install "paraloom[ray]"'
 
-_Outcome = tuple[Literal["ok", "error", "retryable_error", "timeout"], Any, str, str]
+_Outcome = tuple[ActionStatus, Any, str, str]
 """(status, return value, error type, error message) as computed on the worker."""
 
 
@@ -91,13 +91,9 @@ def ships_to_ray(action: Action) -> bool:
 def _run_in_worker(func: Callable[..., Any], kwargs: dict[str, Any]) -> _Outcome:
     """Runs on the Ray worker's main thread (so ``ray.cancel`` can interrupt it)."""
     try:
-        return ("ok", func(**kwargs), "", "")
-    except RetryableError as exc:
-        return ("retryable_error", None, type(exc).__name__, str(exc))
-    except TimeoutError as exc:
-        return ("timeout", None, type(exc).__name__, str(exc))
+        return (ActionStatus.OK, func(**kwargs), "", "")
     except Exception as exc:
-        return ("error", None, type(exc).__name__, str(exc))
+        return (exception_status(exc), None, type(exc).__name__, str(exc))
 
 
 class RayExecutor:
@@ -232,14 +228,8 @@ class RayExecutor:
             cause = exc.cause
         message = str(cause).strip().splitlines()
         text = message[-1] if message else ""
-        return ActionResult(
-            call_id=call.call_id,
-            action=call.action,
-            status=status,
-            error=ErrorInfo(type=type(cause).__name__, message=f"on Ray: {text[:500]}"),
-            started_at=started,
-            ended_at=time.time(),
-            attempt=call.attempt,
+        return ActionResult.failure(
+            call, status, type(cause).__name__, f"on Ray: {text[:500]}", started_at=started
         )
 
 
@@ -247,27 +237,10 @@ def _to_result(
     tool: FunctionTool, call: ActionCall, outcome: _Outcome, started: float
 ) -> ActionResult:
     status, value, error_type, message = outcome
-    if status == "ok":
+    if status is ActionStatus.OK:
         try:
             output = tool.output_adapter.dump_python(value, mode="json")
         except Exception as exc:
-            status, error_type, message = "error", type(exc).__name__, str(exc)
-        else:
-            return ActionResult(
-                call_id=call.call_id,
-                action=call.action,
-                status=ActionStatus.OK,
-                output=output,
-                started_at=started,
-                ended_at=time.time(),
-                attempt=call.attempt,
-            )
-    return ActionResult(
-        call_id=call.call_id,
-        action=call.action,
-        status=ActionStatus(status),
-        error=ErrorInfo(type=error_type, message=message),
-        started_at=started,
-        ended_at=time.time(),
-        attempt=call.attempt,
-    )
+            return ActionResult.from_exception(call, "error", exc, started_at=started)
+        return ActionResult.success(call, output, started_at=started)
+    return ActionResult.failure(call, status, error_type, message, started_at=started)

@@ -137,12 +137,16 @@ async def call_model(
     if budget is not None:
         reservation = await budget.reserve(reserved, tokens=input_estimate + cap, calls=1)
     llm_call_id = new_id("llm_")
+    # what LLMCallStarted and LLMCallFinished of this call share
+    ids: dict[str, Any] = {
+        "run_id": context.run_id,
+        "llm_call_id": llm_call_id,
+        "parent_call_id": context.call_id,
+        "model": name,
+    }
     context.emit(
         LLMCallStarted(
-            run_id=context.run_id,
-            llm_call_id=llm_call_id,
-            parent_call_id=context.call_id,
-            model=name,
+            **ids,
             provider=descriptor.provider,
             step_kind=step.step_kind,
             routing=_routing(selection),
@@ -166,10 +170,7 @@ async def call_model(
             await reservation.release()
         context.emit(
             LLMCallFinished(
-                run_id=context.run_id,
-                llm_call_id=llm_call_id,
-                parent_call_id=context.call_id,
-                model=name,
+                **ids,
                 latency_s=time.perf_counter() - started,
                 error=_describe(exc),
                 budget_left_usd=budget.remaining_usd if budget else None,
@@ -178,10 +179,7 @@ async def call_model(
         raise
     context.emit(
         LLMCallFinished(
-            run_id=context.run_id,
-            llm_call_id=llm_call_id,
-            parent_call_id=context.call_id,
-            model=name,
+            **ids,
             response_model=completion.model,
             usage=usage,
             cost_usd=cost,

@@ -173,3 +173,38 @@ class ActionResult(BaseModel):
             ended_at=now,
             attempt=call.attempt,
         )
+
+    @classmethod
+    def from_exception(
+        cls,
+        call: ActionCall,
+        status: ActionStatus | Literal["error", "retryable_error", "timeout", "cancelled"],
+        exc: BaseException,
+        *,
+        started_at: float | None = None,
+    ) -> ActionResult:
+        """A failed result for ``call`` whose error is ``exc``: its class name as the
+        error type and ``str(exc)`` as the message."""
+        return cls.failure(call, status, type(exc).__name__, str(exc), started_at=started_at)
+
+    @classmethod
+    def success(
+        cls, call: ActionCall, output: JsonValue, *, started_at: float, trusted: bool = False
+    ) -> ActionResult:
+        """A successful result for ``call`` that ends now. ``trusted=True`` skips
+        validating ``output`` (for output that was just dumped to JSON by pydantic)."""
+        fields: dict[str, Any] = {
+            "call_id": call.call_id,
+            "action": call.action,
+            "status": ActionStatus.OK,
+            "output": output,
+            "started_at": started_at,
+            "ended_at": time.time(),
+            "attempt": call.attempt,
+        }
+        # Skipping validation only pays for containers: model_construct has a fixed cost
+        # (~20 µs) above validating a scalar (~5 µs), but validating a large list or
+        # object grows with its size.
+        if trusted and isinstance(output, list | dict):
+            return cls.model_construct(**fields)
+        return cls(**fields)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import JsonValue, TypeAdapter, ValidationError
+from pydantic import BaseModel, JsonValue, TypeAdapter, ValidationError
 
 from paraloom.orchestrator.resume import ResumeState
 from paraloom.protocols.actions import ActionKind, ActionResult, TokenUsage
@@ -27,16 +28,10 @@ __all__ = ["get_run", "list_runs", "read_events", "resolve_run_id", "resume_stat
 
 _EVENT = TypeAdapter[Event](Event)
 
-_INFO_SQL = """
-SELECT r.run_id, r.workflow, r.status, r.source, r.parent_run_id, r.cost_usd, r.started_at,
-       COALESCE((SELECT e.ts FROM events e WHERE e.run_id = r.run_id ORDER BY e.id DESC
-                 LIMIT 1), r.updated_at),
-       r.ended_at, r.sessions,
-       (SELECT COUNT(*) FROM subtasks s WHERE s.run_id = r.run_id),
-       (SELECT COUNT(*) FROM subtasks s WHERE s.run_id = r.run_id AND s.status = 'ok'),
-       (SELECT COUNT(*) FROM llm_calls l WHERE l.run_id = r.run_id)
-FROM runs r
-"""
+_Column = tuple[str, str, Callable[[Any], Any] | None]
+"""(SQL expression, record field, conversion of the stored value or None to keep it)."""
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 def _loads(text: str | None) -> JsonValue:
@@ -47,22 +42,110 @@ def _decimal(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
 
 
-def _info(row: tuple[Any, ...]) -> RunInfo:
-    return RunInfo(
-        run_id=row[0],
-        workflow=row[1],
-        status=row[2],
-        source=row[3],
-        parent_run_id=row[4],
-        cost_usd=_decimal(row[5]),
-        started_at=row[6],
-        updated_at=row[7],
-        ended_at=row[8],
-        sessions=row[9],
-        subtasks_total=row[10],
-        subtasks_ok=row[11],
-        llm_calls=row[12],
+def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``convert``, except that a NULL stays None."""
+    return lambda value: None if value is None else convert(value)
+
+
+def _json_object(text: str | None) -> JsonValue:
+    value = _loads(text)
+    return value if isinstance(value, dict) else None
+
+
+def _record(model: type[_M], columns: tuple[_Column, ...], row: tuple[Any, ...]) -> _M:
+    return model(
+        **{
+            field: value if convert is None else convert(value)
+            for (_, field, convert), value in zip(columns, row, strict=True)
+        }
     )
+
+
+def _records(
+    conn: sqlite3.Connection,
+    model: type[_M],
+    columns: tuple[_Column, ...],
+    rest: str,
+    params: Sequence[Any],
+) -> list[_M]:
+    """One ``model`` per row of ``SELECT <columns> <rest>``."""
+    sql = "SELECT " + ", ".join(expr for expr, _, _ in columns) + " " + rest
+    rows = conn.execute(sql, params).fetchall()
+    return [_record(model, columns, row) for row in rows]
+
+
+_INFO: tuple[_Column, ...] = (
+    ("r.run_id", "run_id", None),
+    ("r.workflow", "workflow", None),
+    ("r.status", "status", None),
+    ("r.source", "source", None),
+    ("r.parent_run_id", "parent_run_id", None),
+    ("r.cost_usd", "cost_usd", _decimal),
+    ("r.started_at", "started_at", None),
+    (
+        "COALESCE((SELECT e.ts FROM events e WHERE e.run_id = r.run_id ORDER BY e.id DESC"
+        " LIMIT 1), r.updated_at)",
+        "updated_at",
+        None,
+    ),
+    ("r.ended_at", "ended_at", None),
+    ("r.sessions", "sessions", None),
+    ("(SELECT COUNT(*) FROM subtasks s WHERE s.run_id = r.run_id)", "subtasks_total", None),
+    (
+        "(SELECT COUNT(*) FROM subtasks s WHERE s.run_id = r.run_id AND s.status = 'ok')",
+        "subtasks_ok",
+        None,
+    ),
+    ("(SELECT COUNT(*) FROM llm_calls l WHERE l.run_id = r.run_id)", "llm_calls", None),
+)
+
+_ROUND: tuple[_Column, ...] = (
+    ("round", "round", None),
+    ("planner", "planner", None),
+    ("plan_json", "plan", _optional(Plan.model_validate_json)),
+    ("has_final", "final", bool),
+    ("final_output_json", "final_output", _loads),
+    ("error", "error", None),
+    ("replayed", "replayed", bool),
+    ("started_at", "started_at", None),
+    ("finished_at", "finished_at", None),
+)
+
+_SUBTASK: tuple[_Column, ...] = (
+    ("subtask_id", "subtask_id", None),
+    ("round", "round", None),
+    ("action", "action", None),
+    ("kind", "kind", _optional(ActionKind)),
+    ("depends_on_json", "depends_on", lambda text: tuple(json.loads(text))),
+    ("status", "status", None),
+    ("result_json", "result", _optional(ActionResult.model_validate_json)),
+    ("reason", "reason", None),
+    ("executions", "executions", None),
+    ("retries", "retries", None),
+    ("reused", "reused", bool),
+    ("started_at", "started_at", None),
+    ("finished_at", "finished_at", None),
+)
+
+_LLM_CALL: tuple[_Column, ...] = (
+    ("llm_call_id", "llm_call_id", None),
+    ("parent_call_id", "parent_call_id", None),
+    ("round", "round", None),
+    ("subtask_id", "subtask_id", None),
+    ("model", "model", None),
+    ("provider", "provider", None),
+    ("step_kind", "step_kind", None),
+    ("routing_json", "routing", _json_object),
+    ("input_tokens", "input_tokens", None),
+    ("output_tokens", "output_tokens", None),
+    ("cost_usd", "cost_usd", _decimal),
+    ("latency_s", "latency_s", None),
+    ("finish_reason", "finish_reason", None),
+    ("error", "error", None),
+    ("budget_left_usd", "budget_left_usd", _decimal),
+    ("started_at", "started_at", None),
+    ("finished_at", "finished_at", None),
+)
 
 
 def list_runs(
@@ -84,12 +167,12 @@ def list_runs(
     if workflow is not None:
         where.append("r.workflow = ?")
         params.append(workflow)
-    sql = _INFO_SQL + (" WHERE " + " AND ".join(where) if where else "")
-    sql += " ORDER BY r.started_at DESC, r.run_id"
+    rest = "FROM runs r" + (" WHERE " + " AND ".join(where) if where else "")
+    rest += " ORDER BY r.started_at DESC, r.run_id"
     if limit is not None:
-        sql += " LIMIT ?"
+        rest += " LIMIT ?"
         params.append(limit)
-    return [_info(row) for row in conn.execute(sql, params).fetchall()]
+    return _records(conn, RunInfo, _INFO, rest, params)
 
 
 def resolve_run_id(conn: sqlite3.Connection, run_id: str) -> str:
@@ -111,8 +194,7 @@ def resolve_run_id(conn: sqlite3.Connection, run_id: str) -> str:
 
 def get_run(conn: sqlite3.Connection, run_id: str) -> RunSummary:
     run_id = resolve_run_id(conn, run_id)
-    row = conn.execute(_INFO_SQL + " WHERE r.run_id = ?", (run_id,)).fetchone()
-    info = _info(row)
+    (info,) = _records(conn, RunInfo, _INFO, "FROM runs r WHERE r.run_id = ?", (run_id,))
     extra = conn.execute(
         "SELECT task_json, metadata_json, parent_call_id, budget_usd, output_json, error, score"
         " FROM runs WHERE run_id = ?",
@@ -150,87 +232,30 @@ def get_run(conn: sqlite3.Connection, run_id: str) -> RunSummary:
 
 
 def _rounds(conn: sqlite3.Connection, run_id: str) -> list[RoundRecord]:
-    rows = conn.execute(
-        "SELECT round, planner, plan_json, has_final, final_output_json, error, replayed,"
-        " started_at, finished_at FROM rounds WHERE run_id = ? ORDER BY round",
-        (run_id,),
-    ).fetchall()
-    return [
-        RoundRecord(
-            round=r[0],
-            planner=r[1],
-            plan=None if r[2] is None else Plan.model_validate_json(r[2]),
-            final=bool(r[3]),
-            final_output=_loads(r[4]),
-            error=r[5],
-            replayed=bool(r[6]),
-            started_at=r[7],
-            finished_at=r[8],
-        )
-        for r in rows
-    ]
+    return _records(
+        conn, RoundRecord, _ROUND, "FROM rounds WHERE run_id = ? ORDER BY round", (run_id,)
+    )
 
 
 def _subtasks(conn: sqlite3.Connection, run_id: str) -> list[SubtaskRecord]:
-    rows = conn.execute(
-        "SELECT subtask_id, round, action, kind, depends_on_json, status, result_json, reason,"
-        " executions, retries, reused, started_at, finished_at FROM subtasks"
-        " WHERE run_id = ? ORDER BY round, COALESCE(started_at, finished_at), subtask_id",
+    return _records(
+        conn,
+        SubtaskRecord,
+        _SUBTASK,
+        "FROM subtasks WHERE run_id = ?"
+        " ORDER BY round, COALESCE(started_at, finished_at), subtask_id",
         (run_id,),
-    ).fetchall()
-    return [
-        SubtaskRecord(
-            subtask_id=r[0],
-            round=r[1],
-            action=r[2],
-            kind=None if r[3] is None else ActionKind(r[3]),
-            depends_on=tuple(json.loads(r[4])),
-            status=r[5],
-            result=None if r[6] is None else ActionResult.model_validate_json(r[6]),
-            reason=r[7],
-            executions=r[8],
-            retries=r[9],
-            reused=bool(r[10]),
-            started_at=r[11],
-            finished_at=r[12],
-        )
-        for r in rows
-    ]
+    )
 
 
 def _llm_calls(conn: sqlite3.Connection, run_id: str) -> list[LLMCallRecord]:
-    rows = conn.execute(
-        "SELECT llm_call_id, parent_call_id, round, subtask_id, model, provider, step_kind,"
-        " routing_json, input_tokens, output_tokens, cost_usd, latency_s, finish_reason, error,"
-        " budget_left_usd, started_at, finished_at FROM llm_calls WHERE run_id = ?"
-        " ORDER BY started_at, rowid",
+    return _records(
+        conn,
+        LLMCallRecord,
+        _LLM_CALL,
+        "FROM llm_calls WHERE run_id = ? ORDER BY started_at, rowid",
         (run_id,),
-    ).fetchall()
-    out: list[LLMCallRecord] = []
-    for r in rows:
-        routing = _loads(r[7])
-        out.append(
-            LLMCallRecord(
-                llm_call_id=r[0],
-                parent_call_id=r[1],
-                round=r[2],
-                subtask_id=r[3],
-                model=r[4],
-                provider=r[5],
-                step_kind=r[6],
-                routing=routing if isinstance(routing, dict) else None,
-                input_tokens=r[8],
-                output_tokens=r[9],
-                cost_usd=_decimal(r[10]),
-                latency_s=r[11],
-                finish_reason=r[12],
-                error=r[13],
-                budget_left_usd=_decimal(r[14]),
-                started_at=r[15],
-                finished_at=r[16],
-            )
-        )
-    return out
+    )
 
 
 def read_events(conn: sqlite3.Connection, run_id: str) -> list[Event]:

@@ -24,11 +24,10 @@ from paraloom.protocols.actions import (
     ActionResult,
     ActionSpec,
     ActionStatus,
-    ErrorInfo,
 )
 from paraloom.runtime.context import ActionContext
 
-__all__ = ["FunctionTool", "RetryableError", "tool"]
+__all__ = ["FunctionTool", "RetryableError", "exception_status", "tool"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -145,22 +144,10 @@ class FunctionTool:
             output = self._output_adapter.dump_python(value, mode="json")
         except anyio.get_cancelled_exc_class():
             raise
-        except RetryableError as exc:
-            return _error(call, ActionStatus.RETRYABLE_ERROR, exc, started)
-        except TimeoutError as exc:
-            return _error(call, ActionStatus.TIMEOUT, exc, started)
         except Exception as exc:
-            return _error(call, ActionStatus.ERROR, exc, started)
+            return ActionResult.from_exception(call, exception_status(exc), exc, started_at=started)
         # ``output`` was just dumped to JSON by pydantic: no need to validate it again.
-        return ActionResult.model_construct(
-            call_id=call.call_id,
-            action=call.action,
-            status=ActionStatus.OK,
-            output=output,
-            started_at=started,
-            ended_at=time.time(),
-            attempt=call.attempt,
-        )
+        return ActionResult.success(call, output, started_at=started, trusted=True)
 
     def accepts_arguments(self, arguments: dict[str, Any]) -> bool:
         """Whether ``invoke`` would accept these arguments (a fast check that plan
@@ -172,18 +159,14 @@ class FunctionTool:
         return True
 
 
-def _error(
-    call: ActionCall, status: ActionStatus, exc: BaseException, started: float
-) -> ActionResult:
-    return ActionResult(
-        call_id=call.call_id,
-        action=call.action,
-        status=status,
-        error=ErrorInfo(type=type(exc).__name__, message=str(exc)),
-        started_at=started,
-        ended_at=time.time(),
-        attempt=call.attempt,
-    )
+def exception_status(exc: Exception) -> ActionStatus:
+    """The status a tool's exception reports: :class:`RetryableError` →
+    ``retryable_error``, ``TimeoutError`` → ``timeout``, anything else → ``error``."""
+    if isinstance(exc, RetryableError):
+        return ActionStatus.RETRYABLE_ERROR
+    if isinstance(exc, TimeoutError):
+        return ActionStatus.TIMEOUT
+    return ActionStatus.ERROR
 
 
 def _short_errors(name: str, exc: ValidationError) -> str:

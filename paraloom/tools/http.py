@@ -253,15 +253,7 @@ class HttpTool:
                 _mask(f"HTTP tool {self.config.name!r}: {exc}", secrets),
                 started_at=started,
             )
-        return ActionResult(
-            call_id=call.call_id,
-            action=call.action,
-            status=ActionStatus.OK,
-            output=output,
-            started_at=started,
-            ended_at=time.time(),
-            attempt=call.attempt,
-        )
+        return ActionResult.success(call, output, started_at=started)
 
     # -- request -----------------------------------------------------------------------
 

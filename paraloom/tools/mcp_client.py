@@ -47,14 +47,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from pydantic import JsonValue
 
-from paraloom.protocols.actions import (
-    ActionCall,
-    ActionKind,
-    ActionResult,
-    ActionSpec,
-    ActionStatus,
-    ErrorInfo,
-)
+from paraloom.protocols.actions import ActionCall, ActionKind, ActionResult, ActionSpec
 from paraloom.runtime.context import ActionContext
 from paraloom.tools.actionset import ActionSet
 from paraloom.tools.mcp_config import MCPServerConfig, MCPToolOptions
@@ -154,14 +147,8 @@ def normalize_tool_result(
     """
     if result.is_error:
         text = _text_of(result) or "the tool reported an error without a message"
-        return ActionResult(
-            call_id=call.call_id,
-            action=call.action,
-            status=ActionStatus.ERROR,
-            error=ErrorInfo(type="mcp_tool_error", message=text[:_MAX_ERROR_CHARS]),
-            started_at=started_at,
-            ended_at=time.time(),
-            attempt=call.attempt,
+        return ActionResult.failure(
+            call, "error", "mcp_tool_error", text[:_MAX_ERROR_CHARS], started_at=started_at
         )
     output: JsonValue
     if result.structured_content is not None:
@@ -172,15 +159,7 @@ def normalize_tool_result(
         output = None
     else:
         output = [_block_json(b) for b in result.content]
-    return ActionResult(
-        call_id=call.call_id,
-        action=call.action,
-        status=ActionStatus.OK,
-        output=output,
-        started_at=started_at,
-        ended_at=time.time(),
-        attempt=call.attempt,
-    )
+    return ActionResult.success(call, output, started_at=started_at)
 
 
 class MCPTool:

@@ -29,6 +29,15 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return f
 
 
+async def open_error(f: Path) -> str:
+    """The ConfigError message of building the project of ``f``."""
+    loaded = load_config(f)
+    with pytest.raises(ConfigError) as info:
+        async with open_project(loaded):
+            pass
+    return str(info.value)
+
+
 def test_several_files_merge_by_name(tmp_path: Path) -> None:
     a = write(tmp_path, "a.yaml", "tools:\n  load: {python: 'json:loads'}\n")
     b = write(
@@ -124,11 +133,7 @@ async def test_import_errors_are_located(tmp_path: Path) -> None:
         "tools:\n  t: {python: 'no_such_module_xyz:f'}\n"
         "workflows:\n  w:\n    subtasks: [{id: a, action: t}]\n",
     )
-    loaded = load_config(f)
-    with pytest.raises(ConfigError) as info:
-        async with open_project(loaded):
-            pass
-    assert str(info.value).startswith(
+    assert (await open_error(f)).startswith(
         f"{f}:2:15: cannot import module 'no_such_module_xyz' for tool 't'"
     )
 
@@ -142,11 +147,7 @@ async def test_argument_errors_are_reported_when_built(tmp_path: Path) -> None:
         "tools:\n  add: {python: 'mytools:add'}\n"
         "workflows:\n  w:\n    subtasks: [{id: s, action: add, arguments: {a: 1, c: 2}}]\n",
     )
-    loaded = load_config(f)
-    with pytest.raises(ConfigError) as info:
-        async with open_project(loaded):
-            pass
-    text = str(info.value)
+    text = await open_error(f)
     assert text.startswith(f"{f}:5:5: workflow 'w': subtask 's': argument")
     assert "'b' is a required property" in text
 

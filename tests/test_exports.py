@@ -1,0 +1,74 @@
+"""Every public module declares a non-empty ``__all__`` without repeats, and every name
+in it exists."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+MODULES = [
+    "paraloom.agents",
+    "paraloom.agents.llm_agent",
+    "paraloom.agents.output",
+    "paraloom.agents.toolcalls",
+    "paraloom.cli",
+    "paraloom.cli.app",
+    "paraloom.cli.graph",
+    "paraloom.cli.inputs",
+    "paraloom.cli.output",
+    "paraloom.cli.progress",
+    "paraloom.cli.render",
+    "paraloom.config",
+    "paraloom.config.build",
+    "paraloom.config.checks",
+    "paraloom.config.errors",
+    "paraloom.config.graph",
+    "paraloom.config.load",
+    "paraloom.config.projection",
+    "paraloom.config.schema",
+    "paraloom.config.selector",
+    "paraloom.config.source",
+    "paraloom.models",
+    "paraloom.models.base",
+    "paraloom.models.calling",
+    "paraloom.models.estimate",
+    "paraloom.models.fallback",
+    "paraloom.models.openai",
+    "paraloom.models.pool",
+    "paraloom.models.retry",
+    "paraloom.models.wire",
+    "paraloom.orchestrator.llm_planner",
+    "paraloom.orchestrator.prompts",
+    "paraloom.store",
+    "paraloom.store.apply",
+    "paraloom.store.models",
+    "paraloom.store.reader",
+    "paraloom.store.schema",
+    "paraloom.store.store",
+    "paraloom.store.trajectories",
+    "paraloom.store.writer",
+    "paraloom.testing",
+    "paraloom.testing.models",
+    "paraloom.testing.openai_server",
+    "paraloom.testing.replies",
+    "paraloom.tracing",
+    "paraloom.tracing.attributes",
+    "paraloom.tracing.content",
+    "paraloom.tracing.jsonl",
+    "paraloom.tracing.listener",
+    "paraloom.tracing.metrics",
+    "paraloom.tracing.phoenix_local",
+    "paraloom.tracing.propagation",
+    "paraloom.tracing.setup",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_all_names_exist(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = module.__all__
+    assert exported, name
+    assert len(set(exported)) == len(exported), name
+    missing = [n for n in exported if not hasattr(module, n)]
+    assert missing == [], f"{name}: {missing}"
