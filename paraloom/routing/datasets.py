@@ -134,9 +134,6 @@ class RoutingDataset:
     models: tuple[ModelDescriptor, ...]
     scores: FloatArray
     costs: FloatArray
-    responses: tuple[tuple[str, ...], ...] | None = None
-    """Optional logged answer text per query and model (RouterBench ``M|model_response``;
-    ``""`` when not logged); used by the cascade router, ignored by the others."""
 
     def __post_init__(self) -> None:
         n, m = len(self.query_ids), len(self.models)
@@ -144,10 +141,6 @@ class RoutingDataset:
             raise ValueError("query_ids, texts and tasks must have the same length")
         if self.scores.shape != (n, m) or self.costs.shape != (n, m):
             raise ValueError(f"scores/costs must have shape ({n}, {m})")
-        if self.responses is not None and (
-            len(self.responses) != n or any(len(r) != m for r in self.responses)
-        ):
-            raise ValueError(f"responses must have shape ({n}, {m})")
 
     def __len__(self) -> int:
         return len(self.query_ids)
@@ -169,7 +162,6 @@ class RoutingDataset:
             models=self.models,
             scores=self.scores[ix],
             costs=self.costs[ix],
-            responses=None if self.responses is None else tuple(self.responses[i] for i in ix),
         )
 
     def sample(self, n: int, seed: int = 0) -> RoutingDataset:
@@ -226,9 +218,6 @@ def concat_datasets(parts: Sequence[RoutingDataset]) -> RoutingDataset:
             models.setdefault(d.name, d)
     names = list(models)
     blocks_s, blocks_c = [], []
-    responses: list[tuple[str, ...]] | None = (
-        [] if all(p.responses is not None for p in parts) else None
-    )
     for p in parts:
         s = np.full((len(p), len(names)), np.nan)
         c = np.full((len(p), len(names)), np.nan)
@@ -236,11 +225,6 @@ def concat_datasets(parts: Sequence[RoutingDataset]) -> RoutingDataset:
             k = names.index(d.name)
             s[:, k] = p.scores[:, j]
             c[:, k] = p.costs[:, j]
-        if responses is not None and p.responses is not None:
-            cols = {d.name: j for j, d in enumerate(p.models)}
-            responses.extend(
-                tuple(row[cols[n]] if n in cols else "" for n in names) for row in p.responses
-            )
         blocks_s.append(s)
         blocks_c.append(c)
     return RoutingDataset(
@@ -250,7 +234,6 @@ def concat_datasets(parts: Sequence[RoutingDataset]) -> RoutingDataset:
         models=tuple(models.values()),
         scores=np.vstack(blocks_s),
         costs=np.vstack(blocks_c),
-        responses=None if responses is None else tuple(responses),
     )
 
 
@@ -291,12 +274,10 @@ def load_routerbench(path: str | Path) -> RoutingDataset:
         tasks: list[str] = []
         scores: list[list[float]] = []
         costs: list[list[float]] = []
-        answers: list[tuple[str, ...]] = []
         for row_no, row in enumerate(reader, start=2):
             qids.append(row["sample_id"])
             texts.append(_prompt_text(row["prompt"]))
             tasks.append(row["eval_name"])
-            answers.append(tuple(_prompt_text(row.get(f"{m}|model_response") or "") for m in names))
             srow, crow = [], []
             for m in names:
                 sv, cv = row[m], row[f"{m}|total_cost"]
@@ -317,9 +298,7 @@ def load_routerbench(path: str | Path) -> RoutingDataset:
     models = tuple(
         ROUTERBENCH_MODELS.get(m) or ModelDescriptor(name=m, provider="routerbench") for m in names
     )
-    return RoutingDataset(
-        _unique_ids(qids), tuple(texts), tuple(tasks), models, s, c, responses=tuple(answers)
-    )
+    return RoutingDataset(_unique_ids(qids), tuple(texts), tuple(tasks), models, s, c)
 
 
 class _DcItem(BaseModel):
