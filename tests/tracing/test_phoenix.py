@@ -31,6 +31,8 @@ from .diamond import build_diamond
 
 pytestmark = [
     pytest.mark.phoenix,
+    # Phoenix itself may take up to its 180 s start-up allowance on a loaded machine.
+    pytest.mark.timeout(300),
     pytest.mark.skipif(
         not phoenix_installed(),
         reason='arize-phoenix is not installed (pip install "paraloom[phoenix]")',
