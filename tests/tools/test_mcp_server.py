@@ -159,7 +159,7 @@ async def test_sdk_client_over_stdio(tmp_path: Path) -> None:
 async def test_server_call_timeout_and_shared_context() -> None:
     events: list[Any] = []
     base = ActionContext(run_id="template", emit=events.append)
-    server = create_mcp_server(build_actions(), call_timeout_s=0.2, base_context=base)
+    server = create_mcp_server(build_actions(), call_timeout_s=1.0, base_context=base)
     async with Client(server) as client:
         slow = await client.call_tool("wait_forever", {})
         assert slow.is_error
