@@ -187,7 +187,7 @@ async def test_malformed_body(server: OpenAITestServer, sleeps: SleepRecorder) -
 async def test_slow_reply_times_out(server: OpenAITestServer, sleeps: SleepRecorder) -> None:
     server.script(Slow(60, Reply("too late")), Reply("fast"))
     async with OpenAICompatible(
-        server.base_url, KEY, timeout_s=0.2, retry=sleeps.policy(attempts=2)
+        server.base_url, KEY, timeout_s=0.5, retry=sleeps.policy(attempts=2)
     ) as client:
         out = await client.complete(request())
     assert out.content == "fast"

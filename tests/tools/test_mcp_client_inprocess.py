@@ -120,11 +120,11 @@ async def test_calls_normalize_text_structured_and_errors() -> None:
 
 
 async def test_call_timeout_gives_timeout_result_and_session_survives() -> None:
-    async with MCPToolset.in_process(make_server(), call_timeout_s=0.2) as actions:
+    async with MCPToolset.in_process(make_server(), call_timeout_s=0.5) as actions:
         result = await actions.get("block").invoke(call("block"), CTX)
         assert result.status is ActionStatus.TIMEOUT
         assert result.error is not None
-        assert "did not answer within 0.2s" in result.error.message
+        assert "did not answer within 0.5s" in result.error.message
         again = await actions.get("shout").invoke(call("shout", text="ok"), CTX)
         assert again.output == {"result": "OK"}
 
