@@ -65,19 +65,24 @@ class Budget:
             return None
         return self.limit_usd - self.spent_usd - self.reserved_usd
 
-    def fits(self, usd: Decimal, tokens: int = 0) -> bool:
-        """Whether a reservation of this size would fit now (no reservation is made)."""
+    def _shortfall(self, usd: Decimal, tokens: int, calls: int) -> BudgetExhausted | None:
+        """What a reservation of this size would exceed now, if anything."""
         remaining = self.remaining_usd
         if remaining is not None and usd > remaining:
-            return False
-        tokens_left = (
-            None
-            if self.max_tokens is None
-            else self.max_tokens - self.tokens_used - self.tokens_reserved
-        )
-        if tokens_left is not None and tokens > tokens_left:
-            return False
-        return self.max_calls is None or self.calls_made + self.calls_reserved < self.max_calls
+            return BudgetExhausted("usd", usd, remaining)
+        if self.max_tokens is not None:
+            left = self.max_tokens - self.tokens_used - self.tokens_reserved
+            if tokens > left:
+                return BudgetExhausted("tokens", tokens, left)
+        if self.max_calls is not None:
+            left_calls = self.max_calls - self.calls_made - self.calls_reserved
+            if calls > left_calls:
+                return BudgetExhausted("calls", calls, left_calls)
+        return None
+
+    def fits(self, usd: Decimal, tokens: int = 0, calls: int = 1) -> bool:
+        """Whether a reservation of this size would fit now (no reservation is made)."""
+        return self._shortfall(to_decimal(usd), tokens, calls) is None
 
     async def reserve(
         self, usd: Decimal | float | str, *, tokens: int = 0, calls: int = 1
@@ -86,17 +91,9 @@ class Budget:
         if amount < 0 or tokens < 0 or calls < 0:
             raise ValueError("reservations must be non-negative")
         async with self._lock:
-            remaining = self.remaining_usd
-            if remaining is not None and amount > remaining:
-                raise BudgetExhausted("usd", amount, remaining)
-            if self.max_tokens is not None:
-                left = self.max_tokens - self.tokens_used - self.tokens_reserved
-                if tokens > left:
-                    raise BudgetExhausted("tokens", tokens, left)
-            if self.max_calls is not None:
-                left_calls = self.max_calls - self.calls_made - self.calls_reserved
-                if calls > left_calls:
-                    raise BudgetExhausted("calls", calls, left_calls)
+            shortfall = self._shortfall(amount, tokens, calls)
+            if shortfall is not None:
+                raise shortfall
             self.reserved_usd += amount
             self.tokens_reserved += tokens
             self.calls_reserved += calls
