@@ -17,7 +17,7 @@ from paraloom.orchestrator.errors import PlanningError, ReferenceResolutionError
 from paraloom.orchestrator.events import EventBus, Listener
 from paraloom.orchestrator.executor import Executor
 from paraloom.orchestrator.planner import Planner, PlannerContext
-from paraloom.orchestrator.references import resolve_references
+from paraloom.orchestrator.references import resolve_references, root_value
 from paraloom.orchestrator.result import RunResult, RunStatus, build_feedback, merge_usage
 from paraloom.orchestrator.resume import ResumeState
 from paraloom.orchestrator.scheduler import Scheduler
@@ -261,7 +261,7 @@ class Orchestrator:
                         failed_inputs: list[str] = []
                         output = resolve_references(
                             decision.output,
-                            partial(_lookup, task=task, results=results, failed=failed_inputs),
+                            partial(root_value, task=task, results=results, failed=failed_inputs),
                         )
                         if failed_inputs:
                             status = "failed"
@@ -326,23 +326,6 @@ class _RunOptions:
     model_selector: ModelSelector | None
     resume: ResumeState | None
     on_result: Callable[[RunResult], None] | None = None
-
-
-def _lookup(
-    root: str, task: JsonValue, results: Mapping[str, ActionResult], failed: list[str]
-) -> JsonValue:
-    """The value of a final answer's reference root; a failed subtask gives null and is
-    noted in ``failed`` (the run then fails: its answer lacks that output)."""
-    if root == "input":
-        return task
-    if root not in results:
-        raise ReferenceResolutionError(f"no result for subtask {root!r}")
-    r = results[root]
-    if not r.ok:
-        why = f"{r.error.type}: {r.error.message}" if r.error else r.status.value
-        failed.append(f"{root!r} ({r.status.value}: {why})")
-        return None
-    return r.output
 
 
 def _budget_for(budget: BudgetArg, default: BudgetArg, parent: ActionContext | None) -> Budget:

@@ -7,15 +7,23 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import JsonValue
 
 from paraloom.orchestrator.errors import ReferenceResolutionError
+from paraloom.protocols.actions import ActionResult
 
-__all__ = ["Reference", "find_references", "is_reference", "parse_reference", "resolve_references"]
+__all__ = [
+    "Reference",
+    "find_references",
+    "is_reference",
+    "parse_reference",
+    "resolve_references",
+    "root_value",
+]
 
 _ROOT = re.compile(r"^(?P<root>[A-Za-z_][A-Za-z0-9_\-]*)")
 _STEP = re.compile(r"\.(?P<field>[A-Za-z0-9_\-]+)|\[(?P<index>\d+)\]")
@@ -101,3 +109,25 @@ def _kind(value: Any) -> str:
     if isinstance(value, list):
         return f"list of {len(value)}"
     return type(value).__name__ if value is not None else "null"
+
+
+def root_value(
+    root: str,
+    task: JsonValue,
+    results: Mapping[str, ActionResult],
+    failed: list[str] | None = None,
+) -> JsonValue:
+    """The value a reference root stands for: the run's input for ``input``, else the
+    output of that subtask's result; a failed subtask gives null (and is noted in
+    ``failed`` when given, so a final answer built on it can fail the run)."""
+    if root == "input":
+        return task
+    if root not in results:
+        raise ReferenceResolutionError(f"no result for subtask {root!r}")
+    r = results[root]
+    if r.ok:
+        return r.output
+    if failed is not None:
+        why = f"{r.error.type}: {r.error.message}" if r.error else r.status.value
+        failed.append(f"{root!r} ({r.status.value}: {why})")
+    return None

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import ChainMap
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import anyio
 from anyio.abc import TaskGroup
@@ -20,7 +22,7 @@ from pydantic import JsonValue
 
 from paraloom.orchestrator.errors import ReferenceResolutionError
 from paraloom.orchestrator.executor import Executor, InProcessExecutor
-from paraloom.orchestrator.references import resolve_references
+from paraloom.orchestrator.references import resolve_references, root_value
 from paraloom.orchestrator.validation import ValidatedPlan
 from paraloom.protocols.actions import (
     ActionCall,
@@ -130,6 +132,9 @@ class _Round:
             name: anyio.CapacityLimiter(n) for name, n in self.scheduler.action_limits.items()
         }
         self.emitting = self.context.emit is not discard_event
+        # References see this round's results as they arrive, then earlier rounds'.
+        known = ChainMap(self.sink, dict(self.earlier))
+        self.lookup = partial(root_value, task=self.task_input, results=known)
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
@@ -184,7 +189,7 @@ class _Round:
 
     async def _execute(self, subtask: Subtask, policy: FailurePolicy) -> ActionResult:
         try:
-            arguments = resolve_references(subtask.arguments, self._lookup)
+            arguments = resolve_references(subtask.arguments, self.lookup)
         except (ReferenceResolutionError, ValueError) as exc:
             return _status_result(
                 subtask.id,
@@ -283,14 +288,6 @@ class _Round:
             raise
         except Exception as exc:  # an adapter broke its contract; keep the run alive
             return ActionResult.failure(call, "error", type(exc).__name__, f"action raised: {exc}")
-
-    def _lookup(self, root: str) -> JsonValue:
-        if root == "input":
-            return self.task_input
-        result = self.sink.get(root) or self.earlier.get(root)
-        if result is None:
-            raise ReferenceResolutionError(f"no result for subtask {root!r}")
-        return result.output if result.ok else None
 
     # -- bookkeeping -----------------------------------------------------------------
 
