@@ -3,6 +3,8 @@ every LLM call to a model of the pool under one shared dollar budget."""
 
 from paraloom.agents import LLMAgent
 from paraloom.models import (
+    CascadeModel,
+    CascadeOutcome,
     Completion,
     FallbackModel,
     ModelClient,
@@ -13,7 +15,9 @@ from paraloom.models import (
     ResponseFormat,
     RetryingModel,
     RetryPolicy,
+    answers_agree,
     call_model,
+    normalize_answer,
 )
 from paraloom.orchestrator import (
     Executor,
@@ -79,6 +83,8 @@ __all__ = [
     "ActionStatus",
     "Budget",
     "BudgetExhausted",
+    "CascadeModel",
+    "CascadeOutcome",
     "ChatMessage",
     "Completion",
     "Event",
@@ -119,7 +125,9 @@ __all__ = [
     "TokenUsage",
     "WorkflowAction",
     "__version__",
+    "answers_agree",
     "call_model",
+    "normalize_answer",
     "tool",
     "validate_plan",
     "with_retry",

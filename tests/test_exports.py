@@ -32,6 +32,7 @@ MODULES = [
     "paraloom.models",
     "paraloom.models.base",
     "paraloom.models.calling",
+    "paraloom.models.cascade",
     "paraloom.models.estimate",
     "paraloom.models.fallback",
     "paraloom.models.openai",

@@ -275,6 +275,9 @@ class LLMAgent:
                     error=("budget_exhausted", str(exc)),
                 )
             except ModelError as exc:
+                if exc.cost_usd is not None:  # a composite client spent before failing
+                    spent_on = exc.pool_model or self.model
+                    tally.add_usage({spent_on: exc.usage or TokenUsage()}, exc.cost_usd)
                 status = ActionStatus.RETRYABLE_ERROR if exc.retryable else ActionStatus.ERROR
                 return tally.result(call, started, status, error=("model_error", str(exc)))
             tally.add_turn(mc)

@@ -378,8 +378,10 @@ def validate(files: Files) -> None:
         _config_error(exc)
     c = loaded.config
     files_text = ", ".join(str(f) for f in files)
+    cascades = f"{len(c.cascades)} cascades, " if c.cascades else ""
     out.print(
-        f"[green]ok[/] {escape(files_text)}: {len(c.models)} models, {len(c.tools)} tools, "
+        f"[green]ok[/] {escape(files_text)}: {len(c.models)} models, {cascades}"
+        f"{len(c.tools)} tools, "
         f"{len(c.agents)} agents, {len(c.workflows)} workflows "
         f"({', '.join(sorted(c.workflows)) or 'none'})"
     )

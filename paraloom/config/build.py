@@ -29,6 +29,7 @@ from paraloom.config.errors import ConfigError, ConfigProblem
 from paraloom.config.load import LoadedConfig
 from paraloom.config.schema import ParaloomConfig, ToolConfig, WorkflowConfig
 from paraloom.config.selector import PerAgentSelector, build_router
+from paraloom.models.cascade import CascadeModel, cascade_descriptor
 from paraloom.models.openai import OpenAICompatible
 from paraloom.models.pool import ModelPool
 from paraloom.orchestrator.errors import PlanValidationError
@@ -136,7 +137,10 @@ def needs_of(config: ParaloomConfig, workflow: str) -> Needs:
         elif name not in config.agents and name not in config.workflows:
             tools.update(mcp_open)  # a tool an MCP server provides
     if routed or (config.router is not None and (agents or _llm_planned(config, workflows))):
-        models.update(config.models)
+        models.update(config.pool_names())
+    for c in config.cascades:  # a cascade needs its members
+        if c.pool_name in models:
+            models.update([*c.probes, c.escalate])
     return Needs(frozenset(tools), frozenset(agents), frozenset(workflows), frozenset(models))
 
 
@@ -145,7 +149,9 @@ def _llm_planned(config: ParaloomConfig, workflows: set[str]) -> bool:
 
 
 def model_descriptors(config: ParaloomConfig) -> dict[str, ModelDescriptor]:
-    return {
+    """Descriptors of every pool model: ``models:``, then ``cascades:`` (priced at the
+    sum of their members' prices, see :func:`~paraloom.models.cascade.cascade_descriptor`)."""
+    out = {
         name: ModelDescriptor(
             name=name,
             provider=m.provider,
@@ -159,6 +165,11 @@ def model_descriptors(config: ParaloomConfig) -> dict[str, ModelDescriptor]:
         )
         for name, m in config.models.items()
     }
+    for c in config.cascades:
+        out[c.pool_name] = cascade_descriptor(
+            [out[p] for p in c.probes], out[c.escalate], name=c.pool_name
+        )
+    return out
 
 
 def endpoint_problem(
@@ -173,7 +184,9 @@ def endpoint_problem(
     if env.get("OPENAI_BASE_URL") or env.get("OPENAI_API_KEY"):
         return None
     for name in needs.models:
-        m = loaded.config.models[name]
+        m = loaded.config.models.get(name)
+        if m is None:  # a cascade: its members are in needs.models too
+            continue
         if m.base_url and "${env:" not in m.base_url:
             return None
         if m.api_key is not None and "${env:" not in m.api_key.get_secret_value():
@@ -282,7 +295,7 @@ async def open_actions(
         tools=frozenset(config.tools),
         agents=frozenset(config.agents),
         workflows=frozenset(config.workflows),
-        models=frozenset(config.models)
+        models=frozenset(config.pool_names())
         if (config.agents or _llm_planned(config, set(config.workflows)))
         else frozenset(),
     )
@@ -376,11 +389,12 @@ def _check_env(loaded: LoadedConfig, needs: Needs) -> None:
 
 
 def _build_pool(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> ModelPool:
-    descriptors = model_descriptors(loaded.config)
+    config = loaded.config
+    descriptors = model_descriptors(config)
     pool = ModelPool()
     clients: dict[tuple[str | None, str | None, float], OpenAICompatible] = {}
-    for name in [n for n in descriptors if n in needs.models]:
-        m = loaded.config.models[name]
+    for name in [n for n in config.models if n in needs.models]:
+        m = config.models[name]
         key = m.api_key.get_secret_value() if m.api_key is not None else None
         ident = (m.base_url, key, m.timeout_s)
         if ident not in clients:
@@ -389,6 +403,14 @@ def _build_pool(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> Mo
             )
             stack.push_async_callback(clients[ident].aclose)
         pool.add(descriptors[name], clients[ident])
+    for c in config.cascades:
+        if c.pool_name in needs.models:
+            cascade = CascadeModel(
+                [(descriptors[p], pool.client(p)) for p in c.probes],
+                (descriptors[c.escalate], pool.client(c.escalate)),
+                name=c.pool_name,
+            )
+            pool.add(cascade.descriptor, cascade)
     return pool
 
 

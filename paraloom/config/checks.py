@@ -1,6 +1,7 @@
 """Cross-references of a configuration, each problem located in its file.
 
-Checked: action names, models used by agents/planners/router, actions referenced by
+Checked: action names, cascade members and names, models used by agents/planners/router
+(``models:`` or ``cascades:`` names), actions referenced by
 agents and workflows, subtask ids, dependencies and ``{"from": …}`` references,
 dependency cycles inside a workflow, and call cycles between agents and workflows.
 """
@@ -15,6 +16,7 @@ import networkx as nx
 from paraloom.config.errors import ConfigProblem
 from paraloom.config.schema import ParaloomConfig, WorkflowConfig
 from paraloom.config.source import DataPath, SourceMap
+from paraloom.models.cascade import cascade_name
 from paraloom.orchestrator.references import find_references, parse_reference
 
 __all__ = ["check_config"]
@@ -57,6 +59,7 @@ class _Checker:
 
     def run(self) -> list[ConfigProblem]:
         self.names()
+        self.cascades()
         self.router()
         for name, agent in self.config.agents.items():
             self.model_choice(("agents", name), f"agent {name!r}", agent.model, agent.router)
@@ -92,17 +95,59 @@ class _Checker:
             if not _ACTION_NAME.match(name):
                 self.add(("models", name), f"invalid model name {name!r}")
 
+    def cascades(self) -> None:
+        models = self.config.models
+        seen: dict[str, int] = {}
+        for i, c in enumerate(self.config.cascades):
+            path: DataPath = ("cascades", i)
+            name = c.pool_name
+            who = f"cascade {name!r}"
+            if c.name is not None and not _ACTION_NAME.match(c.name):
+                self.add_value(
+                    (*path, "name"),
+                    f"invalid cascade name {c.name!r}: use letters, digits, '_', '.', '-' "
+                    "(at most 128 characters), or leave it out for the default "
+                    f"{cascade_name(c.probes, c.escalate)!r}",
+                )
+            at = (*path, "name") if c.name is not None else path
+            if name in models:
+                self.add_value(
+                    at,
+                    f"{who} has the same name as a model of 'models:' "
+                    f"(at {self.marks.key(('models', name))}); pool names must be unique",
+                )
+            elif name in seen:
+                first = self.marks.value(("cascades", seen[name]))
+                self.add_value(at, f"{who} is defined twice (first at {first})")
+            else:
+                seen[name] = i
+            members = [((*path, "probes", j), m, "a probe") for j, m in enumerate(c.probes)]
+            members.append(((*path, "escalate"), c.escalate, "the escalation model"))
+            for where, member, role in members:
+                if member in models:
+                    continue
+                nested = (
+                    " (cascades cannot be members of cascades)"
+                    if self.config.cascade(member)
+                    else ""
+                )
+                self.add_value(
+                    where,
+                    f"unknown model {member!r} used as {role} by {who}: known models are "
+                    f"{_known(models)}" + nested,
+                )
+
     def router(self) -> None:
         r = self.config.router
-        if r is not None and r.model is not None and r.model not in self.config.models:
+        pool = self.config.pool_names()
+        if r is not None and r.model is not None and r.model not in pool:
             self.add_value(
                 ("router", "model"),
-                f"unknown model {r.model!r} for the fixed router: known models are "
-                f"{_known(self.config.models)}",
+                f"unknown model {r.model!r} for the fixed router: known models are {_known(pool)}",
             )
 
     def model_choice(self, path: DataPath, who: str, model: str | None, routed: bool) -> None:
-        models = self.config.models
+        models = self.config.pool_names()
         if model is not None and model not in models:
             self.add_value(
                 (*path, "model"),

@@ -4,6 +4,8 @@
 
     models:                       # the pool (OpenAI-compatible endpoints)
       small: {model_id: gpt-4o-mini, input_price_per_m: 0.15, output_price_per_m: 0.6}
+    cascades:                     # optional: composite pool models (agreement escalation)
+      - {name: quick, probes: [small, tiny], escalate: large}
     router: {kind: cheapest}      # optional: picks a model per LLM call
     budget: 0.50                  # dollars per run (or {usd, max_tokens, max_calls})
     tools:
@@ -36,6 +38,7 @@ from pydantic import (
     model_validator,
 )
 
+from paraloom.models.cascade import cascade_name
 from paraloom.protocols.plan import FailurePolicy, Subtask
 from paraloom.tools.http import HttpToolConfig
 from paraloom.tools.mcp_config import MCPServerConfig
@@ -43,6 +46,7 @@ from paraloom.tools.mcp_config import MCPServerConfig
 __all__ = [
     "AgentConfig",
     "BudgetConfig",
+    "CascadeConfig",
     "ModelConfig",
     "ParaloomConfig",
     "RouterConfig",
@@ -89,6 +93,34 @@ class ModelConfig(BaseModel):
     )
     timeout_s: float = Field(default=60.0, gt=0, description="Time limit of one HTTP attempt.")
     description: str = ""
+
+
+class CascadeConfig(BaseModel):
+    """A composite pool model: its ``probes`` answer in parallel; when their answers agree
+    the first probe's is kept, otherwise ``escalate`` is called and its answer kept.
+    Priced at the sum of its members' prices (the exact worst case)."""
+
+    model_config = _Strict
+
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Pool name (default: 'cascade(p1+p2>e)', the name routers give it).",
+    )
+    probes: list[str] = Field(
+        min_length=2, description="Pool models asked in parallel (at least two)."
+    )
+    escalate: str = Field(description="Pool model called when the probes disagree.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.escalate in self.probes:
+            raise ValueError(f"the escalation model {self.escalate!r} cannot also be a probe")
+        return self
+
+    @property
+    def pool_name(self) -> str:
+        return self.name or cascade_name(self.probes, self.escalate)
 
 
 class RouterConfig(BaseModel):
@@ -273,6 +305,11 @@ class ParaloomConfig(BaseModel):
 
     version: Literal[1] = 1
     models: dict[str, ModelConfig] = Field(default_factory=dict)
+    cascades: list[CascadeConfig] = Field(
+        default_factory=list,
+        description="Composite pool models built from `models:` (usable wherever a pool "
+        "model name is).",
+    )
     router: RouterConfig | None = None
     budget: BudgetConfig | None = None
     tools: dict[str, ToolConfig] = Field(default_factory=dict)
@@ -299,6 +336,14 @@ class ParaloomConfig(BaseModel):
                     if isinstance(sub, dict) and "name" not in sub:
                         sub["name"] = name
         return data
+
+    def pool_names(self) -> list[str]:
+        """Every pool model name: ``models:`` then ``cascades:``."""
+        return [*self.models, *(c.pool_name for c in self.cascades)]
+
+    def cascade(self, name: str) -> CascadeConfig | None:
+        """The cascade whose pool name is ``name``, if any."""
+        return next((c for c in self.cascades if c.pool_name == name), None)
 
     def action_kinds(self) -> dict[str, str]:
         """Every action name → 'tool', 'agent' or 'workflow'."""

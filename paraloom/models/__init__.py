@@ -1,8 +1,25 @@
 """Models: the :class:`ModelClient` seam, the OpenAI-compatible provider, small client
-wrappers, the priced :class:`ModelPool` and the budgeted :func:`call_model`."""
+wrappers (fallback, retry, the agreement-based :class:`CascadeModel`), the priced
+:class:`ModelPool` and the budgeted :func:`call_model`."""
 
-from paraloom.models.base import Completion, ModelClient, ModelError, ModelRequest, ResponseFormat
+from paraloom.models.base import (
+    CascadeOutcome,
+    Completion,
+    CompositeClient,
+    ModelClient,
+    ModelError,
+    ModelRequest,
+    ResponseFormat,
+)
 from paraloom.models.calling import FixedModel, ModelCall, StepInfo, call_model, output_token_cap
+from paraloom.models.cascade import (
+    CASCADE_PROVIDER,
+    CascadeModel,
+    answers_agree,
+    cascade_descriptor,
+    cascade_name,
+    normalize_answer,
+)
 from paraloom.models.estimate import (
     estimate_request_tokens,
     estimate_text_tokens,
@@ -15,8 +32,12 @@ from paraloom.models.pool import ModelPool, UnknownModelError
 from paraloom.models.retry import RetryingModel, RetryPolicy, call_with_retries
 
 __all__ = [
+    "CASCADE_PROVIDER",
     "DEFAULT_BASE_URL",
+    "CascadeModel",
+    "CascadeOutcome",
     "Completion",
+    "CompositeClient",
     "FallbackModel",
     "FixedModel",
     "ModelCall",
@@ -30,11 +51,15 @@ __all__ = [
     "RetryingModel",
     "StepInfo",
     "UnknownModelError",
+    "answers_agree",
     "call_model",
     "call_with_retries",
+    "cascade_descriptor",
+    "cascade_name",
     "estimate_request_tokens",
     "estimate_text_tokens",
     "estimate_tokens",
+    "normalize_answer",
     "output_token_cap",
     "worst_case_cost",
 ]

@@ -7,6 +7,7 @@ Every provider (:class:`~paraloom.models.openai.OpenAICompatible`), wrapper
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,7 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from paraloom.protocols.actions import TokenUsage
 from paraloom.protocols.messages import ChatMessage, ToolCall
 
-__all__ = ["Completion", "ModelClient", "ModelError", "ModelRequest", "ResponseFormat"]
+__all__ = [
+    "CascadeOutcome",
+    "Completion",
+    "CompositeClient",
+    "ModelClient",
+    "ModelError",
+    "ModelRequest",
+    "ResponseFormat",
+]
 
 
 class ResponseFormat(BaseModel):
@@ -42,6 +51,25 @@ class ModelRequest(BaseModel):
     response_format: ResponseFormat | None = None
 
 
+class CascadeOutcome(BaseModel):
+    """How a :class:`~paraloom.models.cascade.CascadeModel` answered one request (for
+    tracing): the probes asked, their normalized answers, whether it escalated and which
+    model's reply was returned. Lists are aligned with ``probes``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cascade: str = Field(description="The cascade's pool name.")
+    probes: tuple[str, ...] = Field(description="Pool names of the probe models, in order.")
+    answers: tuple[str | None, ...] = Field(
+        description="Each probe's normalized answer (None: failed, tool calls or empty)."
+    )
+    probe_errors: tuple[str | None, ...] = Field(
+        description="Each probe's ModelError message, None when it answered."
+    )
+    escalated: bool = Field(description="True when the escalation model was called.")
+    answered_by: str = Field(description="Pool name of the model whose reply is returned.")
+
+
 class Completion(BaseModel):
     """The model's reply: one assistant message, why it stopped, what it cost in tokens."""
 
@@ -52,6 +80,16 @@ class Completion(BaseModel):
     usage: TokenUsage = Field(default_factory=lambda: TokenUsage(calls=1))
     model: str = Field(description="The model that actually answered, as the provider says.")
     latency_s: float = Field(default=0.0, ge=0)
+    cost_usd: Decimal | None = Field(
+        default=None,
+        ge=0,
+        description="Cost computed by a composite client itself (e.g. a cascade: the exact "
+        "sum over the calls it made); when set, call_model settles it instead of pricing "
+        "`usage` at the pool descriptor's prices.",
+    )
+    cascade: CascadeOutcome | None = Field(
+        default=None, description="Set by a CascadeModel: which path it took."
+    )
 
     @property
     def content(self) -> str | None:
@@ -68,7 +106,17 @@ class ModelError(Exception):
 
     ``retryable`` tells wrappers whether trying again may help (429, 5xx, network);
     ``retry_after_s`` is the provider's ``Retry-After`` hint, if any.
+
+    ``cost_usd`` and ``usage`` are set by composite clients (a cascade whose escalation
+    failed after its probes answered) to what was already spent on other calls before
+    the failure; :func:`~paraloom.models.calling.call_model` settles that cost instead of
+    releasing the reservation. ``None`` for plain provider errors (nothing billed).
+    ``pool_model`` is the pool model ``call_model`` had selected, when it raised there.
     """
+
+    cost_usd: Decimal | None
+    usage: TokenUsage | None
+    pool_model: str | None
 
     def __init__(
         self,
@@ -86,6 +134,9 @@ class ModelError(Exception):
         self.retryable = retryable
         self.retry_after_s = retry_after_s
         self.provider = provider
+        self.cost_usd = None
+        self.usage = None
+        self.pool_model = None
         where = f"HTTP {status}" if status is not None else "no response"
         super().__init__(f"model {model!r} ({provider}): {where}: {message}")
 
@@ -95,3 +146,18 @@ class ModelClient(Protocol):
     """Anything that answers chat-completion requests."""
 
     async def complete(self, request: ModelRequest) -> Completion: ...
+
+
+@runtime_checkable
+class CompositeClient(ModelClient, Protocol):
+    """A client that may make several model calls for one request (a cascade).
+
+    :func:`~paraloom.models.calling.call_model` reserves ``max_calls_per_request`` calls
+    and that many times the request's token bound on the budget, and settles the calls
+    and tokens the completion reports (``usage.calls`` is the number of calls made).
+    Its descriptor's prices must make the reserved worst case an upper bound of what it
+    may spend (for a cascade: the sum of its members' prices).
+    """
+
+    @property
+    def max_calls_per_request(self) -> int: ...

@@ -5,6 +5,17 @@ Raises :class:`~paraloom.runtime.budget.BudgetExhausted` when no model is select
 the reservation does not fit (no request is sent), and :class:`ModelError` when the
 provider fails (the reservation is released). A cancelled call is released too: its
 cost, if the provider billed one, is unknown to paraloom.
+
+The settled cost is the completion's own ``cost_usd`` when a composite client (a
+:class:`~paraloom.models.cascade.CascadeModel`) computed it, else its usage at the pool
+descriptor's prices; events report the same number. A composite client must stay
+within the worst case reserved at its descriptor's prices (a cascade's are the sum of
+its members', an exact bound): a real cost above the reservation is still recorded,
+truthfully, and counted in ``Budget.overrun_usd``. A
+:class:`~paraloom.models.base.CompositeClient` gets ``max_calls_per_request`` calls and
+as many times the token bound reserved, and the calls and tokens it made settled. When
+it fails after spending (a cascade whose escalation failed), the
+:class:`ModelError`'s ``cost_usd`` is settled instead of releasing.
 """
 
 from __future__ import annotations
@@ -15,7 +26,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from paraloom.models.base import Completion, ModelError, ModelRequest, ResponseFormat
+from paraloom.models.base import (
+    Completion,
+    CompositeClient,
+    ModelError,
+    ModelRequest,
+    ResponseFormat,
+)
 from paraloom.models.estimate import estimate_request_tokens, worst_case_cost
 from paraloom.models.pool import ModelPool
 from paraloom.models.wire import message_to_wire
@@ -133,9 +150,13 @@ async def call_model(
     cap = output_token_cap(descriptor, max_tokens, input_estimate)
     request = draft.model_copy(update={"max_tokens": cap})
     reserved = worst_case_cost(descriptor, input_estimate, cap)
+    client = pool.client(name)
+    fanout = max(1, client.max_calls_per_request) if isinstance(client, CompositeClient) else 1
     reservation: Reservation | None = None
     if budget is not None:
-        reservation = await budget.reserve(reserved, tokens=input_estimate + cap, calls=1)
+        reservation = await budget.reserve(
+            reserved, tokens=(input_estimate + cap) * fanout, calls=fanout
+        )
     llm_call_id = new_id("llm_")
     # what LLMCallStarted and LLMCallFinished of this call share
     ids: dict[str, Any] = {
@@ -156,21 +177,36 @@ async def call_model(
     )
     started = time.perf_counter()
     try:
-        completion = await pool.client(name).complete(request)
+        completion = await client.complete(request)
         usage = TokenUsage(
             input_tokens=completion.usage.input_tokens,
             output_tokens=completion.usage.output_tokens,
-            calls=1,
+            calls=max(1, completion.usage.calls) if fanout > 1 else 1,
         )
-        cost = descriptor.cost(usage.input_tokens, usage.output_tokens)
+        cost = (
+            completion.cost_usd
+            if completion.cost_usd is not None
+            else descriptor.cost(usage.input_tokens, usage.output_tokens)
+        )
         if reservation is not None:
-            await reservation.settle(cost, tokens=usage.total_tokens)
+            await reservation.settle(cost, tokens=usage.total_tokens, calls=usage.calls)
     except BaseException as exc:
-        if reservation is not None:
-            await reservation.release()
+        if isinstance(exc, ModelError) and exc.pool_model is None:
+            exc.pool_model = name
+        spent = exc.cost_usd if isinstance(exc, ModelError) else None
+        spent_usage = (exc.usage if isinstance(exc, ModelError) else None) or TokenUsage()
+        if reservation is not None and not reservation.closed:
+            if spent is not None:
+                await reservation.settle(
+                    spent, tokens=spent_usage.total_tokens, calls=spent_usage.calls
+                )
+            else:
+                await reservation.release()
         context.emit(
             LLMCallFinished(
                 **ids,
+                usage=spent_usage,
+                cost_usd=spent or Decimal(0),
                 latency_s=time.perf_counter() - started,
                 error=_describe(exc),
                 budget_left_usd=budget.remaining_usd if budget else None,

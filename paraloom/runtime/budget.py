@@ -135,11 +135,19 @@ class Reservation:
         self.calls = calls
         self.closed = False
 
-    async def settle(self, usd: Decimal | float | str, *, tokens: int = 0) -> None:
+    async def settle(
+        self, usd: Decimal | float | str, *, tokens: int = 0, calls: int | None = None
+    ) -> None:
+        """Record the real cost and tokens, and ``calls`` made (default: the number
+        reserved); what was reserved is freed."""
         if self.closed:
             raise RuntimeError("reservation already closed")
+        if calls is not None and calls < 0:
+            raise ValueError("calls must be non-negative")
         self.closed = True
-        await self.budget._close(self, to_decimal(usd), tokens, self.calls)
+        await self.budget._close(
+            self, to_decimal(usd), tokens, self.calls if calls is None else calls
+        )
 
     async def release(self) -> None:
         if not self.closed:

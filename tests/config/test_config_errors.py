@@ -29,15 +29,15 @@ CASES: list[tuple[str, str, list[str]]] = [
         "",
         [
             "{f}:1:1: the file is empty; expected a mapping with sections version, models, "
-            "router, budget, tools, agents, workflows"
+            "cascades, router, budget, tools, agents, workflows"
         ],
     ),
     (
         "not-a-mapping",
         "- a\n- b\n",
         [
-            "{f}:1:1: expected a mapping with sections version, models, router, budget, tools, "
-            "agents, workflows"
+            "{f}:1:1: expected a mapping with sections version, models, cascades, router, "
+            "budget, tools, agents, workflows"
         ],
     ),
     (
@@ -50,7 +50,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         "agent:\n  x: {}\n",
         [
             "{f}:1:1: unknown field 'agent' in (top level); expected one of: version, models, "
-            "router, budget, tools, agents, workflows"
+            "cascades, router, budget, tools, agents, workflows"
         ],
     ),
     (
