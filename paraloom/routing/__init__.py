@@ -10,6 +10,12 @@ from paraloom.routing.base import (
     RoutingDecision,
     worst_case_cost,
 )
+from paraloom.routing.cascade import (
+    CascadeArm,
+    arm_outcomes,
+    propose_arms,
+    with_cascade_arms,
+)
 from paraloom.routing.cluster import ClusterRouter
 from paraloom.routing.datasets import (
     ROUTERBENCH_MODELS,
@@ -29,6 +35,7 @@ from paraloom.routing.embeddings import (
 from paraloom.routing.evaluation import EvalReport, evaluate
 from paraloom.routing.features import FeatureLayer
 from paraloom.routing.knn import KNNRouter
+from paraloom.routing.linear import LogisticRouter
 from paraloom.routing.outcome import OutcomeRouter
 from paraloom.routing.persistence import (
     RouterConfig,
@@ -60,6 +67,7 @@ from paraloom.routing.trajectory import (
 __all__ = [
     "ROUTERBENCH_MODELS",
     "CachedEmbedder",
+    "CascadeArm",
     "CheapestRouter",
     "ClusterRouter",
     "DataFormatError",
@@ -71,6 +79,7 @@ __all__ = [
     "FixedRouter",
     "HashingSVDEmbedder",
     "KNNRouter",
+    "LogisticRouter",
     "MiniLMEmbedder",
     "MultiStepResult",
     "OracleRouter",
@@ -89,6 +98,7 @@ __all__ = [
     "TrainingLog",
     "TrajectoryFormatError",
     "TrajectoryRecord",
+    "arm_outcomes",
     "evaluate",
     "frontier_area",
     "load_dataset",
@@ -98,11 +108,13 @@ __all__ = [
     "load_routerbench",
     "multistep_replay",
     "pareto_frontier",
+    "propose_arms",
     "read_trajectories",
     "replay_router",
     "router_from_config",
     "save_router",
     "stratified_split",
+    "with_cascade_arms",
     "worst_case_cost",
     "write_trajectories",
 ]

@@ -8,6 +8,7 @@ follow one option: ``--train a.csv b.csv --test c.csv d.csv``.
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from paraloom.routing.cascade import propose_arms, with_cascade_arms
 from paraloom.routing.datasets import (
     ROUTERBENCH_MODELS,
     DataFormatError,
@@ -36,6 +38,12 @@ from paraloom.routing.trajectory import TrajectoryRecord, read_trajectories
 __all__ = ["main", "router_app"]
 
 router_app = typer.Typer(help="Per-turn model routing: train and evaluate routers by replay.")
+
+
+class CascadeMode(enum.StrEnum):
+    auto = "auto"
+    none = "none"
+
 
 _MULTI = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -68,10 +76,11 @@ def _load(paths: list[str], models: str | None, what: str) -> RoutingDataset:
 
 def _table(report: EvalReport) -> str:
     b = report.best_single
+    arms = f"; cascade arms: {', '.join(report.cascades)}" if report.cascades else ""
     lines = [
         f"train {report.n_train} / test {report.n_test} queries; best single model "
         f"{report.best_single_model}: acc {b.accuracy:.3f}, ${b.mean_cost:.6f}/query; "
-        f"oracle acc {report.oracle.accuracy:.3f}, ${report.oracle.mean_cost:.6f}",
+        f"oracle acc {report.oracle.accuracy:.3f}, ${report.oracle.mean_cost:.6f}{arms}",
         f"{'router':<9} {'acc':>6} {'$/query':>10} {'saving':>7} {'acc gain':>8} "
         f"{'orc gap':>7} {'area':>6} {'acc@20%':>7} {'acc@50%':>7}",
     ]
@@ -112,6 +121,14 @@ def eval_cmd(
     ),
     models: Annotated[str | None, typer.Option(help="models.json for dcrouter files.")] = None,
     workflows: Annotated[int, typer.Option(help="Workflows per multistep setting.")] = 200,
+    cascades: Annotated[
+        CascadeMode,
+        typer.Option(
+            help="'auto': routers may also choose cascade arms (cheap probes, escalate "
+            "on disagreement) picked on the training data, replayed from the logged "
+            "answers; 'none': single models only."
+        ),
+    ] = CascadeMode.auto,
 ) -> None:
     files = _split_files(list(ctx.args), ("train", "test"))
     if not files["train"]:
@@ -127,7 +144,15 @@ def eval_cmd(
         train, test = stratified_split(train, val_fraction, seed)
     names = list(ALL_ROUTERS) if router == "all" else [r.strip() for r in router.split(",")]
     try:
-        report = evaluate(train, test, names, multistep=multistep, seed=seed, n_workflows=workflows)
+        report = evaluate(
+            train,
+            test,
+            names,
+            multistep=multistep,
+            seed=seed,
+            n_workflows=workflows,
+            cascades=cascades.value,
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     if plot is not None:
@@ -153,6 +178,10 @@ def train_cmd(
     knob: Annotated[float | None, typer.Option(help="λ (knn/outcome) or α (cluster).")] = None,
     models: Annotated[str | None, typer.Option(help="models.json for dcrouter files.")] = None,
     sample: Annotated[int | None, typer.Option(help="Use a stratified sample of N.")] = None,
+    cascades: Annotated[
+        CascadeMode,
+        typer.Option(help="'auto': also learn cascade arms picked on the data (listed)."),
+    ] = CascadeMode.none,
 ) -> None:
     files = _split_files(list(ctx.args), ("data",))
     if not files["data"]:
@@ -164,6 +193,10 @@ def train_cmd(
         ds = _load(files["data"], models, "--data")
         if sample:
             ds = ds.sample(sample)
+        arms = propose_arms(ds) if cascades is CascadeMode.auto else []
+        for arm in arms:
+            typer.echo(f"cascade arm {arm.name}: add it to the pool to let the router use it")
+        ds = with_cascade_arms(ds, arms)
         log, n = TrainingLog.from_dataset(ds), len(ds)
     try:
         if config is not None:

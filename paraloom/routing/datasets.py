@@ -61,6 +61,7 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+ObjectArray = npt.NDArray[np.object_]
 
 DCROUTER_OUTPUT_TOKENS = 256
 CHARS_PER_TOKEN = 4.0
@@ -134,6 +135,9 @@ class RoutingDataset:
     models: tuple[ModelDescriptor, ...]
     scores: FloatArray
     costs: FloatArray
+    responses: ObjectArray | None = None
+    """The logged answer text per cell (``None`` where not logged), when the data has
+    it (RouterBench does): replaying cascades compares these answers."""
 
     def __post_init__(self) -> None:
         n, m = len(self.query_ids), len(self.models)
@@ -141,6 +145,8 @@ class RoutingDataset:
             raise ValueError("query_ids, texts and tasks must have the same length")
         if self.scores.shape != (n, m) or self.costs.shape != (n, m):
             raise ValueError(f"scores/costs must have shape ({n}, {m})")
+        if self.responses is not None and self.responses.shape != (n, m):
+            raise ValueError(f"responses must have shape ({n}, {m})")
 
     def __len__(self) -> int:
         return len(self.query_ids)
@@ -162,6 +168,7 @@ class RoutingDataset:
             models=self.models,
             scores=self.scores[ix],
             costs=self.costs[ix],
+            responses=None if self.responses is None else self.responses[ix],
         )
 
     def sample(self, n: int, seed: int = 0) -> RoutingDataset:
@@ -217,16 +224,21 @@ def concat_datasets(parts: Sequence[RoutingDataset]) -> RoutingDataset:
         for d in p.models:
             models.setdefault(d.name, d)
     names = list(models)
-    blocks_s, blocks_c = [], []
+    blocks_s, blocks_c, blocks_r = [], [], []
     for p in parts:
         s = np.full((len(p), len(names)), np.nan)
         c = np.full((len(p), len(names)), np.nan)
+        r = np.full((len(p), len(names)), None, dtype=object)
         for j, d in enumerate(p.models):
             k = names.index(d.name)
             s[:, k] = p.scores[:, j]
             c[:, k] = p.costs[:, j]
+            if p.responses is not None:
+                r[:, k] = p.responses[:, j]
         blocks_s.append(s)
         blocks_c.append(c)
+        blocks_r.append(r)
+    any_responses = any(p.responses is not None for p in parts)
     return RoutingDataset(
         query_ids=_unique_ids([q for p in parts for q in p.query_ids]),
         texts=tuple(t for p in parts for t in p.texts),
@@ -234,6 +246,7 @@ def concat_datasets(parts: Sequence[RoutingDataset]) -> RoutingDataset:
         models=tuple(models.values()),
         scores=np.vstack(blocks_s),
         costs=np.vstack(blocks_c),
+        responses=np.vstack(blocks_r) if any_responses else None,
     )
 
 
@@ -274,6 +287,8 @@ def load_routerbench(path: str | Path) -> RoutingDataset:
         tasks: list[str] = []
         scores: list[list[float]] = []
         costs: list[list[float]] = []
+        answers: list[list[str | None]] = []
+        has_responses = all(f"{m}|model_response" in header for m in names)
         for row_no, row in enumerate(reader, start=2):
             qids.append(row["sample_id"])
             texts.append(_prompt_text(row["prompt"]))
@@ -285,6 +300,8 @@ def load_routerbench(path: str | Path) -> RoutingDataset:
                 crow.append(np.nan if cv == "" else _float_cell(cv, f"{p}:{row_no}:{m}|cost"))
             scores.append(srow)
             costs.append(crow)
+            if has_responses:
+                answers.append([row[f"{m}|model_response"] or None for m in names])
     s = np.asarray(scores, dtype=np.float64)
     c = np.asarray(costs, dtype=np.float64)
     if np.any((s < 0) | (s > 1)):
@@ -298,7 +315,12 @@ def load_routerbench(path: str | Path) -> RoutingDataset:
     models = tuple(
         ROUTERBENCH_MODELS.get(m) or ModelDescriptor(name=m, provider="routerbench") for m in names
     )
-    return RoutingDataset(_unique_ids(qids), tuple(texts), tuple(tasks), models, s, c)
+    responses = None
+    if has_responses:
+        responses = np.empty((len(answers), len(names)), dtype=object)
+        for i, arow in enumerate(answers):
+            responses[i, :] = arow
+    return RoutingDataset(_unique_ids(qids), tuple(texts), tuple(tasks), models, s, c, responses)
 
 
 class _DcItem(BaseModel):

@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from paraloom.routing.base import Estimate, Pacing, Router
+from paraloom.routing.cascade import CascadeArm, propose_arms, with_cascade_arms
 from paraloom.routing.cluster import ClusterRouter
 from paraloom.routing.datasets import RoutingDataset
 from paraloom.routing.features import FeatureLayer
 from paraloom.routing.knn import KNNRouter
+from paraloom.routing.linear import LogisticRouter
 from paraloom.routing.outcome import OutcomeRouter
 from paraloom.routing.replay import (
     MultiStepResult,
@@ -29,7 +31,7 @@ from paraloom.routing.training import TrainingLog
 
 __all__ = ["ALL_ROUTERS", "EvalReport", "build_routers", "evaluate"]
 
-ALL_ROUTERS = ("fixed", "random", "cheapest", "oracle", "knn", "cluster", "outcome")
+ALL_ROUTERS = ("fixed", "random", "cheapest", "oracle", "knn", "cluster", "outcome", "logistic")
 
 
 @dataclass
@@ -43,6 +45,8 @@ class EvalReport:
     routers: dict[str, RouterReport]
     fit_seconds: dict[str, float] = field(default_factory=dict)
     multistep: list[MultiStepResult] = field(default_factory=list)
+    cascades: list[str] = field(default_factory=list)
+    """Names of the cascade arms the routers could choose (empty: single models only)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +71,7 @@ def build_routers(
         "outcome": lambda: OutcomeRouter(
             features=features, pacing=pacing, **(outcome_params or {})
         ),
+        "logistic": lambda: LogisticRouter(features=features, pacing=pacing),
     }
     unknown = [n for n in names if n not in makers]
     if unknown:
@@ -86,7 +91,21 @@ def evaluate(
     n_workflows: int = 200,
     seed: int = 0,
     outcome_params: dict[str, Any] | None = None,
+    cascades: Literal["auto", "none"] | Sequence[CascadeArm] = "none",
 ) -> EvalReport:
+    """Train ``routers`` on ``train`` and replay them on ``test``.
+
+    ``cascades``: ``"auto"`` adds the cascade arms :func:`propose_arms` picks on the
+    training data (none when the data has no logged responses), a list adds those
+    arms, ``"none"`` routes between single models only."""
+    arms: list[CascadeArm] = []
+    if cascades == "auto":
+        arms = propose_arms(train)
+    elif cascades != "none":
+        arms = list(cascades)
+    if arms:
+        train = with_cascade_arms(train, arms)
+        test = with_cascade_arms(test, arms)
     fl = features or FeatureLayer()
     if not fl.fitted:
         fl.fit(train.texts)
@@ -108,7 +127,7 @@ def evaluate(
             for f in budget_fractions:
                 for name, router in built.items():
                     modes: tuple[Pacing, ...] = (
-                        ("none", "share") if name == "outcome" else (router.pacing,)
+                        ("none", "share") if name in ("outcome", "logistic") else (router.pacing,)
                     )
                     for mode in modes:
                         ms.append(
@@ -135,4 +154,5 @@ def evaluate(
         routers=reports,
         fit_seconds=fit_s,
         multistep=ms,
+        cascades=[a.name for a in arms],
     )

@@ -12,8 +12,8 @@ Saved router = a directory with two files, no pickle:
 
 YAML/dict config (validated by :class:`RouterConfig`)::
 
-    kind: outcome          # fixed | random | cheapest | knn | cluster | outcome
-    knob: 0.05             # λ for knn/outcome, α for cluster
+    kind: logistic         # fixed | random | cheapest | knn | cluster | outcome | logistic
+    knob: 0.05             # λ for knn/outcome/logistic, α for cluster
     pacing: share          # none | share | reserve
     params: {epochs: 20}   # router-specific constructor arguments
     embedder: {kind: hashing_svd, dim: 64}
@@ -41,6 +41,7 @@ from paraloom.routing.embeddings import (
 )
 from paraloom.routing.features import FeatureLayer
 from paraloom.routing.knn import KNNRouter
+from paraloom.routing.linear import LogisticRouter
 from paraloom.routing.outcome import OutcomeRouter
 from paraloom.routing.simple import CheapestRouter, FixedRouter, RandomRouter
 
@@ -58,7 +59,15 @@ FORMAT = "paraloom-router"
 VERSION = 1
 ROUTER_KINDS: dict[str, type[Router]] = {
     c.kind: c
-    for c in (FixedRouter, RandomRouter, CheapestRouter, KNNRouter, ClusterRouter, OutcomeRouter)
+    for c in (
+        FixedRouter,
+        RandomRouter,
+        CheapestRouter,
+        KNNRouter,
+        ClusterRouter,
+        OutcomeRouter,
+        LogisticRouter,
+    )
 }
 
 
@@ -76,7 +85,7 @@ class EmbedderConfig(BaseModel):
 
 class RouterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["fixed", "random", "cheapest", "knn", "cluster", "outcome"]
+    kind: Literal["fixed", "random", "cheapest", "knn", "cluster", "outcome", "logistic"]
     knob: float | None = None
     pacing: Literal["none", "share", "reserve"] = "share"
     seed: int = 0

@@ -36,6 +36,7 @@ from paraloom.routing.base import (
     Router,
     allowed_mask,
 )
+from paraloom.routing.cascade import is_cascade
 from paraloom.routing.datasets import RoutingDataset, estimate_tokens
 from paraloom.routing.features import ContextBatch
 
@@ -107,8 +108,11 @@ def _point(ds: RoutingDataset, choice: npt.NDArray[np.int64], knob: float | None
 
 
 def single_model_points(ds: RoutingDataset) -> dict[str, ReplayPoint]:
+    """Each real model's (accuracy, mean cost); cascade arms are not single models."""
     out = {}
     for j, name in enumerate(ds.model_names):
+        if is_cascade(ds.models[j]):
+            continue
         k = ds.known[:, j]
         if k.any():
             out[name] = ReplayPoint(
@@ -124,9 +128,11 @@ def best_single_model(ds: RoutingDataset) -> tuple[str, ReplayPoint]:
 
 
 def oracle_point(ds: RoutingDataset) -> ReplayPoint:
-    s = np.where(ds.known, ds.scores, -np.inf)
-    c = np.where(ds.known, ds.costs, np.inf)
-    cmax = np.max(np.where(ds.known, ds.costs, 0.0), axis=1, keepdims=True)
+    """The cheapest correct real model per query (cascade arms excluded)."""
+    known = ds.known & ~np.asarray([is_cascade(m) for m in ds.models], dtype=np.bool_)
+    s = np.where(known, ds.scores, -np.inf)
+    c = np.where(known, ds.costs, np.inf)
+    cmax = np.max(np.where(known, ds.costs, 0.0), axis=1, keepdims=True)
     u = s - 1e-3 * c / np.maximum(cmax, 1e-12)
     return _point(ds, np.argmax(u, axis=1).astype(np.int64), None)
 

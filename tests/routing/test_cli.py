@@ -27,14 +27,15 @@ def test_router_eval_smoke_on_shared_data(data_dir: Path, monkeypatch: pytest.Mo
             "--sample",
             "160",
             "--router",
-            "fixed,oracle,knn,cluster,outcome",
+            "fixed,oracle,knn,cluster,outcome,logistic",
             "--json",
         ],
     )
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
     assert report["n_train"] == 160 and report["n_test"] == 40
-    assert set(report["routers"]) == {"fixed", "oracle", "knn", "cluster", "outcome"}
+    assert set(report["routers"]) == {"fixed", "oracle", "knn", "cluster", "outcome", "logistic"}
+    assert report["cascades"] and all(a.startswith("cascade(") for a in report["cascades"])
     for r in report["routers"].values():
         assert 0.0 <= r["default"]["accuracy"] <= 1.0 and r["frontier"]
     assert report["routers"]["oracle"]["default"]["accuracy"] == report["oracle"]["accuracy"]

@@ -27,7 +27,7 @@ from paraloom.runtime.selection import ModelSelector, SelectionRequest
 from .conftest import CODE_WORDS, MODELS, WEATHER_WORDS, make_text
 
 
-@pytest.mark.parametrize("kind", ["knn", "cluster", "outcome", "fixed", "cheapest"])
+@pytest.mark.parametrize("kind", ["knn", "cluster", "outcome", "logistic", "fixed", "cheapest"])
 def test_save_load_round_trip(kind: str, synth: RoutingDataset, tmp_path: Path) -> None:
     cfg: dict[str, object] = {
         "kind": kind,

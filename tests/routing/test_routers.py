@@ -13,6 +13,7 @@ from paraloom.routing.cluster import ClusterRouter
 from paraloom.routing.datasets import RoutingDataset
 from paraloom.routing.features import FeatureLayer
 from paraloom.routing.knn import KNNRouter
+from paraloom.routing.linear import LogisticRouter
 from paraloom.routing.outcome import OutcomeRouter
 from paraloom.routing.simple import CheapestRouter, FixedRouter, OracleRouter, RandomRouter
 from paraloom.routing.training import TrainingLog
@@ -25,6 +26,7 @@ def _learned(features: FeatureLayer) -> list[Router]:
         KNNRouter(k=5, features=features, knob=0.1),
         ClusterRouter(n_clusters=4, features=features, knob=0.7),
         OutcomeRouter(features=features, knob=0.1, epochs=60, batch_size=32, n_members=1),
+        LogisticRouter(features=features, knob=0.1),
     ]
 
 
@@ -104,7 +106,7 @@ def _all_routers(trained: list[Router]) -> list[Router]:
     remaining=st.one_of(st.none(), st.integers(1, 8)),
     max_out=st.integers(1, 2000),
     words=st.integers(1, 200),
-    which=st.integers(0, 6),
+    which=st.integers(0, 7),
     pacing=st.sampled_from(["none", "share", "reserve"]),
 )
 def test_budget_rule_is_never_broken(

@@ -117,6 +117,8 @@ def test_routerbench_loader(tmp_path: Path) -> None:
     assert ds.costs[1, 1] == pytest.approx(0.001 / 12 * 13)
     assert ds.tasks == ("taskA", "taskA")
     assert ds.query_ids == ("t.1", "t.1#2")  # repeated sample ids are made unique
+    assert ds.responses is not None and ds.responses.tolist() == [["x", "y"], ["x", "y"]]
+    assert ds.subset([1]).responses.tolist() == [["x", "y"]]  # type: ignore[union-attr]
 
 
 def test_routerbench_loader_errors(tmp_path: Path) -> None:
@@ -182,6 +184,7 @@ def test_shared_routerbench_file_loads(data_dir: Path) -> None:
     ds = load_routerbench(data_dir / "routerbench" / "mbpp_train.csv")
     assert len(ds) == 299 and len(ds.models) == 11
     assert not np.isnan(ds.costs).any()
+    assert ds.responses is not None and ds.responses.shape == (299, 11)
     gpt4 = ds.model_names.index("gpt-4-1106-preview")
     assert math.isclose(float(ds.models[gpt4].input_price_per_m), 10.0)
 
