@@ -1,7 +1,10 @@
 """Router replay benchmark on the RouterBench subset (issue 8 targets).
 
 Trains every built-in router on a seeded, task-stratified 80/20 split of the shared
-RouterBench training files and replays the validation part. Prints, side by side:
+RouterBench training files and replays the validation part, twice per split: routing
+between the 11 single models only, and with the cascade arms ``propose_arms`` picks on
+the training part (cheap probes in parallel, escalate on disagreement; replayed from the
+logged answers). Prints, side by side:
 
 - the table of all routers (accuracy, $/query, saving and accuracy gain vs the best
   single model, gap to the oracle, Pareto-frontier area);
@@ -25,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from paraloom.routing.base import Router, RoutingContext
+from paraloom.routing.cascade import propose_arms, with_cascade_arms
 from paraloom.routing.datasets import load_dataset, stratified_split
 from paraloom.routing.evaluation import ALL_ROUTERS, EvalReport, build_routers, evaluate
 from paraloom.routing.features import FeatureLayer
@@ -71,7 +75,15 @@ def print_report(rep: EvalReport) -> None:
         )
 
 
-def targets(rep: EvalReport, best: str = "outcome") -> dict[str, bool]:
+LEARNED = ("knn", "cluster", "outcome", "logistic")
+
+
+def best_learned(rep: EvalReport) -> str:
+    """The learned router with the largest frontier area on this split."""
+    return max(LEARNED, key=lambda n: rep.routers[n].frontier_area)
+
+
+def targets(rep: EvalReport, best: str) -> dict[str, bool]:
     r = rep.routers[best]
     b = rep.best_single
     out = {
@@ -124,58 +136,73 @@ def main() -> None:
         train, val = stratified_split(ds, 0.2, seed)
         fl = FeatureLayer()
         fl.fit(train.texts)
-        rep = evaluate(
-            train,
-            val,
-            ALL_ROUTERS,
-            features=fl,
-            seed=seed,
-            multistep=not args.no_multistep and seed == args.seeds[0],
-            steps=tuple(range(2, 9)),
-            budget_fractions=(0.1, 0.25, 0.5),
-            n_workflows=300,
-        )
-        print(f"\n=== split seed {seed} ===")
-        print_report(rep)
-        for k, v in targets(rep).items():
-            print(f"target {k}: {'MET' if v else 'NOT met'}")
-        print("fit seconds:", {k: round(v, 2) for k, v in rep.fit_seconds.items()})
-        for name, r in rep.routers.items():
-            summary.setdefault(name, []).append(
-                (r.frontier_area, r.best_accuracy_at["0.2"], r.best_accuracy_at["0.5"])
+        for mode in ("none", "auto"):
+            rep = evaluate(
+                train,
+                val,
+                ALL_ROUTERS,
+                features=fl,
+                seed=seed,
+                multistep=not args.no_multistep and seed == args.seeds[0] and mode == "auto",
+                steps=tuple(range(2, 9)),
+                budget_fractions=(0.1, 0.25, 0.5),
+                n_workflows=300,
+                cascades=mode,
             )
-        summary.setdefault("(best single acc)", []).append((rep.best_single.accuracy, 0, 0))
-        if rep.multistep:
-            print("multi-step budgeted replay: success rate (all k steps right); budget as a")
-            print("fraction of what the best single model spends on the same k queries")
-            budgets = sorted({m.budget_fraction for m in rep.multistep})
-            names = sorted({(m.router, m.pacing) for m in rep.multistep})
-            print(f"{'k':>3} {'router':<9} {'pacing':<7}" + "".join(f"{b:>8}" for b in budgets))
-            for steps in sorted({m.steps for m in rep.multistep}):
-                for n, p in names:
-                    row = {
-                        m.budget_fraction: m.success_rate
-                        for m in rep.multistep
-                        if m.router == n and m.pacing == p and m.steps == steps
-                    }
-                    cells = "".join(f"{row[b]:8.3f}" for b in budgets)
-                    print(f"{steps:>3} {n:<9} {p:<7}{cells}")
-            worst = max(m.overspend_count for m in rep.multistep)
-            print(f"  workflows whose logged spend passed the budget (any setting): max {worst}")
+            tag = "+arms" if mode == "auto" else ""
+            print(f"\n=== split seed {seed}, cascades {mode} ===")
+            if rep.cascades:
+                print("cascade arms (picked on the training part):", ", ".join(rep.cascades))
+            print_report(rep)
+            best = best_learned(rep)
+            print(f"best learned router by frontier area: {best}")
+            for k, v in targets(rep, best).items():
+                print(f"target {k}: {'MET' if v else 'NOT met'}")
+            print("fit seconds:", {k: round(v, 2) for k, v in rep.fit_seconds.items()})
+            for name, r in rep.routers.items():
+                summary.setdefault(name + tag, []).append(
+                    (r.frontier_area, r.best_accuracy_at["0.2"], r.best_accuracy_at["0.5"])
+                )
+            if mode == "none":
+                summary.setdefault("(best single acc)", []).append((rep.best_single.accuracy, 0, 0))
+            if rep.multistep:
+                print_multistep(rep)
         if seed == args.seeds[0]:
-            routers = build_routers(ALL_ROUTERS, train, val, fl)
-            log = TrainingLog.from_dataset(train)
+            arms = propose_arms(train)
+            atrain, aval = with_cascade_arms(train, arms), with_cascade_arms(val, arms)
+            routers = build_routers(ALL_ROUTERS, atrain, aval, fl)
+            log = TrainingLog.from_dataset(atrain)
             for router in routers.values():
                 router.fit(log)
             rng = np.random.default_rng(0)
-            sample = [val.texts[i] for i in rng.choice(len(val), 100, replace=False)]
-            latency(routers, sample, val.models)
+            sample = [aval.texts[i] for i in rng.choice(len(aval), 100, replace=False)]
+            print(f"\n{len(aval.models)} candidates (models and arms) per decision")
+            latency(routers, sample, aval.models)
     if len(args.seeds) > 1:
         print(f"\n=== mean over split seeds {args.seeds} ===")
         print(f"{'router':<18}{'area':>8}{'acc@20%':>9}{'acc@50%':>9}")
         for name, rows in summary.items():
             a, b, c = (float(np.mean(x)) for x in zip(*rows, strict=True))
             print(f"{name:<18}{a:8.4f}{b:9.4f}{c:9.4f}")
+
+
+def print_multistep(rep: EvalReport) -> None:
+    print("multi-step budgeted replay: success rate (all k steps right); budget as a")
+    print("fraction of what the best single model spends on the same k queries")
+    budgets = sorted({m.budget_fraction for m in rep.multistep})
+    names = sorted({(m.router, m.pacing) for m in rep.multistep})
+    print(f"{'k':>3} {'router':<9} {'pacing':<7}" + "".join(f"{b:>8}" for b in budgets))
+    for steps in sorted({m.steps for m in rep.multistep}):
+        for n, p in names:
+            row = {
+                m.budget_fraction: m.success_rate
+                for m in rep.multistep
+                if m.router == n and m.pacing == p and m.steps == steps
+            }
+            cells = "".join(f"{row[b]:8.3f}" for b in budgets)
+            print(f"{steps:>3} {n:<9} {p:<7}{cells}")
+    worst = max(m.overspend_count for m in rep.multistep)
+    print(f"  workflows whose logged spend passed the budget (any setting): max {worst}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from paraloom.models import CascadeModel, ModelPool, ModelRequest, call_model
 from paraloom.models.base import Completion
 from paraloom.models.cascade import answers_agree
 from paraloom.protocols.messages import ChatMessage, ModelDescriptor
@@ -21,7 +22,11 @@ from paraloom.routing.embeddings import HashingSVDEmbedder
 from paraloom.routing.evaluation import evaluate
 from paraloom.routing.features import FeatureLayer
 from paraloom.routing.linear import LogisticRouter
+from paraloom.routing.selector import RouterSelector
 from paraloom.routing.training import TrainingLog
+from paraloom.runtime.budget import Budget
+from paraloom.runtime.context import ActionContext
+from paraloom.testing import FunctionModel, Reply
 
 from .conftest import CODE_WORDS, WEATHER_WORDS, make_text
 
@@ -162,3 +167,34 @@ def test_evaluate_with_arms_keeps_single_models_apart() -> None:
     assert min(p.mean_cost for p in lr.frontier if p.accuracy == 1.0) < rep.best_single.mean_cost
     none = evaluate(train, test, ["fixed"], cascades="none")
     assert none.cascades == []
+
+
+@pytest.mark.anyio
+async def test_trained_router_runs_the_cascade_it_chose_through_call_model() -> None:
+    """Learned offline on replayed arms, used live: the router picks the cascade for a
+    'code' prompt, call_model runs it (probes agree, no escalation) and the budget is
+    charged exactly what the probes cost."""
+    ds = with_cascade_arms(_topics(), [ARM])
+    fl = FeatureLayer(HashingSVDEmbedder(dim=8, n_features=2**10), token_cap=64)
+    router = LogisticRouter(features=fl, knob=0.1, c=10.0)
+    router.fit(TrainingLog.from_dataset(ds))
+
+    def answer(text: str) -> FunctionModel:
+        return FunctionModel(lambda request: Reply(text, input_tokens=30, output_tokens=2))
+
+    def never(request: ModelRequest) -> Reply:
+        raise AssertionError("the probes agree: no escalation")
+
+    cascade = CascadeModel([(P1, answer("A")), (P2, answer("A)"))], (E, FunctionModel(never)))
+    pool = ModelPool().add(P1, answer("A")).add(P2, answer("A")).add(E, answer("A"))
+    pool.add(cascade.descriptor, cascade)
+    budget = Budget("1.00")
+    context = ActionContext(
+        run_id="r", emit=lambda e: None, budget=budget, model_selector=RouterSelector(router)
+    )
+    text = make_text(CODE_WORDS, np.random.default_rng(3))
+    mc = await call_model(
+        pool, context, [ChatMessage(role="user", content=text)], default_model="e", max_tokens=5
+    )
+    assert mc.model == cascade.descriptor.name == ARM.name
+    assert mc.cost_usd == P1.cost(30, 2) + P2.cost(30, 2) == budget.spent_usd
