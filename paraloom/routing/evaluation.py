@@ -96,11 +96,13 @@ def evaluate(
     """Train ``routers`` on ``train`` and replay them on ``test``.
 
     ``cascades``: ``"auto"`` adds the cascade arms :func:`propose_arms` picks on the
-    training data (none when the data has no logged responses), a list adds those
-    arms, ``"none"`` routes between single models only."""
+    training data when both parts have logged responses (none otherwise), a list adds
+    those arms (an error without responses), ``"none"`` routes between single models
+    only."""
     arms: list[CascadeArm] = []
     if cascades == "auto":
-        arms = propose_arms(train)
+        if train.responses is not None and test.responses is not None:
+            arms = propose_arms(train)
     elif cascades != "none":
         arms = list(cascades)
     if arms:

@@ -198,3 +198,14 @@ async def test_trained_router_runs_the_cascade_it_chose_through_call_model() -> 
     )
     assert mc.model == cascade.descriptor.name == ARM.name
     assert mc.cost_usd == P1.cost(30, 2) + P2.cost(30, 2) == budget.spent_usd
+
+
+def test_auto_cascades_fall_back_to_single_models_without_test_answers() -> None:
+    train, test = _topics(seed=1), _topics(n=10, seed=2)
+    bare = RoutingDataset(
+        test.query_ids, test.texts, test.tasks, test.models, test.scores, test.costs
+    )
+    assert evaluate(train, bare, ["fixed"], cascades="auto").cascades == []
+    assert evaluate(train, test, ["fixed"], cascades="auto").cascades == [ARM.name]
+    with pytest.raises(ValueError, match="no logged model responses"):
+        evaluate(train, bare, ["fixed"], cascades=[ARM])
