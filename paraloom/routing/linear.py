@@ -59,7 +59,7 @@ class LogisticRouter(Router):
         self._index: dict[str, int] = {}
 
     def default_knob_grid(self) -> list[float]:
-        return [0.0, *np.logspace(-3, 1.5, 46).tolist()]
+        return [0.0, *np.logspace(-3, 1.5, 80).tolist()]
 
     def fit(self, log: TrainingLog) -> None:
         super().fit(log)
