@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from functools import partial
 
 import anyio
 
@@ -276,17 +277,17 @@ class CascadeModel:
             for r in results
         )
         probe_errors = tuple(str(r) if isinstance(r, ModelError) else None for r in results)
+        outcome = partial(
+            CascadeOutcome,
+            cascade=self.name,
+            probes=probe_names,
+            answers=answers,
+            probe_errors=probe_errors,
+        )
         if not errors and self.agree([c for _, c in answered]):
             descriptor, chosen = answered[0]
-            outcome = CascadeOutcome(
-                cascade=self.name,
-                probes=probe_names,
-                answers=answers,
-                probe_errors=probe_errors,
-                escalated=False,
-                answered_by=descriptor.name,
-            )
-            return _result(chosen, usage, cost, started, outcome)
+            accepted = outcome(escalated=False, answered_by=descriptor.name)
+            return _result(chosen, usage, cost, started, accepted)
 
         descriptor, client = self.escalate
         try:
@@ -302,16 +303,9 @@ class CascadeModel:
                 exc.cost_usd = (exc.cost_usd or Decimal(0)) + cost
                 exc.usage = usage if exc.usage is None else exc.usage + usage
             raise
-        outcome = CascadeOutcome(
-            cascade=self.name,
-            probes=probe_names,
-            answers=answers,
-            probe_errors=probe_errors,
-            escalated=True,
-            answered_by=descriptor.name,
-        )
+        escalated = outcome(escalated=True, answered_by=descriptor.name)
         return _result(
-            final, usage + _usage(final), cost + _cost(descriptor, final), started, outcome
+            final, usage + _usage(final), cost + _cost(descriptor, final), started, escalated
         )
 
 
