@@ -121,6 +121,9 @@ def eval_cmd(
     ),
     models: Annotated[str | None, typer.Option(help="models.json for dcrouter files.")] = None,
     workflows: Annotated[int, typer.Option(help="Workflows per multistep setting.")] = 200,
+    max_tokens: Annotated[
+        int, typer.Option(help="Output bound of every multistep call (its worst case).", min=1)
+    ] = 1024,
     cascades: Annotated[
         CascadeMode,
         typer.Option(
@@ -151,6 +154,7 @@ def eval_cmd(
             multistep=multistep,
             seed=seed,
             n_workflows=workflows,
+            max_output_tokens=max_tokens,
             cascades=cascades.value,
         )
     except ValueError as exc:

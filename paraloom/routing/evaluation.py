@@ -89,6 +89,7 @@ def evaluate(
     steps: Sequence[int] = (2, 3, 4, 5, 6, 7, 8),
     budget_fractions: Sequence[float] = (0.1, 0.25, 0.5, 1.0),
     n_workflows: int = 200,
+    max_output_tokens: int = 1024,
     seed: int = 0,
     outcome_params: dict[str, Any] | None = None,
     cascades: Literal["auto", "none"] | Sequence[CascadeArm] = "none",
@@ -98,7 +99,12 @@ def evaluate(
     ``cascades``: ``"auto"`` adds the cascade arms :func:`propose_arms` picks on the
     training data when both parts have logged responses (none otherwise), a list adds
     those arms (an error without responses), ``"none"`` routes between single models
-    only."""
+    only.
+
+    ``max_output_tokens`` is every multi-step call's output bound, what its worst case
+    (the budget rule, pacing's reserve) is computed with, as an agent's ``max_tokens``.
+    Replayed answers were logged without that bound: when one is longer, its logged
+    cost can pass the worst case (counted in ``MultiStepResult.overspend_count``)."""
     arms: list[CascadeArm] = []
     if cascades == "auto":
         if train.responses is not None and test.responses is not None:
@@ -140,6 +146,7 @@ def evaluate(
                                 steps=k,
                                 budget_fraction=f,
                                 n_workflows=n_workflows,
+                                max_output_tokens=max_output_tokens,
                                 seed=seed,
                                 pacing=mode,
                                 estimate=estimates[name],

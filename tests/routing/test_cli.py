@@ -58,6 +58,8 @@ def test_router_eval_split_multistep_and_plot(tmp_path: Path) -> None:
             "--multistep",
             "--workflows",
             "20",
+            "--max-tokens",
+            "16",
             "--plot",
             str(png),
         ],
