@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from paraloom.routing.base import Estimate, Pacing, Router
-from paraloom.routing.cascade import CascadeArm, propose_arms, with_cascade_arms
+from paraloom.routing.cascade import CascadeArm, is_cascade, propose_arms, with_cascade_arms
 from paraloom.routing.cluster import ClusterRouter
 from paraloom.routing.datasets import RoutingDataset
 from paraloom.routing.features import FeatureLayer
@@ -47,9 +47,22 @@ class EvalReport:
     multistep: list[MultiStepResult] = field(default_factory=list)
     cascades: list[str] = field(default_factory=list)
     """Names of the cascade arms the routers could choose (empty: single models only)."""
+    cascade_points: dict[str, ReplayPoint] = field(default_factory=dict)
+    """Each cascade arm's replayed (accuracy, mean cost) when always chosen."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def arm_points(ds: RoutingDataset) -> dict[str, ReplayPoint]:
+    out = {}
+    for j, m in enumerate(ds.models):
+        k = ds.known[:, j]
+        if is_cascade(m) and k.any():
+            out[m.name] = ReplayPoint(
+                None, float(ds.scores[k, j].mean()), float(ds.costs[k, j].mean())
+            )
+    return out
 
 
 def build_routers(
@@ -164,4 +177,5 @@ def evaluate(
         fit_seconds=fit_s,
         multistep=ms,
         cascades=[a.name for a in arms],
+        cascade_points=arm_points(test),
     )

@@ -10,8 +10,8 @@ __all__ = ["plot_report"]
 
 
 def plot_report(report: EvalReport, path: str | Path) -> Path:
-    """Write a PNG: every router's Pareto frontier, every single model as a point, and
-    the oracle. Cost on a log axis."""
+    """Write a PNG: every router's Pareto frontier, every single model as a point, each
+    cascade arm as a hollow diamond, and the oracle. Cost on a log axis."""
     try:
         import matplotlib
 
@@ -23,6 +23,16 @@ def plot_report(report: EvalReport, path: str | Path) -> Path:
     for name, p in report.single_models.items():
         ax.scatter(p.mean_cost, p.accuracy, marker="o", color="grey", s=25)
         ax.annotate(name.split("/")[-1], (p.mean_cost, p.accuracy), fontsize=6, alpha=0.8)
+    for i, p in enumerate(report.cascade_points.values()):
+        ax.scatter(
+            p.mean_cost,
+            p.accuracy,
+            marker="D",
+            facecolor="none",
+            edgecolor="grey",
+            s=30,
+            label="cascade arm (always chosen)" if i == 0 else None,
+        )
     o = report.oracle
     ax.scatter(
         o.mean_cost,

@@ -157,7 +157,8 @@ def test_router_takes_the_cascade_where_probes_agree_and_e_elsewhere() -> None:
 def test_evaluate_with_arms_keeps_single_models_apart() -> None:
     train, test = _topics(seed=1), _topics(n=10, seed=2)
     rep = evaluate(train, test, ["logistic", "fixed", "oracle"], cascades=[ARM])
-    assert rep.cascades == ["cascade(p1+p2>e)"]
+    assert rep.cascades == ["cascade(p1+p2>e)"] == list(rep.cascade_points)
+    assert rep.cascade_points[ARM.name].accuracy == 1.0
     assert set(rep.single_models) == {"p1", "p2", "e"}
     assert rep.best_single_model == "e"
     assert rep.routers["fixed"].default.accuracy == 1.0
