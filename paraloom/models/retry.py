@@ -20,7 +20,13 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from paraloom.models.base import Completion, ModelClient, ModelError, ModelRequest
+from paraloom.models.base import (
+    Completion,
+    CompositeClient,
+    ModelClient,
+    ModelError,
+    ModelRequest,
+)
 
 __all__ = ["RetryPolicy", "RetryingModel", "call_with_retries"]
 
@@ -79,9 +85,19 @@ async def call_with_retries(policy: RetryPolicy, fn: Callable[[], Awaitable[T]])
 
 
 class RetryingModel:
-    """Wraps any :class:`ModelClient` with :func:`call_with_retries`."""
+    """Wraps a :class:`ModelClient` with :func:`call_with_retries`.
+
+    Not a :class:`~paraloom.models.base.CompositeClient` (a cascade): a failed cascade
+    may already have paid its probes, so retrying it whole could spend more than the
+    one worst case ``call_model`` reserved. Wrap the cascade's member clients instead."""
 
     def __init__(self, client: ModelClient, policy: RetryPolicy | None = None) -> None:
+        if isinstance(client, CompositeClient):
+            raise TypeError(
+                "RetryingModel cannot wrap a composite client (a cascade): retrying it "
+                "whole could spend more than its reserved worst case; wrap each member "
+                "client in RetryingModel instead"
+            )
         self.client = client
         self.policy = policy or RetryPolicy()
 

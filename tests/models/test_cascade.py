@@ -429,3 +429,13 @@ async def test_agent_counts_a_failed_cascade_in_its_cost() -> None:
 def test_exported_at_the_top() -> None:
     for name in ("CascadeModel", "CascadeOutcome", "answers_agree", "normalize_answer"):
         assert name in paraloom.__all__ and hasattr(paraloom, name)
+
+
+def test_a_cascade_is_retried_per_member_not_whole() -> None:
+    from paraloom.models import RetryingModel
+
+    member = ScriptedModel([reply("A")])
+    with pytest.raises(TypeError, match="wrap each member"):
+        RetryingModel(cascade(member, member, member))
+    # retrying members inside a cascade is the supported shape
+    assert isinstance(cascade(RetryingModel(member), member, member), CascadeModel)
