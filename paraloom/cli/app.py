@@ -312,6 +312,13 @@ def resume(
     store: StoreOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only a JSON result.")] = False,
     trace: Annotated[str | None, typer.Option(help="Trace target (see run).")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Resume even if the run may still be running in another process.",
+        ),
+    ] = False,
 ) -> None:
     """Continue a crashed, cancelled or failed run: finished subtasks are reused."""
     from paraloom.store import RunNotFoundError, RunStore, StoreError
@@ -327,6 +334,18 @@ def resume(
     if summary.status == "ok":
         err.print(f"run {summary.run_id} already finished ok; nothing to resume")
         raise typer.Exit(EXIT_OK)
+    if summary.status == "running" and not force:
+        where = f"pid {summary.writer_pid} on {summary.writer_host}"
+        if summary.writer_alive:
+            _fail(
+                f"run {summary.run_id} is still running ({where}); resume it once that "
+                "process is gone"
+            )
+        _fail(
+            f"cannot tell whether run {summary.run_id} is still running"
+            + (f" ({where})" if summary.writer_pid is not None else "")
+            + "; if its process is gone, resume with --force"
+        )
     meta = summary.metadata
     raw_files = meta.get("files") or ([summary.source] if summary.source else [])
     if not isinstance(raw_files, list) or not raw_files:
@@ -435,14 +454,19 @@ def graph(
 def runs_list(
     store: StoreOpt = None,
     limit: Annotated[int, typer.Option(help="At most this many runs.")] = 20,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only runs with this status (ok, failed, running, crashed, …)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Recorded runs, newest first."""
+    """Recorded runs, newest first. A run whose process died before it finished is
+    ``crashed`` (resume it with ``paraloom resume ID``)."""
     from paraloom.store import RunStore, StoreError
 
     try:
         with RunStore(store) as s:
-            infos = s.list_runs(limit=limit)
+            infos = s.list_runs(limit=limit, status=status)
     except StoreError as exc:
         _fail(f"cannot read the run store: {exc}")
     if as_json:

@@ -104,6 +104,18 @@ def print_projection(console: Console, p: Projection) -> None:
         console.print(Text(f"  - {a}", style="dim"))
 
 
+def _status_style(status: str) -> str:
+    return "green" if status == "ok" else ("yellow" if status == "running" else "red")
+
+
+def _writer(s: RunSummary) -> str:
+    if s.writer_pid is None:
+        return ""
+    where = f"pid {s.writer_pid} on {s.writer_host}"
+    state = {True: "alive", False: "gone", None: "liveness unknown"}[s.writer_alive]
+    return f"  process {where} ({state})"
+
+
 def print_runs(console: Console, runs: list[RunInfo]) -> None:
     if not runs:
         console.print("no runs recorded yet")
@@ -121,7 +133,7 @@ def print_runs(console: Console, runs: list[RunInfo]) -> None:
     ):
         table.add_column(col)
     for r in runs:
-        style = "green" if r.status == "ok" else ("yellow" if r.status == "running" else "red")
+        style = _status_style(r.status)
         table.add_row(
             r.run_id,
             r.workflow,
@@ -141,10 +153,11 @@ def print_run(console: Console, s: RunSummary) -> None:
             ("run ", "dim"),
             (s.run_id, "bold"),
             f"  workflow {s.workflow}  status ",
-            (s.status, "green" if s.status == "ok" else "red"),
+            (s.status, _status_style(s.status)),
             f"  cost {money(s.cost_usd if s.cost_usd is not None else s.llm_cost_usd)}"
             + (f" / {money(s.budget_usd)}" if s.budget_usd is not None else "")
-            + f"  started {_when(s.started_at)}  sessions {s.sessions}",
+            + f"  started {_when(s.started_at)}  sessions {s.sessions}"
+            + _writer(s),
         )
     )
     if s.source:

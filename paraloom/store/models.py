@@ -21,8 +21,10 @@ __all__ = [
 ]
 
 FINISHED_STATUSES = frozenset({"ok", "failed", "cancelled", "max_rounds", "budget_exhausted"})
-"""Run statuses written by ``RunFinished``; ``running`` means started and not (yet, or
-ever: the process died) finished."""
+"""Run statuses written by ``RunFinished``. Besides these a run is ``running`` (started,
+not finished, and its process is alive or cannot be checked) or ``crashed`` (started,
+not finished, and the process that recorded it is gone: see
+:mod:`paraloom.store.liveness`)."""
 
 
 class RunNotFoundError(LookupError):
@@ -46,6 +48,13 @@ class RunInfo(_Model):
     updated_at: float
     ended_at: float | None = None
     sessions: int = Field(1, description="How many times the run was started (1 + resumes).")
+    writer_host: str | None = Field(None, description="Host of the process that last recorded it.")
+    writer_pid: int | None = Field(None, description="Pid of the process that last recorded it.")
+    writer_alive: bool | None = Field(
+        None,
+        description="Whether that process still records into the store (None: cannot "
+        "tell, e.g. another host, or a store written before sessions were tracked).",
+    )
     subtasks_total: int = 0
     subtasks_ok: int = 0
     llm_calls: int = 0
@@ -56,7 +65,8 @@ class RunInfo(_Model):
 
     @property
     def resumable(self) -> bool:
-        """Not finished ok: crashed (``running`` with no live process), cancelled, failed…"""
+        """Not finished ok: crashed, cancelled, failed… (a ``running`` run is resumable
+        only once its process is gone: check ``writer_alive``)."""
         return self.status != "ok"
 
 

@@ -6,6 +6,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, JsonValue, TypeAdapter, ValidationError
@@ -14,6 +15,7 @@ from paraloom.orchestrator.resume import ResumeState
 from paraloom.protocols.actions import ActionKind, ActionResult, TokenUsage
 from paraloom.protocols.events import Event
 from paraloom.protocols.plan import FinalAnswer, Plan
+from paraloom.store.liveness import Liveness, WriterSession, session_liveness
 from paraloom.store.models import (
     LLMCallRecord,
     RoundRecord,
@@ -32,6 +34,7 @@ _Column = tuple[str, str, Callable[[Any], Any] | None]
 """(SQL expression, record field, conversion of the stored value or None to keep it)."""
 
 _M = TypeVar("_M", bound=BaseModel)
+_I = TypeVar("_I", bound=RunInfo)
 
 
 def _loads(text: str | None) -> JsonValue:
@@ -148,6 +151,36 @@ _LLM_CALL: tuple[_Column, ...] = (
 )
 
 
+_LIVE_STATUSES = frozenset({"running", "crashed"})
+"""Statuses decided at read time from the stored ``running`` and the writer's liveness."""
+
+_WRITER_SQL = (
+    "SELECT s.session, s.host, s.pid, s.locked, s.closed_at IS NOT NULL"
+    " FROM events e JOIN sessions s ON s.session = e.session"
+    " WHERE e.run_id = ? ORDER BY e.id DESC LIMIT 1"
+)
+
+
+def _with_writer(conn: sqlite3.Connection, info: _I, store_path: Path | None) -> _I:
+    """``info`` with its last writer session's host/pid/liveness; a ``running`` run
+    whose writer is dead becomes ``crashed``."""
+    row = conn.execute(_WRITER_SQL, (info.run_id,)).fetchone()
+    if row is None:  # no events yet, or written before sessions were tracked
+        return info
+    writer = WriterSession(
+        session=row[0], host=row[1], pid=row[2], locked=bool(row[3]), closed=bool(row[4])
+    )
+    liveness = Liveness.UNKNOWN if store_path is None else session_liveness(store_path, writer)
+    update: dict[str, Any] = {
+        "writer_host": writer.host,
+        "writer_pid": writer.pid,
+        "writer_alive": None if liveness is Liveness.UNKNOWN else liveness is Liveness.ALIVE,
+    }
+    if info.status == "running" and liveness is Liveness.DEAD:
+        update["status"] = "crashed"
+    return info.model_copy(update=update)
+
+
 def list_runs(
     conn: sqlite3.Connection,
     *,
@@ -155,24 +188,31 @@ def list_runs(
     status: str | None = None,
     workflow: str | None = None,
     include_children: bool = False,
+    store_path: Path | None = None,
 ) -> list[RunInfo]:
-    """Newest first. Nested workflow runs are left out unless ``include_children``."""
+    """Newest first. Nested workflow runs are left out unless ``include_children``.
+    With ``store_path``, runs whose recording process is gone are ``crashed``."""
     where: list[str] = []
     params: list[Any] = []
     if not include_children:
         where.append("r.parent_call_id IS NULL")
     if status is not None:
         where.append("r.status = ?")
-        params.append(status)
+        params.append("running" if status in _LIVE_STATUSES else status)
     if workflow is not None:
         where.append("r.workflow = ?")
         params.append(workflow)
     rest = "FROM runs r" + (" WHERE " + " AND ".join(where) if where else "")
     rest += " ORDER BY r.started_at DESC, r.run_id"
-    if limit is not None:
+    post_filter = status in _LIVE_STATUSES
+    if limit is not None and not post_filter:
         rest += " LIMIT ?"
         params.append(limit)
-    return _records(conn, RunInfo, _INFO, rest, params)
+    infos = _records(conn, RunInfo, _INFO, rest, params)
+    infos = [_with_writer(conn, i, store_path) for i in infos]
+    if post_filter:
+        infos = [i for i in infos if i.status == status][:limit]
+    return infos
 
 
 def resolve_run_id(conn: sqlite3.Connection, run_id: str) -> str:
@@ -192,9 +232,10 @@ def resolve_run_id(conn: sqlite3.Connection, run_id: str) -> str:
     raise RunNotFoundError(f"run id prefix {run_id!r} is ambiguous: {ids}…")
 
 
-def get_run(conn: sqlite3.Connection, run_id: str) -> RunSummary:
+def get_run(conn: sqlite3.Connection, run_id: str, *, store_path: Path | None = None) -> RunSummary:
     run_id = resolve_run_id(conn, run_id)
     (info,) = _records(conn, RunInfo, _INFO, "FROM runs r WHERE r.run_id = ?", (run_id,))
+    info = _with_writer(conn, info, store_path)
     extra = conn.execute(
         "SELECT task_json, metadata_json, parent_call_id, budget_usd, output_json, error, score"
         " FROM runs WHERE run_id = ?",

@@ -9,6 +9,9 @@ One file holds many runs. Tables (all keyed by ``run_id``):
 - ``attempts``: every action invocation (one per attempt; agents' tool calls too).
 - ``llm_calls``: every LLM call (model, tokens, cost, latency, the routing decision).
 - ``events``: the raw event log, in emission order per writer session.
+- ``sessions``: one row per writer session (host, pid, whether it holds its liveness
+  lock, when it closed): how a reader tells a crashed run from a running one (see
+  :mod:`paraloom.store.liveness`).
 
 Money is stored as decimal strings (exact), JSON as text, times as ``time.time()``.
 Connections use WAL (readers never block the writer, several processes may share the
@@ -161,6 +164,14 @@ CREATE TABLE IF NOT EXISTS events (
     data_json TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_run ON events (run_id, id);
+CREATE TABLE IF NOT EXISTS sessions (
+    session TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    locked INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    closed_at REAL
+);
 """
 
 

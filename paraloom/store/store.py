@@ -40,6 +40,11 @@ which commits everything queued in one transaction, in emission order (WAL mode,
 Several runs may record into one store at once, and several processes into one file
 (WAL + busy timeout + ``BEGIN IMMEDIATE``); one run must not be *executed* by two
 processes at the same time (resume a run only once its first process is gone).
+
+**Crashed runs.** A run that never finished reads as ``running`` while the process
+recording it is alive and as ``crashed`` once it is gone (``RunInfo.writer_alive``,
+``list_runs(status="crashed")``): each writer holds a kernel lock that dies with its
+process (see :mod:`paraloom.store.liveness`).
 """
 
 from __future__ import annotations
@@ -242,7 +247,8 @@ class RunStore:
         workflow: str | None = None,
         include_children: bool = False,
     ) -> list[RunInfo]:
-        """Runs, newest first (nested workflow runs only with ``include_children``)."""
+        """Runs, newest first (nested workflow runs only with ``include_children``).
+        ``status="crashed"`` lists the unfinished runs whose process is gone."""
         with self._reading() as conn:
             return reader.list_runs(
                 conn,
@@ -250,13 +256,14 @@ class RunStore:
                 status=status,
                 workflow=workflow,
                 include_children=include_children,
+                store_path=self.path,
             )
 
     def get_run(self, run_id: str) -> RunSummary:
         """Everything about one run; ``run_id`` may be a unique prefix. Raises
         :class:`~paraloom.store.models.RunNotFoundError`."""
         with self._reading() as conn:
-            return reader.get_run(conn, run_id)
+            return reader.get_run(conn, run_id, store_path=self.path)
 
     def events(self, run_id: str) -> list[Event]:
         """The run's raw events, in the order they were committed."""

@@ -18,10 +18,12 @@ thread takes everything queued, writes it in ONE transaction (``BEGIN IMMEDIATE`
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import sqlite3
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from paraloom.store.apply import (
     insert_sql,
     install_triggers,
 )
+from paraloom.store.liveness import SessionLock, hostname
 from paraloom.store.schema import StoreError, Synchronous, connect
 
 __all__ = ["EventWriter"]
@@ -64,10 +67,13 @@ class EventWriter:
         self.session = new_id("w_")
         self.errors: list[str] = []
         self._conn = connect(path, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
+        self._session_lock = SessionLock(path, self.session)
         try:
             install_triggers(self._conn)
+            self._register()
         except sqlite3.Error as exc:
             self._conn.close()
+            self._session_lock.release()
             raise StoreError(f"cannot prepare the run store writer: {exc}") from exc
         self._queue: queue.SimpleQueue[_Record | _Stop] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -114,6 +120,24 @@ class EventWriter:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    def _register(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute(
+                "INSERT INTO sessions (session, host, pid, locked, started_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (self.session, hostname(), os.getpid(), int(self._session_lock.held), time.time()),
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def _unregister(self) -> None:
+        self._conn.execute(
+            "UPDATE sessions SET closed_at = ? WHERE session = ?", (time.time(), self.session)
+        )
+
     # -- the thread -----------------------------------------------------------------------
 
     def _loop(self) -> None:
@@ -135,7 +159,10 @@ class EventWriter:
                         self._done.notify_all()
         finally:
             with contextlib.suppress(sqlite3.Error):
+                self._unregister()
+            with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
+            self._session_lock.release()
             with self._done:  # nobody may wait forever on a dead writer
                 self._committed = sys.maxsize
                 self._done.notify_all()

@@ -3,6 +3,7 @@ subtasks are reused (executed exactly once), the in-flight one runs again."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -111,6 +112,17 @@ def test_resume_after_sigkill_reuses_finished_subtasks(tmp_path: Path) -> None:
 
             _wait_for(finished_before_kill, "a and s to be stored")
             run_id = store.list_runs()[0].run_id
+        # While its process lives, the run is running and resume refuses to touch it.
+        early = subprocess.run(
+            [*cmd, "resume", run_id, "--store", str(store_path)],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert early.returncode == 2
+        assert "still running" in early.stderr and f"pid {proc.pid}" in early.stderr
         proc.kill()  # SIGKILL: no cleanup, no RunFinished
         proc.wait(timeout=30)
     finally:
@@ -120,8 +132,18 @@ def test_resume_after_sigkill_reuses_finished_subtasks(tmp_path: Path) -> None:
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()
         proc.stderr.close()
-    with RunStore(store_path) as store:
-        assert store.get_run(run_id).status == "running"
+    listed = subprocess.run(
+        [*cmd, "runs", "list", "--status", "crashed", "--json", "--store", str(store_path)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    [crashed] = json.loads(listed.stdout)
+    assert (crashed["run_id"], crashed["status"]) == (run_id, "crashed")
+    assert (crashed["writer_pid"], crashed["writer_alive"]) == (proc.pid, False)
     (tmp_path / "gate").touch()
     resumed = subprocess.run(
         [*cmd, "resume", run_id[:12], "--json", "--store", str(store_path)],

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from paraloom.store import RunStore
+from paraloom.store.liveness import sessions_dir
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 
@@ -206,13 +207,21 @@ def test_sigkill_mid_run_then_resume_runs_each_finished_subtask_once(tmp_path: P
         return all(states.get(k) == v for k, v in wanted.items())
 
     wait_for("a, b, c, f done and d in flight", ready, proc)
+    with RunStore(store_path) as store:
+        live = store.get_run(run_id)
+        assert live.status == "running"
+        assert (live.writer_pid, live.writer_alive) == (proc.pid, True)
+        assert store.list_runs(status="crashed") == []
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
 
     with RunStore(store_path) as store:
         crashed = store.get_run(run_id)
-        assert crashed.status == "running"  # it never finished
+        assert crashed.status == "crashed"  # it never finished, and its process is gone
+        assert (crashed.writer_pid, crashed.writer_alive) == (proc.pid, False)
+        assert [r.run_id for r in store.list_runs(status="crashed")] == [run_id]
+        assert store.list_runs(status="running") == []
         assert crashed.source is not None and crashed.source.endswith("flow.py")
         assert crashed.metadata == {"shape": "diamond"}
         assert crashed.task == {"start": 1}
@@ -231,6 +240,8 @@ def test_sigkill_mid_run_then_resume_runs_each_finished_subtask_once(tmp_path: P
         done = store.get_run(run_id)
     assert done.status == "ok"
     assert done.sessions == 2
+    assert done.writer_alive is False  # the resuming process has exited too
+    assert list(sessions_dir(store_path).iterdir()) == []  # no lock file left behind
     assert done.output == result["output"]
     assert {s.subtask_id for s in done.subtasks if s.reused} == {"a", "b", "c", "f"}
     assert {s.subtask_id: s.executions for s in done.subtasks} == {
