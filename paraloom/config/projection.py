@@ -54,6 +54,8 @@ ASSUMPTIONS = (
     f"latency of a call: the model's latency_s if set, else {CALL_OVERHEAD_S}s + output "
     f"tokens / {TOKENS_PER_SECOND:g} per s; tools take 0s; the workflow's latency is its "
     "critical path",
+    "a cascade escalates: each of its probes (in parallel) and then its escalation model "
+    "is called, so its calls, tokens and cost are those of all its members",
 )
 
 
@@ -136,6 +138,7 @@ class _Projector:
         self.config = loaded.config
         self.models: dict[str, ModelDescriptor] = model_descriptors(self.config)
         self.budget = budget
+        self.cascades = {c.pool_name: (c.probes, c.escalate) for c in self.config.cascades}
         self.selector: ModelSelector | None = None
         if self.config.router is not None and self.models:
             pinned = {n: a.model for n, a in self.config.agents.items() if a.model and not a.router}
@@ -181,17 +184,27 @@ class _Projector:
         if name is None or name not in self.models:
             return _Tally(models=[], calls=1, tin=tin, tout=tout)
         d = self.models[name]
-        latency = (
-            d.latency_s if d.latency_s is not None else CALL_OVERHEAD_S + tout / TOKENS_PER_SECOND
-        )
+        members, latency = 1, self._latency(d, tout)
+        if name in self.cascades:  # priced at its members' summed prices already
+            probes, escalate = self.cascades[name]
+            members = len(probes) + 1
+            latency = max(self._latency(self.models[p], tout) for p in probes) + self._latency(
+                self.models[escalate], tout
+            )
         return _Tally(
             models=[name],
-            calls=1,
-            tin=tin,
-            tout=tout,
+            calls=members,
+            tin=tin * members,
+            tout=tout * members,
             cost=d.cost(tin, tout),
             worst=d.cost(tin, max_tokens) * worst_calls,
             latency=latency,
+        )
+
+    @staticmethod
+    def _latency(d: ModelDescriptor, tout: int) -> float:
+        return (
+            d.latency_s if d.latency_s is not None else CALL_OVERHEAD_S + tout / TOKENS_PER_SECOND
         )
 
     async def action(self, name: str, task_text: str, depth: int = 0) -> tuple[_Kind, _Tally]:

@@ -88,15 +88,26 @@ async def test_cascade_is_built_into_the_pool(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_projection_prices_a_cascade_at_its_summed_prices(tmp_path: Path) -> None:
+async def test_projection_counts_every_member_of_a_cascade(tmp_path: Path) -> None:
+    models = MODELS.replace("context_window: 4000}", "context_window: 4000, latency_s: 2}")
+    models = models.replace("output_price_per_m: 15,", "output_price_per_m: 15, latency_s: 5,")
     f = write(
-        tmp_path, MODELS + "cascades:\n  - {name: quick, probes: [s1, s2], escalate: big}\n" + FLOW
+        tmp_path, models + "cascades:\n  - {name: quick, probes: [s1, s2], escalate: big}\n" + FLOW
     )
     p = await project_workflow(load_config(f))
     [step] = p.steps
     assert step.models == ["quick"]
-    quick = model_descriptors(load_config(f).config)["quick"]
-    assert step.cost_usd == quick.cost(step.input_tokens, step.output_tokens)
+    assert step.llm_calls == 3  # two probes, then the escalation (the worst case)
+    assert step.input_tokens % 3 == 0 and step.output_tokens % 3 == 0
+    per_member_in, per_member_out = step.input_tokens // 3, step.output_tokens // 3
+    members = model_descriptors(load_config(f).config)
+    expected = sum(
+        (members[m].cost(per_member_in, per_member_out) for m in ("s1", "s2", "big")), Decimal(0)
+    )
+    assert step.cost_usd == expected == members["quick"].cost(per_member_in, per_member_out)
+    s1_latency = 0.5 + per_member_out / 50  # s1 has no latency_s: the default formula
+    assert step.latency_s == pytest.approx(max(s1_latency, 2.0) + 5.0)
+    assert any("cascade" in a for a in p.assumptions)
 
 
 @pytest.mark.anyio
