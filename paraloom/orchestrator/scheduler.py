@@ -1,20 +1,30 @@
 """Run one round's DAG: each subtask starts the moment its last dependency finishes.
 
-Concurrency is bounded globally and per action (anyio CapacityLimiters); each attempt
-may time out; failures are retried (tenacity), then a fallback is tried, then the
-subtask's ``on_failure`` rule decides what happens downstream. Results are written to
-the caller's dict as they finish, so nothing finished is lost when the round fails or
-is cancelled.
+Concurrency is bounded globally (``max_concurrency``) and per action (``action_limits``)
+by anyio CapacityLimiters that belong to the :class:`Scheduler`: every round of every run
+of one ``Orchestrator`` shares them, so the limits hold however many runs are in flight
+at once (an embedded service). A limit counts attempts in flight: a retry's backoff
+does not hold a slot, nor does a subtask waiting for its dependencies. An attempt takes
+its action's slot first, then a global one, so subtasks queued behind an action limit do
+not hold global slots. A nested workflow (a ``WorkflowAction``) runs its own
+``Orchestrator`` with its own scheduler and limits, so a parent holding a slot while its
+child runs cannot starve the child (an orchestrator nested in *itself* would share its
+own limits, and can deadlock at a low ``max_concurrency``).
+
+Each attempt may time out; failures are retried (tenacity), then a fallback is tried,
+then the subtask's ``on_failure`` rule decides what happens downstream. Results are
+written to the caller's dict as they finish, so nothing finished is lost when the round
+fails or is cancelled.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import ChainMap
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from functools import partial
+from types import MappingProxyType
 
 import anyio
 from anyio.abc import TaskGroup
@@ -41,6 +51,7 @@ from paraloom.protocols.events import (
 )
 from paraloom.protocols.plan import FailurePolicy, Subtask
 from paraloom.runtime.context import Action, ActionContext, discard_event
+from paraloom.runtime.limits import SharedLimit, acquire_slot
 from paraloom.tools.actionset import ActionSet
 from paraloom.tools.wrappers.retry import retry_attempts
 from paraloom.tools.wrappers.timeout import invoke_with_timeout
@@ -68,11 +79,33 @@ class Scheduler:
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
+        for name, n in (action_limits or {}).items():
+            if n < 1:
+                raise ValueError(f"action_limits[{name!r}] must be >= 1, got {n}")
         self.actions = actions
-        self.max_concurrency = max_concurrency
-        self.action_limits = dict(action_limits or {})
         self.default_policy = default_policy or FailurePolicy()
         self.executor: Executor = executor or InProcessExecutor()
+        # Shared by every round of every run; one CapacityLimiter per event loop each.
+        self._global_limit = SharedLimit(max_concurrency)
+        self._action_limits = {name: SharedLimit(n) for name, n in (action_limits or {}).items()}
+
+    @property
+    def max_concurrency(self) -> int:
+        """Attempts in flight at once, over every run of this scheduler (fixed)."""
+        return self._global_limit.total
+
+    @property
+    def action_limits(self) -> Mapping[str, int]:
+        """Attempts of an action in flight at once, over every run (fixed)."""
+        return MappingProxyType({name: lim.total for name, lim in self._action_limits.items()})
+
+    def limiters(self) -> tuple[anyio.CapacityLimiter, dict[str, anyio.CapacityLimiter]]:
+        """The current event loop's global and per-action limiters (created on first use),
+        e.g. to read their ``statistics()``."""
+        return (
+            self._global_limit.limiter(),
+            {name: lim.limiter() for name, lim in self._action_limits.items()},
+        )
 
     async def run(
         self,
@@ -125,12 +158,9 @@ class _Round:
         for sid, ds in self.plan.deps.items():
             for d in ds:
                 self.dependents[d].append(sid)
-        # A limiter that cannot bind (fewer subtasks than slots) is not worth its cost.
-        limit = self.scheduler.max_concurrency
-        self.limiter = anyio.CapacityLimiter(limit) if len(self.by_id) > limit else None
-        self.action_limiters = {
-            name: anyio.CapacityLimiter(n) for name, n in self.scheduler.action_limits.items()
-        }
+        # Shared with every other round and run of the scheduler: never skipped because
+        # this round alone is small (taking a free slot costs no checkpoint anyway).
+        self.limiter, self.action_limiters = self.scheduler.limiters()
         self.emitting = self.context.emit is not discard_event
         # References see this round's results as they arrive, then earlier rounds'.
         known = ChainMap(self.sink, dict(self.earlier))
@@ -218,21 +248,26 @@ class _Round:
         action_limiter = self.action_limiters.get(spec.name)
 
         async def attempt(n: int) -> ActionResult:
-            call = ActionCall(
-                call_id=new_id("call_"),
-                action=spec.name,
-                arguments=arguments,
-                run_id=self.context.run_id,
-                subtask_id=subtask.id,
-                parent_call_id=self.context.call_id,
-                attempt=n,
-                deadline=None if policy.timeout_s is None else time.time() + policy.timeout_s,
-            )
-            ctx = self.context.child(call)
-            async with self.limiter or contextlib.nullcontext():
-                if action_limiter is not None:
-                    await action_limiter.acquire()
+            # the action's slot first: waiting for it must not hold a global slot
+            if action_limiter is not None:
+                await acquire_slot(action_limiter)
+            try:
+                await acquire_slot(self.limiter)
                 try:
+                    # the deadline counts from the moment the attempt may start
+                    call = ActionCall(
+                        call_id=new_id("call_"),
+                        action=spec.name,
+                        arguments=arguments,
+                        run_id=self.context.run_id,
+                        subtask_id=subtask.id,
+                        parent_call_id=self.context.call_id,
+                        attempt=n,
+                        deadline=None
+                        if policy.timeout_s is None
+                        else time.time() + policy.timeout_s,
+                    )
+                    ctx = self.context.child(call)
                     if self.emitting:
                         self.context.emit(
                             ActionStarted(
@@ -250,8 +285,10 @@ class _Round:
                         lambda: self._guarded_invoke(action, call, ctx), call, policy.timeout_s
                     )
                 finally:
-                    if action_limiter is not None:
-                        action_limiter.release()
+                    self.limiter.release()
+            finally:
+                if action_limiter is not None:
+                    action_limiter.release()
             if self.emitting:
                 self.context.emit(
                     ActionFinished(

@@ -1,8 +1,9 @@
 """Runtime primitives shared by every adapter: the Action interface, its context, the
-shared budget and the model-selection hook."""
+shared budget, the model-selection hook and shared concurrency limits."""
 
 from paraloom.runtime.budget import Budget, BudgetExhausted, Reservation, to_decimal
 from paraloom.runtime.context import Action, ActionContext, EventSink, discard_event
+from paraloom.runtime.limits import SharedLimit, acquire_slot
 from paraloom.runtime.selection import ModelSelector, Selection, SelectionRequest, StepKind
 
 __all__ = [
@@ -15,7 +16,9 @@ __all__ = [
     "Reservation",
     "Selection",
     "SelectionRequest",
+    "SharedLimit",
     "StepKind",
+    "acquire_slot",
     "discard_event",
     "to_decimal",
 ]
