@@ -32,7 +32,7 @@ from paraloom.routing.cascade import propose_arms, with_cascade_arms
 from paraloom.routing.datasets import RoutingDataset, load_dataset, stratified_split
 from paraloom.routing.evaluation import ALL_ROUTERS, EvalReport, build_routers, evaluate
 from paraloom.routing.features import FeatureLayer
-from paraloom.routing.replay import ReplayPoint, RouterReport
+from paraloom.routing.replay import ReplayPoint, RouterReport, best_single_model
 from paraloom.routing.training import TrainingLog
 
 FILES = [
@@ -170,7 +170,9 @@ def main() -> None:
         if seed == args.seeds[0]:
             arms = propose_arms(train)
             atrain, aval = with_cascade_arms(train, arms), with_cascade_arms(val, arms)
-            routers = build_routers(ALL_ROUTERS, atrain, aval, fl)
+            routers = build_routers(
+                ALL_ROUTERS, fl, best_model=best_single_model(atrain)[0], oracle_data=aval
+            )
             log = TrainingLog.from_dataset(atrain)
             for router in routers.values():
                 router.fit(log)

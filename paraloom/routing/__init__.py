@@ -1,5 +1,5 @@
 """Per-turn model routing under a budget: the router interface, built-in routers, the
-shared embedding layer, logged trajectories, and replay evaluation."""
+shared embedding layer, logged trajectories, replay and off-policy evaluation."""
 
 from paraloom.routing.base import (
     Estimate,
@@ -36,6 +36,13 @@ from paraloom.routing.evaluation import EvalReport, evaluate
 from paraloom.routing.features import FeatureLayer
 from paraloom.routing.knn import KNNRouter
 from paraloom.routing.linear import LogisticRouter
+from paraloom.routing.offpolicy import (
+    BanditLog,
+    OffPolicyEstimate,
+    OffPolicyReport,
+    evaluate_off_policy,
+    simulate_log,
+)
 from paraloom.routing.outcome import OutcomeRouter
 from paraloom.routing.persistence import (
     RouterConfig,
@@ -66,6 +73,7 @@ from paraloom.routing.trajectory import (
 
 __all__ = [
     "ROUTERBENCH_MODELS",
+    "BanditLog",
     "CachedEmbedder",
     "CascadeArm",
     "CheapestRouter",
@@ -82,6 +90,8 @@ __all__ = [
     "LogisticRouter",
     "MiniLMEmbedder",
     "MultiStepResult",
+    "OffPolicyEstimate",
+    "OffPolicyReport",
     "OracleRouter",
     "OutcomeRouter",
     "Pacing",
@@ -100,6 +110,7 @@ __all__ = [
     "TrajectoryRecord",
     "arm_outcomes",
     "evaluate",
+    "evaluate_off_policy",
     "frontier_area",
     "load_dataset",
     "load_dcrouter",
@@ -113,6 +124,7 @@ __all__ = [
     "replay_router",
     "router_from_config",
     "save_router",
+    "simulate_log",
     "stratified_split",
     "with_cascade_arms",
     "worst_case_cost",

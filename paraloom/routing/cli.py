@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from paraloom.routing.base import Router
 from paraloom.routing.cascade import propose_arms, with_cascade_arms
 from paraloom.routing.datasets import (
     ROUTERBENCH_MODELS,
@@ -25,9 +26,12 @@ from paraloom.routing.datasets import (
     resolve_data_path,
     stratified_split,
 )
-from paraloom.routing.evaluation import ALL_ROUTERS, EvalReport, evaluate
+from paraloom.routing.evaluation import ALL_ROUTERS, EvalReport, build_routers, evaluate
+from paraloom.routing.features import FeatureLayer
+from paraloom.routing.offpolicy import ESTIMATORS, BanditLog, evaluate_off_policy
 from paraloom.routing.persistence import (
     RouterConfigError,
+    load_router,
     load_router_config,
     router_from_config,
     save_router,
@@ -217,6 +221,85 @@ def train_cmd(
     r.fit(log)
     save_router(r, out)
     typer.echo(f"trained {r.kind} router on {n} contexts; saved to {out}")
+
+
+@router_app.command(
+    "ope",
+    context_settings=_MULTI,
+    help="Off-policy evaluation on your own logs: --test LOGS.jsonl... (trajectory "
+    "records of an exploring router, with propensities and outcomes); routers are "
+    "trained on --train FILES... or loaded with --load DIR. Prints IPS, SNIPS and "
+    "doubly-robust estimates of each router's accuracy and cost.",
+)
+def ope_cmd(
+    ctx: typer.Context,
+    router: Annotated[
+        str, typer.Option(help="Comma list of routers to train (oracle excluded).")
+    ] = "cheapest,knn,cluster,logistic",
+    load: Annotated[
+        list[Path] | None, typer.Option(help="A saved router directory (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
+    models: Annotated[str | None, typer.Option(help="models.json for dcrouter files.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the cross-fitting folds.")] = 0,
+) -> None:
+    files = _split_files(list(ctx.args), ("train", "test"))
+    if not files["test"]:
+        raise typer.BadParameter("--test needs at least one .jsonl log")
+    records: list[TrajectoryRecord] = []
+    try:
+        for p in files["test"]:
+            records.extend(read_trajectories(resolve_data_path(p)))
+        log = BanditLog.from_records(records, list(ROUTERBENCH_MODELS.values()))
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(f"--test: {exc}") from None
+    routers: dict[str, Router] = {}
+    for path in load or []:
+        try:
+            routers[f"{path.name}"] = load_router(path)
+        except (RouterConfigError, OSError, ValueError) as exc:
+            raise typer.BadParameter(f"--load {path}: {exc}") from None
+    names = [r.strip() for r in router.split(",") if r.strip()] if not load else []
+    if "oracle" in names:
+        raise typer.BadParameter("the oracle needs every model's outcome; it has no place here")
+    if names:
+        if not files["train"]:
+            raise typer.BadParameter("--train is needed to train routers (or use --load)")
+        if all(f.endswith(".jsonl") for f in files["train"]):
+            train_log = _records_log(files["train"])
+        else:
+            train_log = TrainingLog.from_dataset(_load(files["train"], models, "--train"))
+        features = FeatureLayer()
+        features.fit(train_log.texts)
+        try:
+            built = build_routers(names, features, best_model=train_log.best_model())
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        for name, r in built.items():
+            r.fit(train_log)
+            routers[name] = r
+    reports = [evaluate_off_policy(n, r, log, seed=seed) for n, r in routers.items()]
+    if as_json:
+        typer.echo(json.dumps([r.to_json() for r in reports], indent=2))
+        return
+    logged = reports[0].logged if reports else None
+    if logged is not None:
+        typer.echo(
+            f"{len(log)} logged decisions ({log.dropped} records without propensity or "
+            f"outcome left out); logging policy: acc {logged.accuracy:.3f}, "
+            f"${logged.mean_cost:.6f}/step"
+        )
+    typer.echo(
+        f"{'router':<12} {'matched':>7} {'ESS':>7} "
+        + " ".join(f"{e + ' acc':>12} {e + ' $':>11}" for e in ESTIMATORS)
+    )
+    for rep in reports:
+        cells = " ".join(
+            f"{rep.estimates[e].accuracy:6.3f}±{rep.estimates[e].accuracy_se:5.3f} "
+            f"{rep.estimates[e].mean_cost:11.6f}"
+            for e in ESTIMATORS
+        )
+        typer.echo(f"{rep.router:<12} {rep.matched:7d} {rep.ess:7.1f} {cells}")
 
 
 def _records_log(paths: list[str]) -> TrainingLog:

@@ -67,18 +67,28 @@ def arm_points(ds: RoutingDataset) -> dict[str, ReplayPoint]:
 
 def build_routers(
     names: Sequence[str],
-    train: RoutingDataset,
-    test: RoutingDataset,
     features: FeatureLayer,
+    *,
+    best_model: str | None = None,
+    oracle_data: RoutingDataset | None = None,
     pacing: Pacing = "share",
     outcome_params: dict[str, Any] | None = None,
 ) -> dict[str, Router]:
-    best, _ = best_single_model(train)
+    """New (untrained) routers by name. ``fixed`` always picks ``best_model``;
+    ``oracle`` looks outcomes up in ``oracle_data``."""
+
+    def need(value: Any, what: str, router: str) -> Any:
+        if value is None:
+            raise ValueError(f"the {router} router needs {what}")
+        return value
+
     makers: dict[str, Any] = {
-        "fixed": lambda: FixedRouter(best, pacing=pacing),
+        "fixed": lambda: FixedRouter(need(best_model, "a model", "fixed"), pacing=pacing),
         "random": lambda: RandomRouter(pacing=pacing),
         "cheapest": lambda: CheapestRouter(pacing=pacing),
-        "oracle": lambda: OracleRouter(test, pacing=pacing),
+        "oracle": lambda: OracleRouter(
+            need(oracle_data, "every model's logged outcome", "oracle"), pacing=pacing
+        ),
         "knn": lambda: KNNRouter(features=features, pacing=pacing),
         "cluster": lambda: ClusterRouter(features=features, pacing=pacing),
         "outcome": lambda: OutcomeRouter(
@@ -131,7 +141,13 @@ def evaluate(
     if not fl.fitted:
         fl.fit(train.texts)
     log = TrainingLog.from_dataset(train)
-    built = build_routers(routers, train, test, fl, outcome_params=outcome_params)
+    built = build_routers(
+        routers,
+        fl,
+        best_model=best_single_model(train)[0],
+        oracle_data=test,
+        outcome_params=outcome_params,
+    )
     reports: dict[str, RouterReport] = {}
     fit_s: dict[str, float] = {}
     estimates: dict[str, Estimate] = {}

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +44,7 @@ __all__ = [
     "MultiStepResult",
     "ReplayPoint",
     "RouterReport",
+    "argmax_allowed",
     "best_single_model",
     "frontier_area",
     "multistep_replay",
@@ -87,15 +88,21 @@ def batch_for(router: Router, ds: RoutingDataset) -> ContextBatch:
     return ContextBatch(embeddings=emb, input_tokens=toks, query_ids=ds.query_ids)
 
 
-def replay_choices(util: FloatArray, ds: RoutingDataset) -> npt.NDArray[np.int64]:
-    """Argmax of the utility among models logged on each query."""
-    u = np.where(ds.known, util, -np.inf)
+def argmax_allowed(util: FloatArray, allowed: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+    """Per row, the allowed column of highest utility (the first allowed one when no
+    allowed column has a finite utility)."""
+    u = np.where(allowed, util, -np.inf)
     u = np.where(np.isnan(u), -np.inf, u)
     choice = np.argmax(u, axis=1)
     dead = ~np.isfinite(u[np.arange(len(u)), choice])
-    if dead.any():  # no estimate for any logged model: the first logged one
-        choice[dead] = np.argmax(ds.known[dead], axis=1)
+    if dead.any():
+        choice[dead] = np.argmax(allowed[dead], axis=1)
     return np.asarray(choice, dtype=np.int64)
+
+
+def replay_choices(util: FloatArray, ds: RoutingDataset) -> npt.NDArray[np.int64]:
+    """Argmax of the utility among models logged on each query."""
+    return argmax_allowed(util, ds.known)
 
 
 def _point(ds: RoutingDataset, choice: npt.NDArray[np.int64], knob: float | None) -> ReplayPoint:
@@ -137,9 +144,19 @@ def oracle_point(ds: RoutingDataset) -> ReplayPoint:
     return _point(ds, np.argmax(u, axis=1).astype(np.int64), None)
 
 
-def pareto_frontier(points: Sequence[ReplayPoint]) -> list[ReplayPoint]:
+class _CostAccuracy(Protocol):
+    @property
+    def mean_cost(self) -> float: ...
+    @property
+    def accuracy(self) -> float: ...
+
+
+_P = TypeVar("_P", bound=_CostAccuracy)
+
+
+def pareto_frontier(points: Sequence[_P]) -> list[_P]:
     """Non-dominated points, by increasing cost (and strictly increasing accuracy)."""
-    out: list[ReplayPoint] = []
+    out: list[_P] = []
     for p in sorted(points, key=lambda p: (p.mean_cost, -p.accuracy)):
         if not out or p.accuracy > out[-1].accuracy:
             out.append(p)

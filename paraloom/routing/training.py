@@ -51,6 +51,19 @@ class TrainingLog:
     def model_names(self) -> list[str]:
         return [d.name for d in self.models]
 
+    def best_model(self) -> str:
+        """The model of highest mean logged quality (ties: the cheaper on average). On
+        a policy's logs this is biased by where the policy sent each model."""
+        if not len(self):
+            raise ValueError("the log is empty")
+        m = len(self.models)
+        n = np.bincount(self.model, minlength=m).astype(np.float64)
+        seen = n > 0
+        q = np.bincount(self.model, weights=self.quality, minlength=m) / np.maximum(n, 1)
+        c = np.bincount(self.model, weights=self.cost, minlength=m) / np.maximum(n, 1)
+        best = max(np.flatnonzero(seen), key=lambda j: (q[j], -c[j]))
+        return self.models[int(best)].name
+
     @classmethod
     def from_dataset(cls, ds: RoutingDataset) -> TrainingLog:
         """Every logged (query, model) cell is a one-step episode."""
