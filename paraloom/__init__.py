@@ -6,6 +6,7 @@ from paraloom.models import (
     CascadeModel,
     CascadeOutcome,
     Completion,
+    ConcurrencyLimitedModel,
     FallbackModel,
     ModelClient,
     ModelError,
@@ -66,6 +67,7 @@ from paraloom.tools import (
     FunctionTool,
     RetryableError,
     tool,
+    with_concurrency_limit,
     with_retry,
     with_timeout,
 )
@@ -87,6 +89,7 @@ __all__ = [
     "CascadeOutcome",
     "ChatMessage",
     "Completion",
+    "ConcurrencyLimitedModel",
     "Event",
     "Executor",
     "FailurePolicy",
@@ -130,6 +133,7 @@ __all__ = [
     "normalize_answer",
     "tool",
     "validate_plan",
+    "with_concurrency_limit",
     "with_retry",
     "with_timeout",
 ]

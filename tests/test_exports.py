@@ -33,6 +33,7 @@ MODULES = [
     "paraloom.models.base",
     "paraloom.models.calling",
     "paraloom.models.cascade",
+    "paraloom.models.concurrency",
     "paraloom.models.estimate",
     "paraloom.models.fallback",
     "paraloom.models.openai",

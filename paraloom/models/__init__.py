@@ -1,6 +1,6 @@
 """Models: the :class:`ModelClient` seam, the OpenAI-compatible provider, small client
-wrappers (fallback, retry, the agreement-based :class:`CascadeModel`), the priced
-:class:`ModelPool` and the budgeted :func:`call_model`."""
+wrappers (fallback, retry, a concurrency limit, the agreement-based :class:`CascadeModel`),
+the priced :class:`ModelPool` and the budgeted :func:`call_model`."""
 
 from paraloom.models.base import (
     CascadeOutcome,
@@ -20,6 +20,7 @@ from paraloom.models.cascade import (
     cascade_name,
     normalize_answer,
 )
+from paraloom.models.concurrency import ConcurrencyLimitedModel
 from paraloom.models.estimate import (
     estimate_request_tokens,
     estimate_text_tokens,
@@ -38,6 +39,7 @@ __all__ = [
     "CascadeOutcome",
     "Completion",
     "CompositeClient",
+    "ConcurrencyLimitedModel",
     "FallbackModel",
     "FixedModel",
     "ModelCall",

@@ -1,7 +1,8 @@
 """The model seam: one request shape, one completion shape, one tiny interface.
 
 Every provider (:class:`~paraloom.models.openai.OpenAICompatible`), wrapper
-(:mod:`~paraloom.models.fallback`, :mod:`~paraloom.models.retry`) and test double
+(:mod:`~paraloom.models.fallback`, :mod:`~paraloom.models.retry`,
+:mod:`~paraloom.models.concurrency`) and test double
 (:mod:`paraloom.testing`) implements :class:`ModelClient`.
 """
 

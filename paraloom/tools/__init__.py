@@ -10,17 +10,20 @@ from paraloom.tools.http import HttpTool, HttpToolConfig
 from paraloom.tools.mcp_config import MCPServerConfig, MCPToolOptions
 from paraloom.tools.openapi import OpenAPIToolsConfig, http_tools_from_openapi
 from paraloom.tools.wrappers import (
+    ConcurrencyLimitAction,
     RenamedAction,
     RetryAction,
     TimeoutAction,
     WrapperAction,
     renamed,
+    with_concurrency_limit,
     with_retry,
     with_timeout,
 )
 
 __all__ = [
     "ActionSet",
+    "ConcurrencyLimitAction",
     "FunctionTool",
     "HttpTool",
     "HttpToolConfig",
@@ -36,6 +39,7 @@ __all__ = [
     "http_tools_from_openapi",
     "renamed",
     "tool",
+    "with_concurrency_limit",
     "with_retry",
     "with_timeout",
 ]

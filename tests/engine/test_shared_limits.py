@@ -19,6 +19,7 @@ from paraloom import (
     Subtask,
     WorkflowAction,
     tool,
+    with_concurrency_limit,
 )
 from paraloom.orchestrator import Scheduler
 from paraloom.tools import ActionSet
@@ -227,3 +228,32 @@ def test_scheduler_limits_are_checked_and_fixed() -> None:
     assert scheduler.action_limits == {"double": 2}
     with pytest.raises(AttributeError):
         scheduler.max_concurrency = 5  # type: ignore[misc]
+
+
+@pytest.mark.anyio
+async def test_a_limited_action_is_bounded_across_orchestrators() -> None:
+    gates = Gates()
+    search = with_concurrency_limit(gates.tool("search"), 2)
+    assert search.spec.name == "search" and search.max_concurrency == 2
+    orchestrators = [
+        Orchestrator([search], StaticPlanner(fan_out("search", 3)), name=f"o{i}") for i in range(2)
+    ]
+    results: list[RunResult] = []
+
+    async def one(orch: Orchestrator) -> None:
+        results.append(await orch.run())
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for orch in orchestrators:
+                tg.start_soon(one, orch)
+            await settle()
+            assert gates.in_flight["search"] == 2
+            for opened in range(1, 7):
+                gates.open_oldest()
+                await settle()
+                assert gates.in_flight["search"] == min(2, 6 - opened)
+    assert gates.peak["search"] == 2
+    assert [r.ok for r in results] == [True, True]
+    with pytest.raises(ValueError, match="must be >= 1"):
+        with_concurrency_limit(double, 0)
