@@ -29,9 +29,12 @@ from paraloom.config.errors import ConfigError, ConfigProblem
 from paraloom.config.load import LoadedConfig
 from paraloom.config.schema import ParaloomConfig, ToolConfig, WorkflowConfig
 from paraloom.config.selector import PerAgentSelector, build_router
+from paraloom.models.base import ModelClient
 from paraloom.models.cascade import CascadeModel, cascade_descriptor
+from paraloom.models.concurrency import ConcurrencyLimitedModel
 from paraloom.models.openai import OpenAICompatible
 from paraloom.models.pool import ModelPool
+from paraloom.models.retry import RetryingModel, RetryPolicy
 from paraloom.orchestrator.errors import PlanValidationError
 from paraloom.orchestrator.llm_planner import LLMPlanner
 from paraloom.orchestrator.orchestrator import Orchestrator
@@ -389,20 +392,32 @@ def _check_env(loaded: LoadedConfig, needs: Needs) -> None:
 
 
 def _build_pool(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> ModelPool:
+    """One HTTP client per endpoint (base URL, key, timeout), shared by its models. A model
+    with ``max_concurrency`` is ``RetryingModel(ConcurrencyLimitedModel(client, n))`` over
+    a client that does not retry by itself, so a retry's wait holds no slot; its limit is
+    shared by every run and cascade using this pool."""
     config = loaded.config
     descriptors = model_descriptors(config)
     pool = ModelPool()
-    clients: dict[tuple[str | None, str | None, float], OpenAICompatible] = {}
+    clients: dict[tuple[str | None, str | None, float, bool], OpenAICompatible] = {}
     for name in [n for n in config.models if n in needs.models]:
         m = config.models[name]
         key = m.api_key.get_secret_value() if m.api_key is not None else None
-        ident = (m.base_url, key, m.timeout_s)
+        limited = m.max_concurrency is not None
+        ident = (m.base_url, key, m.timeout_s, limited)
         if ident not in clients:
             clients[ident] = OpenAICompatible(
-                base_url=m.base_url, api_key=key, timeout_s=m.timeout_s, provider=m.provider
+                base_url=m.base_url,
+                api_key=key,
+                timeout_s=m.timeout_s,
+                provider=m.provider,
+                retry=RetryPolicy(attempts=1) if limited else None,
             )
             stack.push_async_callback(clients[ident].aclose)
-        pool.add(descriptors[name], clients[ident])
+        client: ModelClient = clients[ident]
+        if m.max_concurrency is not None:
+            client = RetryingModel(ConcurrencyLimitedModel(client, m.max_concurrency))
+        pool.add(descriptors[name], client)
     for c in config.cascades:
         if c.pool_name in needs.models:
             cascade = CascadeModel(

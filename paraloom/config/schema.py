@@ -4,6 +4,7 @@
 
     models:                       # the pool (OpenAI-compatible endpoints)
       small: {model_id: gpt-4o-mini, input_price_per_m: 0.15, output_price_per_m: 0.6}
+      large: {model_id: gpt-4o, max_concurrency: 4}   # ≤ 4 requests in flight, all runs
     cascades:                     # optional: composite pool models (agreement escalation)
       - {name: quick, probes: [small, tiny], escalate: large}
     router: {kind: cheapest}      # optional: picks a model per LLM call
@@ -92,6 +93,13 @@ class ModelConfig(BaseModel):
         default=None, ge=0, description="Typical seconds per call (used by --dry-run)."
     )
     timeout_s: float = Field(default=60.0, gt=0, description="Time limit of one HTTP attempt.")
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="At most this many requests to this model in flight at once, shared by "
+        "every run, agent and cascade of the loaded configuration (waits between retries "
+        "hold no slot). Default: no limit.",
+    )
     description: str = ""
 
 

@@ -59,7 +59,20 @@ CASES: list[tuple[str, str, list[str]]] = [
         [
             "{f}:2:24: unknown field 'colour' in models.small; expected one of: provider, "
             "model_id, base_url, api_key, input_price_per_m, output_price_per_m, context_window, "
-            "max_output_tokens, latency_s, timeout_s, description"
+            "max_output_tokens, latency_s, timeout_s, max_concurrency, description"
+        ],
+    ),
+    (
+        "zero-model-concurrency",
+        "models:\n  small: {model_id: m, max_concurrency: 0}\n",
+        ["{f}:2:41: models.small.max_concurrency: Input should be greater than or equal to 1"],
+    ),
+    (
+        "non-integer-model-concurrency",
+        "models:\n  small: {model_id: m, max_concurrency: many}\n",
+        [
+            "{f}:2:41: models.small.max_concurrency: Input should be a valid integer, unable "
+            "to parse string as an integer"
         ],
     ),
     (
