@@ -278,7 +278,13 @@ class WorkflowConfig(BaseModel):
         "on_failure: fail | skip_dependents | continue).",
     )
     max_rounds: int = Field(default=8, ge=1, le=100)
-    max_concurrency: int = Field(default=16, ge=1, le=1024)
+    max_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Subtask attempts in flight at once, over every concurrent run of this "
+        "workflow (a nested workflow has its own limit).",
+    )
     input: dict[str, JsonValue] = Field(
         default_factory=dict, description="Default input values (overridden by --input)."
     )

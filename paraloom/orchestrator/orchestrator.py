@@ -48,7 +48,10 @@ class Orchestrator:
     """Runs tasks round after round with a :class:`Planner` over a set of actions.
 
     Holds configuration only: every run gets its own state, so one orchestrator can
-    serve many concurrent runs (each with its own budget, selector and listeners).
+    serve many concurrent runs (each with its own budget, selector and listeners). Its
+    concurrency limits are the exception, on purpose: ``max_concurrency`` (attempts in
+    flight) and ``action_limits`` (attempts of one action in flight) hold over all its
+    concurrent runs together (see :mod:`paraloom.orchestrator.scheduler`).
     """
 
     def __init__(

@@ -31,8 +31,11 @@ class WorkflowAction:
     """Runs an :class:`Orchestrator` as an action (kind ``workflow``).
 
     The nested run shares the caller's budget, model selector and event sink; its
-    ``RunStarted`` names the calling call as parent. With the default input schema the
-    task is the ``task`` argument; with a custom schema the whole arguments object is.
+    ``RunStarted`` names the calling call as parent. Its concurrency limits are its own
+    orchestrator's, so the caller's slot, held while the nested run works, never starves
+    it (do not nest an orchestrator in itself: it would wait for its own slots). With
+    the default input schema the task is the ``task`` argument; with a custom schema the
+    whole arguments object is.
     """
 
     def __init__(
