@@ -91,6 +91,17 @@ def test_resume_after_sigkill_reuses_finished_subtasks(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PARALOOM_"))}
     env["RESUME_TEST_LOG"] = str(log)
     cmd = [sys.executable, "-m", "paraloom.cli"]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cmd, *args, "--store", str(store_path)],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
     proc = subprocess.Popen(
         [*cmd, "run", str(flow), "--json", "--store", str(store_path)],
         env=env,
@@ -113,14 +124,7 @@ def test_resume_after_sigkill_reuses_finished_subtasks(tmp_path: Path) -> None:
             _wait_for(finished_before_kill, "a and s to be stored")
             run_id = store.list_runs()[0].run_id
         # While its process lives, the run is running and resume refuses to touch it.
-        early = subprocess.run(
-            [*cmd, "resume", run_id, "--store", str(store_path)],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        early = cli("resume", run_id)
         assert early.returncode == 2
         assert "still running" in early.stderr and f"pid {proc.pid}" in early.stderr
         proc.kill()  # SIGKILL: no cleanup, no RunFinished
@@ -132,27 +136,13 @@ def test_resume_after_sigkill_reuses_finished_subtasks(tmp_path: Path) -> None:
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()
         proc.stderr.close()
-    listed = subprocess.run(
-        [*cmd, "runs", "list", "--status", "crashed", "--json", "--store", str(store_path)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    listed = cli("runs", "list", "--status", "crashed", "--json")
     assert listed.returncode == 0, listed.stderr
     [crashed] = json.loads(listed.stdout)
     assert (crashed["run_id"], crashed["status"]) == (run_id, "crashed")
     assert (crashed["writer_pid"], crashed["writer_alive"]) == (proc.pid, False)
     (tmp_path / "gate").touch()
-    resumed = subprocess.run(
-        [*cmd, "resume", run_id[:12], "--json", "--store", str(store_path)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    resumed = cli("resume", run_id[:12], "--json")
     assert resumed.returncode == 0, resumed.stderr
     out = RunOutput.model_validate_json(resumed.stdout)
     assert out.run_id == run_id and out.ok
