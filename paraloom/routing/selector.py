@@ -118,7 +118,7 @@ def trajectory_record(
         step_kind=request.step_kind,
         task=task,
         context_text=history_text(ctx.text, ctx.history, token_cap),
-        candidates=tuple(m.name for m in request.candidates),
+        candidates=_support(request, selection),
         chosen_model=selection.model,
         propensity=selection.propensity,
         cost_usd=cost_usd,
@@ -129,3 +129,12 @@ def trajectory_record(
         final_score=final_score,
         budget_left_usd=None if request.budget_left_usd is None else float(request.budget_left_usd),
     )
+
+
+def _support(request: SelectionRequest, selection: Selection) -> tuple[str, ...]:
+    """The models the choice was drawn from: what the router allowed (budget rule,
+    pacing) when it says so, else every candidate: the support of the propensity."""
+    allowed = selection.info.get("allowed") if selection.info else None
+    if isinstance(allowed, list) and selection.model in allowed:
+        return tuple(str(a) for a in allowed)
+    return tuple(m.name for m in request.candidates)

@@ -9,8 +9,10 @@ outcome to learn from). Field sources:
 - ``step_index``: order of the call within its run (by start time);
 - ``step_kind``, ``chosen_model``, ``cost_usd``, tokens, ``latency_s``: from the call;
 - ``propensity`` and ``candidates``: from the routing decision (``propensity``; the
-  candidates are ``info.candidates`` if the router put them there, else the keys of
-  ``scores``, else ``info.allowed``; empty when the chosen model is not among them);
+  candidates — the models that could have been chosen, the support of the propensity —
+  are ``info.candidates`` if the router put them there, else ``info.allowed`` (what the
+  budget rule and pacing left to a router), else the keys of ``scores``; empty when the
+  chosen model is not among them);
 - ``context_text``: ``info.context_text`` if the router recorded it; else the captured
   messages (when content capture was on); else what the step was asked to do — the
   calling action's arguments (an agent's task) or, for planner steps, the run's input;
@@ -113,7 +115,7 @@ def _as_dict(value: Any) -> dict[str, Any]:
 
 
 def _candidates(routing: dict[str, Any], info: dict[str, Any], model: str) -> tuple[str, ...]:
-    for source in (info.get("candidates"), routing.get("scores"), info.get("allowed")):
+    for source in (info.get("candidates"), info.get("allowed"), routing.get("scores")):
         if isinstance(source, dict | list | tuple) and source:
             names = tuple(str(x) for x in source)
             return names if model in names else ()

@@ -4,13 +4,17 @@ logs checked against exact replay, and ``router ope`` on logs of the shared data
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from paraloom.protocols.messages import ModelDescriptor
+from paraloom import Orchestrator, Plan, StaticPlanner, Subtask
+from paraloom.models.calling import call_model
+from paraloom.models.pool import ModelPool
+from paraloom.protocols.messages import ChatMessage, ModelDescriptor
 from paraloom.routing.cli import router_app
 from paraloom.routing.datasets import RoutingDataset, load_dataset, stratified_split
 from paraloom.routing.features import FeatureLayer
@@ -25,9 +29,14 @@ from paraloom.routing.offpolicy import (
     uniform_policy,
 )
 from paraloom.routing.replay import batch_for, replay_choices
-from paraloom.routing.simple import CheapestRouter, FixedRouter
+from paraloom.routing.selector import RouterSelector
+from paraloom.routing.simple import CheapestRouter, FixedRouter, RandomRouter
 from paraloom.routing.training import TrainingLog
 from paraloom.routing.trajectory import TrajectoryRecord, write_trajectories
+from paraloom.runtime.context import ActionContext
+from paraloom.store import RunStore
+from paraloom.testing.models import FunctionModel
+from paraloom.tools.function import FunctionTool
 
 M2 = (ModelDescriptor(name="x"), ModelDescriptor(name="y"))
 
@@ -220,3 +229,64 @@ def test_router_ope_cli_on_logs_of_the_shared_data(data_dir: Path, tmp_path: Pat
     assert abs(snips["accuracy"] - truth) < 4 * snips["accuracy_se"]
     text = CliRunner().invoke(router_app, ["ope", "--test", str(test_log), "--router", "oracle"])
     assert text.exit_code == 2 and "oracle" in text.output
+
+
+@pytest.mark.anyio
+async def test_off_policy_estimates_from_the_run_store_of_an_exploring_router(
+    tmp_path: Path,
+) -> None:
+    """Real runs, routed by an exploring router, recorded in the run store and exported:
+    their propensities and candidates are what off-policy evaluation needs. `cheap`
+    fails hard questions, `big` answers all; a random router logs both with p = 1/2."""
+    models = [
+        ModelDescriptor(name="cheap", input_price_per_m=Decimal(1), output_price_per_m=Decimal(1)),
+        ModelDescriptor(name="big", input_price_per_m=Decimal(20), output_price_per_m=Decimal(20)),
+    ]
+    pool = ModelPool(models, client=FunctionModel(lambda req: f"answer from {req.model}"))
+
+    async def ask(question: str, ctx: ActionContext) -> str:
+        call = await call_model(
+            pool,
+            ctx,
+            [ChatMessage(role="user", content=question)],
+            default_model="cheap",
+            max_tokens=10,
+        )
+        answer = call.completion.content or ""
+        if "hard" in question and "cheap" in answer:
+            raise ValueError("wrong answer")
+        return answer
+
+    questions = [f"{'hard' if i % 3 == 0 else 'easy'} question {i}" for i in range(12)]
+    plan = Plan(
+        subtasks=tuple(
+            Subtask(id=f"q{i}", action="ask", arguments={"question": q})
+            for i, q in enumerate(questions)
+        )
+    )
+    selector = RouterSelector(RandomRouter(seed=7, pacing="none"), offload=False)
+    with RunStore(tmp_path / "runs.sqlite") as store:
+        orch = Orchestrator(
+            [FunctionTool(ask)],
+            StaticPlanner(plan),
+            model_selector=selector,
+            listeners=[store.listener()],
+        )
+        for _ in range(8):
+            result = await orch.run("quiz")
+            assert result.status == "failed" or result.ok, result.error
+        await store.aflush()
+        records = store.export_trajectories()
+    log = BanditLog.from_records(records, models)
+    assert len(log) == 96 and log.dropped == 0
+    assert np.allclose(log.propensity, 0.5)
+    assert log.candidates.all()  # both models were allowed at every step
+    hard = np.asarray(["hard" in t for t in log.texts])
+    chose_big = log.chosen == log.model_names.index("big")
+    assert (log.reward == np.where(hard & ~chose_big, 0.0, 1.0)).all()
+    big = evaluate_off_policy("big", FixedRouter("big"), log)
+    assert big.matched == int(chose_big.sum())
+    assert big.estimates["snips"].accuracy == 1.0
+    cheap = evaluate_off_policy("cheap", FixedRouter("cheap"), log)
+    assert cheap.estimates["snips"].accuracy == pytest.approx(1 - hard[~chose_big].mean())
+    assert cheap.estimates["ips"].accuracy == pytest.approx(2 * (~chose_big & ~hard).mean())

@@ -20,7 +20,7 @@ from paraloom.routing.persistence import (
     save_router,
 )
 from paraloom.routing.selector import RouterSelector, trajectory_record
-from paraloom.routing.simple import CheapestRouter, FixedRouter, OracleRouter
+from paraloom.routing.simple import CheapestRouter, FixedRouter, OracleRouter, RandomRouter
 from paraloom.routing.training import TrainingLog
 from paraloom.runtime.selection import ModelSelector, SelectionRequest
 
@@ -138,6 +138,11 @@ async def test_trajectory_record_from_a_routed_step() -> None:
     assert rec.context_text.startswith("python list loop")
     assert "assistant: calling a tool" in rec.context_text
     assert rec.propensity == 1.0 and rec.budget_left_usd == 0.5
+    # candidates are the propensity's support: what the budget rule left to the router
+    tight = _request(Decimal("0.001"))  # c's worst case (20 $/M) no longer fits
+    sel = await RouterSelector(RandomRouter(seed=1), offload=False).select(tight)
+    rec = trajectory_record(tight, sel, run_id="run-2", cost_usd=0.0001)
+    assert rec.candidates == ("a", "b") and rec.propensity == pytest.approx(0.5)
 
 
 def test_history_text_keeps_task_then_newest_turns_within_cap() -> None:
