@@ -1,7 +1,10 @@
 """The ``paraloom`` command line. Thin: parse, call the Python API, render.
 
 Exit codes: 0 ok, 1 the run failed, 2 bad input (configuration, arguments, no endpoint),
-130 interrupted (Ctrl-C; the run can be resumed from the store).
+130 interrupted (Ctrl-C; the run can be resumed from the store). With ``--json`` a
+command that fails before it has a result prints ``{"ok": false, "exit_code": N,
+"errors": [{"message", "file", "line", "column"}]}`` on stdout (and the human message on
+stderr), so scripts always get JSON.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import importlib.util
 import json
 import sys
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
@@ -32,7 +36,7 @@ from paraloom.config.build import (
     needs_of,
     open_project,
 )
-from paraloom.config.errors import ConfigError
+from paraloom.config.errors import ConfigError, ConfigProblem
 from paraloom.config.graph import workflow_graph
 from paraloom.config.load import LoadedConfig, load_config
 from paraloom.config.projection import project_workflow
@@ -68,15 +72,47 @@ StoreOpt = Annotated[
 ]
 
 
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}")
+_JSON_ERRORS: ContextVar[bool] = ContextVar("paraloom_cli_json_errors", default=False)
+"""Set by commands run with ``--json``: errors are also printed as a JSON document."""
+
+
+@app.callback()
+def _each_command() -> None:
+    _JSON_ERRORS.set(False)  # one invocation's --json must not leak into the next
+
+
+def _json_errors(enabled: bool) -> None:
+    _JSON_ERRORS.set(enabled)
+
+
+def _problems(problems: Sequence[ConfigProblem], code: int) -> NoReturn:
+    for p in problems:
+        err.print(f"[bold red]error:[/] {escape(str(p))}")
+    if _JSON_ERRORS.get():
+        doc = {
+            "ok": False,
+            "exit_code": code,
+            "errors": [
+                {
+                    "message": p.message,
+                    "file": p.mark.file if p.mark else None,
+                    "line": p.mark.line if p.mark else None,
+                    "column": p.mark.column if p.mark else None,
+                }
+                for p in problems
+            ],
+        }
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        sys.stdout.flush()
     raise typer.Exit(code)
 
 
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    _problems([ConfigProblem(None, message)], code)
+
+
 def _config_error(exc: ConfigError) -> NoReturn:
-    for p in exc.problems:
-        err.print(f"[bold red]error:[/] {escape(str(p))}")
-    raise typer.Exit(EXIT_BAD_INPUT)
+    _problems(exc.problems, EXIT_BAD_INPUT)
 
 
 def _load(files: Sequence[Path]) -> LoadedConfig:
@@ -143,6 +179,7 @@ def run(
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the run.")] = False,
 ) -> None:
     """Run a workflow with live progress, then print its output and a summary."""
+    _json_errors(as_json)
     files, workflow = _files_and_workflow(args)
     try:
         given = parse_inputs(input or [])
@@ -321,6 +358,7 @@ def resume(
     ] = False,
 ) -> None:
     """Continue a crashed, cancelled or failed run: finished subtasks are reused."""
+    _json_errors(as_json)
     from paraloom.store import RunNotFoundError, RunStore, StoreError
 
     try:
@@ -462,6 +500,7 @@ def runs_list(
 ) -> None:
     """Recorded runs, newest first. A run whose process died before it finished is
     ``crashed`` (resume it with ``paraloom resume ID``)."""
+    _json_errors(as_json)
     from paraloom.store import RunStore, StoreError
 
     try:
@@ -482,6 +521,7 @@ def runs_show(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Everything recorded about one run."""
+    _json_errors(as_json)
     from paraloom.store import RunNotFoundError, RunStore, StoreError
 
     try:

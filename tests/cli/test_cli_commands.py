@@ -89,6 +89,28 @@ def test_bad_input_exits_2(args: list[str], message: str) -> None:
     assert message in " ".join(result.stderr.split())
 
 
+def test_json_mode_reports_errors_as_json(tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("workflows:\n  w:\n    subtasks: [{id: a, action: nope}]\n", encoding="utf-8")
+    result = runner.invoke(app, ["run", str(f), "--json"])
+    assert result.exit_code == EXIT_BAD_INPUT
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and doc["exit_code"] == EXIT_BAD_INPUT
+    [problem] = doc["errors"]
+    assert (problem["file"], problem["line"], problem["column"]) == (str(f), 3, 32)
+    assert problem["message"].startswith("unknown action 'nope' in workflow 'w' (subtask 'a')")
+    assert "unknown action" in result.stderr  # humans still read stderr
+    bad_budget = json.loads(runner.invoke(app, ["run", PIPELINE, "--budget", "x", "--json"]).stdout)
+    assert bad_budget["errors"][0]["file"] is None
+    assert "expected dollars" in bad_budget["errors"][0]["message"]
+    missing = runner.invoke(app, ["runs", "show", "run_nope", "--json"])
+    assert missing.exit_code == EXIT_BAD_INPUT
+    assert "no run" in json.loads(missing.stdout)["errors"][0]["message"]
+    # without --json (even right after a --json invocation) stdout stays empty
+    plain = runner.invoke(app, ["run", str(f)])
+    assert plain.exit_code == EXIT_BAD_INPUT and plain.stdout == ""
+
+
 def test_no_endpoint_says_so_and_offers_dry_run() -> None:
     result = runner.invoke(app, ["run", RESEARCH])
     assert result.exit_code == EXIT_BAD_INPUT
