@@ -103,7 +103,10 @@ class RayExecutor:
     ``address``: the cluster to connect to (``"auto"``, ``"ray://host:10001"``, or
     ``None`` to start a local one) — used only if Ray is not initialised yet when the
     first remote call happens; ``init_kwargs`` go to ``ray.init``. ``remote_options``
-    go to ``.options()`` of every task (``num_cpus``, ``resources``, ``max_retries``…).
+    go to ``.options()`` of every task (``num_cpus``, ``resources``, ``max_retries``…);
+    ``action_options`` (action name → options) override them for one action's tasks,
+    e.g. ``{"train": {"num_cpus": 4, "memory": 2**31}}``; options Ray rejects make that
+    action's calls fail with a clear ``error`` result (nothing is submitted).
     ``remote`` narrows which eligible actions ship (default: all of them).
     """
 
@@ -113,6 +116,7 @@ class RayExecutor:
         address: str | None = None,
         init_kwargs: Mapping[str, Any] | None = None,
         remote_options: Mapping[str, Any] | None = None,
+        action_options: Mapping[str, Mapping[str, Any]] | None = None,
         remote: Callable[[Action], bool] | None = None,
         fallback: Executor | None = None,
         max_in_flight: int = 256,
@@ -124,6 +128,9 @@ class RayExecutor:
         self.address = address
         self.init_kwargs = dict(init_kwargs or {})
         self.remote_options: dict[str, Any] = {"max_retries": 0, **(remote_options or {})}
+        self.action_options: dict[str, dict[str, Any]] = {
+            name: {**self.remote_options, **opts} for name, opts in (action_options or {}).items()
+        }
         self.remote = remote
         self.fallback: Executor = fallback or InProcessExecutor()
         self.force_cancel = force_cancel
@@ -152,8 +159,9 @@ class RayExecutor:
         task = await self._ensure_started()
         async with self._in_flight:
             try:
-                ref = task.options(**self.remote_options).remote(action.func, kwargs)
-            except Exception as exc:  # e.g. the function or its arguments do not pickle
+                options = self.action_options.get(call.action, self.remote_options)
+                ref = task.options(**options).remote(action.func, kwargs)
+            except Exception as exc:  # bad options; the function or arguments do not pickle
                 return ActionResult.failure(
                     call,
                     "error",

@@ -79,6 +79,21 @@ def pid() -> int:
     return os.getpid()
 
 
+def _assigned_cpus() -> float:
+    """The CPUs Ray reserved for the running task."""
+    return float(ray.get_runtime_context().get_assigned_resources().get("CPU", 0.0))
+
+
+@tool
+def cpus() -> float:
+    return _assigned_cpus()
+
+
+@tool
+def cpus_x2() -> float:
+    return _assigned_cpus()
+
+
 @tool
 def fail_value(n: int) -> int:
     raise ValueError(f"bad n {n}")
@@ -290,3 +305,24 @@ async def test_context_tools_and_workflows_stay_in_process(ray_cluster: None) ->
     assert result.ok, result.error
     assert result.subtasks["ctx"].output == "run_fixed:1"
     assert result.subtasks["wf"].output != os.getpid()  # the nested pid tool went to Ray
+
+
+async def test_per_action_options_reach_ray(ray_cluster: None) -> None:
+    plan = Plan(
+        subtasks=(
+            Subtask(id="one", action="cpus"),
+            Subtask(id="two", action="cpus_x2"),
+            Subtask(id="bad", action="pid"),
+        )
+    )
+    executor = RayExecutor(
+        remote_options={"num_cpus": 1},
+        action_options={"cpus_x2": {"num_cpus": 2}, "pid": {"no_such_option": 1}},
+    )
+    orch = Orchestrator([cpus, cpus_x2, pid], StaticPlanner(plan), executor=executor)
+    result = await orch.run(None)
+    outputs = {sid: r.output for sid, r in result.subtasks.items()}
+    assert outputs["one"] == 1.0 and outputs["two"] == 2.0
+    bad = result.subtasks["bad"]
+    assert bad.status is ActionStatus.ERROR and bad.error is not None
+    assert "could not submit to Ray" in bad.error.message
