@@ -14,6 +14,7 @@ from paraloom.protocols.actions import (
 )
 from paraloom.protocols.events import (
     ActionFinished,
+    ActionProgress,
     ActionStarted,
     Event,
     LLMCallFinished,
@@ -37,6 +38,7 @@ __all__ = [
     "RESERVED_IDS",
     "ActionCall",
     "ActionFinished",
+    "ActionProgress",
     "ActionKind",
     "ActionResult",
     "ActionSpec",

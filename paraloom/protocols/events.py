@@ -19,6 +19,7 @@ from paraloom.protocols.plan import Plan
 
 __all__ = [
     "ActionFinished",
+    "ActionProgress",
     "ActionStarted",
     "Event",
     "LLMCallFinished",
@@ -142,6 +143,18 @@ class ActionFinished(_Event):
     result: ActionResult
 
 
+class ActionProgress(_Event):
+    """An action reported progress while running: e.g. a remote MCP tool's progress
+    notifications (``progress`` grows; ``total`` when known)."""
+
+    type: Literal["action_progress"] = "action_progress"
+    call_id: str
+    action: str
+    progress: float
+    total: float | None = None
+    message: str | None = None
+
+
 class LLMCallStarted(_Event):
     type: Literal["llm_call_started"] = "llm_call_started"
     llm_call_id: str
@@ -187,6 +200,7 @@ Event = Annotated[
     | SubtaskSkipped
     | ActionStarted
     | ActionFinished
+    | ActionProgress
     | LLMCallStarted
     | LLMCallFinished,
     Field(discriminator="type"),

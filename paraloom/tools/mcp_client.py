@@ -38,6 +38,7 @@ try:
     from mcp.client.streamable_http import streamable_http_client
     from mcp.server.lowlevel import Server
     from mcp.server.mcpserver import MCPServer
+    from mcp.shared.dispatcher import ProgressFnT
     from mcp.shared.exceptions import MCPError
     from mcp.shared.message import SessionMessage
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -48,7 +49,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from pydantic import JsonValue
 
 from paraloom.protocols.actions import ActionCall, ActionKind, ActionResult, ActionSpec
-from paraloom.runtime.context import ActionContext
+from paraloom.protocols.events import ActionProgress
+from paraloom.runtime.context import ActionContext, discard_event
 from paraloom.tools.actionset import ActionSet
 from paraloom.tools.mcp_config import MCPServerConfig, MCPToolOptions
 
@@ -481,7 +483,9 @@ class MCPToolset:
         result: mcp_types.CallToolResult | None = None
         try:
             with anyio.move_on_after(timeout):
-                result = await live.client.call_tool(remote_name, dict(call.arguments))
+                result = await live.client.call_tool(
+                    remote_name, dict(call.arguments), progress_callback=_progress(call, context)
+                )
         except MCPError as exc:
             return self._protocol_failure(exc, live, remote_name, call, started, timeout)
         except Exception as exc:
@@ -559,3 +563,25 @@ def _describe(exc: BaseException) -> str:
         return "; ".join(_describe(e) for e in exc.exceptions[:3])
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _progress(call: ActionCall, context: ActionContext) -> ProgressFnT | None:
+    """Forward the server's progress notifications for this call as
+    :class:`~paraloom.protocols.events.ActionProgress` events (none when nobody listens:
+    then no progress token is sent and the server sends nothing)."""
+    if context.emit is discard_event:
+        return None
+
+    async def forward(progress: float, total: float | None, message: str | None) -> None:
+        context.emit(
+            ActionProgress(
+                run_id=context.run_id,
+                call_id=call.call_id,
+                action=call.action,
+                progress=progress,
+                total=total,
+                message=message,
+            )
+        )
+
+    return forward

@@ -50,6 +50,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from paraloom.protocols.actions import ActionCall, ActionResult, ActionSpec, new_id
 from paraloom.protocols.events import (
+    ActionProgress,
     Event,
     PlanCreated,
     RoundFinished,
@@ -113,6 +114,9 @@ def progress_message(event: Event) -> str | None:
         return f"round {event.round} finished"
     if isinstance(event, RunFinished):
         return f"run {event.workflow} {event.status}"
+    if isinstance(event, ActionProgress):  # e.g. a remote MCP tool the workflow called
+        done = f"{event.progress:g}" + ("" if event.total is None else f"/{event.total:g}")
+        return f"{event.action}: {event.message or done}"
     return None
 
 

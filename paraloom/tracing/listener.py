@@ -31,6 +31,7 @@ from opentelemetry.util.types import AttributeValue
 from paraloom.protocols.actions import ActionKind, ActionResult, TokenUsage
 from paraloom.protocols.events import (
     ActionFinished,
+    ActionProgress,
     ActionStarted,
     Event,
     LLMCallFinished,
@@ -129,6 +130,7 @@ class TracingListener:
             SubtaskFinished: self._subtask_finished,
             ActionStarted: self._action_started,
             ActionFinished: self._action_finished,
+            ActionProgress: self._action_progress,
             LLMCallStarted: self._llm_started,
             LLMCallFinished: self._llm_finished,
         }
@@ -441,6 +443,17 @@ class TracingListener:
             if e.kind is ActionKind.TOOL:
                 attrs[GenAI.TOOL_CALL_ARGUMENTS] = self._content.json(e.arguments)
         self._start(e.call_id, e.run_id, name, ctx, e.ts, attrs, node_id=node)
+
+    def _action_progress(self, e: ActionProgress) -> None:
+        entry = self._open.get(e.call_id)
+        if entry is None:
+            return
+        attrs: Attrs = {"paraloom.progress": e.progress}
+        if e.total is not None:
+            attrs["paraloom.progress.total"] = e.total
+        if e.message:
+            attrs["paraloom.progress.message"] = self._content.text(e.message)[:1000]
+        entry.span.add_event("paraloom.action.progress", attrs, timestamp=_ns(e.ts))
 
     def _action_finished(self, e: ActionFinished) -> None:
         entry = self._pop(e.call_id)

@@ -21,6 +21,7 @@ from mcp import Client, MCPError, StdioServerParameters
 
 from paraloom.orchestrator import Orchestrator, StaticPlanner, WorkflowAction
 from paraloom.protocols import ActionCall, ActionStatus, Plan, Subtask
+from paraloom.protocols.events import ActionProgress, Event
 from paraloom.runtime.context import ActionContext
 from paraloom.tools import ActionSet, tool
 from paraloom.tools.mcp_client import MCPToolset
@@ -290,3 +291,27 @@ async def test_serve_http_serves_until_cancelled() -> None:
             tg.cancel_scope.cancel()  # graceful shutdown, then the task group ends
     finally:
         sock.close()
+
+
+async def test_toolset_forwards_remote_progress_as_events() -> None:
+    """paraloom calling paraloom over MCP: the served workflow's progress notifications
+    become ActionProgress events of the calling run (and span events when traced)."""
+    events: list[Event] = []
+    async with MCPToolset.in_process(create_mcp_server(build_actions())) as actions:
+        quadruple = actions.get("quadruple")
+        call = ActionCall(action="quadruple", arguments={"x": 5}, run_id="r1")
+        result = await quadruple.invoke(call, ActionContext(run_id="r1", emit=events.append))
+        assert result.ok and result.output == {"result": 20}
+        progress = [e for e in events if isinstance(e, ActionProgress)]
+        assert "round 1: planned 2 subtask(s)" in [e.message for e in progress]
+        assert "round 1: subtask second ok" in [e.message for e in progress]
+        assert [e.progress for e in progress] == list(range(1, len(progress) + 1))
+        assert {(e.run_id, e.call_id, e.action) for e in progress} == {
+            ("r1", call.call_id, "quadruple")
+        }
+        # nobody listening: no progress token is sent, the call is the same
+        quiet = await quadruple.invoke(
+            ActionCall(action="quadruple", arguments={"x": 1}, run_id="r2"),
+            ActionContext(run_id="r2"),
+        )
+        assert quiet.output == {"result": 4}
