@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from paraloom.protocols.events import (
+    ActionProgress,
     ActionStarted,
     Event,
     LLMCallFinished,
@@ -71,6 +72,8 @@ class _Row:
     started: float | None = None
     ended: float | None = None
     detail: str = ""
+    progress: str = ""
+    """The running action's latest progress report (``ActionProgress``)."""
 
 
 class RunView:
@@ -159,6 +162,11 @@ class RunView:
                 self._owner[e.call_id] = self._owner[e.parent_call_id]
             elif e.run_id in self._owner:
                 self._owner[e.call_id] = self._owner[e.run_id]
+        elif isinstance(e, ActionProgress):
+            owner = self._rows.get(self._owner.get(e.call_id, ""))
+            if owner is not None and owner.status in ("running", "retrying"):
+                done = f"{e.progress:g}" + ("" if e.total is None else f"/{e.total:g}")
+                owner.progress = f"{e.action}: {e.message or done}"
         elif isinstance(e, LLMCallStarted):
             key = self._owner.get(e.parent_call_id or "") or self._owner.get(e.run_id)
             if key is not None and key in self._rows:
@@ -213,7 +221,9 @@ class RunView:
         for r in rows:
             elapsed = "" if r.started is None else f"{(r.ended or now) - r.started:.2f}s"
             status = Text(r.status, style=_STYLE.get(r.status, "red"))
-            if r.detail and r.status not in ("ok", "running", "reused"):
+            if r.progress and r.status in ("running", "retrying"):
+                status.append(f" {r.progress[:60]}", style="dim")
+            elif r.detail and r.status not in ("ok", "running", "reused"):
                 status.append(f" {r.detail[:60]}", style="dim")
             elif r.detail and r.kind == "planner":
                 status.append(f" {r.detail}", style="dim")

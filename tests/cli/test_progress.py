@@ -153,3 +153,40 @@ def test_view_marks_reused_and_failed_subtasks() -> None:
     assert "error ValueError: bad row" in lines["b"]
     assert "skipped 'b' failed" in lines["c"]
     assert "3 subtasks (replayed)" in lines["round 1"]
+
+
+def test_view_shows_the_latest_progress_of_a_running_subtask() -> None:
+    from paraloom.protocols import (
+        ActionKind,
+        ActionProgress,
+        ActionStarted,
+        Plan,
+        PlanCreated,
+        RunStarted,
+        Subtask,
+        SubtaskStarted,
+    )
+
+    view = RunView()
+    view(RunStarted(run_id="r1", workflow="w"))
+    plan = Plan(subtasks=(Subtask(id="a", action="index"), Subtask(id="b", action="index")))
+    view(PlanCreated(run_id="r1", round=1, call_id="p1", plan=plan))
+    for sid in ("a", "b"):
+        view(SubtaskStarted(run_id="r1", round=1, subtask_id=sid, action="index"))
+        view(
+            ActionStarted(
+                run_id="r1",
+                call_id=f"c{sid}",
+                action="index",
+                kind=ActionKind.TOOL,
+                subtask_id=sid,
+            )
+        )
+    view(ActionProgress(run_id="r1", call_id="ca", action="index", progress=1, message="a1"))
+    view(ActionProgress(run_id="r1", call_id="ca", action="index", progress=2, message="a2"))
+    view(ActionProgress(run_id="r1", call_id="cb", action="index", progress=3, total=10))
+    view(ActionProgress(run_id="r1", call_id="unknown", action="x", progress=1))  # ignored
+    rows = [line for line in render(view).splitlines() if line.startswith("│")]
+    lines = {line.split("│")[1].strip(): line for line in rows}
+    assert "index: a2" in lines["a"] and "a1" not in lines["a"]
+    assert "index: 3/10" in lines["b"]
