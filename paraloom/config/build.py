@@ -354,6 +354,7 @@ async def _build(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> _
                 name=node,
                 max_rounds=wf.max_rounds,
                 max_concurrency=wf.max_concurrency,
+                action_limits=wf.action_limits,
                 default_policy=wf.policy,
                 budget_usd=wf.budget_usd,
             )

@@ -179,6 +179,8 @@ class _Checker:
         who = f"workflow {name!r}"
         if wf.policy is not None and wf.policy.fallback is not None:
             self.action_ref((*base, "policy", "fallback"), wf.policy.fallback, who, name)
+        for action in wf.action_limits:
+            self.action_ref((*base, "action_limits", action), action, who, name)
         if wf.planner == "llm":
             self.model_choice(base, f"the planner of {who}", wf.model, wf.router)
             for i, action in enumerate(wf.actions):

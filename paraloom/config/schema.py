@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import re
 from decimal import Decimal
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -284,6 +284,11 @@ class WorkflowConfig(BaseModel):
         le=1024,
         description="Subtask attempts in flight at once, over every concurrent run of this "
         "workflow (a nested workflow has its own limit).",
+    )
+    action_limits: dict[str, Annotated[int, Field(ge=1, le=1024)]] = Field(
+        default_factory=dict,
+        description="Attempts of one action in flight at once, over every concurrent run "
+        "of this workflow, e.g. {search: 2}.",
     )
     input: dict[str, JsonValue] = Field(
         default_factory=dict, description="Default input values (overridden by --input)."
