@@ -14,18 +14,22 @@ reopens the session, once per loss; if reopening fails, that call and all later 
 return an ``error`` result that says so. Nothing here raises out of ``invoke`` except
 cancellation.
 
+Opt-in, a server's resources and prompts become actions too (``resources=True``: one
+``read_resource`` action, URI in, contents out; ``prompts=True``: one ``prompt_<name>``
+action per prompt, its arguments in, its messages out); they share the session and its
+error handling. Progress notifications of a call become ``ActionProgress`` events.
+
 Needs the ``mcp`` extra: ``pip install "paraloom[mcp]"``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, TypedDict, Unpack
+from typing import Any, Literal, TypedDict, Unpack
 
 import anyio
 import anyio.abc
@@ -34,33 +38,48 @@ try:
     import httpx2
     import mcp_types
     from mcp import Client, StdioServerParameters, stdio_client
-    from mcp.client import Transport
     from mcp.client.streamable_http import streamable_http_client
     from mcp.server.lowlevel import Server
     from mcp.server.mcpserver import MCPServer
-    from mcp.shared.dispatcher import ProgressFnT
     from mcp.shared.exceptions import MCPError
-    from mcp.shared.message import SessionMessage
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         'MCP support needs the optional "mcp" extra: pip install "paraloom[mcp]"'
     ) from exc
 
-from pydantic import JsonValue
 
-from paraloom.protocols.actions import ActionCall, ActionKind, ActionResult, ActionSpec
-from paraloom.protocols.events import ActionProgress
-from paraloom.runtime.context import ActionContext, discard_event
+from paraloom.protocols.actions import ActionCall, ActionResult, ActionSpec
+from paraloom.runtime.context import ActionContext
 from paraloom.tools.actionset import ActionSet
 from paraloom.tools.mcp_config import MCPServerConfig, MCPToolOptions
+from paraloom.tools.mcp_convert import (
+    MAX_ERROR_CHARS,
+    normalize_prompt_result,
+    normalize_resource_result,
+    normalize_tool_result,
+    prompt_spec,
+    resource_reader_spec,
+    tool_spec,
+)
+from paraloom.tools.mcp_session import (
+    all_pages,
+    describe,
+    progress_forwarder,
+    time_limit,
+    watched,
+)
 
-__all__ = ["MCPConnectionError", "MCPTool", "MCPToolset", "ToolOptions", "normalize_tool_result"]
+__all__ = [
+    "MCPConnectionError",
+    "MCPTool",
+    "MCPToolset",
+    "Operation",
+    "ToolOptions",
+    "normalize_tool_result",
+]
 
 logger = logging.getLogger(__name__)
 
-_MAX_LIST_PAGES = 100
-_MAX_ERROR_CHARS = 2000
-_INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.\-]")
 
 _InProcessServer = Server[Any] | MCPServer
 _Target = MCPServerConfig | Server[Any] | MCPServer
@@ -76,6 +95,8 @@ class ToolOptions(TypedDict, total=False):
     call_timeout_s: float | None
     connect_timeout_s: float
     reconnect: bool
+    resources: bool
+    prompts: bool
 
 
 class MCPConnectionError(RuntimeError):
@@ -98,81 +119,26 @@ class _Live:
         self.stop = stop
 
 
-@asynccontextmanager
-async def _watched(transport: Transport, closed: anyio.Event) -> AsyncIterator[Any]:
-    """Pass a transport's streams through, setting ``closed`` when the read side ends
-    (for stdio: the server process exited)."""
-    async with transport as (read_stream, write_stream):
-        send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-
-        async def pump() -> None:
-            try:
-                async with send:
-                    async for message in read_stream:
-                        await send.send(message)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
-                pass
-            finally:
-                closed.set()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(pump)
-            try:
-                yield receive, write_stream
-            finally:
-                tg.cancel_scope.cancel()
-                await receive.aclose()
-
-
-def _sanitize(name: str) -> str:
-    return _INVALID_NAME_CHARS.sub("_", name)[:128] or "_"
-
-
-def _text_of(result: mcp_types.CallToolResult) -> str:
-    parts = [b.text for b in result.content if isinstance(b, mcp_types.TextContent)]
-    return "\n".join(parts)
-
-
-def _block_json(block: mcp_types.ContentBlock) -> JsonValue:
-    dumped: JsonValue = block.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return dumped
-
-
-def normalize_tool_result(
-    result: mcp_types.CallToolResult, call: ActionCall, started_at: float
-) -> ActionResult:
-    """An MCP ``CallToolResult`` as an :class:`ActionResult`.
-
-    ``isError`` → status ``error`` with the text content as message. Otherwise the
-    output is the structured content if any, else the text of a single text block, else
-    the list of content blocks as JSON objects (images keep their base64 data).
-    """
-    if result.is_error:
-        text = _text_of(result) or "the tool reported an error without a message"
-        return ActionResult.failure(
-            call, "error", "mcp_tool_error", text[:_MAX_ERROR_CHARS], started_at=started_at
-        )
-    output: JsonValue
-    if result.structured_content is not None:
-        output = result.structured_content
-    elif len(result.content) == 1 and isinstance(result.content[0], mcp_types.TextContent):
-        output = result.content[0].text
-    elif not result.content:
-        output = None
-    else:
-        output = [_block_json(b) for b in result.content]
-    return ActionResult.success(call, output, started_at=started_at)
+Operation = Literal["tool", "resource", "prompt"]
 
 
 class MCPTool:
-    """One tool of an MCP server, as an Action. Calls go through its toolset's session."""
+    """One tool of an MCP server — or its resource reader, or one of its prompts — as an
+    Action. Calls go through its toolset's session."""
 
-    __slots__ = ("_remote_name", "_spec", "_toolset")
+    __slots__ = ("_operation", "_remote_name", "_spec", "_toolset")
 
-    def __init__(self, toolset: MCPToolset, remote_name: str, spec: ActionSpec) -> None:
+    def __init__(
+        self,
+        toolset: MCPToolset,
+        remote_name: str,
+        spec: ActionSpec,
+        operation: Operation = "tool",
+    ) -> None:
         self._toolset = toolset
         self._remote_name = remote_name
         self._spec = spec
+        self._operation: Operation = operation
 
     @property
     def spec(self) -> ActionSpec:
@@ -180,13 +146,21 @@ class MCPTool:
 
     @property
     def remote_name(self) -> str:
-        """The tool's name on the server."""
+        """The tool's (or prompt's) name on the server."""
         return self._remote_name
+
+    @property
+    def operation(self) -> Operation:
+        return self._operation
 
     def __repr__(self) -> str:
         return f"MCPTool({self._spec.name!r} -> {self._toolset.name}:{self._remote_name!r})"
 
     async def invoke(self, call: ActionCall, context: ActionContext) -> ActionResult:
+        if self._operation == "resource":
+            return await self._toolset.read_resource(call, context)
+        if self._operation == "prompt":
+            return await self._toolset.get_prompt(self._remote_name, call, context)
         return await self._toolset.call_tool(self._remote_name, call, context)
 
 
@@ -220,6 +194,10 @@ class MCPToolset:
         """How many times the session was reopened after a lost connection."""
         self.tools: list[mcp_types.Tool] = []
         """The tools the server listed on entry (before filtering)."""
+        self.resources: list[mcp_types.Resource] = []
+        self.resource_templates: list[mcp_types.ResourceTemplate] = []
+        self.prompts: list[mcp_types.Prompt] = []
+        """Listed on entry when the options ask for resources / prompts."""
 
     # -- construction shortcuts (``options``: the fields of MCPToolOptions) ------------
 
@@ -292,7 +270,7 @@ class MCPToolset:
             self._tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(self._stop_all)
             self._live = await self._open()
-            self.tools = await self._list_tools(self._live)
+            await self._list_everything(self._live)
             return self._build_actions()
         except BaseException as exc:
             self._closed = True
@@ -301,7 +279,7 @@ class MCPToolset:
                 raise
             if isinstance(exc, Exception):
                 raise MCPConnectionError(
-                    f"could not start MCP server {self.name!r} ({self._where}): {_describe(exc)}"
+                    f"could not start MCP server {self.name!r} ({self._where}): {describe(exc)}"
                 ) from exc
             raise
 
@@ -364,7 +342,7 @@ class MCPToolset:
                     env=target.child_env() or None,
                     cwd=target.cwd,
                 )
-                server = _watched(stdio_client(params), closed)
+                server = watched(stdio_client(params), closed)
             else:
                 assert target.url is not None
                 http_client = httpx2.AsyncClient(
@@ -372,7 +350,7 @@ class MCPToolset:
                     timeout=httpx2.Timeout(self._options.connect_timeout_s, read=300.0),
                 )
                 await stack.enter_async_context(http_client)
-                server = _watched(
+                server = watched(
                     streamable_http_client(target.url, http_client=http_client), closed
                 )
         else:
@@ -385,17 +363,26 @@ class MCPToolset:
         await stack.enter_async_context(client)
         return client
 
-    async def _list_tools(self, live: _Live) -> list[mcp_types.Tool]:
-        tools: list[mcp_types.Tool] = []
-        cursor: str | None = None
-        with anyio.fail_after(self._options.connect_timeout_s):
-            for _ in range(_MAX_LIST_PAGES):
-                page = await live.client.list_tools(cursor=cursor)
-                tools.extend(page.tools)
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
-        return tools
+    async def _list_everything(self, live: _Live) -> None:
+        client, options = live.client, self._options
+        with anyio.fail_after(options.connect_timeout_s):
+            self.tools = await all_pages(client.list_tools, "tools")
+            offered = client.server_capabilities
+            for wanted, capability in (
+                ("resources", offered.resources),
+                ("prompts", offered.prompts),
+            ):
+                if getattr(options, wanted) and capability is None:
+                    raise MCPConnectionError(
+                        f"MCP server {self.name!r} offers no {wanted} ({wanted}: true was asked)"
+                    )
+            if options.resources:
+                self.resources = await all_pages(client.list_resources, "resources")
+                self.resource_templates = await all_pages(
+                    client.list_resource_templates, "resource_templates"
+                )
+            if options.prompts:
+                self.prompts = await all_pages(client.list_prompts, "prompts")
 
     def _build_actions(self) -> ActionSet:
         options = self._options
@@ -408,23 +395,18 @@ class MCPToolset:
                     f"{sorted(t.name for t in self.tools)}"
                 )
         actions: list[MCPTool] = []
+        prefix, server = options.prefix, self.name
         for tool in self.tools:
             if (wanted is not None and tool.name not in wanted) or tool.name in options.exclude:
                 continue
-            local = _sanitize(tool.name)
-            if options.prefix:
-                local = _sanitize(f"{options.prefix}_{local}")
-            schema = dict(tool.input_schema)
-            schema.pop("$schema", None)
-            spec = ActionSpec(
-                name=local,
-                description=tool.description or tool.title or "",
-                kind=ActionKind.TOOL,
-                input_schema=schema,
-                output_schema=tool.output_schema,
-                tags=frozenset({"mcp", f"mcp:{self.name}"}),
+            actions.append(MCPTool(self, tool.name, tool_spec(tool, server, prefix)))
+        if options.resources:
+            spec = resource_reader_spec(self.resources, self.resource_templates, server, prefix)
+            actions.append(MCPTool(self, "", spec, "resource"))
+        for prompt in self.prompts:
+            actions.append(
+                MCPTool(self, prompt.name, prompt_spec(prompt, server, prefix), "prompt")
             )
-            actions.append(MCPTool(self, tool.name, spec))
         return ActionSet(actions)
 
     async def _session(self) -> _Live:
@@ -454,7 +436,7 @@ class MCPToolset:
                 self._live = None
                 self._broken = (
                     f"the connection to MCP server {self.name!r} ({self._where}) was lost and "
-                    f"reconnecting failed: {_describe(exc)}"
+                    f"reconnecting failed: {describe(exc)}"
                 )
                 raise _Unavailable(self._broken) from None
             self.reconnects += 1
@@ -468,8 +450,62 @@ class MCPToolset:
     ) -> ActionResult:
         """Call a tool of this server by its server-side name; never raises (except
         cancellation)."""
+
+        async def send(client: Client, started: float) -> ActionResult:
+            progress = progress_forwarder(call, context)
+            result = await client.call_tool(
+                remote_name, dict(call.arguments), progress_callback=progress
+            )
+            return normalize_tool_result(result, call, started)
+
+        return await self._request(f"tool {remote_name!r}", call, context, send)
+
+    async def read_resource(self, call: ActionCall, context: ActionContext) -> ActionResult:
+        """Read the resource at ``call.arguments["uri"]``; never raises."""
+        uri = call.arguments.get("uri")
+        if not isinstance(uri, str) or not uri:
+            return ActionResult.failure(
+                call,
+                "error",
+                "invalid_arguments",
+                "'uri' must be a non-empty string",
+                started_at=time.time(),
+            )
+
+        async def send(client: Client, started: float) -> ActionResult:
+            return normalize_resource_result(await client.read_resource(uri), call, started)
+
+        return await self._request(f"resource {uri!r}", call, context, send)
+
+    async def get_prompt(self, name: str, call: ActionCall, context: ActionContext) -> ActionResult:
+        """Get the prompt ``name`` filled with ``call.arguments`` (strings); never raises."""
+        bad = sorted(k for k, v in call.arguments.items() if not isinstance(v, str))
+        if bad:
+            return ActionResult.failure(
+                call,
+                "error",
+                "invalid_arguments",
+                f"prompt arguments must be strings: {', '.join(bad)}",
+                started_at=time.time(),
+            )
+        arguments = {k: str(v) for k, v in call.arguments.items()}
+
+        async def send(client: Client, started: float) -> ActionResult:
+            return normalize_prompt_result(await client.get_prompt(name, arguments), call, started)
+
+        return await self._request(f"prompt {name!r}", call, context, send)
+
+    async def _request(
+        self,
+        what: str,
+        call: ActionCall,
+        context: ActionContext,
+        send: Callable[[Client, float], Awaitable[ActionResult]],
+    ) -> ActionResult:
+        """One request over the shared session, with the call's time limit; every
+        failure (timeout, lost connection, protocol error) becomes a result."""
         started = time.time()
-        timeout = _time_limit(self._options.call_timeout_s, call, context)
+        timeout = time_limit(self._options.call_timeout_s, call, context)
         if timeout is not None and timeout <= 0:
             return ActionResult.failure(
                 call, "timeout", "timeout", "no time left before the call", started_at=started
@@ -480,22 +516,20 @@ class MCPToolset:
             return ActionResult.failure(
                 call, "error", "mcp_unavailable", str(exc), started_at=started
             )
-        result: mcp_types.CallToolResult | None = None
+        result: ActionResult | None = None
         try:
             with anyio.move_on_after(timeout):
-                result = await live.client.call_tool(
-                    remote_name, dict(call.arguments), progress_callback=_progress(call, context)
-                )
+                result = await send(live.client, started)
         except MCPError as exc:
-            return self._protocol_failure(exc, live, remote_name, call, started, timeout)
+            return self._protocol_failure(exc, live, what, call, started, timeout)
         except Exception as exc:
             if live.closed.is_set():
-                return self._lost(remote_name, call, started)
+                return self._lost(what, call, started)
             return ActionResult.failure(
                 call,
                 "error",
                 "mcp_client_error",
-                f"calling MCP tool {remote_name!r} on {self.name!r} failed: {_describe(exc)}",
+                f"calling MCP {what} on {self.name!r} failed: {describe(exc)}",
                 started_at=started,
             )
         if result is None:
@@ -503,85 +537,48 @@ class MCPToolset:
                 call,
                 "timeout",
                 "timeout",
-                f"MCP tool {remote_name!r} on {self.name!r} did not answer within {timeout:g}s",
+                f"MCP {what} on {self.name!r} did not answer within {timeout:g}s",
                 started_at=started,
             )
-        return normalize_tool_result(result, call, started)
+        return result
 
     def _protocol_failure(
         self,
         exc: MCPError,
         live: _Live,
-        remote_name: str,
+        what: str,
         call: ActionCall,
         started: float,
         timeout: float | None,
     ) -> ActionResult:
         if exc.code == mcp_types.CONNECTION_CLOSED:
             live.closed.set()
-            return self._lost(remote_name, call, started)
+            return self._lost(what, call, started)
         if exc.code == mcp_types.REQUEST_TIMEOUT:
             return ActionResult.failure(
                 call,
                 "timeout",
                 "timeout",
-                f"MCP tool {remote_name!r} on {self.name!r} timed out: {exc.message}",
+                f"MCP {what} on {self.name!r} timed out: {exc.message}",
                 started_at=started,
             )
         return ActionResult.failure(
             call,
             "error",
             "mcp_error",
-            f"MCP server {self.name!r} rejected the call to {remote_name!r}: "
-            f"{exc.message[:_MAX_ERROR_CHARS]} (code {exc.code})",
+            f"MCP server {self.name!r} rejected the call to {what}: "
+            f"{exc.message[:MAX_ERROR_CHARS]} (code {exc.code})",
             started_at=started,
         )
 
-    def _lost(self, remote_name: str, call: ActionCall, started: float) -> ActionResult:
+    def _lost(self, what: str, call: ActionCall, started: float) -> ActionResult:
         then = "the session will be reopened" if self._options.reconnect else "reconnect is off"
         return ActionResult.failure(
             call,
             "retryable_error",
             "mcp_connection_lost",
             f"the connection to MCP server {self.name!r} ({self._where}) was lost during the "
-            f"call to {remote_name!r} (server process exited?); the call was not retried "
+            f"call to {what} (server process exited?); the call was not retried "
             f"and may or may not have run; {then} on the next call",
             started_at=started,
         )
-
-
-def _time_limit(limit: float | None, call: ActionCall, context: ActionContext) -> float | None:
-    candidates = [t for t in (limit, context.time_left()) if t is not None]
-    if call.deadline is not None:
-        candidates.append(call.deadline - time.time())
-    return min(candidates) if candidates else None
-
-
-def _describe(exc: BaseException) -> str:
-    """A one-line description of an exception (and of the leaves of a group)."""
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(e) for e in exc.exceptions[:3])
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _progress(call: ActionCall, context: ActionContext) -> ProgressFnT | None:
-    """Forward the server's progress notifications for this call as
-    :class:`~paraloom.protocols.events.ActionProgress` events (none when nobody listens:
-    then no progress token is sent and the server sends nothing)."""
-    if context.emit is discard_event:
-        return None
-
-    async def forward(progress: float, total: float | None, message: str | None) -> None:
-        context.emit(
-            ActionProgress(
-                run_id=context.run_id,
-                call_id=call.call_id,
-                action=call.action,
-                progress=progress,
-                total=total,
-                message=message,
-            )
-        )
-
-    return forward

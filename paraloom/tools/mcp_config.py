@@ -73,6 +73,16 @@ class MCPToolOptions(BaseModel):
         default=True,
         description="Reopen the session once after the connection was lost (server crash).",
     )
+    resources: bool = Field(
+        default=False,
+        description="Also expose a 'read_resource' action (uri → contents) that lists the "
+        "server's resources in its description.",
+    )
+    prompts: bool = Field(
+        default=False,
+        description="Also expose each of the server's prompts as an action "
+        "'prompt_<name>' (its arguments → its messages).",
+    )
 
 
 class MCPServerConfig(MCPToolOptions):

@@ -201,3 +201,32 @@ async def test_failed_reconnect_is_a_clear_error(everything: Path, tmp_path: Pat
     assert "reconnecting failed" in last.error.message
     assert "'everything'" in last.error.message
     assert toolset.reconnects == 0
+
+
+async def test_resources_and_prompts_of_the_reference_server(everything: Path) -> None:
+    toolset = MCPToolset.stdio(
+        "node", [str(everything), "stdio"], prefix="ev", resources=True, prompts=True
+    )
+    async with toolset as actions:
+        assert {"ev_read_resource", "ev_prompt_simple-prompt", "ev_prompt_args-prompt"} <= set(
+            actions.names
+        )
+        read = actions.get("ev_read_resource")
+        doc = str(toolset.resources[0].uri)
+        assert doc in read.spec.description
+        text = await read.invoke(call("ev_read_resource", uri=doc), CTX)
+        assert text.ok and isinstance(text.output, str) and text.output.startswith("#")
+        blob = await read.invoke(
+            call("ev_read_resource", uri="demo://resource/dynamic/blob/1"), CTX
+        )
+        assert blob.ok and isinstance(blob.output, list)
+        [part] = blob.output
+        assert isinstance(part, dict) and part["uri"] == "demo://resource/dynamic/blob/1"
+        assert isinstance(part["blob"], str) and part["blob"]  # base64
+        args = actions.get("ev_prompt_args-prompt")
+        assert args.spec.input_schema["required"] == ["city"]
+        got = await args.invoke(call("ev_prompt_args-prompt", city="Oslo", state="Viken"), CTX)
+        assert got.ok and isinstance(got.output, dict)
+        [message] = got.output["messages"]
+        assert isinstance(message, dict) and message["role"] == "user"
+        assert "Oslo" in str(message["content"]) and "Viken" in str(message["content"])
