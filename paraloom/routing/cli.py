@@ -195,7 +195,7 @@ def train_cmd(
     if not files["data"]:
         raise typer.BadParameter("--data needs at least one file")
     if all(f.endswith(".jsonl") for f in files["data"]):
-        log = _records_log(files["data"])  # multi-step trajectories keep their episodes
+        log = _records_log(files["data"], "--data")  # multi-step trajectories keep their episodes
         n = len(log.texts)
     else:
         ds = _load(files["data"], models, "--data")
@@ -246,17 +246,16 @@ def ope_cmd(
     files = _split_files(list(ctx.args), ("train", "test"))
     if not files["test"]:
         raise typer.BadParameter("--test needs at least one .jsonl log")
-    records: list[TrajectoryRecord] = []
     try:
-        for p in files["test"]:
-            records.extend(read_trajectories(resolve_data_path(p)))
-        log = BanditLog.from_records(records, list(ROUTERBENCH_MODELS.values()))
+        log = BanditLog.from_records(
+            _read_records(files["test"]), list(ROUTERBENCH_MODELS.values())
+        )
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(f"--test: {exc}") from None
     routers: dict[str, Router] = {}
     for path in load or []:
         try:
-            routers[f"{path.name}"] = load_router(path)
+            routers[path.name] = load_router(path)
         except (RouterConfigError, OSError, ValueError) as exc:
             raise typer.BadParameter(f"--load {path}: {exc}") from None
     names = [r.strip() for r in router.split(",") if r.strip()] if not load else []
@@ -266,7 +265,7 @@ def ope_cmd(
         if not files["train"]:
             raise typer.BadParameter("--train is needed to train routers (or use --load)")
         if all(f.endswith(".jsonl") for f in files["train"]):
-            train_log = _records_log(files["train"])
+            train_log = _records_log(files["train"], "--train")
         else:
             train_log = TrainingLog.from_dataset(_load(files["train"], models, "--train"))
         features = FeatureLayer()
@@ -302,14 +301,15 @@ def ope_cmd(
         typer.echo(f"{rep.router:<12} {rep.matched:7d} {rep.ess:7.1f} {cells}")
 
 
-def _records_log(paths: list[str]) -> TrainingLog:
-    records: list[TrajectoryRecord] = []
+def _read_records(paths: list[str]) -> list[TrajectoryRecord]:
+    return [r for p in paths for r in read_trajectories(resolve_data_path(p))]
+
+
+def _records_log(paths: list[str], what: str) -> TrainingLog:
     try:
-        for p in paths:
-            records.extend(read_trajectories(resolve_data_path(p)))
-        return TrainingLog.from_records(records, list(ROUTERBENCH_MODELS.values()))
+        return TrainingLog.from_records(_read_records(paths), list(ROUTERBENCH_MODELS.values()))
     except (ValueError, OSError) as exc:
-        raise typer.BadParameter(f"--data: {exc}") from None
+        raise typer.BadParameter(f"{what}: {exc}") from None
 
 
 def main() -> None:  # pragma: no cover - thin entry point

@@ -40,9 +40,8 @@ import numpy.typing as npt
 from paraloom.protocols.messages import ModelDescriptor
 from paraloom.routing.base import Router
 from paraloom.routing.cascade import is_cascade
-from paraloom.routing.datasets import RoutingDataset, estimate_tokens
-from paraloom.routing.features import ContextBatch
-from paraloom.routing.replay import argmax_allowed, pareto_frontier
+from paraloom.routing.datasets import RoutingDataset
+from paraloom.routing.replay import argmax_allowed, batch_of_texts, pareto_frontier
 from paraloom.routing.trajectory import TrajectoryRecord
 
 __all__ = [
@@ -347,13 +346,7 @@ MIN_FRONTIER_ESS = 10.0
 
 def router_targets(router: Router, log: BanditLog, knobs: Sequence[float | None]) -> list[IntArray]:
     """The router's choice on every row (among the row's candidates) at each knob."""
-    emb = router.features.embed(log.texts) if router.features is not None else None
-    batch = ContextBatch(
-        embeddings=emb,
-        input_tokens=np.asarray([estimate_tokens(t) for t in log.texts], dtype=np.int64),
-        query_ids=(None,) * len(log),
-    )
-    est = router.estimate(batch, log.models)
+    est = router.estimate(batch_of_texts(router, log.texts), log.models)
     return [argmax_allowed(router.utility(est, k), log.candidates) for k in knobs]
 
 
@@ -372,11 +365,12 @@ def evaluate_off_policy(
     targets = router_targets(router, log, [router.knob, *grid])
     qr = _reward_model(log, log.reward, folds, seed)
     qc = _reward_model(log, log.cost, folds, seed)
-    estimates, matched, ess = estimate_value(log, targets[0], q_reward=qr, q_cost=qc)
-    points = []
-    for knob, t in zip([router.knob, *grid], targets, strict=True):
-        e, _, k_ess = estimate_value(log, t, q_reward=qr, q_cost=qc)
-        points.append(OffPolicyPoint(knob, e["snips"].accuracy, e["snips"].mean_cost, k_ess))
+    results = [estimate_value(log, t, q_reward=qr, q_cost=qc) for t in targets]
+    estimates, matched, ess = results[0]  # the router's own knob
+    points = [
+        OffPolicyPoint(knob, e["snips"].accuracy, e["snips"].mean_cost, k_ess)
+        for knob, (e, _, k_ess) in zip([router.knob, *grid], results, strict=True)
+    ]
     usable = [p for p in points if p.ess >= MIN_FRONTIER_ESS and np.isfinite(p.accuracy)]
     frontier = pareto_frontier(usable)
     return OffPolicyReport(

@@ -45,6 +45,7 @@ __all__ = [
     "ReplayPoint",
     "RouterReport",
     "argmax_allowed",
+    "batch_of_texts",
     "best_single_model",
     "frontier_area",
     "multistep_replay",
@@ -83,9 +84,18 @@ class RouterReport:
 
 
 def batch_for(router: Router, ds: RoutingDataset) -> ContextBatch:
-    toks = np.asarray([estimate_tokens(t) for t in ds.texts], dtype=np.int64)
-    emb = router.features.embed(ds.texts) if router.features is not None else None
-    return ContextBatch(embeddings=emb, input_tokens=toks, query_ids=ds.query_ids)
+    return batch_of_texts(router, ds.texts, ds.query_ids)
+
+
+def batch_of_texts(
+    router: Router, texts: Sequence[str], query_ids: Sequence[str | None] | None = None
+) -> ContextBatch:
+    """The router's view of ``texts``: embeddings (if it has a feature layer), input-token
+    estimates and the logged query ids (none by default)."""
+    toks = np.asarray([estimate_tokens(t) for t in texts], dtype=np.int64)
+    emb = router.features.embed(texts) if router.features is not None else None
+    ids = tuple(query_ids) if query_ids is not None else (None,) * len(texts)
+    return ContextBatch(embeddings=emb, input_tokens=toks, query_ids=ids)
 
 
 def argmax_allowed(util: FloatArray, allowed: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
