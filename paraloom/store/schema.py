@@ -20,10 +20,11 @@ file) and a busy timeout; every write happens inside ``BEGIN IMMEDIATE … COMMI
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +36,7 @@ __all__ = [
     "Synchronous",
     "connect",
     "default_store_path",
+    "immediate",
 ]
 
 SCHEMA_VERSION = 1
@@ -217,9 +219,22 @@ def connect(
     return conn
 
 
-def _ensure_schema(conn: sqlite3.Connection) -> None:
+@contextlib.contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` around the block, ``ROLLBACK`` if it raises (the
+    writer thread's batch transaction is spelled out by hand: it is the hot path)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _ensure_schema(conn: sqlite3.Connection) -> None:
+    with immediate(conn):
         for statement in _DDL.split(";"):
             if statement.strip():
                 conn.execute(statement)
@@ -232,10 +247,6 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
             raise StoreError(
                 f"run store schema version {row[0]} is not supported (expected {SCHEMA_VERSION})"
             )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _retry_busy(fn: Callable[[], object], timeout_s: float) -> None:

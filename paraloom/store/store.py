@@ -74,7 +74,13 @@ from paraloom.runtime.context import Action, ActionContext
 from paraloom.store import reader
 from paraloom.store.apply import RunTags
 from paraloom.store.models import RunInfo, RunSummary
-from paraloom.store.schema import StoreError, Synchronous, connect, default_store_path
+from paraloom.store.schema import (
+    StoreError,
+    Synchronous,
+    connect,
+    default_store_path,
+    immediate,
+)
 from paraloom.store.trajectories import iter_trajectories
 from paraloom.store.writer import EventWriter
 
@@ -210,13 +216,8 @@ class RunStore:
             raise ValueError(f"score must be within [0, 1], got {score}")
         with self._reading(snapshot=False) as conn:
             full = reader.resolve_run_id(conn, run_id)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 conn.execute("UPDATE runs SET score = ? WHERE run_id = ?", (score, full))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
     # -- reading ------------------------------------------------------------------------
 

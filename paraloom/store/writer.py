@@ -38,7 +38,7 @@ from paraloom.store.apply import (
     install_triggers,
 )
 from paraloom.store.liveness import SessionLock, hostname
-from paraloom.store.schema import StoreError, Synchronous, connect
+from paraloom.store.schema import StoreError, Synchronous, connect, immediate
 
 __all__ = ["EventWriter"]
 
@@ -121,17 +121,12 @@ class EventWriter:
         return self._thread.is_alive()
 
     def _register(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self._conn):
             self._conn.execute(
                 "INSERT INTO sessions (session, host, pid, locked, started_at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (self.session, hostname(), os.getpid(), int(self._session_lock.held), time.time()),
             )
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
 
     def _unregister(self) -> None:
         self._conn.execute(
