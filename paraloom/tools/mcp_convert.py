@@ -145,15 +145,20 @@ def normalize_tool_result(
     return ActionResult.success(call, output, started_at=started_at)
 
 
+def _text_value(item: mcp_types.TextResourceContents) -> JsonValue:
+    """The text, parsed when its MIME type is ``application/json`` (and it parses)."""
+    if (item.mime_type or "").split(";")[0].strip() == "application/json":
+        with contextlib.suppress(ValueError):  # not JSON after all: keep the text
+            parsed: JsonValue = json.loads(item.text)
+            return parsed
+    return item.text
+
+
 def _contents_json(
     item: mcp_types.TextResourceContents | mcp_types.BlobResourceContents,
 ) -> JsonValue:
     if isinstance(item, mcp_types.TextResourceContents):
-        text: JsonValue = item.text
-        if (item.mime_type or "").split(";")[0].strip() == "application/json":
-            with contextlib.suppress(ValueError):  # not JSON after all: keep the text
-                text = json.loads(item.text)
-        return {"uri": str(item.uri), "mime_type": item.mime_type, "text": text}
+        return {"uri": str(item.uri), "mime_type": item.mime_type, "text": _text_value(item)}
     return {"uri": str(item.uri), "mime_type": item.mime_type, "blob": item.blob}
 
 
@@ -165,9 +170,7 @@ def normalize_resource_result(
     or several parts — gives the list of ``{uri, mime_type, text | blob}`` objects."""
     contents = result.contents
     if len(contents) == 1 and isinstance(contents[0], mcp_types.TextResourceContents):
-        only = _contents_json(contents[0])
-        assert isinstance(only, dict)
-        return ActionResult.success(call, only["text"], started_at=started_at)
+        return ActionResult.success(call, _text_value(contents[0]), started_at=started_at)
     return ActionResult.success(call, [_contents_json(c) for c in contents], started_at=started_at)
 
 
