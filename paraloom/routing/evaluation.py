@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from paraloom.routing.base import Estimate, Pacing, Router
-from paraloom.routing.cascade import CascadeArm, is_cascade, propose_arms, with_cascade_arms
+from paraloom.routing.cascade import CascadeArm, propose_arms, with_cascade_arms
 from paraloom.routing.cluster import ClusterRouter
 from paraloom.routing.datasets import RoutingDataset
 from paraloom.routing.features import FeatureLayer
@@ -52,17 +52,6 @@ class EvalReport:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def arm_points(ds: RoutingDataset) -> dict[str, ReplayPoint]:
-    out = {}
-    for j, m in enumerate(ds.models):
-        k = ds.known[:, j]
-        if is_cascade(m) and k.any():
-            out[m.name] = ReplayPoint(
-                None, float(ds.scores[k, j].mean()), float(ds.costs[k, j].mean())
-            )
-    return out
 
 
 def build_routers(
@@ -193,5 +182,5 @@ def evaluate(
         fit_seconds=fit_s,
         multistep=ms,
         cascades=[a.name for a in arms],
-        cascade_points=arm_points(test),
+        cascade_points=single_model_points(test, arms=True),
     )

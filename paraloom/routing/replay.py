@@ -124,14 +124,13 @@ def _point(ds: RoutingDataset, choice: npt.NDArray[np.int64], knob: float | None
     )
 
 
-def single_model_points(ds: RoutingDataset) -> dict[str, ReplayPoint]:
-    """Each real model's (accuracy, mean cost); cascade arms are not single models."""
+def single_model_points(ds: RoutingDataset, *, arms: bool = False) -> dict[str, ReplayPoint]:
+    """Each real model's (accuracy, mean cost) when always chosen; with ``arms``, each
+    cascade arm's instead (cascade arms are not single models)."""
     out = {}
     for j, name in enumerate(ds.model_names):
-        if is_cascade(ds.models[j]):
-            continue
         k = ds.known[:, j]
-        if k.any():
+        if is_cascade(ds.models[j]) == arms and k.any():
             out[name] = ReplayPoint(
                 None, float(ds.scores[k, j].mean()), float(ds.costs[k, j].mean())
             )
