@@ -2,6 +2,33 @@ from __future__ import annotations
 
 import pytest
 
+# The slow integration checks (real Phoenix, Ray, SIGKILLed processes, the reference MCP
+# server, the local model server, CLI subprocess end-to-end runs). A plain `pytest` leaves
+# them out so the default run stays quick; `pytest --integration` (what CI runs) selects
+# everything, and `-m EXPR` selects by marker as usual.
+INTEGRATION_MARKERS = ("slow", "ray", "phoenix", "node", "local_llm")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--integration",
+        action="store_true",
+        help="also run the slow integration checks (Phoenix, Ray, SIGKILL, MCP, local model)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--integration") or config.getoption("markexpr"):
+        return
+    keep: list[pytest.Item] = []
+    left_out: list[pytest.Item] = []
+    for item in items:
+        slow = any(item.get_closest_marker(m) for m in INTEGRATION_MARKERS)
+        (left_out if slow else keep).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = keep
+
 
 @pytest.fixture
 def anyio_backend() -> str:

@@ -23,7 +23,10 @@ import pytest
 from paraloom.store import RunStore
 from paraloom.store.liveness import sessions_dir
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL"),
+]
 
 DEADLINE_S = 60.0
 
