@@ -66,10 +66,20 @@ class HashingSVDEmbedder:
         self.seed = seed
         self.idf: FloatArray | None = None
         self.components: FloatArray | None = None
+        # components.T laid out C-contiguous once: a sparse @ (transposed view) product
+        # copies the whole (n_features x dim) matrix on every call otherwise.
+        self._projection: tuple[FloatArray, FloatArray] | None = None
 
     @property
     def dim(self) -> int:
         return self._dim
+
+    def _projection_matrix(self, components: FloatArray) -> FloatArray:
+        cached = self._projection
+        if cached is None or cached[0] is not components:
+            cached = (components, np.ascontiguousarray(components.T))
+            self._projection = cached
+        return cached[1]
 
     def _counts(self, texts: Sequence[str]) -> Any:
         from sklearn.feature_extraction.text import HashingVectorizer
@@ -114,7 +124,7 @@ class HashingSVDEmbedder:
         if self.idf is None or self.components is None:
             raise RuntimeError("HashingSVDEmbedder is not fitted; call fit(texts) first")
         xw = self._weighted(self._counts(texts))
-        z = np.asarray(xw @ self.components.T, dtype=np.float64)
+        z = np.asarray(xw @ self._projection_matrix(self.components), dtype=np.float64)
         return l2_normalise(z)
 
     def state(self) -> tuple[dict[str, Any], dict[str, FloatArray]]:

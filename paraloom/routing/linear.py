@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.linear_model import LogisticRegression, Ridge
 
 from paraloom.protocols.messages import ModelDescriptor
 from paraloom.routing.base import Estimate, Router
@@ -109,6 +108,8 @@ class LogisticRouter(Router):
         yy = np.concatenate([np.ones(len(y)), np.zeros(len(y))])
         ww = np.concatenate([y, 1.0 - y])
         keep = ww > 0
+        from sklearn.linear_model import LogisticRegression  # heavy: only when fitting
+
         model = LogisticRegression(C=self.c, max_iter=2000)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -117,6 +118,8 @@ class LogisticRouter(Router):
 
     def _fit_cost(self, x: FloatArray, cost: FloatArray, d: int) -> tuple[FloatArray, float]:
         scale = float(np.mean(cost)) or 1.0
+        from sklearn.linear_model import Ridge
+
         reg = Ridge(alpha=self.cost_alpha).fit(x, cost / scale)
         return np.asarray(reg.coef_, dtype=np.float64) * scale, float(reg.intercept_) * scale
 

@@ -1,0 +1,41 @@
+"""Start-up weight: every CLI command pays for what `import paraloom` and the CLI app
+import, so the heavy optional pieces (scikit-learn/SciPy for router training, Ray, MCP,
+Phoenix, OpenTelemetry exporters, matplotlib) are imported only by the code that uses them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("sklearn", "scipy", "ray", "mcp", "phoenix", "matplotlib", "opentelemetry.exporter")
+
+
+@pytest.mark.parametrize("module", ["paraloom", "paraloom.cli", "paraloom.routing"])
+def test_import_does_not_load_heavy_modules(module: str) -> None:
+    code = (
+        "import sys\n"
+        f"import {module}\n"
+        f"heavy = {HEAVY!r}\n"
+        "loaded = sorted(m for m in sys.modules if any(m == h or m.startswith(h + '.') "
+        "for h in heavy))\n"
+        "print(','.join(loaded))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "", f"import {module} loaded: {done.stdout.strip()}"
+
+
+def test_router_training_still_imports_sklearn_when_it_fits() -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from paraloom.routing.linear import LogisticRouter\n"
+        "assert 'sklearn' not in sys.modules\n"
+        "r = LogisticRouter()\n"
+        "q, b = r._fit_quality(np.eye(4), np.array([1.0, 0.0, 1.0, 0.5]), 4)\n"
+        "assert 'sklearn' in sys.modules and q.shape == (4,)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
