@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
-import networkx as nx
 from jsonschema import Draft202012Validator
 from pydantic import JsonValue
 
@@ -72,8 +72,6 @@ def validate_plan(
         if sid in earlier:
             problems.append(f"subtask {sid!r}: the id was used in an earlier round; pick a new one")
 
-    graph: nx.DiGraph[str] = nx.DiGraph()
-    graph.add_nodes_from(ids)
     deps: dict[str, set[str]] = {sid: set() for sid in ids}
     known_hint = ", ".join(sorted(in_plan | earlier)) or "(none)"
     for s in plan.subtasks:
@@ -111,15 +109,11 @@ def validate_plan(
                     f"subtask {s.id!r}: reference {text!r} names unknown subtask {ref.root!r}; "
                     f"known: {known_hint}"
                 )
-    for sid, ds in deps.items():
-        graph.add_edges_from((d, sid) for d in ds)
     order: tuple[str, ...] = ()
-    try:
-        order = tuple(nx.topological_sort(graph))
-    except nx.NetworkXUnfeasible:  # name the cycle (find_cycle is slow: only when needed)
-        cycle = nx.find_cycle(graph)
-        path = [u for u, _ in cycle] + [cycle[0][0]]
-        problems.append(f"dependency cycle: {' -> '.join(path)}")
+    try:  # a plain topological pass; networkx only to name a cycle
+        order = tuple(TopologicalSorter(deps).static_order())
+    except CycleError:
+        problems.append(f"dependency cycle: {_name_cycle(deps)}")
     if check_arguments:
         validators: dict[str, Draft202012Validator] = {}
         for s in plan.subtasks:
@@ -136,6 +130,17 @@ def validate_plan(
     if problems:
         raise PlanValidationError(problems)
     return ValidatedPlan(plan=plan, deps={k: frozenset(v) for k, v in deps.items()}, order=order)
+
+
+def _name_cycle(deps: Mapping[str, Collection[str]]) -> str:
+    import networkx as nx  # only on this error path: it is slow to import
+
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    graph.add_nodes_from(deps)
+    for sid, ds in deps.items():
+        graph.add_edges_from((d, sid) for d in ds)
+    cycle = nx.find_cycle(graph)
+    return " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
 
 
 def _argument_problems(subtask: Subtask, validator: Draft202012Validator) -> list[str]:
