@@ -161,8 +161,10 @@ def model_descriptors(config: ParaloomConfig) -> dict[str, ModelDescriptor]:
             model_id=m.model_id,
             input_price_per_m=m.input_price_per_m,
             output_price_per_m=m.output_price_per_m,
+            cached_input_price_per_m=m.cached_input_price_per_m,
             context_window=m.context_window,
             max_output_tokens=m.max_output_tokens,
+            tokenizer_bytes_per_token=m.tokenizer_bytes_per_token,
             latency_s=m.latency_s,
             description=m.description,
         )
@@ -235,6 +237,7 @@ class Project:
             self.budget_usd(override_usd),
             max_tokens=limits.max_tokens if limits else None,
             max_calls=limits.max_calls if limits else None,
+            on_abandoned=limits.on_abandoned if limits else "bill_worst_case",
         )
 
     def task(self, given: JsonValue = None) -> JsonValue:
