@@ -334,7 +334,8 @@ class _Attempts:
         if not self.open:
             return  # a retry's reservation failed: its abandoned attempt is reported
         with anyio.CancelScope(shield=True):
-            if self.bill_abandoned and abandoned_error(exc, self.sent):
+            abandoned = abandoned_error(exc, self.sent)
+            if abandoned and self.bill_abandoned:
                 await self._finish_abandoned(exc, latency_s)
                 return
             spent = exc.cost_usd if isinstance(exc, ModelError) else None
@@ -347,7 +348,9 @@ class _Attempts:
                     )
                 else:
                     await reservation.release()
-            self._finished(spent_usage, spent or Decimal(0), latency_s, _describe(exc))
+            self._finished(
+                spent_usage, spent or Decimal(0), latency_s, _describe(exc), abandoned=abandoned
+            )
 
     async def _finish_abandoned(self, exc: BaseException, latency_s: float) -> None:
         reservation = self.reservation

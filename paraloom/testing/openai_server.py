@@ -43,7 +43,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from paraloom.models.base import ModelRequest, ResponseFormat
 from paraloom.models.wire import WireRequest, message_from_wire
-from paraloom.protocols.actions import new_id
+from paraloom.protocols.actions import TokenUsage, new_id
 from paraloom.testing.replies import Fault, Malformed, Reply, Slow
 
 __all__ = ["OpenAITestServer", "RecordedRequest", "ServerReply"]
@@ -309,10 +309,19 @@ class OpenAITestServer:
                 "created": int(time.time()),
                 "model": reply.model or recorded.model,
                 "choices": [{"index": 0, "message": message, "finish_reason": reply.finish()}],
-                "usage": {
-                    "prompt_tokens": usage.input_tokens,
-                    "completion_tokens": usage.output_tokens,
-                    "total_tokens": usage.total_tokens,
-                },
+                "usage": _wire_usage(usage),
             }
         )
+
+
+def _wire_usage(usage: TokenUsage) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+    if usage.cached_input_tokens:
+        out["prompt_tokens_details"] = {"cached_tokens": usage.cached_input_tokens}
+    if usage.reasoning_tokens:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return out

@@ -39,6 +39,8 @@ class GenAI:
     RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
     USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
     USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+    USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+    USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
     AGENT_NAME = "gen_ai.agent.name"
     AGENT_ID = "gen_ai.agent.id"
     WORKFLOW_NAME = "gen_ai.workflow.name"
@@ -66,6 +68,8 @@ class OpenInference:
     LLM_TOKEN_PROMPT = "llm.token_count.prompt"
     LLM_TOKEN_COMPLETION = "llm.token_count.completion"
     LLM_TOKEN_TOTAL = "llm.token_count.total"
+    LLM_TOKEN_PROMPT_CACHE_READ = "llm.token_count.prompt_details.cache_read"
+    LLM_TOKEN_COMPLETION_REASONING = "llm.token_count.completion_details.reasoning"
     LLM_COST_TOTAL = "llm.cost.total"
     LLM_INPUT_MESSAGES = "llm.input_messages"
     LLM_OUTPUT_MESSAGES = "llm.output_messages"
@@ -102,6 +106,9 @@ class Paraloom:
     USAGE_INPUT_TOKENS = "paraloom.usage.input_tokens"
     USAGE_OUTPUT_TOKENS = "paraloom.usage.output_tokens"
     INCOMPLETE = "paraloom.incomplete"
+    ABANDONED = "paraloom.llm.abandoned"
+    USAGE_ANOMALY = "paraloom.usage_anomaly"
+    RUN_WARNINGS = "paraloom.run.warnings"
     ROUTING = "paraloom.routing"
 
 

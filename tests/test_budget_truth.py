@@ -1,0 +1,249 @@
+"""The budget against what the provider bills, over real HTTP: abandoned requests keep
+their worst case, one cost tally per run, usage checks, cached and reasoning tokens."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paraloom.agents import LLMAgent
+from paraloom.models import ModelPool, OpenAICompatible, RetryPolicy, call_model
+from paraloom.orchestrator import Orchestrator
+from paraloom.orchestrator.planner import StaticPlanner
+from paraloom.protocols.events import (
+    Event,
+    LLMCallFinished,
+    LLMCallStarted,
+    RunStarted,
+    UsageAnomaly,
+)
+from paraloom.protocols.messages import ChatMessage, ModelDescriptor
+from paraloom.protocols.plan import FailurePolicy, Plan, Subtask
+from paraloom.runtime.budget import Budget, BudgetExhausted
+from paraloom.runtime.context import ActionContext
+from paraloom.runtime.worst_case import measure_input, worst_case
+from paraloom.store import RunStore
+from paraloom.testing import Reply, Slow, tool_call
+from paraloom.testing.openai_server import OpenAITestServer, RecordedRequest
+from paraloom.tools import tool
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
+
+M = ModelDescriptor(
+    name="m",
+    input_price_per_m=Decimal(1),
+    output_price_per_m=Decimal(2),
+    cached_input_price_per_m=Decimal("0.25"),
+)
+MSGS = [ChatMessage(role="user", content="hello")]
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+@tool
+def ping() -> str:
+    """Answers pong."""
+    return "pong"
+
+
+def llm_calls(events: list[Event]) -> list[LLMCallFinished]:
+    return [e for e in events if isinstance(e, LLMCallFinished)]
+
+
+def client(server: OpenAITestServer, **kw: Any) -> OpenAICompatible:
+    kw.setdefault("retry", NO_RETRY)
+    return OpenAICompatible(server.base_url, "k", **kw)
+
+
+async def test_timed_out_turn_keeps_its_worst_case_and_the_run_reports_every_call(
+    tmp_path: Path,
+) -> None:
+    """The issue's minimal case: turn 1 is billed, turn 2 times out on the client. Before,
+    cost_usd was 0 (the failed subtask's) and the timed-out request was released."""
+    server = OpenAITestServer(
+        [
+            Reply.calls(tool_call("ping"), input_tokens=40, output_tokens=10),
+            Slow(30, Reply("late")),  # the provider finishes and bills it; the client left
+        ]
+    )
+    async with server.running(), client(server, timeout_s=0.3) as c:
+        pool = ModelPool([M], client=c)
+        agent = LLMAgent("a", instructions="Use ping.", model="m", pool=pool, actions=[ping])
+        plan = Plan(subtasks=(Subtask(id="s", action="a", arguments={"task": "go"}),))
+        events: list[Event] = []
+        budget = Budget("1.00")
+        with RunStore(tmp_path / "runs.sqlite") as store:
+            orch = Orchestrator([agent], StaticPlanner(plan), listeners=[store.listener()])
+            result = await orch.run("t", budget=budget, on_event=events.append)
+            await store.aflush()
+            stored = store.get_run(result.run_id)
+            store_total = store.llm_cost(result.run_id)
+    first, second = llm_calls(events)
+    assert first.cost_usd == M.cost(40, 10) and not first.abandoned
+    assert second.abandoned and second.error is not None and "timed out" in second.error
+    started = [e for e in events if isinstance(e, LLMCallStarted)]
+    assert second.cost_usd == started[1].reserved_usd > 0  # the worst case, held
+    assert budget.spent_usd == first.cost_usd + second.cost_usd
+    assert result.status == "failed"
+    assert result.cost_usd == budget.spent_usd == store_total == stored.cost_usd
+    [rec_first, rec_second] = stored.llm_call_records
+    assert not rec_first.abandoned and rec_second.abandoned
+    assert rec_second.cost_usd == second.cost_usd
+
+
+async def test_release_is_an_explicit_opt_out() -> None:
+    server = OpenAITestServer([Slow(30, Reply("late"))])
+    async with server.running(), client(server, timeout_s=0.2) as c:
+        budget = Budget("1.00", on_abandoned="release")
+        events: list[Event] = []
+        ctx = ActionContext(run_id="r", emit=events.append, budget=budget)
+        with pytest.raises(Exception, match="timed out"):
+            await call_model(ModelPool([M], client=c), ctx, MSGS, default_model="m")
+    [finished] = llm_calls(events)
+    assert finished.abandoned and finished.cost_usd == 0
+    assert budget.spent_usd == 0 and budget.reserved_usd == 0
+
+
+async def test_a_retry_after_a_billed_timeout_reserves_anew() -> None:
+    server = OpenAITestServer([Slow(30, Reply("late")), Reply("ok", input_tokens=5)])
+    retry = RetryPolicy(attempts=2, initial_wait_s=0)
+    async with server.running(), client(server, timeout_s=0.3, retry=retry) as c:
+        budget = Budget("1.00")
+        events: list[Event] = []
+        ctx = ActionContext(run_id="r", emit=events.append, budget=budget)
+        mc = await call_model(ModelPool([M], client=c), ctx, MSGS, default_model="m")
+    abandoned, ok = llm_calls(events)
+    started = [e for e in events if isinstance(e, LLMCallStarted)]
+    assert len(started) == 2 and abandoned.llm_call_id != ok.llm_call_id
+    assert abandoned.abandoned and abandoned.cost_usd == started[0].reserved_usd
+    assert ok.llm_call_id == mc.llm_call_id and not ok.abandoned
+    assert budget.spent_usd == abandoned.cost_usd + mc.cost_usd and budget.reserved_usd == 0
+    assert budget.calls_made == 2
+
+
+async def test_a_retry_that_no_longer_fits_is_not_sent() -> None:
+    server = OpenAITestServer([Slow(30, Reply("late")), Reply("ok")])
+    retry = RetryPolicy(attempts=3, initial_wait_s=0)
+    worst = worst_case(M, measure_input(MSGS), 100).usd
+    budget = Budget(worst * 3 / 2)  # one worst case fits, two do not
+    events: list[Event] = []
+    async with server.running(), client(server, timeout_s=0.3, retry=retry) as c:
+        ctx = ActionContext(run_id="r", emit=events.append, budget=budget)
+        with pytest.raises(BudgetExhausted):
+            await call_model(ModelPool([M], client=c), ctx, MSGS, default_model="m", max_tokens=100)
+        assert len(server.requests) == 1  # the timed-out request only: the retry was not sent
+    [started] = [e for e in events if isinstance(e, LLMCallStarted)]
+    [finished] = llm_calls(events)
+    assert finished.abandoned and started.reserved_usd == worst
+    assert budget.spent_usd == worst and budget.reserved_usd == 0
+
+
+async def test_cancelled_sibling_is_billed_and_counted() -> None:
+    """A sibling's failure (on_failure: fail) cancels an in-flight LLM call: the
+    provider still bills it, so its worst case stays spent and is in the run's cost."""
+
+    def handler(req: RecordedRequest) -> Reply | Slow:
+        return Slow(30, Reply("late")) if "slow" in req.system else Reply("x")
+
+    @tool
+    def boom() -> str:
+        """Fails."""
+        raise RuntimeError("boom")
+
+    server = OpenAITestServer(handler=handler)
+    async with server.running(), client(server, timeout_s=20) as c:
+        pool = ModelPool([M], client=c)
+        slow = LLMAgent("slow", instructions="slow", model="m", pool=pool)
+        plan = Plan(
+            subtasks=(
+                Subtask(id="s", action="slow", arguments={"task": "go"}),
+                Subtask(
+                    id="b", action="boom", arguments={}, policy=FailurePolicy(on_failure="fail")
+                ),
+            )
+        )
+        events: list[Event] = []
+        budget = Budget("1.00")
+        orch = Orchestrator([slow, boom], StaticPlanner(plan))
+        result = await orch.run("t", budget=budget, on_event=events.append)
+    [finished] = llm_calls(events)
+    assert finished.abandoned and finished.error == "cancelled" and finished.cost_usd > 0
+    assert result.status == "failed"
+    assert result.cost_usd == budget.spent_usd == finished.cost_usd
+
+
+async def test_lying_usage_is_an_anomaly_charged_as_billed_and_never_plain_ok(
+    tmp_path: Path,
+) -> None:
+    """The provider reports 10x the max_tokens it was sent: the call is charged what was
+    reported, a usage_anomaly event is emitted and recorded, and the run, whose spend
+    passed its limit, finishes with status 'warning' (not 'ok')."""
+
+    def liar(req: RecordedRequest) -> Reply:
+        cap = req.body.max_tokens or 1
+        return Reply("x", input_tokens=3, output_tokens=cap * 10)
+
+    server = OpenAITestServer(handler=liar)
+    async with server.running(), client(server) as c:
+        pool = ModelPool([M], client=c)
+        agent = LLMAgent("a", instructions="Be brief.", model="m", pool=pool, max_tokens=50)
+        plan = Plan(subtasks=(Subtask(id="s", action="a", arguments={"task": "go"}),))
+        events: list[Event] = []
+        budget = Budget(Decimal("0.0005"))  # fits the worst case, not 10x the output
+        with RunStore(tmp_path / "runs.sqlite") as store:
+            orch = Orchestrator([agent], StaticPlanner(plan), listeners=[store.listener()])
+            result = await orch.run("t", budget=budget, on_event=events.append)
+            await store.aflush()
+            stored = store.get_run(result.run_id)
+            recorded = [e for e in store.events(result.run_id) if isinstance(e, UsageAnomaly)]
+    [anomaly] = [e for e in events if isinstance(e, UsageAnomaly)]
+    assert anomaly.usage.output_tokens == 500 and anomaly.max_tokens_sent == 50
+    assert "completion_tokens 500 > max_tokens sent 50" in anomaly.reasons[0]
+    [finished] = llm_calls(events)
+    assert finished.cost_usd == M.cost(3, 500) == budget.spent_usd > budget.limit_usd
+    assert finished.usage_anomaly is not None
+    assert result.status == "warning" and not result.ok
+    assert any("usage_anomaly" in w for w in result.warnings)
+    assert any("budget exceeded" in w for w in result.warnings)
+    assert stored.status == "warning" and len(stored.warnings) == 2
+    assert stored.llm_call_records[0].usage_anomaly == finished.usage_anomaly
+    assert recorded == [anomaly]
+
+
+async def test_prompt_tokens_above_the_input_bound_are_an_anomaly() -> None:
+    server = OpenAITestServer([Reply("x", input_tokens=10_000, output_tokens=1)])
+    async with server.running(), client(server) as c:
+        events: list[Event] = []
+        ctx = ActionContext(run_id="r", emit=events.append, budget=Budget("1"))
+        mc = await call_model(ModelPool([M], client=c), ctx, MSGS, default_model="m")
+    [anomaly] = [e for e in events if isinstance(e, UsageAnomaly)]
+    assert "prompt_tokens 10000 > input bound" in anomaly.reasons[0]
+    assert mc.cost_usd == M.cost(10_000, 1)
+
+
+async def test_cached_and_reasoning_tokens_are_read_and_priced_exactly(tmp_path: Path) -> None:
+    reply = Reply("ok", input_tokens=9, output_tokens=7, cached_tokens=6, reasoning_tokens=5)
+    server = OpenAITestServer([reply])
+    async with server.running(), client(server) as c:
+        events: list[Event] = []
+        with RunStore(tmp_path / "runs.sqlite") as store:
+            listener = store.listener()
+
+            def emit(event: Event) -> None:
+                events.append(event)
+                listener(event)
+
+            ctx = ActionContext(run_id="r", emit=emit, budget=Budget("1"))
+            listener(RunStarted(run_id="r", workflow="w"))
+            mc = await call_model(ModelPool([M], client=c), ctx, MSGS, default_model="m")
+            await store.aflush()
+            [rec] = store.get_run("r").llm_call_records
+    assert mc.usage.cached_input_tokens == 6 and mc.usage.reasoning_tokens == 5
+    # 3 uncached at $1/M + 6 cached at $0.25/M + 7 output (5 of them reasoning) at $2/M
+    assert mc.cost_usd == (Decimal(3) + Decimal("1.5") + Decimal(14)) / 1_000_000
+    [finished] = llm_calls(events)
+    assert finished.usage.cached_input_tokens == 6 and finished.cost_usd == mc.cost_usd
+    assert (rec.cached_input_tokens, rec.reasoning_tokens) == (6, 5)
+    assert rec.cost_usd == mc.cost_usd
