@@ -247,3 +247,24 @@ async def test_cached_and_reasoning_tokens_are_read_and_priced_exactly(tmp_path:
     assert finished.usage.cached_input_tokens == 6 and finished.cost_usd == mc.cost_usd
     assert (rec.cached_input_tokens, rec.reasoning_tokens) == (6, 5)
     assert rec.cost_usd == mc.cost_usd
+
+
+def test_on_abandoned_in_yaml(tmp_path: Path) -> None:
+    from paraloom.config import ConfigError, load_config
+    from paraloom.config.build import Project
+
+    f = tmp_path / "flow.yaml"
+    head = "tools:\n  ping: {python: 'json:dumps'}\nworkflows:\n  main:\n"
+    head += "    subtasks: [{id: a, action: ping, arguments: {obj: 1}}]\n"
+    f.write_text(head + "budget: {usd: 1, on_abandoned: release}\n", encoding="utf-8")
+    loaded = load_config(f)
+    project = Project(loaded, "main", None, None, None, None, None)  # type: ignore[arg-type]
+    assert project.new_budget().on_abandoned == "release"
+    f.write_text(head + "budget: 1\n", encoding="utf-8")
+    project.loaded = load_config(f)
+    assert project.new_budget().on_abandoned == "bill_worst_case"
+    f.write_text(head + "budget: {usd: 1, on_abandoned: forget}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(f)
+    [problem] = info.value.problems
+    assert str(problem).startswith(f"{f}:6:") and "on_abandoned" in str(problem)
