@@ -117,7 +117,8 @@ def _error(
 
 class OpenAITestServer:
     """See the module docstring. ``api_key``: when set, requests must carry it as a
-    bearer token (else 401, like OpenAI)."""
+    bearer token (else 401, like OpenAI). ``ledger``: served as JSON at
+    ``GET /v1/ledger`` (see :mod:`paraloom.testing.provider`)."""
 
     def __init__(
         self,
@@ -126,7 +127,9 @@ class OpenAITestServer:
         handler: Handler | None = None,
         api_key: str | None = None,
         startup_timeout_s: float = 10.0,
+        ledger: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        self._ledger = ledger
         self._script: deque[ServerReply] = deque(replies)
         self._handler = handler
         self._api_key = api_key
@@ -236,8 +239,14 @@ class OpenAITestServer:
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
+                Route("/v1/ledger", self._ledger_view, methods=["GET"]),
             ]
         )
+
+    async def _ledger_view(self, request: Request) -> Response:
+        if self._ledger is None:
+            return _error(404, "this test server keeps no ledger", "not_found")
+        return JSONResponse(self._ledger())
 
     async def _models(self, request: Request) -> Response:
         seen = sorted({r.model for r in self.requests})
