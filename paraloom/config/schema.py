@@ -113,6 +113,18 @@ class ModelConfig(BaseModel):
         "every run, agent and cascade of the loaded configuration (waits between retries "
         "hold no slot). Default: no limit.",
     )
+    rpm: int | None = Field(
+        default=None,
+        ge=1,
+        description="The provider's requests-per-minute limit: requests wait for it instead "
+        "of collecting 429s (shared by every run and cascade of the configuration).",
+    )
+    tpm: int | None = Field(
+        default=None,
+        ge=1,
+        description="The provider's tokens-per-minute limit (a request counts its input "
+        "bound plus max_tokens).",
+    )
     description: str = ""
 
 

@@ -63,6 +63,8 @@ class ModelDescriptor(BaseModel):
         "token per byte, the true bound of byte-level BPE. See paraloom.runtime.worst_case.",
     )
     latency_s: float | None = Field(default=None, ge=0)
+    rpm: int | None = Field(default=None, ge=1, description="Provider requests/minute limit.")
+    tpm: int | None = Field(default=None, ge=1, description="Provider tokens/minute limit.")
     description: str = ""
 
     @property
