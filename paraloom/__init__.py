@@ -58,9 +58,13 @@ from paraloom.runtime import (
     ActionContext,
     Budget,
     BudgetExhausted,
+    InputSize,
     ModelSelector,
     Selection,
     SelectionRequest,
+    WorstCase,
+    measure_input,
+    worst_case,
 )
 from paraloom.tools import (
     ActionSet,
