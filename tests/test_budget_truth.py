@@ -13,6 +13,7 @@ from paraloom.agents import LLMAgent
 from paraloom.models import ModelPool, OpenAICompatible, RetryPolicy, call_model
 from paraloom.orchestrator import Orchestrator
 from paraloom.orchestrator.planner import StaticPlanner
+from paraloom.protocols.actions import ActionStatus
 from paraloom.protocols.events import (
     Event,
     LLMCallFinished,
@@ -268,3 +269,73 @@ def test_on_abandoned_in_yaml(tmp_path: Path) -> None:
         load_config(f)
     [problem] = info.value.problems
     assert str(problem).startswith(f"{f}:6:") and "on_abandoned" in str(problem)
+
+
+async def test_nested_workflow_and_retried_attempts_are_in_the_one_tally(tmp_path: Path) -> None:
+    """Outer run: a nested workflow (an agent inside) and an agent subtask whose first
+    attempt fails after a billed turn and is retried. cost_usd == every call's cost ==
+    the store's sum over the run and its nested run == the store's run cost."""
+    from paraloom import WorkflowAction
+
+    calls = {"n": 0}
+
+    def handler(req: RecordedRequest) -> Any:
+        calls["n"] += 1
+        if "flaky" in req.system and calls["n"] <= 3 and req.body.tools:
+            return Reply.calls(tool_call("nope"), input_tokens=12, output_tokens=5)
+        return Reply("done", input_tokens=8, output_tokens=4)
+
+    server = OpenAITestServer(handler=handler)
+    async with server.running(), client(server) as c:
+        pool = ModelPool([M], client=c)
+        inner_agent = LLMAgent("inner_agent", instructions="inner", model="m", pool=pool)
+        inner = Orchestrator(
+            [inner_agent],
+            StaticPlanner(
+                Plan(
+                    subtasks=(
+                        Subtask(
+                            id="i", action="inner_agent", arguments={"task": {"from": "input"}}
+                        ),
+                    )
+                )
+            ),
+            name="inner",
+        )
+        flaky = LLMAgent(
+            "flaky", instructions="flaky", model="m", pool=pool, actions=[ping], max_turns=1
+        )
+        plan = Plan(
+            subtasks=(
+                Subtask(id="w", action="inner", arguments={"task": "go"}),
+                Subtask(
+                    id="f",
+                    action="flaky",
+                    arguments={"task": "go"},
+                    policy=FailurePolicy(
+                        retries=2,
+                        retry_on=frozenset(ActionStatus),
+                        backoff_initial_s=0,
+                        backoff_jitter_s=0,
+                    ),
+                ),
+            )
+        )
+        events: list[Event] = []
+        budget = Budget("1.00")
+        with RunStore(tmp_path / "runs.sqlite") as store:
+            orch = Orchestrator(
+                [WorkflowAction(inner), flaky], StaticPlanner(plan), listeners=[store.listener()]
+            )
+            result = await orch.run("t", budget=budget, on_event=events.append)
+            await store.aflush()
+            store_total = store.llm_cost(result.run_id)
+            stored_cost = store.get_run(result.run_id).cost_usd
+    finished = llm_calls(events)
+    assert result.status == "ok", (result.error, result.warnings)
+    assert result.subtasks["f"].attempt == 3
+    assert len(finished) == 4  # the nested agent's call and three flaky attempts
+    assert {e.run_id for e in finished} != {result.run_id}  # the nested run's own id too
+    total = sum((e.cost_usd for e in finished), Decimal(0))
+    assert result.cost_usd == total == budget.spent_usd == store_total == stored_cost
+    assert result.cost_usd > sum((r.cost_usd for r in result.subtasks.values()), Decimal(0))
