@@ -160,7 +160,7 @@ class _Projector:
         kind: StepKind,
         messages: list[ChatMessage],
         cap: int,
-        extra_bytes: int = 0,
+        size: InputSize,
     ) -> str | None:
         if self.selector is None:
             return fixed or (next(iter(self.models), None))
@@ -172,7 +172,7 @@ class _Projector:
                 max_output_tokens=cap,
                 agent=who,
                 budget_left_usd=self.budget,
-                input_size=measure_input(messages) + InputSize(extra_bytes, 0),
+                input_size=size,
                 max_tokens=cap,
             )
         )
@@ -189,9 +189,9 @@ class _Projector:
         worst_calls: int,
         extra_tokens: int = 0,
     ) -> _Tally:
-        name = await self._model(who, fixed, kind, messages, max_tokens, extra_bytes)
-        tin = estimate_tokens(messages) + -(-extra_bytes // 3) + extra_tokens
         size = measure_input(messages) + InputSize(extra_bytes, extra_tokens)
+        name = await self._model(who, fixed, kind, messages, max_tokens, size)
+        tin = estimate_tokens(messages) + -(-extra_bytes // 3) + extra_tokens
         tout = min(REPLY_TOKENS, max_tokens)
         if name is None or name not in self.models:
             return _Tally(models=[], calls=1, tin=tin, tout=tout)

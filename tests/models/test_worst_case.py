@@ -3,6 +3,7 @@ cascade pricing agree, and the input side is a true bound."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -182,3 +183,28 @@ def test_yaml_ratio_is_validated_and_reaches_the_descriptor(tmp_path: Path) -> N
     d = model_descriptors(load_config(f).config)["small"]
     assert d.tokenizer_bytes_per_token == Decimal("2.5")
     assert d.cached_input_price_per_m == Decimal("0.075")
+
+
+def test_dry_run_worst_case_is_the_reservation_s(tmp_path: Path) -> None:
+    """--dry-run's worst case of an agent turn is worst_case() of the same messages."""
+    import anyio
+
+    from paraloom.config.projection import project_workflow
+
+    f = tmp_path / "flow.yaml"
+    f.write_text(
+        "models:\n  m: {model_id: x, input_price_per_m: 1, output_price_per_m: 2}\n"
+        "agents:\n  a: {instructions: 'Réponds en japonais.', model: m, max_tokens: 50,"
+        " max_turns: 3}\n"
+        "workflows:\n  main:\n    subtasks: [{id: s, action: a, arguments: {task: 東京}}]\n",
+        encoding="utf-8",
+    )
+    loaded = load_config(f)
+    projection = anyio.run(lambda: project_workflow(loaded, "main"))
+    [step] = projection.steps
+    d = model_descriptors(loaded.config)["m"]
+    msgs = [
+        ChatMessage(role="system", content="Réponds en japonais."),
+        ChatMessage(role="user", content=json.dumps({"task": "東京"})),  # as the dry-run sees it
+    ]
+    assert step.worst_case_cost_usd == worst_case(d, measure_input(msgs), 50).usd * 3
