@@ -339,3 +339,39 @@ async def test_nested_workflow_and_retried_attempts_are_in_the_one_tally(tmp_pat
     total = sum((e.cost_usd for e in finished), Decimal(0))
     assert result.cost_usd == total == budget.spent_usd == store_total == stored_cost
     assert result.cost_usd > sum((r.cost_usd for r in result.subtasks.values()), Decimal(0))
+
+
+async def test_a_resumed_run_counts_what_earlier_sessions_spent(tmp_path: Path) -> None:
+    """Session 1: an LLM subtask is billed, a tool fails. Session 2 reuses the LLM
+    subtask and reruns the tool: the run's cost is both sessions' calls, as in the store."""
+    broken = {"on": True}
+
+    @tool
+    def check(text: str) -> str:
+        """Fails while broken."""
+        if broken["on"]:
+            raise RuntimeError("broken")
+        return text
+
+    server = OpenAITestServer(handler=lambda r: Reply("hi", input_tokens=8, output_tokens=2))
+    async with server.running(), client(server) as c:
+        pool = ModelPool([M], client=c)
+        agent = LLMAgent("a", instructions="Greet.", model="m", pool=pool)
+        plan = Plan(
+            subtasks=(
+                Subtask(id="g", action="a", arguments={"task": "greet"}),
+                Subtask(id="c", action="check", arguments={"text": {"from": "g.output"}}),
+            )
+        )
+        with RunStore(tmp_path / "runs.sqlite") as store:
+            orch = Orchestrator([agent, check], StaticPlanner(plan), listeners=[store.listener()])
+            first = await orch.run("t", budget=Budget("1"))
+            await store.aflush()
+            assert first.status == "failed" and first.cost_usd == M.cost(8, 2)
+            broken["on"] = False
+            again = await orch.run("t", budget=Budget("1"), resume=store.resume_state(first.run_id))
+            await store.aflush()
+            stored = store.get_run(first.run_id)
+            total = store.llm_cost(first.run_id)
+    assert again.status == "ok" and len(server.requests) == 1  # the LLM subtask was reused
+    assert again.cost_usd == first.cost_usd == total == stored.cost_usd
