@@ -21,6 +21,12 @@ realistic count. The realistic count is the ``o200k_base`` (GPT-4o) token count 
 OpenAI's framing when the optional ``bpe-openai`` package is importable (it ships the
 vocabulary); else ~1 token per 4 characters plus framing (said so in the output).
 
+Part 3 — how pacing copes: multi-step replay of a k-NN router on RouterBench (ARC +
+Winogrande, ``max_tokens`` 16, 300 workflows of 4 steps, budgets a fraction of the best
+single model's logged cost) with the true bound vs the old 3 bytes/token: success rate,
+workflows stopped because no worst case fitted, and workflows whose *logged* spend
+passed the budget.
+
     python benchmarks/budget_truth.py --runs 20 --seeds 3
 """
 
@@ -145,6 +151,52 @@ def headroom(data_dir: Path) -> None:
         )
 
 
+def pacing(data_dir: Path) -> None:
+    from dataclasses import replace
+
+    from paraloom.routing.datasets import load_dataset, stratified_split
+    from paraloom.routing.embeddings import HashingSVDEmbedder
+    from paraloom.routing.features import FeatureLayer
+    from paraloom.routing.knn import KNNRouter
+    from paraloom.routing.replay import multistep_replay
+    from paraloom.routing.training import TrainingLog
+
+    files = sorted(glob.glob(str(data_dir / "routerbench" / "*.csv")))
+    files = [f for f in files if "mbpp" not in f]
+    if not files:
+        print(f"Part 3: no RouterBench CSV under {data_dir}/routerbench: skipped")
+        return
+    train, val = stratified_split(load_dataset(files), 0.2, 0)
+    router = KNNRouter(k=10, features=FeatureLayer(HashingSVDEmbedder(dim=32)), knob=0.0)
+    router.fit(TrainingLog.from_dataset(train))
+    old_val = replace(
+        val,
+        models=tuple(m.model_copy(update={"tokenizer_bytes_per_token": OLD}) for m in val.models),
+    )
+    print("\nPart 3: pacing, multi-step replay (k-NN, 300 workflows x 4 steps, max_tokens 16)")
+    print(
+        f"{'budget':>7} {'pacing':<8} {'input side':<14} {'success':>8} {'stopped':>8} "
+        f"{'overspent':>9} {'spend/budget':>12}"
+    )
+    for frac in (0.1, 0.25, 0.5):
+        for mode in ("share", "reserve"):
+            for label, ds in (("true bound", val), ("3 bytes/token", old_val)):
+                r = multistep_replay(
+                    "knn",
+                    router,
+                    ds,
+                    steps=4,
+                    budget_fraction=frac,
+                    max_output_tokens=16,
+                    pacing=mode,  # type: ignore[arg-type]
+                )
+                print(
+                    f"{frac:>7.2f} {mode:<8} {label:<14} {r.success_rate:>8.3f} "
+                    f"{r.out_of_budget_rate:>8.3f} {r.overspend_count:>9} "
+                    f"{r.mean_spend_fraction:>12.3f}"
+                )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=20, help="concurrent runs per workload")
@@ -156,6 +208,7 @@ def main() -> None:
         workloads(args.runs, args.seeds)
     data = Path(os.environ.get("PARALOOM_DATA_DIR", "../shared/data"))
     headroom(data)
+    pacing(data)
     print(f"\n({time.perf_counter() - started:.1f}s)")
 
 
