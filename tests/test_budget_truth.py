@@ -375,3 +375,16 @@ async def test_a_resumed_run_counts_what_earlier_sessions_spent(tmp_path: Path) 
             total = store.llm_cost(first.run_id)
     assert again.status == "ok" and len(server.requests) == 1  # the LLM subtask was reused
     assert again.cost_usd == first.cost_usd == total == stored.cost_usd
+
+
+async def test_a_reply_without_usage_is_charged_its_worst_case() -> None:
+    server = OpenAITestServer([Reply("ok", report_usage=False)])
+    async with server.running(), client(server) as c:
+        events: list[Event] = []
+        budget = Budget("1")
+        ctx = ActionContext(run_id="r", emit=events.append, budget=budget)
+        mc = await call_model(ModelPool([M], client=c), ctx, MSGS, default_model="m", max_tokens=30)
+    worst = worst_case(M, measure_input(MSGS), 30).usd
+    assert mc.cost_usd == worst == budget.spent_usd
+    [anomaly] = [e for e in events if isinstance(e, UsageAnomaly)]
+    assert anomaly.reasons == ["no usage reported: charged the worst case"]

@@ -91,6 +91,11 @@ class Completion(BaseModel):
     cascade: CascadeOutcome | None = Field(
         default=None, description="Set by a CascadeModel: which path it took."
     )
+    usage_reported: bool = Field(
+        default=True,
+        description="False when the provider's reply carried no usage: call_model then "
+        "charges the call's worst case (the provider billed something unknown).",
+    )
 
     @property
     def content(self) -> str | None:

@@ -186,6 +186,13 @@ async def call_model(
             else descriptor.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
         )
         anomaly = usage_anomaly(usage, bound, fanout)
+        if not completion.usage_reported and bound.usd > 0:
+            # billed, but by how much is unknown: keep the worst case, and say so
+            cost = bound.usd
+            usage = usage.model_copy(
+                update={"input_tokens": bound.input_tokens, "output_tokens": bound.output_tokens}
+            )
+            anomaly = [*(anomaly or []), "no usage reported: charged the worst case"]
         if call.reservation is not None:
             await call.reservation.settle(cost, tokens=usage.total_tokens, calls=usage.calls)
     except BaseException as exc:

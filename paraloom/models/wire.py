@@ -174,6 +174,7 @@ def completion_from_wire(body: WireCompletion, *, latency_s: float, requested: s
         message=message_from_wire(choice.message).model_copy(update={"role": "assistant"}),
         finish_reason=choice.finish_reason,
         usage=usage.to_usage(),
+        usage_reported=body.usage is not None,
         model=body.model or requested,
         latency_s=latency_s,
     )

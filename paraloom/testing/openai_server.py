@@ -311,16 +311,16 @@ class OpenAITestServer:
                 }
                 for c in reply.tool_calls
             ]
-        return JSONResponse(
-            {
-                "id": new_id("chatcmpl-"),
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": reply.model or recorded.model,
-                "choices": [{"index": 0, "message": message, "finish_reason": reply.finish()}],
-                "usage": _wire_usage(usage),
-            }
-        )
+        body: dict[str, Any] = {
+            "id": new_id("chatcmpl-"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": reply.model or recorded.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": reply.finish()}],
+        }
+        if reply.report_usage:
+            body["usage"] = _wire_usage(usage)
+        return JSONResponse(body)
 
 
 def _wire_usage(usage: TokenUsage) -> dict[str, Any]:

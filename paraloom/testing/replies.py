@@ -41,6 +41,8 @@ class Reply:
     """Reported as ``prompt_tokens_details.cached_tokens`` (part of the input)."""
     reasoning_tokens: int = 0
     """Reported as ``completion_tokens_details.reasoning_tokens`` (part of the output)."""
+    report_usage: bool = True
+    """False: the test server's reply carries no ``usage`` at all."""
 
     @classmethod
     def json(cls, value: Any, **kw: Any) -> Reply:
