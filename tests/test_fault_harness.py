@@ -95,3 +95,16 @@ def test_lying_usage_is_reported_on_every_affected_run(tmp_path: Path) -> None:
                 "budget exceeded" in w for w in run.result.warnings
             )
     assert_one_tally(report)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("mode", ["honest", "dense"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_longer_randomized_workloads(tmp_path: Path, mode: str, seed: int) -> None:
+    """The same checks over more and larger workloads (CI)."""
+    report = run_mode(tmp_path, mode, Workload(runs=30, max_subtasks=6, seed=seed), seed=seed)
+    assert report.overspend_usd() == 0
+    assert all(b.billed_usd <= b.budget.spent_usd for b in report.budgets.values())
+    assert not report.warned_runs()
+    assert_one_tally(report)
