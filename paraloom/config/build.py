@@ -163,6 +163,7 @@ def model_descriptors(config: ParaloomConfig) -> dict[str, ModelDescriptor]:
             input_price_per_m=m.input_price_per_m,
             output_price_per_m=m.output_price_per_m,
             cached_input_price_per_m=m.cached_input_price_per_m,
+            cache_write_price_per_m=m.cache_write_price_per_m,
             context_window=m.context_window,
             max_output_tokens=m.max_output_tokens,
             tokenizer_bytes_per_token=m.tokenizer_bytes_per_token,

@@ -92,6 +92,11 @@ class ModelConfig(BaseModel):
         ge=0,
         description="$ per 1M cached (prompt-cache read) input tokens (default: the input price).",
     )
+    cache_write_price_per_m: Decimal | None = Field(
+        default=None,
+        ge=0,
+        description="$ per 1M input tokens written to the prompt cache (default: the input price).",
+    )
     context_window: int = Field(default=8192, gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
     tokenizer_bytes_per_token: Decimal | None = Field(

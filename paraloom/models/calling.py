@@ -183,7 +183,12 @@ async def call_model(
         cost = (
             completion.cost_usd
             if completion.cost_usd is not None
-            else descriptor.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
+            else descriptor.cost(
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cached_input_tokens,
+                usage.cache_write_tokens,
+            )
         )
         anomaly = usage_anomaly(usage, bound, fanout)
         if not completion.usage_reported and bound.usd > 0:

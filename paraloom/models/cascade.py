@@ -323,7 +323,9 @@ def _cost(descriptor: ModelDescriptor, completion: Completion) -> Decimal:
     if completion.cost_usd is not None:
         return completion.cost_usd
     u = completion.usage
-    return descriptor.cost(u.input_tokens, u.output_tokens, u.cached_input_tokens)
+    return descriptor.cost(
+        u.input_tokens, u.output_tokens, u.cached_input_tokens, u.cache_write_tokens
+    )
 
 
 def _usage(completion: Completion) -> TokenUsage:

@@ -122,6 +122,11 @@ class TokenUsage(BaseModel):
         description="Part of output_tokens spent on hidden reasoning "
         "(OpenAI completion_tokens_details.reasoning_tokens).",
     )
+    cache_write_tokens: int = Field(
+        default=0,
+        description="Part of input_tokens written to the provider's prompt cache "
+        "(Anthropic-style cache_creation_input_tokens behind OpenAI-compatible gateways).",
+    )
 
     @property
     def total_tokens(self) -> int:
@@ -134,6 +139,7 @@ class TokenUsage(BaseModel):
             calls=self.calls + other.calls,
             cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
         )
 
 

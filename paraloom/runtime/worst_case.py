@@ -29,6 +29,9 @@ go further and is no longer a bound when the vouch is wrong; the usage check the
 reports a ``usage_anomaly`` when the provider reports more input tokens than this
 bound.
 
+Every input token is priced at the model's dearest input price (a prompt-cache write
+may cost more than a plain input token).
+
 **The output side** is ``max_tokens`` as sent (:func:`output_token_cap`), which the
 provider must not exceed (a reply above it is a ``usage_anomaly``, charged as billed).
 """
@@ -42,7 +45,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from paraloom.protocols.messages import ChatMessage, ModelDescriptor
+from paraloom.protocols.messages import TOKENS_PER_MILLION, ChatMessage, ModelDescriptor
 
 __all__ = [
     "FRAMING_TOKENS_PER_MESSAGE",
@@ -157,9 +160,8 @@ def worst_case(model: ModelDescriptor, size: InputSize | int, max_tokens: int | 
     (``None``: the model's own output limit, else what is left of its context)."""
     tin = size if isinstance(size, int) else input_token_bound(model, size)
     tout = output_token_cap(model, max_tokens, tin)
-    cached = model.cached_input_price_per_m
-    dearer_cache = cached is not None and cached > model.input_price_per_m
-    return WorstCase(tin, tout, model.cost(tin, tout, tin if dearer_cache else 0))
+    usd = (model.max_input_price * tin + model.output_price_per_m * tout) / TOKENS_PER_MILLION
+    return WorstCase(tin, tout, usd)
 
 
 def worst_case_cost(

@@ -233,6 +233,7 @@ _TRIGGERS: dict[str, str] = {
             error = $error, budget_left_usd = $budget_left_usd, output_json = $output,
             cached_input_tokens = $usage.cached_input_tokens,
             reasoning_tokens = $usage.reasoning_tokens,
+            cache_write_tokens = $usage.cache_write_tokens,
             abandoned = COALESCE($abandoned, 0), usage_anomaly = $usage_anomaly,
             finished_at = NEW.ts
         WHERE llm_call_id = $llm_call_id;

@@ -121,6 +121,7 @@ class LLMCallRecord(_Model):
     budget_left_usd: Decimal | None = None
     cached_input_tokens: int | None = None
     reasoning_tokens: int | None = None
+    cache_write_tokens: int | None = None
     abandoned: bool = Field(
         False, description="Abandoned by the client; cost_usd is the worst case held."
     )

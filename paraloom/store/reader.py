@@ -149,6 +149,7 @@ _LLM_CALL: tuple[_Column, ...] = (
     ("budget_left_usd", "budget_left_usd", _decimal),
     ("cached_input_tokens", "cached_input_tokens", None),
     ("reasoning_tokens", "reasoning_tokens", None),
+    ("cache_write_tokens", "cache_write_tokens", None),
     ("abandoned", "abandoned", bool),
     ("usage_anomaly", "usage_anomaly", None),
     ("started_at", "started_at", None),

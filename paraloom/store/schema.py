@@ -239,6 +239,7 @@ _ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("runs", "warnings_json", "TEXT"),
     ("llm_calls", "cached_input_tokens", "INTEGER"),
     ("llm_calls", "reasoning_tokens", "INTEGER"),
+    ("llm_calls", "cache_write_tokens", "INTEGER"),
     ("llm_calls", "abandoned", "INTEGER NOT NULL DEFAULT 0"),
     ("llm_calls", "usage_anomaly", "TEXT"),
 )

@@ -561,6 +561,9 @@ class TracingListener:
         if usage.cached_input_tokens:
             attrs[GenAI.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input_tokens
             attrs[OpenInference.LLM_TOKEN_PROMPT_CACHE_READ] = usage.cached_input_tokens
+        if usage.cache_write_tokens:
+            attrs[GenAI.USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
+            attrs[OpenInference.LLM_TOKEN_PROMPT_CACHE_WRITE] = usage.cache_write_tokens
         if usage.reasoning_tokens:
             attrs[GenAI.USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
             attrs[OpenInference.LLM_TOKEN_COMPLETION_REASONING] = usage.reasoning_tokens

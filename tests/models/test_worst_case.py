@@ -76,10 +76,39 @@ def test_vouched_ratio_divides_the_text_only() -> None:
     assert worst_case(vouched, size, 5).usd < worst_case(CHEAP, size, 5).usd
 
 
-def test_dearer_cache_reads_are_in_the_worst_case() -> None:
+def test_dearer_cache_prices_are_in_the_worst_case() -> None:
     odd = CHEAP.model_copy(update={"cached_input_price_per_m": Decimal(1)})
     wc = worst_case(odd, InputSize(100, 0), 10)
     assert wc.usd == odd.cost(100, 10, cached_input_tokens=100) > CHEAP.cost(100, 10)
+    writes = CHEAP.model_copy(update={"cache_write_price_per_m": Decimal("0.1875")})
+    wc = worst_case(writes, InputSize(100, 0), 10)
+    assert wc.usd == writes.cost(100, 10, cache_write_tokens=100) > CHEAP.cost(100, 10)
+
+
+def test_cache_reads_and_writes_from_the_wire_are_priced_exactly() -> None:
+    from paraloom.models.wire import WireUsage
+
+    gateway = WireUsage.model_validate(  # Anthropic-style counts behind a gateway
+        {
+            "prompt_tokens": 1000,
+            "completion_tokens": 10,
+            "cache_read_input_tokens": 600,
+            "cache_creation_input_tokens": 300,
+        }
+    ).to_usage()
+    assert (gateway.cached_input_tokens, gateway.cache_write_tokens) == (600, 300)
+    m = ModelDescriptor(
+        name="c",
+        input_price_per_m=Decimal(3),
+        output_price_per_m=Decimal(15),
+        cached_input_price_per_m=Decimal("0.3"),
+        cache_write_price_per_m=Decimal("3.75"),
+    )
+    cost = m.cost(1000, 10, gateway.cached_input_tokens, gateway.cache_write_tokens)
+    assert cost == (100 * Decimal(3) + 600 * Decimal("0.3") + 300 * Decimal("3.75") + 150) / (
+        1_000_000
+    )
+    assert worst_case(m, 1000, 10).usd >= cost
 
 
 @settings(max_examples=60, deadline=None)
