@@ -340,6 +340,19 @@ async def test_nested_workflow_and_retried_attempts_are_in_the_one_tally(tmp_pat
     assert result.cost_usd == total == budget.spent_usd == store_total == stored_cost
     assert result.cost_usd > sum((r.cost_usd for r in result.subtasks.values()), Decimal(0))
 
+    # the same run with nobody listening: the tally does not depend on listeners
+    calls["n"] = 0
+    quiet_budget = Budget("1.00")
+    async with server.running(), client(server) as c:
+        pool2 = ModelPool([M], client=c)
+        for agent in (inner_agent, flaky):
+            agent.pool = pool2
+        quiet = await Orchestrator([WorkflowAction(inner), flaky], StaticPlanner(plan)).run(
+            "t", budget=quiet_budget
+        )
+    assert quiet.status == "ok" and quiet.subtasks["f"].attempt == 3
+    assert quiet.cost_usd == quiet_budget.spent_usd == result.cost_usd
+
 
 async def test_a_resumed_run_counts_what_earlier_sessions_spent(tmp_path: Path) -> None:
     """Session 1: an LLM subtask is billed, a tool fails. Session 2 reuses the LLM
