@@ -32,7 +32,7 @@ from pydantic import ValidationError
 try:
     import uvicorn
     from starlette.applications import Starlette
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -255,7 +255,10 @@ class OpenAITestServer:
         )
 
     async def _chat(self, request: Request) -> Response:
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except ClientDisconnect:  # the client gave up before sending its whole request
+            return Response(status_code=499)
         try:
             data = json.loads(raw)
             body = WireRequest.model_validate(data)
