@@ -40,13 +40,14 @@ class RunOutput(BaseModel):
     kind: Literal["run"] = "run"
     run_id: str
     workflow: str
-    status: Literal["ok", "failed", "cancelled", "max_rounds", "budget_exhausted"]
+    status: Literal["ok", "warning", "failed", "cancelled", "max_rounds", "budget_exhausted"]
     ok: bool
     output: JsonValue = None
     error: str | None = None
     rounds: int
     cost_usd: Decimal = Field(description="Dollars spent by every LLM call of the run.")
     budget_usd: Decimal | None = None
+    warnings: list[str] = Field(default_factory=list)
     elapsed_s: float
     usage: dict[str, TokenUsage] = Field(default_factory=dict)
     subtasks: list[SubtaskOutcome] = Field(default_factory=list)
@@ -66,6 +67,7 @@ def run_output(
         rounds=result.rounds,
         cost_usd=result.cost_usd,
         budget_usd=budget_usd,
+        warnings=list(result.warnings),
         elapsed_s=round(result.elapsed_s, 4),
         usage=result.usage,
         subtasks=[

@@ -46,7 +46,7 @@ def print_output(console: Console, output: JsonValue) -> None:
 
 
 def print_result(console: Console, view: RunView, out: RunOutput) -> None:
-    if out.ok:
+    if out.ok or out.status == "warning":
         print_output(console, out.output)
     console.print(view.table(title=f"{out.workflow} — summary"))
     tokens = ", ".join(
@@ -62,6 +62,8 @@ def print_result(console: Console, view: RunView, out: RunOutput) -> None:
         f"rounds {out.rounds}   run {out.run_id}",
     )
     console.print(line)
+    for warning in out.warnings:
+        console.print(Text(f"warning: {warning}", style="yellow"))
     if tokens:
         console.print(Text(f"tokens  {tokens}", style="dim"))
     if out.store:
@@ -192,10 +194,21 @@ def print_run(console: Console, s: RunSummary) -> None:
                 f"{c.input_tokens or 0:,}/{c.output_tokens or 0:,}",
                 money(c.cost_usd),
                 "" if c.latency_s is None else f"{c.latency_s:.2f}s",
-                (c.error or reason)[:60],
+                _call_note(c.abandoned, c.usage_anomaly, c.error or reason),
             )
         console.print(calls)
+    for warning in s.warnings:
+        console.print(Text(f"warning: {warning}", style="yellow"))
     if s.error:
         console.print(Text(f"error: {s.error}", style="red"))
     if s.output is not None:
         print_output(console, s.output)
+
+
+def _call_note(abandoned: bool, anomaly: str | None, note: str) -> str:
+    """The last column of an LLM call row: abandoned / usage anomaly first."""
+    if anomaly:
+        return f"usage_anomaly: {anomaly}"[:60]
+    if abandoned:
+        return f"abandoned (worst case held): {note}"[:60]
+    return note[:60]

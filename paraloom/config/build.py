@@ -34,6 +34,7 @@ from paraloom.models.cascade import CascadeModel, cascade_descriptor
 from paraloom.models.concurrency import ConcurrencyLimitedModel
 from paraloom.models.openai import OpenAICompatible
 from paraloom.models.pool import ModelPool
+from paraloom.models.ratelimit import RateLimit, RateLimitedModel
 from paraloom.models.retry import RetryingModel, RetryPolicy
 from paraloom.orchestrator.errors import PlanValidationError
 from paraloom.orchestrator.llm_planner import LLMPlanner
@@ -161,8 +162,13 @@ def model_descriptors(config: ParaloomConfig) -> dict[str, ModelDescriptor]:
             model_id=m.model_id,
             input_price_per_m=m.input_price_per_m,
             output_price_per_m=m.output_price_per_m,
+            cached_input_price_per_m=m.cached_input_price_per_m,
+            cache_write_price_per_m=m.cache_write_price_per_m,
             context_window=m.context_window,
             max_output_tokens=m.max_output_tokens,
+            tokenizer_bytes_per_token=m.tokenizer_bytes_per_token,
+            rpm=m.rpm,
+            tpm=m.tpm,
             latency_s=m.latency_s,
             description=m.description,
         )
@@ -235,6 +241,7 @@ class Project:
             self.budget_usd(override_usd),
             max_tokens=limits.max_tokens if limits else None,
             max_calls=limits.max_calls if limits else None,
+            on_abandoned=limits.on_abandoned if limits else "bill_worst_case",
         )
 
     def task(self, given: JsonValue = None) -> JsonValue:
@@ -395,8 +402,9 @@ def _check_env(loaded: LoadedConfig, needs: Needs) -> None:
 def _build_pool(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> ModelPool:
     """One HTTP client per endpoint (base URL, key, timeout), shared by its models. A model
     with ``max_concurrency`` is ``RetryingModel(ConcurrencyLimitedModel(client, n))`` over
-    a client that does not retry by itself, so a retry's wait holds no slot; its limit is
-    shared by every run and cascade using this pool."""
+    a client that does not retry by itself, so a retry's wait holds no slot; with
+    ``rpm``/``tpm`` a ``RateLimitedModel`` sits between the two (a rate wait holds no
+    slot either). Limits are shared by every run and cascade using this pool."""
     config = loaded.config
     descriptors = model_descriptors(config)
     pool = ModelPool()
@@ -404,7 +412,7 @@ def _build_pool(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> Mo
     for name in [n for n in config.models if n in needs.models]:
         m = config.models[name]
         key = m.api_key.get_secret_value() if m.api_key is not None else None
-        limited = m.max_concurrency is not None
+        limited = m.max_concurrency is not None or m.rpm is not None or m.tpm is not None
         ident = (m.base_url, key, m.timeout_s, limited)
         if ident not in clients:
             clients[ident] = OpenAICompatible(
@@ -417,7 +425,11 @@ def _build_pool(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> Mo
             stack.push_async_callback(clients[ident].aclose)
         client: ModelClient = clients[ident]
         if m.max_concurrency is not None:
-            client = RetryingModel(ConcurrencyLimitedModel(client, m.max_concurrency))
+            client = ConcurrencyLimitedModel(client, m.max_concurrency)
+        if m.rpm is not None or m.tpm is not None:
+            client = RateLimitedModel(client, RateLimit(m.rpm, m.tpm), descriptors[name])
+        if limited:
+            client = RetryingModel(client)
         pool.add(descriptors[name], client)
     for c in config.cascades:
         if c.pool_name in needs.models:

@@ -25,10 +25,11 @@ from paraloom.config.build import (
 )
 from paraloom.config.load import LoadedConfig
 from paraloom.config.selector import PerAgentSelector, build_router
-from paraloom.models.estimate import estimate_text_tokens, estimate_tokens
+from paraloom.models.estimate import estimate_tokens
 from paraloom.orchestrator.references import find_references, parse_reference
 from paraloom.protocols.messages import ChatMessage, ModelDescriptor
 from paraloom.runtime.selection import ModelSelector, SelectionRequest, StepKind
+from paraloom.runtime.worst_case import InputSize, measure_input, worst_case
 
 __all__ = ["ASSUMPTIONS", "ProjectedStep", "Projection", "project_workflow"]
 
@@ -50,7 +51,8 @@ ASSUMPTIONS = (
     "an LLM-planned workflow takes 2 planner rounds (one plan running each of its actions "
     "once, in parallel; then the final answer)",
     f"input tokens: ~3 bytes per token of prompt, task and tool schemas; each tool result "
-    f"adds {TOOL_OUTPUT_TOKENS} tokens",
+    f"adds {TOOL_OUTPUT_TOKENS} tokens; the worst case bounds the prompt, task and schemas "
+    "at one token per UTF-8 byte plus framing (the budget reservation's own bound)",
     f"latency of a call: the model's latency_s if set, else {CALL_OVERHEAD_S}s + output "
     f"tokens / {TOKENS_PER_SECOND:g} per s; tools take 0s; the workflow's latency is its "
     "critical path",
@@ -152,7 +154,13 @@ class _Projector:
             self.selector = PerAgentSelector(build_router(loaded), pinned)
 
     async def _model(
-        self, who: str, fixed: str | None, kind: StepKind, messages: list[ChatMessage], cap: int
+        self,
+        who: str,
+        fixed: str | None,
+        kind: StepKind,
+        messages: list[ChatMessage],
+        cap: int,
+        size: InputSize,
     ) -> str | None:
         if self.selector is None:
             return fixed or (next(iter(self.models), None))
@@ -164,6 +172,8 @@ class _Projector:
                 max_output_tokens=cap,
                 agent=who,
                 budget_left_usd=self.budget,
+                input_size=size,
+                max_tokens=cap,
             )
         )
         return sel.model
@@ -174,12 +184,14 @@ class _Projector:
         fixed: str | None,
         kind: StepKind,
         messages: list[ChatMessage],
-        extra_tokens: int,
+        extra_bytes: int,
         max_tokens: int,
         worst_calls: int,
+        extra_tokens: int = 0,
     ) -> _Tally:
-        name = await self._model(who, fixed, kind, messages, max_tokens)
-        tin = estimate_tokens(messages) + extra_tokens
+        size = measure_input(messages) + InputSize(extra_bytes, extra_tokens)
+        name = await self._model(who, fixed, kind, messages, max_tokens, size)
+        tin = estimate_tokens(messages) + -(-extra_bytes // 3) + extra_tokens
         tout = min(REPLY_TOKENS, max_tokens)
         if name is None or name not in self.models:
             return _Tally(models=[], calls=1, tin=tin, tout=tout)
@@ -197,7 +209,7 @@ class _Projector:
             tin=tin * members,
             tout=tout * members,
             cost=d.cost(tin, tout),
-            worst=d.cost(tin, max_tokens) * worst_calls,
+            worst=worst_case(d, size, max_tokens).usd * worst_calls,
             latency=latency,
         )
 
@@ -222,7 +234,7 @@ class _Projector:
             ChatMessage(role="system", content=a.instructions),
             ChatMessage(role="user", content=task_text),
         ]
-        schemas = estimate_text_tokens(json.dumps(AGENT_INPUT_SCHEMA)) * len(a.actions)
+        schemas = _json_bytes(AGENT_INPUT_SCHEMA) * len(a.actions)
         total = _Tally(models=[])
         first = await self._call(
             name, a.model, "agent_turn", messages, schemas, a.max_tokens, a.max_turns
@@ -240,9 +252,10 @@ class _Projector:
                 a.model,
                 "agent_turn",
                 messages,
-                schemas + first.tout + TOOL_OUTPUT_TOKENS * len(a.actions),
+                schemas,
                 a.max_tokens,
                 0,
+                extra_tokens=first.tout + TOOL_OUTPUT_TOKENS * len(a.actions),
             )
             total.add(second)
         return total
@@ -277,9 +290,7 @@ class _Projector:
                 out.append(_step(s.id, s.action, kind, t))
             return out
         pname = planner_name(name)
-        catalogue = sum(
-            estimate_text_tokens(json.dumps(AGENT_INPUT_SCHEMA)) + 40 for _ in wf.actions
-        )
+        catalogue = sum(_json_bytes(AGENT_INPUT_SCHEMA) + 120 for _ in wf.actions)
         messages = [
             ChatMessage(role="system", content=wf.guidance or "Plan the task."),
             ChatMessage(role="user", content=wf.description or name),
@@ -296,12 +307,17 @@ class _Projector:
             wf.model,
             "plan",
             messages,
-            catalogue + TOOL_OUTPUT_TOKENS * len(wf.actions),
+            catalogue,
             PLANNER_MAX_TOKENS,
             0,
+            extra_tokens=TOOL_OUTPUT_TOKENS * len(wf.actions),
         )
         out.append(_step("planner round 2 (answer)", pname, "planner", final))
         return out
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value).encode("utf-8"))
 
 
 def _step(sid: str, action: str, kind: _Kind, t: _Tally) -> ProjectedStep:

@@ -87,8 +87,26 @@ class ModelConfig(BaseModel):
     output_price_per_m: Decimal = Field(
         default=Decimal(0), ge=0, description="$ per 1M output tokens."
     )
+    cached_input_price_per_m: Decimal | None = Field(
+        default=None,
+        ge=0,
+        description="$ per 1M cached (prompt-cache read) input tokens (default: the input price).",
+    )
+    cache_write_price_per_m: Decimal | None = Field(
+        default=None,
+        ge=0,
+        description="$ per 1M input tokens written to the prompt cache (default: the input price).",
+    )
     context_window: int = Field(default=8192, gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
+    tokenizer_bytes_per_token: Decimal | None = Field(
+        default=None,
+        ge=1,
+        description="Opt-in: you vouch that this model's tokenizer makes at most one token "
+        "per this many UTF-8 bytes of your prompts (e.g. 2 for English-only traffic). "
+        "Budgets then reserve fewer input tokens; default: one token per byte, the true "
+        "bound. A provider reporting more is flagged as a usage_anomaly.",
+    )
     latency_s: float | None = Field(
         default=None, ge=0, description="Typical seconds per call (used by --dry-run)."
     )
@@ -99,6 +117,18 @@ class ModelConfig(BaseModel):
         description="At most this many requests to this model in flight at once, shared by "
         "every run, agent and cascade of the loaded configuration (waits between retries "
         "hold no slot). Default: no limit.",
+    )
+    rpm: int | None = Field(
+        default=None,
+        ge=1,
+        description="The provider's requests-per-minute limit: requests wait for it instead "
+        "of collecting 429s (shared by every run and cascade of the configuration).",
+    )
+    tpm: int | None = Field(
+        default=None,
+        ge=1,
+        description="The provider's tokens-per-minute limit (a request counts its input "
+        "bound plus max_tokens).",
     )
     description: str = ""
 
@@ -178,6 +208,12 @@ class BudgetConfig(BaseModel):
     usd: Decimal | None = Field(default=None, ge=0, description="Dollars per run.")
     max_tokens: int | None = Field(default=None, gt=0)
     max_calls: int | None = Field(default=None, gt=0)
+    on_abandoned: Literal["bill_worst_case", "release"] = Field(
+        default="bill_worst_case",
+        description="A request the client abandoned (timeout, cancellation) may still be "
+        "billed: bill_worst_case keeps its reserved worst case as spent; release frees it "
+        "(only for providers that do not bill abandoned requests).",
+    )
 
 
 class ToolConfig(BaseModel):

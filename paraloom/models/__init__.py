@@ -30,6 +30,7 @@ from paraloom.models.estimate import (
 from paraloom.models.fallback import FallbackModel
 from paraloom.models.openai import DEFAULT_BASE_URL, OpenAICompatible
 from paraloom.models.pool import ModelPool, UnknownModelError
+from paraloom.models.ratelimit import RateLimit, RateLimitedModel
 from paraloom.models.retry import RetryingModel, RetryPolicy, call_with_retries
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "ModelPool",
     "ModelRequest",
     "OpenAICompatible",
+    "RateLimit",
+    "RateLimitedModel",
     "ResponseFormat",
     "RetryPolicy",
     "RetryingModel",

@@ -91,6 +91,11 @@ class Completion(BaseModel):
     cascade: CascadeOutcome | None = Field(
         default=None, description="Set by a CascadeModel: which path it took."
     )
+    usage_reported: bool = Field(
+        default=True,
+        description="False when the provider's reply carried no usage: call_model then "
+        "charges the call's worst case (the provider billed something unknown).",
+    )
 
     @property
     def content(self) -> str | None:
@@ -113,11 +118,18 @@ class ModelError(Exception):
     the failure; :func:`~paraloom.models.calling.call_model` settles that cost instead of
     releasing the reservation. ``None`` for plain provider errors (nothing billed).
     ``pool_model`` is the pool model ``call_model`` had selected, when it raised there.
+
+    ``maybe_billed`` marks a failure after the request reached the provider, which may
+    bill it (a read timeout, a connection dropped mid-reply, a malformed 200 body):
+    ``call_model`` then keeps the attempt's worst case as spent (see
+    ``Budget.on_abandoned``). HTTP error replies (429, 5xx) and refused connections
+    are assumed not billed.
     """
 
     cost_usd: Decimal | None
     usage: TokenUsage | None
     pool_model: str | None
+    maybe_billed: bool
 
     def __init__(
         self,
@@ -128,8 +140,10 @@ class ModelError(Exception):
         retryable: bool = False,
         retry_after_s: float | None = None,
         provider: str = "openai",
+        maybe_billed: bool = False,
     ) -> None:
         self.model = model
+        self.maybe_billed = maybe_billed
         self.status = status
         self.provider_message = message
         self.retryable = retryable

@@ -1,10 +1,22 @@
 """One budgeted, observed LLM call: select a model → reserve the worst case → call →
 settle the real cost (or release) → emit events. Agents and planners both use it.
 
+The worst case reserved is :func:`~paraloom.runtime.worst_case.worst_case` (the input
+bound plus ``max_tokens`` sent), the same function the selector's budget rule uses
+(``SelectionRequest.input_size``), so a model a router picks is never refused here.
+
 Raises :class:`~paraloom.runtime.budget.BudgetExhausted` when no model is selected or
 the reservation does not fit (no request is sent), and :class:`ModelError` when the
-provider fails (the reservation is released). A cancelled call is released too: its
-cost, if the provider billed one, is unknown to paraloom.
+provider fails. A failure the provider does not bill (an HTTP error reply, a refused
+connection) releases the reservation. An **abandoned** attempt (a client timeout, a
+broken reply, a cancellation while the request may be with the provider) is kept as
+spent at its worst case (``Budget.on_abandoned="bill_worst_case"``, the default; with
+``"release"`` it is freed), reported by an ``LLMCallFinished`` with ``abandoned=True``;
+a retry of it reserves anew against what is left.
+
+**Usage check**: reported ``completion_tokens`` above the ``max_tokens`` sent, or
+``prompt_tokens`` above the input bound, is a :class:`UsageAnomaly` event; the real
+reported cost is charged all the same.
 
 The settled cost is the completion's own ``cost_usd`` when a composite client (a
 :class:`~paraloom.models.cascade.CascadeModel`) computed it, else its usage at the pool
@@ -26,6 +38,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import anyio
+
 from paraloom.models.base import (
     Completion,
     CompositeClient,
@@ -33,17 +47,31 @@ from paraloom.models.base import (
     ModelRequest,
     ResponseFormat,
 )
-from paraloom.models.estimate import estimate_request_tokens, worst_case_cost
 from paraloom.models.pool import ModelPool
 from paraloom.models.wire import message_to_wire
 from paraloom.protocols.actions import TokenUsage, new_id
-from paraloom.protocols.events import LLMCallFinished, LLMCallStarted
+from paraloom.protocols.events import LLMCallFinished, LLMCallStarted, UsageAnomaly
 from paraloom.protocols.messages import ChatMessage, ModelDescriptor
+from paraloom.runtime.attempts import tracking
 from paraloom.runtime.budget import BudgetExhausted, Reservation
 from paraloom.runtime.context import ActionContext
 from paraloom.runtime.selection import Selection, SelectionRequest, StepKind
+from paraloom.runtime.worst_case import (
+    WorstCase,
+    measure_input,
+    output_token_cap,
+    worst_case,
+)
 
-__all__ = ["FixedModel", "ModelCall", "StepInfo", "call_model", "output_token_cap"]
+__all__ = [
+    "FixedModel",
+    "ModelCall",
+    "StepInfo",
+    "abandoned_error",
+    "call_model",
+    "output_token_cap",
+    "usage_anomaly",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +109,6 @@ class ModelCall:
     llm_call_id: str
 
 
-def output_token_cap(model: ModelDescriptor, max_tokens: int | None, input_tokens: int) -> int:
-    """The output tokens a call may use: ``max_tokens``, bounded by the model's own
-    output limit, else what is left of its context window (at least 1)."""
-    caps = [c for c in (max_tokens, model.max_output_tokens) if c is not None]
-    if caps:
-        return max(1, min(caps))
-    return max(1, model.context_window - input_tokens)
-
-
 async def call_model(
     pool: ModelPool,
     context: ActionContext,
@@ -104,12 +123,12 @@ async def call_model(
 ) -> ModelCall:
     step = step or StepInfo()
     budget = context.budget
+    size = measure_input(
+        messages, tools, response_format.json_schema if response_format is not None else None
+    )
     if max_tokens is None and default_model in pool:
         # tell the selector the output bound the default model would get
-        guess = ModelRequest(model=default_model, messages=tuple(messages), tools=tuple(tools))
-        hint = output_token_cap(
-            pool.descriptor(default_model), None, estimate_request_tokens(guess)
-        )
+        hint = worst_case(pool.descriptor(default_model), size, None).output_tokens
     else:
         hint = max_tokens or 0
     selector = context.model_selector or FixedModel(default_model)
@@ -128,6 +147,8 @@ async def call_model(
             budget_spent_usd=budget.spent_usd if budget else Decimal(0),
             budget_left_usd=budget.remaining_usd if budget else None,
             expected_remaining_steps=step.expected_remaining_steps,
+            input_size=size,
+            max_tokens=max_tokens,
         )
     )
     if selection.model is None:
@@ -139,83 +160,64 @@ async def call_model(
             name, f"the model selector chose a model not in the pool {pool.names}", provider="pool"
         )
     descriptor = pool.descriptor(name)
-    draft = ModelRequest(
+    bound = worst_case(descriptor, size, max_tokens)
+    request = ModelRequest(
         model=descriptor.provider_model,
         messages=tuple(messages),
         tools=tuple(tools),
         temperature=temperature,
         response_format=response_format,
+        max_tokens=bound.output_tokens,
     )
-    input_estimate = estimate_request_tokens(draft)
-    cap = output_token_cap(descriptor, max_tokens, input_estimate)
-    request = draft.model_copy(update={"max_tokens": cap})
-    reserved = worst_case_cost(descriptor, input_estimate, cap)
     client = pool.client(name)
     fanout = max(1, client.max_calls_per_request) if isinstance(client, CompositeClient) else 1
-    reservation: Reservation | None = None
-    if budget is not None:
-        reservation = await budget.reserve(
-            reserved, tokens=(input_estimate + cap) * fanout, calls=fanout
-        )
-    llm_call_id = new_id("llm_")
-    # what LLMCallStarted and LLMCallFinished of this call share
-    ids: dict[str, Any] = {
-        "run_id": context.run_id,
-        "llm_call_id": llm_call_id,
-        "parent_call_id": context.call_id,
-        "model": name,
-    }
-    context.emit(
-        LLMCallStarted(
-            **ids,
-            provider=descriptor.provider,
-            step_kind=step.step_kind,
-            routing=_routing(selection),
-            reserved_usd=reserved,
-            messages=[message_to_wire(m) for m in messages] if context.capture_content else None,
-        )
-    )
+    call = _Attempts(context, descriptor, name, step, selection, bound, fanout, messages)
+    await call.begin()
     started = time.perf_counter()
     try:
-        completion = await client.complete(request)
-        usage = TokenUsage(
-            input_tokens=completion.usage.input_tokens,
-            output_tokens=completion.usage.output_tokens,
-            calls=max(1, completion.usage.calls) if fanout > 1 else 1,
+        with tracking(call):
+            completion = await client.complete(request)
+        usage = completion.usage.model_copy(
+            update={"calls": max(1, completion.usage.calls) if fanout > 1 else 1}
         )
         cost = (
             completion.cost_usd
             if completion.cost_usd is not None
-            else descriptor.cost(usage.input_tokens, usage.output_tokens)
-        )
-        if reservation is not None:
-            await reservation.settle(cost, tokens=usage.total_tokens, calls=usage.calls)
-    except BaseException as exc:
-        if isinstance(exc, ModelError) and exc.pool_model is None:
-            exc.pool_model = name
-        spent = exc.cost_usd if isinstance(exc, ModelError) else None
-        spent_usage = (exc.usage if isinstance(exc, ModelError) else None) or TokenUsage()
-        if reservation is not None and not reservation.closed:
-            if spent is not None:
-                await reservation.settle(
-                    spent, tokens=spent_usage.total_tokens, calls=spent_usage.calls
-                )
-            else:
-                await reservation.release()
-        context.emit(
-            LLMCallFinished(
-                **ids,
-                usage=spent_usage,
-                cost_usd=spent or Decimal(0),
-                latency_s=time.perf_counter() - started,
-                error=_describe(exc),
-                budget_left_usd=budget.remaining_usd if budget else None,
+            else descriptor.cost(
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cached_input_tokens,
+                usage.cache_write_tokens,
             )
         )
+        anomaly = usage_anomaly(usage, bound, fanout)
+        if not completion.usage_reported and bound.usd > 0:
+            # billed, but by how much is unknown: keep the worst case, and say so
+            cost = bound.usd
+            usage = usage.model_copy(
+                update={"input_tokens": bound.input_tokens, "output_tokens": bound.output_tokens}
+            )
+            anomaly = [*(anomaly or []), "no usage reported: charged the worst case"]
+        if call.reservation is not None:
+            await call.reservation.settle(cost, tokens=usage.total_tokens, calls=usage.calls)
+    except BaseException as exc:
+        await call.failed(exc, time.perf_counter() - started)
         raise
+    if anomaly is not None:
+        context.emit(
+            UsageAnomaly(
+                **call.ids,
+                reasons=anomaly,
+                usage=usage,
+                input_token_bound=bound.input_tokens * fanout,
+                max_tokens_sent=bound.output_tokens,
+                cost_usd=cost,
+                reserved_usd=bound.usd,
+            )
+        )
     context.emit(
         LLMCallFinished(
-            **ids,
+            **call.ids,
             response_model=completion.model,
             usage=usage,
             cost_usd=cost,
@@ -223,6 +225,7 @@ async def call_model(
             latency_s=completion.latency_s or (time.perf_counter() - started),
             budget_left_usd=budget.remaining_usd if budget else None,
             output=message_to_wire(completion.message) if context.capture_content else None,
+            usage_anomaly="; ".join(anomaly) if anomaly else None,
         )
     )
     return ModelCall(
@@ -231,8 +234,169 @@ async def call_model(
         usage=usage,
         cost_usd=cost,
         selection=selection,
-        llm_call_id=llm_call_id,
+        llm_call_id=call.ids["llm_call_id"],
     )
+
+
+def usage_anomaly(usage: TokenUsage, bound: WorstCase, calls: int = 1) -> list[str] | None:
+    """Why reported ``usage`` is impossible for a call bounded by ``bound`` (made
+    ``calls`` times, for a cascade), or ``None`` when it is within the bound."""
+    reasons: list[str] = []
+    if usage.output_tokens > bound.output_tokens * calls:
+        reasons.append(
+            f"completion_tokens {usage.output_tokens} > max_tokens sent "
+            f"{bound.output_tokens}" + (f" x {calls} calls" if calls > 1 else "")
+        )
+    if usage.input_tokens > bound.input_tokens * calls:
+        reasons.append(
+            f"prompt_tokens {usage.input_tokens} > input bound {bound.input_tokens}"
+            + (f" x {calls} calls" if calls > 1 else "")
+        )
+    return reasons or None
+
+
+def abandoned_error(exc: BaseException, sent: bool | None) -> bool:
+    """Whether a failed attempt may have been billed: a cancellation while the request
+    may be with the provider, or a :class:`ModelError` marked ``maybe_billed``
+    (a timeout or a broken reply after the request was sent)."""
+    if isinstance(exc, ModelError):
+        return exc.maybe_billed
+    return not isinstance(exc, Exception) and sent is not False
+
+
+class _Attempts:
+    """The reservation and events of one ``call_model`` call, one per HTTP attempt.
+
+    Clients reach it through :mod:`paraloom.runtime.attempts`: a retry after an attempt
+    the provider may have billed keeps that attempt's worst case as spent (by default)
+    and reserves anew; the abandoned attempt gets its own ``LLMCallFinished`` with
+    ``abandoned=True`` and ``cost_usd`` the amount held."""
+
+    def __init__(
+        self,
+        context: ActionContext,
+        descriptor: ModelDescriptor,
+        name: str,
+        step: StepInfo,
+        selection: Selection,
+        bound: WorstCase,
+        fanout: int,
+        messages: Sequence[ChatMessage],
+    ) -> None:
+        self.context = context
+        self.messages = messages
+        self.descriptor = descriptor
+        self.step = step
+        self.selection = selection
+        self.bound = bound
+        self.fanout = fanout
+        self.name = name
+        self.sent: bool | None = None
+        self.reservation: Reservation | None = None
+        self.ids: dict[str, Any] = {}
+        self.open = False
+        """An attempt was started and has no LLMCallFinished yet."""
+        self.started = 0.0
+        self._lock = anyio.Lock()
+
+    @property
+    def bill_abandoned(self) -> bool:
+        budget = self.context.budget
+        return budget is None or budget.on_abandoned == "bill_worst_case"
+
+    async def begin(self) -> None:
+        budget = self.context.budget
+        if budget is not None:
+            self.reservation = await budget.reserve(
+                self.bound.usd, tokens=self.bound.tokens * self.fanout, calls=self.fanout
+            )
+        self.sent = None
+        self.started = time.perf_counter()
+        self.ids = {
+            "run_id": self.context.run_id,
+            "llm_call_id": new_id("llm_"),
+            "parent_call_id": self.context.call_id,
+            "model": self.name,
+        }
+        self.context.emit(
+            LLMCallStarted(
+                **self.ids,
+                provider=self.descriptor.provider,
+                step_kind=self.step.step_kind,
+                routing=_routing(self.selection),
+                reserved_usd=self.bound.usd,
+                messages=[message_to_wire(m) for m in self.messages]
+                if self.context.capture_content
+                else None,
+            )
+        )
+        self.open = True
+
+    async def before_retry(self, error: BaseException) -> None:
+        async with self._lock:
+            if not (self.bill_abandoned and abandoned_error(error, self.sent)):
+                self.sent = None
+                return  # nothing billed: the retry runs under the same reservation
+            await self._finish_abandoned(error, time.perf_counter() - self.started)
+            await self.begin()
+
+    async def failed(self, exc: BaseException, latency_s: float) -> None:
+        if isinstance(exc, ModelError) and exc.pool_model is None:
+            exc.pool_model = self.name
+        if not self.open:
+            return  # a retry's reservation failed: its abandoned attempt is reported
+        with anyio.CancelScope(shield=True):
+            abandoned = abandoned_error(exc, self.sent)
+            if abandoned and self.bill_abandoned:
+                await self._finish_abandoned(exc, latency_s)
+                return
+            spent = exc.cost_usd if isinstance(exc, ModelError) else None
+            spent_usage = (exc.usage if isinstance(exc, ModelError) else None) or TokenUsage()
+            reservation = self.reservation
+            if reservation is not None and not reservation.closed:
+                if spent is not None:
+                    await reservation.settle(
+                        spent, tokens=spent_usage.total_tokens, calls=spent_usage.calls
+                    )
+                else:
+                    await reservation.release()
+            self._finished(
+                spent_usage, spent or Decimal(0), latency_s, _describe(exc), abandoned=abandoned
+            )
+
+    async def _finish_abandoned(self, exc: BaseException, latency_s: float) -> None:
+        reservation = self.reservation
+        if reservation is not None and not reservation.closed:
+            await reservation.keep()
+        usage = TokenUsage(
+            input_tokens=self.bound.input_tokens * self.fanout,
+            output_tokens=self.bound.output_tokens * self.fanout,
+            calls=self.fanout,
+        )
+        self._finished(usage, self.bound.usd, latency_s, _describe(exc), abandoned=True)
+
+    def _finished(
+        self,
+        usage: TokenUsage,
+        cost: Decimal,
+        latency_s: float,
+        error: str,
+        *,
+        abandoned: bool = False,
+    ) -> None:
+        budget = self.context.budget
+        self.open = False
+        self.context.emit(
+            LLMCallFinished(
+                **self.ids,
+                usage=usage,
+                cost_usd=cost,
+                latency_s=latency_s,
+                error=error,
+                abandoned=abandoned,
+                budget_left_usd=budget.remaining_usd if budget else None,
+            )
+        )
 
 
 def _describe(exc: BaseException) -> str:

@@ -177,6 +177,9 @@ def cascade_descriptor(
     if probes and all(x is not None for x in latencies):
         latency = max(p.latency_s or 0.0 for p in probes) + (escalate.latency_s or 0.0)
     probe_names = [p.name for p in probes]
+    ratios = [m.tokenizer_bytes_per_token for m in members]
+    # the input bound of every member: the least vouched ratio, or 1 byte/token
+    ratio = None if any(r is None for r in ratios) else min(r for r in ratios if r is not None)
     return ModelDescriptor(
         name=name or cascade_name(probe_names, escalate.name),
         provider=CASCADE_PROVIDER,
@@ -184,6 +187,7 @@ def cascade_descriptor(
         output_price_per_m=sum((m.output_price_per_m for m in members), Decimal(0)),
         context_window=min(m.context_window for m in members),
         max_output_tokens=min(limits) if limits else None,
+        tokenizer_bytes_per_token=ratio,
         latency_s=latency,
         description=f"probes {', '.join(probe_names)}; escalates to {escalate.name}",
     )
@@ -318,15 +322,16 @@ def _cost(descriptor: ModelDescriptor, completion: Completion) -> Decimal:
     at the member's prices."""
     if completion.cost_usd is not None:
         return completion.cost_usd
-    return descriptor.cost(completion.usage.input_tokens, completion.usage.output_tokens)
+    u = completion.usage
+    return descriptor.cost(
+        u.input_tokens, u.output_tokens, u.cached_input_tokens, u.cache_write_tokens
+    )
 
 
 def _usage(completion: Completion) -> TokenUsage:
     """A member call's usage, counting at least one call."""
     u = completion.usage
-    return TokenUsage(
-        input_tokens=u.input_tokens, output_tokens=u.output_tokens, calls=max(1, u.calls)
-    )
+    return u.model_copy(update={"calls": max(1, u.calls)})
 
 
 def _result(

@@ -21,6 +21,7 @@ exactly that for the cascades built on the model).
 from __future__ import annotations
 
 from paraloom.models.base import Completion, CompositeClient, ModelClient, ModelRequest
+from paraloom.runtime.attempts import note_sent
 from paraloom.runtime.limits import SharedLimit
 
 __all__ = ["ConcurrencyLimitedModel"]
@@ -54,5 +55,7 @@ class ConcurrencyLimitedModel:
         return f"ConcurrencyLimitedModel({self.client!r}, {self.max_concurrency})"
 
     async def complete(self, request: ModelRequest) -> Completion:
+        note_sent(False)  # waiting for a slot: nothing is with the provider yet
         async with self.limit:
+            note_sent(None)  # the wrapped client may send now
             return await self.client.complete(request)

@@ -1,33 +1,32 @@
-"""A conservative token estimate used to *reserve* budget before a call.
+"""Typical token counts (NOT bounds) for test doubles and expected-cost projections.
 
-Providers count tokens with their own tokenizers, which paraloom does not ship. For
-reservations we only need an estimate that is rarely *below* the real count:
+Budgets never use these: reservations, routers' budget rule, the dry-run's worst case
+and cascade pricing use the one worst-case function of
+:mod:`paraloom.runtime.worst_case` (one token per UTF-8 byte plus framing), re-exported
+here as :func:`worst_case_cost`.
 
-* text: one token per 3 UTF-8 bytes, rounded up (English BPE averages ~4 characters per
-  token, so this overestimates by ~25 %; CJK text is 3 bytes per character and usually
-  one or more tokens per character, so it is close to exact there);
-* plus 4 tokens per message and 3 for the reply priming (OpenAI's documented framing);
-* plus tool definitions and the response schema, serialised as JSON and counted as text.
-
-When a provider bills more than was reserved, :class:`~paraloom.runtime.budget.Budget`
-still records the real cost and the excess in ``overrun_usd``.
+The typical estimate is one token per 3 UTF-8 bytes, rounded up, plus 4 tokens per
+message and 3 for the reply priming; tool definitions and the response schema count as
+their compact JSON text. Real English BPE averages ~4 characters per token, so this is
+usually a little above the real count, and can be far below it on digits, CJK or emoji.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
 from paraloom.models.base import ModelRequest
-from paraloom.protocols.messages import ChatMessage, ModelDescriptor
+from paraloom.protocols.messages import ChatMessage
+from paraloom.runtime.worst_case import InputSize, measure_input, worst_case_cost
 
 __all__ = [
     "BYTES_PER_TOKEN",
     "estimate_request_tokens",
     "estimate_text_tokens",
     "estimate_tokens",
+    "request_input_size",
     "worst_case_cost",
 ]
 
@@ -41,7 +40,7 @@ def estimate_text_tokens(text: str) -> int:
 
 
 def estimate_tokens(messages: Iterable[ChatMessage], extra: Iterable[Any] = ()) -> int:
-    """Estimated input tokens of ``messages`` plus JSON-serialisable ``extra`` parts
+    """Typical input tokens of ``messages`` plus JSON-serialisable ``extra`` parts
     (tool definitions, a response schema)."""
     total = _PRIMING
     for m in messages:
@@ -64,6 +63,8 @@ def estimate_request_tokens(request: ModelRequest) -> int:
     return estimate_tokens(request.messages, extra)
 
 
-def worst_case_cost(model: ModelDescriptor, input_tokens: int, max_output_tokens: int) -> Decimal:
-    """The most a call may cost: estimated input plus every allowed output token."""
-    return model.cost(input_tokens, max_output_tokens)
+def request_input_size(request: ModelRequest) -> InputSize:
+    """The :class:`~paraloom.runtime.worst_case.InputSize` of a request (what its
+    worst case is computed from)."""
+    schema = request.response_format.json_schema if request.response_format else None
+    return measure_input(request.messages, request.tools, schema)

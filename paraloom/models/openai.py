@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from paraloom.models.base import Completion, ModelError, ModelRequest
 from paraloom.models.retry import RetryPolicy, call_with_retries
 from paraloom.models.wire import WireCompletion, completion_from_wire, request_to_wire
+from paraloom.runtime.attempts import note_sent
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAICompatible"]
 
@@ -101,6 +102,7 @@ class OpenAICompatible:
 
     async def _attempt(self, request: ModelRequest) -> Completion:
         started = time.perf_counter()
+        note_sent(True)
         try:
             response = await self._client.post(
                 f"{self.base_url}/chat/completions",
@@ -109,15 +111,26 @@ class OpenAICompatible:
                 timeout=self.timeout_s,
             )
         except httpx.TimeoutException as exc:
+            unsent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+            note_sent(not unsent)
             raise self._error(
-                request, f"timed out after {self.timeout_s}s ({type(exc).__name__})", retryable=True
+                request,
+                f"timed out after {self.timeout_s}s ({type(exc).__name__})",
+                retryable=True,
+                maybe_billed=not unsent,
             ) from None
         except httpx.TransportError as exc:
+            unsent = isinstance(exc, httpx.ConnectError)
+            note_sent(not unsent)
             raise self._error(
-                request, f"connection failed: {type(exc).__name__}: {exc}", retryable=True
+                request,
+                f"connection failed: {type(exc).__name__}: {exc}",
+                retryable=True,
+                maybe_billed=not unsent,
             ) from None
         latency = time.perf_counter() - started
         if response.status_code >= 400:
+            note_sent(False)  # an error reply: assumed not billed
             raise self._error(
                 request,
                 _provider_message(response),
@@ -132,6 +145,7 @@ class OpenAICompatible:
                 request,
                 f"malformed response body: {_first_error(exc)}",
                 status=response.status_code,
+                maybe_billed=True,  # the provider answered 200: it billed the reply
             ) from None
         return completion_from_wire(body, latency_s=latency, requested=request.model)
 

@@ -27,6 +27,7 @@ from paraloom.models.base import (
     ModelError,
     ModelRequest,
 )
+from paraloom.runtime.attempts import before_retry
 
 __all__ = ["RetryPolicy", "RetryingModel", "call_with_retries"]
 
@@ -70,7 +71,8 @@ class _Wait:
 
 async def call_with_retries(policy: RetryPolicy, fn: Callable[[], Awaitable[T]]) -> T:
     """Run ``fn`` until it succeeds, fails with a non-retryable error, or runs out of
-    attempts (the last error is raised as is)."""
+    attempts (the last error is raised as is). Under a budgeted call each retry first
+    settles the failed attempt (:func:`~paraloom.runtime.attempts.before_retry`)."""
     retrying = AsyncRetrying(
         sleep=policy.sleep,
         stop=stop_after_attempt(policy.attempts),
@@ -78,9 +80,16 @@ async def call_with_retries(policy: RetryPolicy, fn: Callable[[], Awaitable[T]])
         retry=retry_if_exception(_is_retryable),
         reraise=True,
     )
+    failed: BaseException | None = None
     async for attempt in retrying:
         with attempt:
-            return await fn()
+            if failed is not None:
+                await before_retry(failed)  # a budgeted call re-reserves if it was billed
+            try:
+                return await fn()
+            except ModelError as exc:
+                failed = exc
+                raise
     raise AssertionError("unreachable")  # pragma: no cover
 
 

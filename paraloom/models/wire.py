@@ -64,10 +64,41 @@ class WireRequest(_Wire):
     stream: bool | None = None
 
 
+class WirePromptDetails(_Wire):
+    cached_tokens: int | None = Field(default=None, ge=0)
+
+
+class WireCompletionDetails(_Wire):
+    reasoning_tokens: int | None = Field(default=None, ge=0)
+
+
 class WireUsage(_Wire):
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
     total_tokens: int | None = None
+    prompt_tokens_details: WirePromptDetails | None = None
+    completion_tokens_details: WireCompletionDetails | None = None
+    # Anthropic-style counts some OpenAI-compatible gateways pass through
+    cache_read_input_tokens: int | None = Field(default=None, ge=0)
+    cache_creation_input_tokens: int | None = Field(default=None, ge=0)
+
+    def to_usage(self) -> TokenUsage:
+        """Cached (and cache-write) tokens are part of ``prompt_tokens`` and reasoning
+        tokens part of ``completion_tokens`` (OpenAI's convention); all are clamped to
+        their total."""
+        pd, cd = self.prompt_tokens_details, self.completion_tokens_details
+        cached = (pd.cached_tokens if pd is not None else None) or self.cache_read_input_tokens or 0
+        reasoning = (cd.reasoning_tokens if cd is not None else None) or 0
+        cached = min(cached, self.prompt_tokens)
+        written = min(self.cache_creation_input_tokens or 0, self.prompt_tokens - cached)
+        return TokenUsage(
+            input_tokens=self.prompt_tokens,
+            output_tokens=self.completion_tokens,
+            calls=1,
+            cached_input_tokens=cached,
+            reasoning_tokens=min(reasoning, self.completion_tokens),
+            cache_write_tokens=written,
+        )
 
 
 class WireChoice(_Wire):
@@ -149,9 +180,8 @@ def completion_from_wire(body: WireCompletion, *, latency_s: float, requested: s
     return Completion(
         message=message_from_wire(choice.message).model_copy(update={"role": "assistant"}),
         finish_reason=choice.finish_reason,
-        usage=TokenUsage(
-            input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens, calls=1
-        ),
+        usage=usage.to_usage(),
+        usage_reported=body.usage is not None,
         model=body.model or requested,
         latency_s=latency_s,
     )

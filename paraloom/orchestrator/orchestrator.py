@@ -18,14 +18,13 @@ from paraloom.orchestrator.events import EventBus, Listener
 from paraloom.orchestrator.executor import Executor
 from paraloom.orchestrator.planner import Planner, PlannerContext
 from paraloom.orchestrator.references import resolve_references, root_value
-from paraloom.orchestrator.result import RunResult, RunStatus, build_feedback, merge_usage
+from paraloom.orchestrator.result import CostTally, RunResult, RunStatus, build_feedback
 from paraloom.orchestrator.resume import ResumeState
 from paraloom.orchestrator.scheduler import Scheduler
 from paraloom.orchestrator.validation import validate_plan
-from paraloom.protocols.actions import ActionResult, TokenUsage, new_id
+from paraloom.protocols.actions import ActionResult, new_id
 from paraloom.protocols.events import (
     Event,
-    LLMCallFinished,
     PlanCreated,
     RoundFinished,
     RoundStarted,
@@ -35,7 +34,7 @@ from paraloom.protocols.events import (
 from paraloom.protocols.feedback import StateFeedback
 from paraloom.protocols.plan import FailurePolicy, FinalAnswer
 from paraloom.runtime.budget import Budget, BudgetExhausted
-from paraloom.runtime.context import Action, ActionContext, discard_event
+from paraloom.runtime.context import Action, ActionContext
 from paraloom.runtime.selection import ModelSelector
 from paraloom.tools.actionset import ActionSet
 
@@ -148,17 +147,11 @@ class Orchestrator:
         run_id = options.run_id or (resume.run_id if resume else new_id("run_"))
         shared_budget = _budget_for(options.budget, self.budget_usd, parent)
         model_selector = options.model_selector
-        planner_calls: set[str] = set()
-        planner_cost = [Decimal(0)]
-        planner_usage: dict[str, TokenUsage] = {}
+        tally = CostTally(resume.spent_usd if resume is not None else Decimal(0))
         parent_emit = parent.emit if parent is not None else None
 
         def emit(event: Event) -> None:
-            if isinstance(event, LLMCallFinished) and event.parent_call_id in planner_calls:
-                planner_cost[0] += event.cost_usd
-                planner_usage[event.model] = (
-                    planner_usage.get(event.model, TokenUsage()) + event.usage
-                )
+            tally.observe(event)
             bus.emit(event)
             if parent_emit is not None:
                 parent_emit(event)
@@ -177,7 +170,7 @@ class Orchestrator:
         )
         # Subtask events only matter to listeners: with none, skip building them.
         listened = bus.active or parent_emit is not None
-        subtask_context = context if listened else replace(context, emit=discard_event)
+        subtask_context = context if listened else replace(context, emit=tally.observe)
         started = time.time()
         spent_before = shared_budget.spent_usd
         emit(
@@ -198,7 +191,11 @@ class Orchestrator:
         round_no = 0
 
         def finish() -> RunResult:
-            cost = sum((r.cost_usd for r in results.values()), planner_cost[0])
+            nonlocal status
+            cost = tally.cost_usd
+            warnings = tally.warnings(shared_budget)
+            if status == "ok" and warnings:
+                status = "warning"
             result = RunResult(
                 run_id=run_id,
                 workflow=self.name,
@@ -209,7 +206,8 @@ class Orchestrator:
                 subtasks=dict(results),
                 subtask_rounds=dict(rounds_of),
                 cost_usd=cost,
-                usage=merge_usage([planner_usage, *(r.usage for r in results.values())]),
+                usage=dict(tally.usage),
+                warnings=warnings,
                 started_at=started,
                 ended_at=time.time(),
             )
@@ -223,6 +221,7 @@ class Orchestrator:
                     output=output,
                     error=error,
                     cost_usd=cost,
+                    warnings=warnings,
                 )
             )
             return result
@@ -234,7 +233,6 @@ class Orchestrator:
                     break
                 round_no += 1
                 plan_call = new_id("plan_")
-                planner_calls.add(plan_call)
                 emit(
                     RoundStarted(
                         run_id=run_id, round=round_no, call_id=plan_call, planner=self.planner.name

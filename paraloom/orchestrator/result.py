@@ -11,11 +11,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from paraloom.protocols.actions import ActionResult, TokenUsage
+from paraloom.protocols.events import Event, LLMCallFinished, UsageAnomaly
 from paraloom.protocols.feedback import StateFeedback, SubtaskFeedback
+from paraloom.runtime.budget import Budget
 
-__all__ = ["RunResult", "RunStatus", "build_feedback", "merge_usage"]
+__all__ = ["CostTally", "RunResult", "RunStatus", "build_feedback", "merge_usage"]
 
-RunStatus = Literal["ok", "failed", "cancelled", "max_rounds", "budget_exhausted"]
+RunStatus = Literal["ok", "warning", "failed", "cancelled", "max_rounds", "budget_exhausted"]
 
 
 class RunResult(BaseModel):
@@ -29,8 +31,18 @@ class RunResult(BaseModel):
     rounds: int = 0
     subtasks: dict[str, ActionResult] = Field(default_factory=dict)
     subtask_rounds: dict[str, int] = Field(default_factory=dict)
-    cost_usd: Decimal = Decimal(0)
+    cost_usd: Decimal = Field(
+        default=Decimal(0),
+        description="What every LLM call of the run cost: each attempt, abandoned call "
+        "(its worst case held), planner round and nested workflow; the sum of the run's "
+        "LLMCallFinished events.",
+    )
     usage: dict[str, TokenUsage] = Field(default_factory=dict)
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Why a run with an answer has status 'warning' (usage anomalies, "
+        "spend past the budget's limit).",
+    )
     started_at: float = Field(default_factory=time.time)
     ended_at: float = Field(default_factory=time.time)
 
@@ -41,6 +53,44 @@ class RunResult(BaseModel):
     @property
     def elapsed_s(self) -> float:
         return self.ended_at - self.started_at
+
+
+class CostTally:
+    """The one cost tally of a run: the sum of every ``LLMCallFinished`` it sees (the
+    run's planner rounds, every attempt of every subtask, abandoned calls at the worst
+    case held, nested workflows' calls), plus ``prior`` (what earlier sessions of a
+    resumed run spent). ``RunResult.cost_usd``, ``RunFinished.cost_usd`` and the store's
+    run cost are this number. Usage anomalies seen become the run's warnings."""
+
+    def __init__(self, prior_usd: Decimal = Decimal(0)) -> None:
+        self.cost_usd = prior_usd
+        self.usage: dict[str, TokenUsage] = {}
+        self.calls = 0
+        self.abandoned = 0
+        self.anomalies: list[str] = []
+
+    def observe(self, event: Event) -> None:
+        if isinstance(event, LLMCallFinished):
+            self.cost_usd += event.cost_usd
+            self.calls += 1
+            self.abandoned += int(event.abandoned)
+            u = self.usage.get(event.model)
+            self.usage[event.model] = event.usage if u is None else u + event.usage
+        elif isinstance(event, UsageAnomaly):
+            self.anomalies.append(
+                f"usage_anomaly: {event.model} call {event.llm_call_id}: "
+                + "; ".join(event.reasons)
+                + f" (charged ${event.cost_usd}, reserved ${event.reserved_usd})"
+            )
+
+    def warnings(self, budget: Budget | None) -> list[str]:
+        out = list(self.anomalies)
+        if budget is not None and budget.exceeded:
+            out.append(
+                f"budget exceeded: ${budget.spent_usd} spent against a limit of "
+                f"${budget.limit_usd} (a provider billed more than the reserved worst case)"
+            )
+        return out
 
 
 def merge_usage(usages: Iterable[Mapping[str, TokenUsage]]) -> dict[str, TokenUsage]:

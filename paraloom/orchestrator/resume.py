@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from paraloom.protocols.actions import ActionResult
 from paraloom.protocols.plan import FinalAnswer, Plan
@@ -20,3 +21,6 @@ class ResumeState:
     run_id: str
     decisions: Mapping[int, Plan | FinalAnswer] = field(default_factory=dict)
     results: Mapping[str, ActionResult] = field(default_factory=dict)
+    spent_usd: Decimal = Decimal(0)
+    """What the run's LLM calls (and its nested runs') cost in earlier sessions: the
+    resumed run's cost starts there."""

@@ -65,13 +65,16 @@ class WorkflowAction:
             dict(call.arguments) if self._whole_arguments else call.arguments.get("task")
         )
         result = await self.orchestrator.run(task, parent=context.child(call))
+        # a 'warning' run answered; its warnings reach the caller's run through the
+        # shared event sink (usage anomalies) and the shared budget (spend past its limit)
+        answered = result.ok or result.status == "warning"
         return ActionResult(
             call_id=call.call_id,
             action=call.action,
-            status=ActionStatus.OK if result.ok else _status(result.status),
+            status=ActionStatus.OK if answered else _status(result.status),
             output=result.output,
             error=None
-            if result.ok
+            if answered
             else ErrorInfo(
                 type=f"Workflow{result.status.title()}", message=result.error or result.status
             ),

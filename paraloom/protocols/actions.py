@@ -112,6 +112,21 @@ class TokenUsage(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     calls: int = 0
+    cached_input_tokens: int = Field(
+        default=0,
+        description="Part of input_tokens read from the provider's prompt cache "
+        "(OpenAI prompt_tokens_details.cached_tokens).",
+    )
+    reasoning_tokens: int = Field(
+        default=0,
+        description="Part of output_tokens spent on hidden reasoning "
+        "(OpenAI completion_tokens_details.reasoning_tokens).",
+    )
+    cache_write_tokens: int = Field(
+        default=0,
+        description="Part of input_tokens written to the provider's prompt cache "
+        "(Anthropic-style cache_creation_input_tokens behind OpenAI-compatible gateways).",
+    )
 
     @property
     def total_tokens(self) -> int:
@@ -122,6 +137,9 @@ class TokenUsage(BaseModel):
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             calls=self.calls + other.calls,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
         )
 
 

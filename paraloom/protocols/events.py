@@ -33,6 +33,7 @@ __all__ = [
     "SubtaskRetried",
     "SubtaskSkipped",
     "SubtaskStarted",
+    "UsageAnomaly",
 ]
 
 
@@ -54,10 +55,11 @@ class RunStarted(_Event):
 class RunFinished(_Event):
     type: Literal["run_finished"] = "run_finished"
     workflow: str
-    status: Literal["ok", "failed", "cancelled", "max_rounds", "budget_exhausted"]
+    status: Literal["ok", "warning", "failed", "cancelled", "max_rounds", "budget_exhausted"]
     output: JsonValue = None
     error: str | None = None
     cost_usd: Decimal = Decimal(0)
+    warnings: list[str] = Field(default_factory=list)
 
 
 class RoundStarted(_Event):
@@ -186,6 +188,31 @@ class LLMCallFinished(_Event):
     output: dict[str, Any] | None = Field(
         default=None, description="Only filled when content capture is on."
     )
+    abandoned: bool = Field(
+        default=False,
+        description="The client gave up on the request (timeout, broken reply, "
+        "cancellation) while the provider may bill it: cost_usd is the worst case held.",
+    )
+    usage_anomaly: str | None = Field(
+        default=None, description="Why the reported usage is outside the call's bound."
+    )
+
+
+class UsageAnomaly(_Event):
+    """A provider reported usage outside the call's bound (``completion_tokens`` above
+    the ``max_tokens`` sent, or ``prompt_tokens`` above the input bound). The reported
+    cost was charged; the run finishes with a warning."""
+
+    type: Literal["usage_anomaly"] = "usage_anomaly"
+    llm_call_id: str
+    parent_call_id: str | None = None
+    model: str
+    reasons: list[str]
+    usage: TokenUsage
+    input_token_bound: int
+    max_tokens_sent: int
+    cost_usd: Decimal
+    reserved_usd: Decimal
 
 
 Event = Annotated[
@@ -202,6 +229,7 @@ Event = Annotated[
     | ActionFinished
     | ActionProgress
     | LLMCallStarted
+    | UsageAnomaly
     | LLMCallFinished,
     Field(discriminator="type"),
 ]

@@ -4,10 +4,13 @@ Every router estimates, for each candidate model, a quality and a cost, and turn
 into a utility with its knob (``α`` or ``λ``). :meth:`Router.choose` then applies the
 rules common to all routers:
 
-1. **Budget rule** (hard): the worst-case cost of the step — estimated input tokens
-   (from the context text, ≈ 3.5 characters per token, conservative) plus
-   ``max_output_tokens`` at the model's prices — must fit the budget left. A model that
-   does not fit is never chosen; when none fits the decision's ``model`` is ``None``.
+1. **Budget rule** (hard): the worst-case cost of the step must fit the budget left.
+   It is :func:`~paraloom.runtime.worst_case.worst_case`, the very function the budget
+   reservation uses: given the call's measured input (``input_size``, set by
+   ``call_model``) it is exactly what will be reserved; from text alone, the text's
+   input bound (one token per UTF-8 byte plus framing) plus ``max_output_tokens``. A
+   model that does not fit is never chosen; when none fits the decision's ``model`` is
+   ``None``.
 2. **Pacing** (when the expected remaining steps ``k`` are known and ``k > 1``):
    ``"reserve"`` keeps ``(k - 1) ×`` the cheapest worst case for the later steps (so they
    can always afford the cheapest model); ``"share"`` (default) does the same and also
@@ -38,9 +41,14 @@ from paraloom.routing.datasets import estimate_tokens
 from paraloom.routing.features import ContextBatch, FeatureLayer
 from paraloom.routing.training import TrainingLog
 from paraloom.runtime.selection import StepKind
+from paraloom.runtime.worst_case import (
+    InputSize,
+    input_token_bound,
+    measure_texts,
+    worst_case_cost,
+)
 
 __all__ = [
-    "WORST_CASE_CHARS_PER_TOKEN",
     "Estimate",
     "Exploration",
     "Pacing",
@@ -53,7 +61,6 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 Pacing = Literal["none", "share", "reserve"]
-WORST_CASE_CHARS_PER_TOKEN = 3.5
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,12 @@ class RoutingContext:
     step_kind: StepKind = "agent_turn"
     max_output_tokens: int = 256
     input_tokens: int | None = None
-    """Known input tokens of this call; estimated from the text when ``None``."""
+    """Known input tokens of this call; bounded from the text when ``None``."""
+    input_size: InputSize | None = None
+    """The call's measured input (from ``SelectionRequest.input_size``): the worst case
+    is then exactly the reservation's, with ``max_tokens``."""
+    max_tokens: int | None = None
+    """The call's ``max_tokens`` (``None``: each model's own limit); with ``input_size``."""
     models_used: Sequence[str] = ()
     costs_so_far_usd: Sequence[Decimal] = ()
     tool_errors: int = 0
@@ -91,10 +103,25 @@ class RoutingContext:
     run_id: str | None = None
 
     def estimated_input_tokens(self) -> int:
-        """Conservative input-token estimate for the worst case (≈ 3.5 chars/token)."""
+        """The input bound without a model's vouched ratio: one token per UTF-8 byte of
+        the text and history plus framing (or ``input_tokens`` when known)."""
         if self.input_tokens is not None:
             return self.input_tokens
-        return estimate_tokens(self._full_text(), WORST_CASE_CHARS_PER_TOKEN)
+        return input_token_bound(_ANY_MODEL, self._input_size())
+
+    def worst_case_usd(self, model: ModelDescriptor) -> Decimal:
+        """The most this step may cost on ``model``: the one worst-case function."""
+        if self.input_size is not None and self.input_tokens is None:
+            return worst_case_cost(model, self.input_size, self.max_tokens)
+        tin = (
+            self.input_tokens
+            if self.input_tokens is not None
+            else input_token_bound(model, self._input_size())
+        )
+        return worst_case_cost(model, tin, self.max_output_tokens)
+
+    def _input_size(self) -> InputSize:
+        return self.input_size or measure_texts(self.text, *self.history)
 
     def expected_input_tokens(self) -> int:
         """Typical input-token estimate (≈ 4 chars/token), as routers were trained with."""
@@ -128,8 +155,7 @@ class Estimate:
     extra: Mapping[str, FloatArray] = field(default_factory=dict)
 
 
-def worst_case_cost(model: ModelDescriptor, input_tokens: int, max_output_tokens: int) -> Decimal:
-    return model.cost(input_tokens, max_output_tokens)
+_ANY_MODEL = ModelDescriptor(name="any")
 
 
 def allowed_mask(
@@ -231,8 +257,7 @@ class Router(ABC):
         cands = list(ctx.candidates)
         if not cands:
             return RoutingDecision(model=None, reason="no candidate models")
-        tin = ctx.estimated_input_tokens()
-        worst = [worst_case_cost(m, tin, ctx.max_output_tokens) for m in cands]
+        worst = [ctx.worst_case_usd(m) for m in cands]
         est = self.estimate(self.featurize(ctx), cands)
         affordable, allowed = allowed_mask(
             worst,

@@ -30,7 +30,6 @@ import numpy as np
 import numpy.typing as npt
 
 from paraloom.routing.base import (
-    WORST_CASE_CHARS_PER_TOKEN,
     Estimate,
     Pacing,
     Router,
@@ -39,6 +38,7 @@ from paraloom.routing.base import (
 from paraloom.routing.cascade import is_cascade
 from paraloom.routing.datasets import RoutingDataset, estimate_tokens
 from paraloom.routing.features import ContextBatch
+from paraloom.runtime.worst_case import measure_texts, worst_case_cost
 
 __all__ = [
     "MultiStepResult",
@@ -262,7 +262,7 @@ def multistep_replay(
     utility = router.utility(estimate)
     best_name, _ = best_single_model(test)
     jbest = test.model_names.index(best_name)
-    wc_tokens = [estimate_tokens(t, WORST_CASE_CHARS_PER_TOKEN) for t in test.texts]
+    sizes = [measure_texts(t) for t in test.texts]
     models = test.models
     mode: Pacing = pacing if pacing is not None else router.pacing
     succ = stopped = over = 0
@@ -275,7 +275,7 @@ def multistep_replay(
         ok = True
         for s, qi in enumerate(qs):
             known = test.known[qi]
-            worst = [m.cost(wc_tokens[qi], max_output_tokens) for m in models]
+            worst = [worst_case_cost(m, sizes[qi], max_output_tokens) for m in models]
             aff, allowed = allowed_mask(
                 worst, left, steps - s, mode, [float(x) for x in estimate.cost[qi]]
             )

@@ -51,6 +51,8 @@ def context_from_request(request: SelectionRequest) -> RoutingContext:
         step_index=request.step_index,
         expected_remaining_steps=request.expected_remaining_steps,
         run_id=request.run_id,
+        input_size=request.input_size,
+        max_tokens=request.max_tokens,
     )
 
 

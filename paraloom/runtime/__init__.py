@@ -5,6 +5,14 @@ from paraloom.runtime.budget import Budget, BudgetExhausted, Reservation, to_dec
 from paraloom.runtime.context import Action, ActionContext, EventSink, discard_event
 from paraloom.runtime.limits import SharedLimit, acquire_slot
 from paraloom.runtime.selection import ModelSelector, Selection, SelectionRequest, StepKind
+from paraloom.runtime.worst_case import (
+    InputSize,
+    WorstCase,
+    input_token_bound,
+    measure_input,
+    measure_texts,
+    worst_case,
+)
 
 __all__ = [
     "Action",
@@ -12,13 +20,19 @@ __all__ = [
     "Budget",
     "BudgetExhausted",
     "EventSink",
+    "InputSize",
     "ModelSelector",
     "Reservation",
     "Selection",
     "SelectionRequest",
     "SharedLimit",
     "StepKind",
+    "WorstCase",
     "acquire_slot",
     "discard_event",
+    "input_token_bound",
+    "measure_input",
+    "measure_texts",
     "to_decimal",
+    "worst_case",
 ]

@@ -1,10 +1,16 @@
 """One dollar budget shared by every parallel branch of a run.
 
-Before an LLM call the caller *reserves* the worst case (estimated input tokens plus
-``max_tokens`` at the model's prices); after the call it *settles* the real cost and
-the rest is released. A reservation that does not fit raises :class:`BudgetExhausted`
-and the call is not made, so the sum of settled costs never passes the limit as long
-as providers bill no more than the reserved worst case.
+Before an LLM call the caller *reserves* the worst case (the input bound of
+:mod:`paraloom.runtime.worst_case` plus ``max_tokens`` at the model's prices); after
+the call it *settles* the real cost and the rest is released. A reservation that does
+not fit raises :class:`BudgetExhausted` and the call is not made, so the sum of settled
+costs never passes the limit as long as providers bill no more than the reserved worst
+case.
+
+A call the client abandons (a timeout, a cancellation) may still be billed: by default
+(``on_abandoned="bill_worst_case"``) its whole reservation is kept as spent.
+``on_abandoned="release"`` frees it instead, for providers that do not bill requests
+their client abandoned.
 
 Money is ``Decimal`` dollars, exact; floats and strings given by users are converted
 with ``Decimal(str(x))`` so ``0.1`` means ten cents, not its binary neighbour.
@@ -14,10 +20,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 from types import TracebackType
+from typing import Literal
 
 import anyio
 
-__all__ = ["Budget", "BudgetExhausted", "Reservation", "to_decimal"]
+__all__ = ["Budget", "BudgetExhausted", "OnAbandoned", "Reservation", "to_decimal"]
+
+OnAbandoned = Literal["bill_worst_case", "release"]
 
 
 def to_decimal(value: Decimal | float | int | str) -> Decimal:
@@ -43,7 +52,11 @@ class Budget:
         *,
         max_tokens: int | None = None,
         max_calls: int | None = None,
+        on_abandoned: OnAbandoned = "bill_worst_case",
     ) -> None:
+        if on_abandoned not in ("bill_worst_case", "release"):
+            raise ValueError("on_abandoned must be 'bill_worst_case' or 'release'")
+        self.on_abandoned: OnAbandoned = on_abandoned
         self.limit_usd = None if limit_usd is None else to_decimal(limit_usd)
         if self.limit_usd is not None and self.limit_usd < 0:
             raise ValueError("limit_usd must be >= 0")
@@ -64,6 +77,12 @@ class Budget:
         if self.limit_usd is None:
             return None
         return self.limit_usd - self.spent_usd - self.reserved_usd
+
+    @property
+    def exceeded(self) -> bool:
+        """Whether what was spent passed the dollar limit (only a provider billing more
+        than the reserved worst case can make it so)."""
+        return self.limit_usd is not None and self.spent_usd > self.limit_usd
 
     def _shortfall(self, usd: Decimal, tokens: int, calls: int) -> BudgetExhausted | None:
         """What a reservation of this size would exceed now, if anything."""
@@ -148,6 +167,11 @@ class Reservation:
         await self.budget._close(
             self, to_decimal(usd), tokens, self.calls if calls is None else calls
         )
+
+    async def keep(self) -> None:
+        """Keep the whole reservation as spent (an abandoned call the provider may have
+        billed up to its worst case)."""
+        await self.settle(self.usd, tokens=self.tokens, calls=self.calls)
 
     async def release(self) -> None:
         if not self.closed:

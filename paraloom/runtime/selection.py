@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from paraloom.protocols.messages import ChatMessage, ModelDescriptor
+from paraloom.runtime.worst_case import InputSize
 
 __all__ = ["ModelSelector", "Selection", "SelectionRequest", "StepKind"]
 
@@ -36,6 +37,14 @@ class SelectionRequest:
     budget_spent_usd: Decimal = Decimal(0)
     budget_left_usd: Decimal | None = None
     expected_remaining_steps: int | None = None
+    input_size: InputSize | None = None
+    """The call's input as :func:`~paraloom.runtime.worst_case.measure_input` measures it
+    (messages, tools, response schema). When set, a candidate's worst case is
+    ``worst_case(candidate, input_size, max_tokens)``: exactly what the reservation will
+    hold. ``None``: selectors measure ``messages`` and use ``max_output_tokens``."""
+    max_tokens: int | None = None
+    """The caller's ``max_tokens`` (``None``: each model's own output limit); used with
+    ``input_size``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,7 +138,8 @@ _TRIGGERS: dict[str, str] = {
     """,
     "run_finished": """
         UPDATE runs SET status = $status, output_json = NEW.output_json, error = $error,
-            cost_usd = $cost_usd, ended_at = NEW.ts, updated_at = NEW.ts
+            cost_usd = $cost_usd, warnings_json = $warnings, ended_at = NEW.ts,
+            updated_at = NEW.ts
         WHERE run_id = NEW.run_id;
     """,
     "round_started": """
@@ -230,6 +231,10 @@ _TRIGGERS: dict[str, str] = {
             input_tokens = $usage.input_tokens, output_tokens = $usage.output_tokens,
             cost_usd = $cost_usd, finish_reason = $finish_reason, latency_s = $latency_s,
             error = $error, budget_left_usd = $budget_left_usd, output_json = $output,
+            cached_input_tokens = $usage.cached_input_tokens,
+            reasoning_tokens = $usage.reasoning_tokens,
+            cache_write_tokens = $usage.cache_write_tokens,
+            abandoned = COALESCE($abandoned, 0), usage_anomaly = $usage_anomaly,
             finished_at = NEW.ts
         WHERE llm_call_id = $llm_call_id;
     """,

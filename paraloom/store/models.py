@@ -20,7 +20,9 @@ __all__ = [
     "SubtaskRecord",
 ]
 
-FINISHED_STATUSES = frozenset({"ok", "failed", "cancelled", "max_rounds", "budget_exhausted"})
+FINISHED_STATUSES = frozenset(
+    {"ok", "warning", "failed", "cancelled", "max_rounds", "budget_exhausted"}
+)
 """Run statuses written by ``RunFinished``. Besides these a run is ``running`` (started,
 not finished, and its process is alive or cannot be checked) or ``crashed`` (started,
 not finished, and the process that recorded it is gone: see
@@ -58,6 +60,9 @@ class RunInfo(_Model):
     subtasks_total: int = 0
     subtasks_ok: int = 0
     llm_calls: int = 0
+    warnings: tuple[str, ...] = Field(
+        (), description="Why the run finished with status 'warning' (usage anomalies, …)."
+    )
 
     @property
     def finished(self) -> bool:
@@ -114,6 +119,13 @@ class LLMCallRecord(_Model):
     finish_reason: str | None = None
     error: str | None = None
     budget_left_usd: Decimal | None = None
+    cached_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    abandoned: bool = Field(
+        False, description="Abandoned by the client; cost_usd is the worst case held."
+    )
+    usage_anomaly: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
 

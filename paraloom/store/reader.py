@@ -26,7 +26,7 @@ from paraloom.store.models import (
 )
 from paraloom.store.schema import StoreError
 
-__all__ = ["get_run", "list_runs", "read_events", "resolve_run_id", "resume_state"]
+__all__ = ["get_run", "list_runs", "llm_cost", "read_events", "resolve_run_id", "resume_state"]
 
 _EVENT = TypeAdapter[Event](Event)
 
@@ -100,6 +100,7 @@ _INFO: tuple[_Column, ...] = (
         None,
     ),
     ("(SELECT COUNT(*) FROM llm_calls l WHERE l.run_id = r.run_id)", "llm_calls", None),
+    ("r.warnings_json", "warnings", lambda text: tuple(json.loads(text)) if text else ()),
 )
 
 _ROUND: tuple[_Column, ...] = (
@@ -146,6 +147,11 @@ _LLM_CALL: tuple[_Column, ...] = (
     ("finish_reason", "finish_reason", None),
     ("error", "error", None),
     ("budget_left_usd", "budget_left_usd", _decimal),
+    ("cached_input_tokens", "cached_input_tokens", None),
+    ("reasoning_tokens", "reasoning_tokens", None),
+    ("cache_write_tokens", "cache_write_tokens", None),
+    ("abandoned", "abandoned", bool),
+    ("usage_anomaly", "usage_anomaly", None),
     ("started_at", "started_at", None),
     ("finished_at", "finished_at", None),
 )
@@ -348,4 +354,18 @@ def resume_state(conn: sqlite3.Connection, run_id: str) -> ResumeState:
         (run_id,),
     ).fetchall():
         results[sid] = ActionResult.model_validate_json(result_json)
-    return ResumeState(run_id=run_id, decisions=decisions, results=results)
+    return ResumeState(
+        run_id=run_id, decisions=decisions, results=results, spent_usd=llm_cost(conn, run_id)
+    )
+
+
+def llm_cost(conn: sqlite3.Connection, run_id: str) -> Decimal:
+    """What every recorded LLM call of a run and of its nested runs cost (exact): the
+    store's side of the run's one cost tally."""
+    rows = conn.execute(
+        "WITH RECURSIVE tree(id) AS (SELECT ? UNION SELECT r.run_id FROM runs r"
+        " JOIN tree t ON r.parent_run_id = t.id)"
+        " SELECT cost_usd FROM llm_calls WHERE run_id IN tree AND cost_usd IS NOT NULL",
+        (run_id,),
+    ).fetchall()
+    return sum((Decimal(str(c)) for (c,) in rows), Decimal(0))

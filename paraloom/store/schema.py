@@ -233,11 +233,31 @@ def immediate(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+# Columns added after schema version 1 shipped: created on stores that lack them
+# (additive, so version 1 stores stay readable by older paraloom).
+_ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("runs", "warnings_json", "TEXT"),
+    ("llm_calls", "cached_input_tokens", "INTEGER"),
+    ("llm_calls", "reasoning_tokens", "INTEGER"),
+    ("llm_calls", "cache_write_tokens", "INTEGER"),
+    ("llm_calls", "abandoned", "INTEGER NOT NULL DEFAULT 0"),
+    ("llm_calls", "usage_anomaly", "TEXT"),
+)
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    for table, column, kind in _ADDED_COLUMNS:
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
 def _ensure_schema(conn: sqlite3.Connection) -> None:
     with immediate(conn):
         for statement in _DDL.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        _add_columns(conn)
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
             conn.execute(

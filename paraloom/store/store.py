@@ -55,6 +55,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -265,6 +266,12 @@ class RunStore:
         :class:`~paraloom.store.models.RunNotFoundError`."""
         with self._reading() as conn:
             return reader.get_run(conn, run_id, store_path=self.path)
+
+    def llm_cost(self, run_id: str) -> Decimal:
+        """What every recorded LLM call of the run and of its nested runs cost: equal to
+        the run's ``cost_usd`` (one tally), abandoned calls at the worst case held."""
+        with self._reading() as conn:
+            return reader.llm_cost(conn, reader.resolve_run_id(conn, run_id))
 
     def events(self, run_id: str) -> list[Event]:
         """The run's raw events, in the order they were committed."""

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 try:
     import uvicorn
     from starlette.applications import Starlette
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -43,7 +43,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from paraloom.models.base import ModelRequest, ResponseFormat
 from paraloom.models.wire import WireRequest, message_from_wire
-from paraloom.protocols.actions import new_id
+from paraloom.protocols.actions import TokenUsage, new_id
 from paraloom.testing.replies import Fault, Malformed, Reply, Slow
 
 __all__ = ["OpenAITestServer", "RecordedRequest", "ServerReply"]
@@ -117,7 +117,8 @@ def _error(
 
 class OpenAITestServer:
     """See the module docstring. ``api_key``: when set, requests must carry it as a
-    bearer token (else 401, like OpenAI)."""
+    bearer token (else 401, like OpenAI). ``ledger``: served as JSON at
+    ``GET /v1/ledger`` (see :mod:`paraloom.testing.provider`)."""
 
     def __init__(
         self,
@@ -126,7 +127,9 @@ class OpenAITestServer:
         handler: Handler | None = None,
         api_key: str | None = None,
         startup_timeout_s: float = 10.0,
+        ledger: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        self._ledger = ledger
         self._script: deque[ServerReply] = deque(replies)
         self._handler = handler
         self._api_key = api_key
@@ -236,8 +239,14 @@ class OpenAITestServer:
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
+                Route("/v1/ledger", self._ledger_view, methods=["GET"]),
             ]
         )
+
+    async def _ledger_view(self, request: Request) -> Response:
+        if self._ledger is None:
+            return _error(404, "this test server keeps no ledger", "not_found")
+        return JSONResponse(self._ledger())
 
     async def _models(self, request: Request) -> Response:
         seen = sorted({r.model for r in self.requests})
@@ -246,7 +255,10 @@ class OpenAITestServer:
         )
 
     async def _chat(self, request: Request) -> Response:
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except ClientDisconnect:  # the client gave up before sending its whole request
+            return Response(status_code=499)
         try:
             data = json.loads(raw)
             body = WireRequest.model_validate(data)
@@ -302,17 +314,26 @@ class OpenAITestServer:
                 }
                 for c in reply.tool_calls
             ]
-        return JSONResponse(
-            {
-                "id": new_id("chatcmpl-"),
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": reply.model or recorded.model,
-                "choices": [{"index": 0, "message": message, "finish_reason": reply.finish()}],
-                "usage": {
-                    "prompt_tokens": usage.input_tokens,
-                    "completion_tokens": usage.output_tokens,
-                    "total_tokens": usage.total_tokens,
-                },
-            }
-        )
+        body: dict[str, Any] = {
+            "id": new_id("chatcmpl-"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": reply.model or recorded.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": reply.finish()}],
+        }
+        if reply.report_usage:
+            body["usage"] = _wire_usage(usage)
+        return JSONResponse(body)
+
+
+def _wire_usage(usage: TokenUsage) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+    if usage.cached_input_tokens:
+        out["prompt_tokens_details"] = {"cached_tokens": usage.cached_input_tokens}
+    if usage.reasoning_tokens:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return out

@@ -37,6 +37,12 @@ class Reply:
     input_tokens: int | None = None
     output_tokens: int | None = None
     model: str | None = None
+    cached_tokens: int = 0
+    """Reported as ``prompt_tokens_details.cached_tokens`` (part of the input)."""
+    reasoning_tokens: int = 0
+    """Reported as ``completion_tokens_details.reasoning_tokens`` (part of the output)."""
+    report_usage: bool = True
+    """False: the test server's reply carries no ``usage`` at all."""
 
     @classmethod
     def json(cls, value: Any, **kw: Any) -> Reply:
@@ -56,7 +62,13 @@ class Reply:
             out = estimate_text_tokens(text) or 1
             if request.max_tokens is not None:
                 out = min(out, request.max_tokens)
-        return TokenUsage(input_tokens=inp, output_tokens=out, calls=1)
+        return TokenUsage(
+            input_tokens=inp,
+            output_tokens=out,
+            calls=1,
+            cached_input_tokens=min(self.cached_tokens, inp),
+            reasoning_tokens=min(self.reasoning_tokens, out),
+        )
 
     def finish(self) -> str:
         return self.finish_reason or ("tool_calls" if self.tool_calls else "stop")

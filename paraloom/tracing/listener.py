@@ -272,7 +272,9 @@ class TracingListener:
             attrs: Attrs = {}
             self._content.io(attrs, "output", e.output)
             span.set_attributes(attrs)
-        if e.status == "ok":
+        if e.warnings:
+            span.set_attribute(Paraloom.RUN_WARNINGS, list(e.warnings))
+        if e.status in ("ok", "warning"):
             span.set_status(Status(StatusCode.OK))
         else:
             self._fail(span, e.status, e.error)
@@ -556,6 +558,20 @@ class TracingListener:
             OpenInference.LLM_COST_TOTAL: float(e.cost_usd),
             Paraloom.COST_USD: _usd(e.cost_usd),
         }
+        if usage.cached_input_tokens:
+            attrs[GenAI.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input_tokens
+            attrs[OpenInference.LLM_TOKEN_PROMPT_CACHE_READ] = usage.cached_input_tokens
+        if usage.cache_write_tokens:
+            attrs[GenAI.USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
+            attrs[OpenInference.LLM_TOKEN_PROMPT_CACHE_WRITE] = usage.cache_write_tokens
+        if usage.reasoning_tokens:
+            attrs[GenAI.USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
+            attrs[OpenInference.LLM_TOKEN_COMPLETION_REASONING] = usage.reasoning_tokens
+        if e.abandoned:
+            attrs[Paraloom.ABANDONED] = True
+        if e.usage_anomaly:
+            attrs[Paraloom.USAGE_ANOMALY] = e.usage_anomaly
+            span.add_event("usage_anomaly", {"reason": e.usage_anomaly}, _ns(e.ts))
         if e.response_model:
             attrs[GenAI.RESPONSE_MODEL] = e.response_model
             attrs[OpenInference.LLM_MODEL_NAME] = e.response_model  # what Phoenix prices

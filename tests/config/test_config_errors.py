@@ -58,8 +58,11 @@ CASES: list[tuple[str, str, list[str]]] = [
         "models:\n  small: {model_id: m, colour: red}\n",
         [
             "{f}:2:24: unknown field 'colour' in models.small; expected one of: provider, "
-            "model_id, base_url, api_key, input_price_per_m, output_price_per_m, context_window, "
-            "max_output_tokens, latency_s, timeout_s, max_concurrency, description"
+            "model_id, base_url, api_key, input_price_per_m, output_price_per_m, "
+            "cached_input_price_per_m, cache_write_price_per_m, context_window, "
+            "max_output_tokens, "
+            "tokenizer_bytes_per_token, latency_s, timeout_s, max_concurrency, rpm, tpm, "
+            "description"
         ],
     ),
     (

@@ -12,7 +12,6 @@ from paraloom.models import (
     ModelRequest,
     StepInfo,
     call_model,
-    estimate_request_tokens,
 )
 from paraloom.protocols.events import Event, LLMCallFinished, LLMCallStarted
 from paraloom.protocols.messages import ChatMessage, ModelDescriptor
@@ -51,7 +50,8 @@ async def test_reserve_call_settle_and_events() -> None:
     assert isinstance(started, LLMCallStarted) and isinstance(finished, LLMCallFinished)
     assert started.parent_call_id == finished.parent_call_id == "call_parent"
     assert started.llm_call_id == finished.llm_call_id == mc.llm_call_id
-    assert started.reserved_usd == CHEAP.cost(estimate_request_tokens(request), 50)
+    # the input bound: one token per UTF-8 byte (14) plus 4 framing + 3 priming tokens
+    assert started.reserved_usd == CHEAP.cost(14 + 4 + 3, 50)
     assert started.routing == {"model": "cheap", "reason": "configured model"}
     assert started.messages is None and finished.output is None  # content capture off
     assert finished.cost_usd == mc.cost_usd and finished.usage.total_tokens == 23
@@ -165,9 +165,7 @@ async def test_without_budget_no_reservation_needed() -> None:
     mc = await call_model(pool, ctx([]), MSGS, default_model="dear")
     assert mc.cost_usd == Decimal("0.003")
     req: ModelRequest = pool.client("dear").requests[0]  # type: ignore[attr-defined]
-    assert req.max_tokens == DEAR.context_window - estimate_request_tokens(
-        req.model_copy(update={"max_tokens": None})
-    )
+    assert req.max_tokens == DEAR.context_window - (14 + 4 + 3)
 
 
 class ChooseUnknown:

@@ -22,11 +22,10 @@ from paraloom.models import (
     call_model,
     cascade_descriptor,
     cascade_name,
-    estimate_request_tokens,
     normalize_answer,
 )
 from paraloom.protocols.actions import ActionCall, ActionStatus
-from paraloom.protocols.events import Event, LLMCallFinished, LLMCallStarted
+from paraloom.protocols.events import Event, LLMCallFinished, LLMCallStarted, UsageAnomaly
 from paraloom.protocols.messages import ChatMessage, ModelDescriptor
 from paraloom.runtime.budget import Budget, BudgetExhausted
 from paraloom.runtime.context import ActionContext
@@ -316,15 +315,15 @@ def pool_with(model: CascadeModel) -> ModelPool:
 @pytest.mark.anyio
 @pytest.mark.parametrize("agree", [True, False])
 async def test_call_model_settles_the_exact_cost(agree: bool) -> None:
-    a, b = ScriptedModel([reply("A", 40, 3)]), ScriptedModel([reply("A" if agree else "B", 45, 4)])
-    e = ScriptedModel([reply("C", 50, 6)])
+    a, b = ScriptedModel([reply("A", 20, 3)]), ScriptedModel([reply("A" if agree else "B", 25, 4)])
+    e = ScriptedModel([reply("C", 30, 6)])
     model = cascade(a, b, e)
     budget = Budget("1.00")
     events: list[Event] = []
     mc = await call_model(
         pool_with(model), ctx(events, budget), MSGS, default_model=model.name, max_tokens=20
     )
-    expected = P1.cost(40, 3) + P2.cost(45, 4) + (Decimal(0) if agree else BIG.cost(50, 6))
+    expected = P1.cost(20, 3) + P2.cost(25, 4) + (Decimal(0) if agree else BIG.cost(30, 6))
     assert mc.cost_usd == expected == budget.spent_usd
     assert budget.reserved_usd == 0 and budget.tokens_reserved == 0 and budget.calls_reserved == 0
     assert budget.calls_made == mc.usage.calls == (2 if agree else 3)
@@ -340,28 +339,41 @@ async def test_call_model_settles_the_exact_cost(agree: bool) -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize("agree", [True, False])
 async def test_worst_case_cost_never_exceeds_the_reservation(agree: bool) -> None:
-    """Every member using the whole estimated input and max_tokens: the cost equals the
-    reservation when all three are called, and stays below it otherwise."""
+    """Members bill as a densest-possible byte-level tokenizer would (one token per UTF-8
+    byte of the request plus OpenAI's framing, see :func:`dense_tokens`) and every
+    ``max_tokens`` allowed: the cost equals the reservation when all three are called,
+    and stays below it otherwise. (With the old 3-bytes-per-token estimate the
+    reservation was below this bill.)"""
     cap = 30
+    messages = (ChatMessage(role="user", content="価格は？ 1234567890 🙂 " * 4),)
 
     def worst(text: str) -> FunctionModel:
-        return FunctionModel(lambda r: Reply(text, output_tokens=r.max_tokens))
+        return FunctionModel(
+            lambda r: Reply(text, input_tokens=dense_tokens(r), output_tokens=r.max_tokens)
+        )
 
     model = cascade(worst("A"), worst("A" if agree else "B"), worst("C"))
     budget = Budget("1.00")
     events: list[Event] = []
     mc = await call_model(
-        pool_with(model), ctx(events, budget), MSGS, default_model=model.name, max_tokens=cap
+        pool_with(model), ctx(events, budget), messages, default_model=model.name, max_tokens=cap
     )
     started = events[0]
     assert isinstance(started, LLMCallStarted)
-    request = ModelRequest(model="x", messages=MSGS, max_tokens=cap)
-    tin = estimate_request_tokens(request)
+    tin = dense_tokens(ModelRequest(model="x", messages=messages, max_tokens=cap))
     assert started.reserved_usd == model.descriptor.cost(tin, cap)
     assert mc.cost_usd <= started.reserved_usd
     assert (mc.cost_usd == started.reserved_usd) is (not agree)
     assert budget.overrun_usd == 0
     assert budget.tokens_used <= 3 * (tin + cap)
+    assert not any(isinstance(e, UsageAnomaly) for e in events)
+
+
+def dense_tokens(request: ModelRequest) -> int:
+    """The most tokens a byte-level BPE can make of a plain chat request: every UTF-8
+    byte a token, plus 4 framing tokens per message and 3 for the reply priming."""
+    text = sum(len((m.content or "").encode()) for m in request.messages)
+    return text + 4 * len(request.messages) + 3
 
 
 @pytest.mark.anyio
@@ -369,7 +381,7 @@ async def test_too_small_budget_calls_no_member() -> None:
     a, b, e = FunctionModel(never), FunctionModel(never), FunctionModel(never)
     model = cascade(a, b, e)
     # enough for the probes' worst case but not for all three members
-    tin = estimate_request_tokens(ModelRequest(model="x", messages=MSGS, max_tokens=20))
+    tin = dense_tokens(ModelRequest(model="x", messages=MSGS, max_tokens=20))
     budget = Budget(P1.cost(tin, 20) + P2.cost(tin, 20) + BIG.cost(tin, 20) / 2)
     with pytest.raises(BudgetExhausted, match="usd"):
         await call_model(
@@ -391,7 +403,7 @@ async def test_call_limits_count_every_member() -> None:
 
 @pytest.mark.anyio
 async def test_failed_escalation_settles_what_the_probes_spent() -> None:
-    a, b = ScriptedModel([reply("A", 40, 3)]), ScriptedModel([reply("B", 45, 4)])
+    a, b = ScriptedModel([reply("A", 20, 3)]), ScriptedModel([reply("B", 25, 4)])
     e = ScriptedModel([ModelError("big-v2", "down", status=500)])
     model = cascade(a, b, e)
     budget = Budget("1.00")
@@ -400,9 +412,9 @@ async def test_failed_escalation_settles_what_the_probes_spent() -> None:
         await call_model(
             pool_with(model), ctx(events, budget), MSGS, default_model=model.name, max_tokens=20
         )
-    spent = P1.cost(40, 3) + P2.cost(45, 4)
+    spent = P1.cost(20, 3) + P2.cost(25, 4)
     assert budget.spent_usd == spent and budget.reserved_usd == 0
-    assert budget.calls_made == 2 and budget.tokens_used == 92
+    assert budget.calls_made == 2 and budget.tokens_used == 52
     assert info.value.pool_model == model.name
     finished = events[-1]
     assert isinstance(finished, LLMCallFinished)
@@ -412,7 +424,7 @@ async def test_failed_escalation_settles_what_the_probes_spent() -> None:
 @pytest.mark.anyio
 async def test_agent_counts_a_failed_cascade_in_its_cost() -> None:
     """An agent whose cascade call fails reports what the probes spent, like the budget."""
-    a, b = ScriptedModel([reply("A", 40, 3)]), ScriptedModel([reply("B", 45, 4)])
+    a, b = ScriptedModel([reply("A", 20, 3)]), ScriptedModel([reply("B", 25, 4)])
     e = ScriptedModel([ModelError("big-v2", "down", status=500)])
     model = cascade(a, b, e)
     solver = LLMAgent("solver", instructions="Solve.", model=model.name, pool=pool_with(model))
@@ -422,8 +434,8 @@ async def test_agent_counts_a_failed_cascade_in_its_cost() -> None:
         ctx([], budget),
     )
     assert result.status is ActionStatus.ERROR
-    assert result.cost_usd == budget.spent_usd == P1.cost(40, 3) + P2.cost(45, 4)
-    assert result.usage[model.name].total_tokens == 92
+    assert result.cost_usd == budget.spent_usd == P1.cost(20, 3) + P2.cost(25, 4)
+    assert result.usage[model.name].total_tokens == 52
 
 
 def test_exported_at_the_top() -> None:
