@@ -1,7 +1,8 @@
 """The ``paraloom`` command line. Thin: parse, call the Python API, render.
 
 Exit codes: 0 ok, 1 the run failed, 2 bad input (configuration, arguments, no endpoint),
-130 interrupted (Ctrl-C; the run can be resumed from the store). With ``--json`` a
+3 partial (an answer, but some subtasks failed or were skipped), 130 interrupted
+(Ctrl-C; the run can be resumed from the store). With ``--json`` a
 command that fails before it has a result prints ``{"ok": false, "exit_code": N,
 "errors": [{"message", "file", "line", "column"}]}`` on stdout (and the human message on
 stderr), so scripts always get JSON.
@@ -44,9 +45,17 @@ from paraloom.config.schema import config_json_schema
 from paraloom.orchestrator.resume import ResumeState
 from paraloom.protocols.events import Event
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "app", "main"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "app",
+    "main",
+]
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 app = typer.Typer(
     name="paraloom",
@@ -337,7 +346,9 @@ def _execute(
         print_result(out, view, output)
         if not output.ok:
             err.print(f"[bold red]run {output.status}:[/] {escape(output.error or '')}")
-    return EXIT_OK if output.ok else EXIT_FAILED
+    if output.ok:
+        return EXIT_OK
+    return EXIT_PARTIAL if output.status == "partial" else EXIT_FAILED
 
 
 # -- resume ---------------------------------------------------------------------------------

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["print_output", "print_projection", "print_result", "print_run", "print_runs"]
 
 
+_FAILED_SHOWN = 10
+
+
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
@@ -46,9 +49,14 @@ def print_output(console: Console, output: JsonValue) -> None:
 
 
 def print_result(console: Console, view: RunView, out: RunOutput) -> None:
-    if out.ok:
+    if out.ok or out.status == "partial":
         print_output(console, out.output)
     console.print(view.table(title=f"{out.workflow} — summary"))
+    if out.failed:
+        shown = ", ".join(out.failed[:_FAILED_SHOWN])
+        extra = len(out.failed) - _FAILED_SHOWN
+        more = f", … ({extra} more)" if extra > 0 else ""
+        console.print(Text(f"not ok ({len(out.failed)}): {shown}{more}", style="red"))
     tokens = ", ".join(
         f"{m}: {u.input_tokens:,} in / {u.output_tokens:,} out ({u.calls} calls)"
         for m, u in out.usage.items()

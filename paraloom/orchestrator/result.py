@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from paraloom.protocols.actions import ActionResult, TokenUsage
+from paraloom.protocols.actions import ActionResult, ActionStatus, TokenUsage
 from paraloom.protocols.feedback import StateFeedback, SubtaskFeedback
 
-__all__ = ["RunResult", "RunStatus", "build_feedback", "merge_usage"]
+__all__ = [
+    "RunResult",
+    "RunStatus",
+    "build_feedback",
+    "merge_usage",
+    "shorten",
+    "summarize_failures",
+]
 
-RunStatus = Literal["ok", "failed", "cancelled", "max_rounds", "budget_exhausted"]
+RunStatus = Literal["ok", "partial", "failed", "cancelled", "max_rounds", "budget_exhausted"]
+"""``partial``: the run reached its final answer, which depends on no failed subtask,
+but some subtask failed or was skipped (``on_failure: continue`` or ``skip_dependents``
+off the answer's path); ``RunResult.failed`` names them."""
 
 
 class RunResult(BaseModel):
@@ -29,6 +39,9 @@ class RunResult(BaseModel):
     rounds: int = 0
     subtasks: dict[str, ActionResult] = Field(default_factory=dict)
     subtask_rounds: dict[str, int] = Field(default_factory=dict)
+    failed: tuple[str, ...] = Field(
+        default=(), description="Subtasks that did not end ok (failed, skipped, cancelled)."
+    )
     cost_usd: Decimal = Decimal(0)
     usage: dict[str, TokenUsage] = Field(default_factory=dict)
     started_at: float = Field(default_factory=time.time)
@@ -49,6 +62,52 @@ def merge_usage(usages: Iterable[Mapping[str, TokenUsage]]) -> dict[str, TokenUs
         for model, u in usage.items():
             total[model] = total[model] + u if model in total else u.model_copy()
     return total
+
+
+_MESSAGE_CHARS = 300
+_NAMES_SHOWN = 5
+
+
+def shorten(text: str, limit: int = _MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} chars)"
+
+
+def _why(result: ActionResult) -> str:
+    why = f"{result.error.type}: {result.error.message}" if result.error else ""
+    return f"{result.status.value}: {shorten(why)}" if why else result.status.value
+
+
+def _names(ids: Sequence[str]) -> str:
+    shown = ", ".join(repr(i) for i in ids[:_NAMES_SHOWN])
+    return shown + (f", … ({len(ids) - _NAMES_SHOWN} more)" if len(ids) > _NAMES_SHOWN else "")
+
+
+def summarize_failures(
+    ids: Iterable[str], results: Mapping[str, ActionResult], *, roots_shown: int = 3
+) -> str:
+    """A bounded account of the subtasks ``ids`` that did not end ok: root causes first
+    (subtasks that failed themselves, each with its error, shortened), then the skipped
+    ones by name and count. When a skipped subtask is named, the run's other failures
+    are its possible causes and are listed among the roots."""
+    wanted = [i for i in dict.fromkeys(ids) if i in results]
+    skipped = [i for i in wanted if results[i].status is ActionStatus.SKIPPED]
+    roots = [i for i in wanted if results[i].status is not ActionStatus.SKIPPED]
+    if skipped:
+        roots += [
+            sid
+            for sid, r in results.items()
+            if not r.ok and r.status is not ActionStatus.SKIPPED and sid not in roots
+        ]
+    parts = [f"{sid!r} ({_why(results[sid])})" for sid in roots[:roots_shown]]
+    if len(roots) > roots_shown:
+        parts.append(f"{len(roots) - roots_shown} more failed: {_names(roots[roots_shown:])}")
+    if skipped:
+        if len(skipped) == 1 and not roots:
+            parts.append(f"{skipped[0]!r} ({_why(results[skipped[0]])})")
+        else:
+            parts.append(f"{len(skipped)} skipped as a result: {_names(skipped)}")
+    return "; ".join(parts)
 
 
 def _preview(output: JsonValue, limit: int) -> tuple[JsonValue, bool]:

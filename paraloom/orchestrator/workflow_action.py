@@ -65,13 +65,15 @@ class WorkflowAction:
             dict(call.arguments) if self._whole_arguments else call.arguments.get("task")
         )
         result = await self.orchestrator.run(task, parent=context.child(call))
+        # A partial run answered (its failures are in the nested run's own events).
+        answered = result.ok or result.status == "partial"
         return ActionResult(
             call_id=call.call_id,
             action=call.action,
-            status=ActionStatus.OK if result.ok else _status(result.status),
+            status=ActionStatus.OK if answered else _status(result.status),
             output=result.output,
             error=None
-            if result.ok
+            if answered
             else ErrorInfo(
                 type=f"Workflow{result.status.title()}", message=result.error or result.status
             ),

@@ -54,7 +54,7 @@ class RunStarted(_Event):
 class RunFinished(_Event):
     type: Literal["run_finished"] = "run_finished"
     workflow: str
-    status: Literal["ok", "failed", "cancelled", "max_rounds", "budget_exhausted"]
+    status: Literal["ok", "partial", "failed", "cancelled", "max_rounds", "budget_exhausted"]
     output: JsonValue = None
     error: str | None = None
     cost_usd: Decimal = Decimal(0)

@@ -20,7 +20,9 @@ __all__ = [
     "SubtaskRecord",
 ]
 
-FINISHED_STATUSES = frozenset({"ok", "failed", "cancelled", "max_rounds", "budget_exhausted"})
+FINISHED_STATUSES = frozenset(
+    {"ok", "partial", "failed", "cancelled", "max_rounds", "budget_exhausted"}
+)
 """Run statuses written by ``RunFinished``. Besides these a run is ``running`` (started,
 not finished, and its process is alive or cannot be checked) or ``crashed`` (started,
 not finished, and the process that recorded it is gone: see

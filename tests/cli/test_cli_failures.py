@@ -1,0 +1,86 @@
+"""How the CLI reports runs with failed subtasks: resuming after a fix, ``partial`` runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from paraloom.cli import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, RunOutput, app
+
+runner = CliRunner()
+
+TOOLS = """
+from pathlib import Path
+
+FLAG = Path({flag!r})
+
+
+def first(x: int) -> int:
+    if FLAG.exists():
+        raise ValueError("the flag is set")
+    return x + 1
+
+
+def second(y: int | None) -> int:
+    return -1 if y is None else y * 10
+"""
+
+FLOW = """
+tools:
+  first: {{python: "{module}:first"}}
+  second: {{python: "{module}:second"}}
+workflows:
+  w:
+    policy: {{on_failure: {policy}}}
+    subtasks:
+      - {{id: a, action: first, arguments: {{x: 1}}}}
+      - {{id: b, action: second, arguments: {{y: {{from: a.output}}}}}}
+    output: {{from: b.output}}
+"""
+
+
+def flaky_flow(tmp_path: Path, policy: str) -> tuple[Path, Path]:
+    """``a`` fails while the returned flag file exists; ``b`` depends on ``a``."""
+    # one module per test: imports are cached in-process
+    module = "flaky_" + re.sub(r"\W", "_", tmp_path.name)
+    flag = tmp_path / "flag"
+    flag.touch()
+    (tmp_path / f"{module}.py").write_text(TOOLS.format(flag=str(flag)), encoding="utf-8")
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(FLOW.format(module=module, policy=policy), encoding="utf-8")
+    return flow, flag
+
+
+@pytest.mark.parametrize("policy", ["skip_dependents", "continue", "fail"])
+def test_resume_after_fixing_a_failure_reports_the_new_answer(tmp_path: Path, policy: str) -> None:
+    flow, flag = flaky_flow(tmp_path, policy)
+    store = str(tmp_path / "runs.sqlite")
+    first = runner.invoke(app, ["run", str(flow), "--json", "--store", store])
+    assert first.exit_code in (EXIT_FAILED, EXIT_PARTIAL), first.stderr
+    failed = RunOutput.model_validate_json(first.stdout)
+    assert "a" in failed.failed
+    flag.unlink()
+    resumed = runner.invoke(app, ["resume", failed.run_id, "--json", "--store", store])
+    assert resumed.exit_code == EXIT_OK, resumed.stderr
+    out = RunOutput.model_validate_json(resumed.stdout)
+    assert (out.status, out.output, out.error, out.failed) == ("ok", 20, None, [])
+    shown = runner.invoke(app, ["runs", "show", failed.run_id, "--json", "--store", store])
+    assert '"output": 20' in shown.stdout
+
+
+def test_continue_with_a_failed_subtask_is_partial_in_json_and_human_views(
+    tmp_path: Path,
+) -> None:
+    flow, _ = flaky_flow(tmp_path, "continue")
+    as_json = runner.invoke(app, ["run", str(flow), "--json", "--no-store"])
+    assert as_json.exit_code == EXIT_PARTIAL, as_json.stderr
+    out = RunOutput.model_validate_json(as_json.stdout)
+    assert (out.status, out.ok, out.output, out.failed) == ("partial", False, -1, ["a"])
+    assert out.error == "1 subtask(s) did not finish ok: 'a' (error: ValueError: the flag is set)"
+    human = runner.invoke(app, ["run", str(flow), "--no-store"])
+    assert human.exit_code == EXIT_PARTIAL
+    assert "status partial" in human.stdout and "not ok (1): a" in human.stdout
+    assert "run partial: 1 subtask(s) did not finish ok: 'a'" in " ".join(human.stderr.split())
