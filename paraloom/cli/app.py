@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import anyio
 import typer
@@ -27,7 +27,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from paraloom.cli.graph import to_dot, to_mermaid, to_png
-from paraloom.cli.inputs import InputError, parse_inputs
+from paraloom.cli.inputs import InputError, check_inputs, parse_inputs
 from paraloom.cli.output import RunOutput, run_output
 from paraloom.cli.progress import RunView
 from paraloom.cli.render import print_projection, print_result, print_run, print_runs
@@ -44,6 +44,9 @@ from paraloom.config.projection import project_workflow
 from paraloom.config.schema import config_json_schema
 from paraloom.orchestrator.resume import ResumeState
 from paraloom.protocols.events import Event
+
+if TYPE_CHECKING:
+    from paraloom.store import RunStore
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -94,9 +97,13 @@ def _json_errors(enabled: bool) -> None:
     _JSON_ERRORS.set(enabled)
 
 
-def _problems(problems: Sequence[ConfigProblem], code: int) -> NoReturn:
+def _print_problems(problems: Sequence[ConfigProblem]) -> None:
     for p in problems:
         err.print(f"[bold red]error:[/] {escape(str(p))}")
+
+
+def _problems(problems: Sequence[ConfigProblem], code: int) -> NoReturn:
+    _print_problems(problems)
     if _JSON_ERRORS.get():
         doc = {
             "ok": False,
@@ -153,9 +160,23 @@ def _budget(value: str | None) -> Decimal | None:
         amount = Decimal(value.strip().lstrip("$"))
     except InvalidOperation:
         _fail(f"--budget {value!r}: expected dollars, e.g. 0.50")
-    if amount < 0 or not amount.is_finite():
+    if not amount.is_finite() or amount < 0:  # NaN does not compare
         _fail(f"--budget {value!r}: must be a non-negative number of dollars")
     return amount
+
+
+def _open_store(store: Path | None) -> RunStore:
+    """The run store of a read-only command: a missing file is bad input, never created."""
+    from paraloom.store import RunStore, StoreError, default_store_path
+
+    path = store if store is not None else default_store_path()
+    if not path.is_file():
+        where = f"--store {store}" if store is not None else f"{path} (the default store)"
+        _fail(f"no run store at {where}; nothing has been recorded there")
+    try:
+        return RunStore(path, create=False)
+    except StoreError as exc:
+        _fail(f"cannot read the run store: {exc}")
 
 
 def _print_json(model: Any) -> None:
@@ -197,6 +218,10 @@ def run(
     limit = _budget(budget)
     loaded = _load(files)
     name = _split_target(loaded, files, workflow)
+    try:
+        check_inputs(given, loaded.config.workflows[name], name)
+    except InputError as exc:
+        _fail(str(exc))
     if dry_run:
         try:
             projection = anyio.run(lambda: project_workflow(loaded, name, budget_usd=limit))
@@ -370,10 +395,10 @@ def resume(
 ) -> None:
     """Continue a crashed, cancelled or failed run: finished subtasks are reused."""
     _json_errors(as_json)
-    from paraloom.store import RunNotFoundError, RunStore, StoreError
+    from paraloom.store import RunNotFoundError, StoreError
 
     try:
-        with RunStore(store) as s:
+        with _open_store(store) as s:
             summary = s.get_run(run_id)
             state = s.resume_state(summary.run_id)
     except RunNotFoundError as exc:
@@ -425,9 +450,31 @@ def resume(
 
 
 @app.command()
-def validate(files: Files) -> None:
-    """Check files: syntax, fields, references, imports, plans. Exit 2 on any problem."""
-    loaded = _load(files)
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="YAML file(s), each checked on its own.")],
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Check the files merged into one configuration.")
+    ] = False,
+) -> None:
+    """Check files: syntax, fields, references, imports, plans. Each file is checked on
+    its own (``--merge``: as one configuration, as ``run`` reads several). Exit 2 on any
+    problem in any file."""
+    groups = [list(files)] if merge else [[f] for f in files]
+    failed = 0
+    for group in groups:
+        try:
+            _validate_files(group)
+        except ConfigError as exc:
+            _print_problems(exc.problems)
+            failed += 1
+    if failed:
+        if len(groups) > 1:
+            err.print(f"[bold red]{failed} of {len(groups)} files have problems[/]")
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _validate_files(files: list[Path]) -> None:
+    loaded = load_config(files, resolve_env=False)
 
     async def build_all() -> list[str]:
         notes: list[str] = []
@@ -440,10 +487,7 @@ def validate(files: Files) -> None:
                 pass
         return notes
 
-    try:
-        notes = anyio.run(build_all)
-    except ConfigError as exc:
-        _config_error(exc)
+    notes = anyio.run(build_all)
     c = loaded.config
     files_text = ", ".join(str(f) for f in files)
     cascades = f"{len(c.cascades)} cascades, " if c.cascades else ""
@@ -512,17 +556,23 @@ def runs_list(
     """Recorded runs, newest first. A run whose process died before it finished is
     ``crashed`` (resume it with ``paraloom resume ID``)."""
     _json_errors(as_json)
-    from paraloom.store import RunStore, StoreError
+    from paraloom.store import FINISHED_STATUSES, StoreError, default_store_path
 
-    try:
-        with RunStore(store) as s:
-            infos = s.list_runs(limit=limit, status=status)
-    except StoreError as exc:
-        _fail(f"cannot read the run store: {exc}")
+    statuses = sorted(FINISHED_STATUSES | {"running", "crashed"})
+    if status is not None and status not in statuses:
+        _fail(f"--status {status!r}: expected one of {', '.join(statuses)}")
+    if store is None and not default_store_path().is_file():
+        infos = []  # nothing recorded here yet (and nothing is created)
+    else:
+        try:
+            with _open_store(store) as s:
+                infos = s.list_runs(limit=limit, status=status)
+        except StoreError as exc:
+            _fail(f"cannot read the run store: {exc}")
     if as_json:
         sys.stdout.write(json.dumps([i.model_dump(mode="json") for i in infos], indent=2) + "\n")
     else:
-        print_runs(out, infos)
+        print_runs(out, infos, status=status)
 
 
 @runs_app.command("show")
@@ -533,10 +583,10 @@ def runs_show(
 ) -> None:
     """Everything recorded about one run."""
     _json_errors(as_json)
-    from paraloom.store import RunNotFoundError, RunStore, StoreError
+    from paraloom.store import RunNotFoundError, StoreError
 
     try:
-        with RunStore(store) as s:
+        with _open_store(store) as s:
             summary = s.get_run(run_id)
     except RunNotFoundError as exc:
         _fail(str(exc))
@@ -557,10 +607,10 @@ def runs_export(
     ] = None,
 ) -> None:
     """Routing records of runs, in the router's trajectory format (JSONL)."""
-    from paraloom.store import RunNotFoundError, RunStore, StoreError
+    from paraloom.store import RunNotFoundError, StoreError
 
     try:
-        with RunStore(store) as s:
+        with _open_store(store) as s:
             if output is not None:
                 n = s.write_trajectories(output, run_ids or None)
                 err.print(f"wrote {n} routing records to {output}")

@@ -124,9 +124,9 @@ def _writer(s: RunSummary) -> str:
     return f"  process {where} ({state})"
 
 
-def print_runs(console: Console, runs: list[RunInfo]) -> None:
+def print_runs(console: Console, runs: list[RunInfo], *, status: str | None = None) -> None:
     if not runs:
-        console.print("no runs recorded yet")
+        console.print(f"no runs with status {status}" if status else "no runs recorded yet")
         return
     table = Table(title="runs (newest first)")
     table.add_column("run", no_wrap=True)
