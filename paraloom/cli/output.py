@@ -83,7 +83,7 @@ def run_output(
                 attempt=r.attempt,
                 cost_usd=r.cost_usd,
                 duration_s=round(r.duration_s, 4),
-                error=f"{r.error.type}: {r.error.message}" if r.error else None,
+                error=r.error.describe() if r.error else None,
             )
             for sid, r in result.subtasks.items()
         ],

@@ -203,6 +203,11 @@ def print_run(console: Console, s: RunSummary) -> None:
                 (c.error or reason)[:60],
             )
         console.print(calls)
+    for st in s.subtasks:
+        error = st.result.error if st.result is not None else None
+        if error is not None and error.traceback:
+            console.print(Text(f"subtask {st.subtask_id}: {error.describe()}", style="red"))
+            console.print(Text(error.traceback.rstrip(), style="dim"))
     if s.error:
         console.print(Text(f"error: {s.error}", style="red"))
     if s.output is not None:

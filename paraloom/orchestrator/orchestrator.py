@@ -19,11 +19,11 @@ from paraloom.orchestrator.executor import Executor
 from paraloom.orchestrator.planner import Planner, PlannerContext
 from paraloom.orchestrator.references import resolve_references, root_value
 from paraloom.orchestrator.result import (
+    MESSAGE_CHARS,
     RunResult,
     RunStatus,
     build_feedback,
     merge_usage,
-    shorten,
     summarize_failures,
 )
 from paraloom.orchestrator.resume import ResumeState
@@ -328,7 +328,7 @@ class Orchestrator:
                     failed = results[outcome.failed_by]
                     status = "failed"
                     error = f"subtask {outcome.failed_by!r} failed: " + (
-                        shorten(f"{failed.error.type}: {failed.error.message}")
+                        failed.error.describe(MESSAGE_CHARS)
                         if failed.error
                         else failed.status.value
                     )

@@ -14,11 +14,11 @@ from paraloom.protocols.actions import ActionResult, ActionStatus, TokenUsage
 from paraloom.protocols.feedback import StateFeedback, SubtaskFeedback
 
 __all__ = [
+    "MESSAGE_CHARS",
     "RunResult",
     "RunStatus",
     "build_feedback",
     "merge_usage",
-    "shorten",
     "summarize_failures",
 ]
 
@@ -64,18 +64,15 @@ def merge_usage(usages: Iterable[Mapping[str, TokenUsage]]) -> dict[str, TokenUs
     return total
 
 
-_MESSAGE_CHARS = 300
+MESSAGE_CHARS = 300
+"""An error message is cut to this many characters in a run's error summary."""
 _NAMES_SHOWN = 5
 
 
-def shorten(text: str, limit: int = _MESSAGE_CHARS) -> str:
-    """``text`` cut to ``limit`` characters, saying how long it was."""
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} chars)"
-
-
 def _why(result: ActionResult) -> str:
-    why = f"{result.error.type}: {result.error.message}" if result.error else ""
-    return f"{result.status.value}: {shorten(why)}" if why else result.status.value
+    if result.error is None:
+        return result.status.value
+    return f"{result.status.value}: {result.error.describe(MESSAGE_CHARS)}"
 
 
 def _names(ids: Sequence[str]) -> str:

@@ -391,7 +391,7 @@ class _Round:
 
 def _describe(result: ActionResult) -> str:
     if result.error is not None:
-        return f"{result.status.value}: {result.error.type}: {result.error.message}"
+        return f"{result.status.value}: {result.error.describe()}"
     return result.status.value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -79,8 +80,47 @@ def test_continue_with_a_failed_subtask_is_partial_in_json_and_human_views(
     assert as_json.exit_code == EXIT_PARTIAL, as_json.stderr
     out = RunOutput.model_validate_json(as_json.stdout)
     assert (out.status, out.ok, out.output, out.failed) == ("partial", False, -1, ["a"])
-    assert out.error == "1 subtask(s) did not finish ok: 'a' (error: ValueError: the flag is set)"
+    assert out.error is not None and out.error.startswith(
+        "1 subtask(s) did not finish ok: 'a' (error: ValueError: the flag is set (at "
+    )
     human = runner.invoke(app, ["run", str(flow), "--no-store"])
     assert human.exit_code == EXIT_PARTIAL
     assert "status partial" in human.stdout and "not ok (1): a" in human.stdout
     assert "run partial: 1 subtask(s) did not finish ok: 'a'" in " ".join(human.stderr.split())
+
+
+def test_a_tool_exception_keeps_where_it_was_raised_and_its_traceback(tmp_path: Path) -> None:
+    module = "deep_" + re.sub(r"\W", "_", tmp_path.name)
+    (tmp_path / f"{module}.py").write_text(
+        "def parse(text: str) -> int:\n"
+        "    if not text.isdigit():\n"
+        "        raise ValueError('kaboom')\n"
+        "    return int(text)\n"
+        "\n"
+        "\n"
+        "def tool(text: str) -> int:\n"
+        "    return parse(text)\n",
+        encoding="utf-8",
+    )
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        f"tools:\n  t: {{python: '{module}:tool'}}\nworkflows:\n  w:\n"
+        "    subtasks: [{id: a, action: t, arguments: {text: x}}]\n",
+        encoding="utf-8",
+    )
+    store = str(tmp_path / "runs.sqlite")
+    ran = runner.invoke(app, ["run", str(flow), "--json", "--store", store])
+    assert ran.exit_code == EXIT_FAILED
+    out = RunOutput.model_validate_json(ran.stdout)
+    where = f"{tmp_path / f'{module}.py'}:3 in parse"  # the raising frame, not the tool's
+    assert out.subtasks[0].error == f"ValueError: kaboom (at {where})"
+    assert out.error is not None and f"(at {where})" in out.error
+    shown = runner.invoke(app, ["runs", "show", out.run_id, "--json", "--store", store])
+    [stored] = json.loads(shown.stdout)["subtasks"]
+    error = stored["result"]["error"]
+    assert (error["type"], error["message"], error["location"]) == ("ValueError", "kaboom", where)
+    assert error["traceback"].startswith("Traceback (most recent call last)")
+    assert "in tool\n    return parse(text)" in error["traceback"]
+    human = runner.invoke(app, ["runs", "show", out.run_id, "--store", store])
+    assert f"subtask a: ValueError: kaboom (at {where})" in " ".join(human.stdout.split())
+    assert "raise ValueError('kaboom')" in human.stdout
