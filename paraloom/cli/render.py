@@ -32,20 +32,52 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+PREVIEW_CHARS = 10_000
+"""The human view shows at most this many characters of an output (per text field, and
+of the JSON rest); the whole value is in ``--json`` and the run store."""
+
+
+def _cut(text: str) -> tuple[str, str | None]:
+    if len(text) <= PREVIEW_CHARS:
+        return text, None
+    note = (
+        f"… {len(text) - PREVIEW_CHARS:,} more characters not shown ({len(text):,} in all; "
+        "the whole value is in --json and in `paraloom runs show ID --json`)"
+    )
+    return text[:PREVIEW_CHARS], note
+
+
+def _text_panel(console: Console, text: str, title: str) -> None:
+    shown, note = _cut(text)
+    console.print(Panel(Text(shown), title=title, expand=False))
+    if note:
+        console.print(Text(note, style="dim"))
+
+
+def _json(console: Console, value: JsonValue) -> None:
+    shown, note = _cut(json.dumps(value, default=str))
+    if note is None:
+        console.print(JSON(shown))
+    else:  # a cut document is no longer JSON: show it as plain text
+        console.print(Text(shown))
+        console.print(Text(note, style="dim"))
+
+
 def print_output(console: Console, output: JsonValue) -> None:
-    """Text as text; a mapping with a single long text field shows that text too."""
+    """Text as text; a mapping with a single long text field shows that text too. Long
+    values are cut to :data:`PREVIEW_CHARS` characters, saying so."""
     if isinstance(output, str):
-        console.print(Panel(Text(output), title="output", expand=False))
+        _text_panel(console, output, "output")
         return
     if isinstance(output, dict):
         texts = {k: v for k, v in output.items() if isinstance(v, str) and "\n" in v}
         rest = {k: v for k, v in output.items() if k not in texts}
         for key, text in texts.items():
-            console.print(Panel(Text(text), title=f"output.{key}", expand=False))
+            _text_panel(console, text, f"output.{key}")
         if rest:
-            console.print(JSON(json.dumps(rest, default=str)))
+            _json(console, rest)
         return
-    console.print(JSON(json.dumps(output, default=str)))
+    _json(console, output)
 
 
 def print_result(console: Console, view: RunView, out: RunOutput) -> None:

@@ -1,4 +1,5 @@
-"""How the CLI reports runs with failed subtasks: resuming after a fix, ``partial`` runs."""
+"""How the CLI reports runs: resuming after a fix, ``partial`` runs, a tool's exception,
+huge outputs."""
 
 from __future__ import annotations
 
@@ -43,13 +44,19 @@ workflows:
 """
 
 
+def write_module(tmp_path: Path, source: str) -> str:
+    """A tool module beside the test's YAML files; its name is unique to the test, as
+    the in-process CLI runs share the import cache."""
+    module = "tools_" + re.sub(r"\W", "_", tmp_path.name)
+    (tmp_path / f"{module}.py").write_text(source, encoding="utf-8")
+    return module
+
+
 def flaky_flow(tmp_path: Path, policy: str) -> tuple[Path, Path]:
     """``a`` fails while the returned flag file exists; ``b`` depends on ``a``."""
-    # one module per test: imports are cached in-process
-    module = "flaky_" + re.sub(r"\W", "_", tmp_path.name)
     flag = tmp_path / "flag"
     flag.touch()
-    (tmp_path / f"{module}.py").write_text(TOOLS.format(flag=str(flag)), encoding="utf-8")
+    module = write_module(tmp_path, TOOLS.format(flag=str(flag)))
     flow = tmp_path / "flow.yaml"
     flow.write_text(FLOW.format(module=module, policy=policy), encoding="utf-8")
     return flow, flag
@@ -90,8 +97,8 @@ def test_continue_with_a_failed_subtask_is_partial_in_json_and_human_views(
 
 
 def test_a_tool_exception_keeps_where_it_was_raised_and_its_traceback(tmp_path: Path) -> None:
-    module = "deep_" + re.sub(r"\W", "_", tmp_path.name)
-    (tmp_path / f"{module}.py").write_text(
+    module = write_module(
+        tmp_path,
         "def parse(text: str) -> int:\n"
         "    if not text.isdigit():\n"
         "        raise ValueError('kaboom')\n"
@@ -100,7 +107,6 @@ def test_a_tool_exception_keeps_where_it_was_raised_and_its_traceback(tmp_path: 
         "\n"
         "def tool(text: str) -> int:\n"
         "    return parse(text)\n",
-        encoding="utf-8",
     )
     flow = tmp_path / "flow.yaml"
     flow.write_text(
@@ -124,3 +130,33 @@ def test_a_tool_exception_keeps_where_it_was_raised_and_its_traceback(tmp_path: 
     human = runner.invoke(app, ["runs", "show", out.run_id, "--store", store])
     assert f"subtask a: ValueError: kaboom (at {where})" in " ".join(human.stdout.split())
     assert "raise ValueError('kaboom')" in human.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_huge_output_is_previewed_in_the_human_view(tmp_path: Path) -> None:
+    """50 MB of text and a 1-million-item list: the human view shows a bounded preview
+    and says so (it took minutes and gigabytes before); --json keeps the whole value.
+    (``runs show`` renders a stored output through the same preview.)"""
+    module = write_module(
+        tmp_path,
+        "def text() -> str:\n    return ('line of text\\n' * 4_166_667)[:50_000_000]\n\n\n"
+        "def rows() -> list[int]:\n    return list(range(1_000_000))\n",
+    )
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        f"tools:\n  text: {{python: '{module}:text'}}\n  rows: {{python: '{module}:rows'}}\n"
+        "workflows:\n  w:\n    subtasks: [{id: t, action: text}, {id: r, action: rows}]\n"
+        "    output: {text: {from: t.output}, rows: {from: r.output}}\n",
+        encoding="utf-8",
+    )
+    human = runner.invoke(app, ["run", str(flow), "--no-store"])
+    assert human.exit_code == EXIT_OK, human.stderr
+    assert len(human.stdout) < 40_000, len(human.stdout)
+    assert "49,990,000 more characters not shown (50,000,000 in all" in human.stdout
+    assert "more characters not shown" in human.stdout.split("output.text")[1]
+    as_json = runner.invoke(app, ["run", str(flow), "--json", "--no-store"])
+    out = RunOutput.model_validate_json(as_json.stdout)
+    assert isinstance(out.output, dict)
+    assert len(str(out.output["text"])) == 50_000_000
+    assert out.output["rows"] == list(range(1_000_000))
