@@ -42,8 +42,9 @@ from paraloom.config.graph import workflow_graph
 from paraloom.config.load import LoadedConfig, load_config
 from paraloom.config.projection import project_workflow
 from paraloom.config.schema import config_json_schema
-from paraloom.orchestrator.resume import ResumeState
+from paraloom.orchestrator.resume import ResumeState, plan_changes
 from paraloom.protocols.events import Event
+from paraloom.protocols.plan import Plan
 
 if TYPE_CHECKING:
     from paraloom.store import RunStore
@@ -392,8 +393,17 @@ def resume(
             help="Resume even if the run may still be running in another process.",
         ),
     ] = False,
+    replan: Annotated[
+        bool,
+        typer.Option(
+            "--replan",
+            help="The workflow's subtasks were edited since the run: resume with the "
+            "edited ones (changed subtasks and their dependents run again).",
+        ),
+    ] = False,
 ) -> None:
-    """Continue a crashed, cancelled or failed run: finished subtasks are reused."""
+    """Continue a crashed, cancelled or failed run: finished subtasks are reused. If the
+    file's subtasks were edited since, it refuses (naming them) unless --replan."""
     _json_errors(as_json)
     from paraloom.store import RunNotFoundError, StoreError
 
@@ -427,6 +437,7 @@ def resume(
     files = [Path(str(f)) for f in raw_files]
     loaded = _load(files)
     name = _split_target(loaded, files, summary.workflow)
+    state = _edited_plan(state, loaded, name, files[0], replan)
     raw_budget = meta.get("budget_usd")
     limit = Decimal(str(raw_budget)) if raw_budget is not None else None
     if needs_of(loaded.config, name).models and endpoint_problem(loaded, name):
@@ -444,6 +455,30 @@ def resume(
         (state, summary.task, summary.llm_cost_usd),
     )
     raise typer.Exit(code)
+
+
+def _edited_plan(
+    state: ResumeState, loaded: LoadedConfig, name: str, file: Path, replan: bool
+) -> ResumeState:
+    """The state to resume a static workflow whose subtasks may have been edited since
+    the run was recorded: refused (bad input) unless ``replan``, then the edited plan."""
+    workflow = loaded.config.workflows[name]
+    recorded = state.decisions.get(1)
+    if workflow.planner != "static" or not isinstance(recorded, Plan):
+        return state
+    changes = plan_changes(recorded, workflow.subtasks)
+    if not changes:
+        return state
+    listed = "; ".join(f"{sid} ({what})" for sid, what in changes.items())
+    if not replan:
+        _fail(
+            f"workflow {name!r} in {file} was edited since run {state.run_id} was recorded: "
+            f"{listed}. Resume with --replan to run the edited subtasks (changed ones and "
+            "their dependents run again, unchanged finished ones are reused), or start a "
+            "new run"
+        )
+    err.print(f"[yellow]warning:[/] resuming with the edited subtasks of {name!r}: {listed}")
+    return state.with_first_plan(Plan(subtasks=tuple(workflow.subtasks)))
 
 
 # -- validate, schema, graph -------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from paraloom.cli import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, RunOutput, app
+from paraloom.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, RunOutput, app
 
 runner = CliRunner()
 
@@ -160,3 +160,25 @@ def test_a_huge_output_is_previewed_in_the_human_view(tmp_path: Path) -> None:
     assert isinstance(out.output, dict)
     assert len(str(out.output["text"])) == 50_000_000
     assert out.output["rows"] == list(range(1_000_000))
+
+
+def test_resume_after_editing_the_workflow_refuses_then_replans(tmp_path: Path) -> None:
+    flow, flag = flaky_flow(tmp_path, "skip_dependents")
+    store = str(tmp_path / "runs.sqlite")
+    first = runner.invoke(app, ["run", str(flow), "--json", "--store", store])
+    run_id = RunOutput.model_validate_json(first.stdout).run_id
+    flag.unlink()
+    edited = flow.read_text(encoding="utf-8").replace("{x: 1}", "{x: 2}")
+    added = "      - {id: c, action: first, arguments: {x: 0}}\n    output:"
+    flow.write_text(edited.replace("    output:", added), encoding="utf-8")
+    refused = runner.invoke(app, ["resume", run_id, "--json", "--store", store])
+    assert refused.exit_code == EXIT_BAD_INPUT
+    message = " ".join(refused.stderr.split())
+    assert f"workflow 'w' in {flow} was edited since run {run_id} was recorded: " in message
+    assert "a (arguments changed); c (added). Resume with --replan" in message
+    resumed = runner.invoke(app, ["resume", run_id, "--json", "--store", store, "--replan"])
+    assert resumed.exit_code == EXIT_OK, resumed.stderr
+    assert "resuming with the edited subtasks of 'w'" in resumed.stderr
+    out = RunOutput.model_validate_json(resumed.stdout)
+    assert (out.status, out.output) == ("ok", 30)  # the edited x: 2, not the recorded x: 1
+    assert {s.id: s.status for s in out.subtasks} == {"a": "ok", "b": "ok", "c": "ok"}
