@@ -1,7 +1,9 @@
 """The ``paraloom`` command line. Thin: parse, call the Python API, render.
 
 Exit codes: 0 ok, 1 the run failed, 2 bad input (configuration, arguments, no endpoint),
-130 interrupted (Ctrl-C; the run can be resumed from the store). With ``--json`` a
+3 partial (an answer, but some subtasks failed or were skipped), 4 warning (an answer, but a
+usage anomaly was seen or the spend passed the budget's limit), 130 interrupted
+(Ctrl-C; the run can be resumed from the store). With ``--json`` a
 command that fails before it has a result prints ``{"ok": false, "exit_code": N,
 "errors": [{"message", "file", "line", "column"}]}`` on stdout (and the human message on
 stderr), so scripts always get JSON.
@@ -16,7 +18,7 @@ from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import anyio
 import typer
@@ -26,7 +28,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from paraloom.cli.graph import to_dot, to_mermaid, to_png
-from paraloom.cli.inputs import InputError, parse_inputs
+from paraloom.cli.inputs import InputError, check_inputs, parse_inputs
 from paraloom.cli.output import RunOutput, run_output
 from paraloom.cli.progress import RunView
 from paraloom.cli.render import print_projection, print_result, print_run, print_runs
@@ -41,12 +43,26 @@ from paraloom.config.graph import workflow_graph
 from paraloom.config.load import LoadedConfig, load_config
 from paraloom.config.projection import project_workflow
 from paraloom.config.schema import config_json_schema
-from paraloom.orchestrator.resume import ResumeState
+from paraloom.orchestrator.resume import ResumeState, plan_changes
 from paraloom.protocols.events import Event
+from paraloom.protocols.plan import Plan
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "app", "main"]
+if TYPE_CHECKING:
+    from paraloom.store import RunStore
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_WARNING",
+    "app",
+    "main",
+]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL, EXIT_WARNING = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="paraloom",
@@ -85,9 +101,13 @@ def _json_errors(enabled: bool) -> None:
     _JSON_ERRORS.set(enabled)
 
 
-def _problems(problems: Sequence[ConfigProblem], code: int) -> NoReturn:
+def _print_problems(problems: Sequence[ConfigProblem]) -> None:
     for p in problems:
         err.print(f"[bold red]error:[/] {escape(str(p))}")
+
+
+def _problems(problems: Sequence[ConfigProblem], code: int) -> NoReturn:
+    _print_problems(problems)
     if _JSON_ERRORS.get():
         doc = {
             "ok": False,
@@ -144,9 +164,23 @@ def _budget(value: str | None) -> Decimal | None:
         amount = Decimal(value.strip().lstrip("$"))
     except InvalidOperation:
         _fail(f"--budget {value!r}: expected dollars, e.g. 0.50")
-    if amount < 0 or not amount.is_finite():
+    if not amount.is_finite() or amount < 0:  # NaN does not compare
         _fail(f"--budget {value!r}: must be a non-negative number of dollars")
     return amount
+
+
+def _open_store(store: Path | None) -> RunStore:
+    """The run store of a read-only command: a missing file is bad input, never created."""
+    from paraloom.store import RunStore, StoreError, default_store_path
+
+    path = store if store is not None else default_store_path()
+    if not path.is_file():
+        where = f"--store {store}" if store is not None else f"{path} (the default store)"
+        _fail(f"no run store at {where}; nothing has been recorded there")
+    try:
+        return RunStore(path, create=False)
+    except StoreError as exc:
+        _fail(f"cannot read the run store: {exc}")
 
 
 def _print_json(model: Any) -> None:
@@ -188,6 +222,10 @@ def run(
     limit = _budget(budget)
     loaded = _load(files)
     name = _split_target(loaded, files, workflow)
+    try:
+        check_inputs(given, loaded.config.workflows[name], name)
+    except InputError as exc:
+        _fail(str(exc))
     if dry_run:
         try:
             projection = anyio.run(lambda: project_workflow(loaded, name, budget_usd=limit))
@@ -337,7 +375,9 @@ def _execute(
         print_result(out, view, output)
         if not output.ok:
             err.print(f"[bold red]run {output.status}:[/] {escape(output.error or '')}")
-    return EXIT_OK if output.ok else EXIT_FAILED
+    if output.ok:
+        return EXIT_OK
+    return {"partial": EXIT_PARTIAL, "warning": EXIT_WARNING}.get(output.status, EXIT_FAILED)
 
 
 # -- resume ---------------------------------------------------------------------------------
@@ -356,13 +396,22 @@ def resume(
             help="Resume even if the run may still be running in another process.",
         ),
     ] = False,
+    replan: Annotated[
+        bool,
+        typer.Option(
+            "--replan",
+            help="The workflow's subtasks were edited since the run: resume with the "
+            "edited ones (changed subtasks and their dependents run again).",
+        ),
+    ] = False,
 ) -> None:
-    """Continue a crashed, cancelled or failed run: finished subtasks are reused."""
+    """Continue a crashed, cancelled or failed run: finished subtasks are reused. If the
+    file's subtasks were edited since, it refuses (naming them) unless --replan."""
     _json_errors(as_json)
-    from paraloom.store import RunNotFoundError, RunStore, StoreError
+    from paraloom.store import RunNotFoundError, StoreError
 
     try:
-        with RunStore(store) as s:
+        with _open_store(store) as s:
             summary = s.get_run(run_id)
             state = s.resume_state(summary.run_id)
     except RunNotFoundError as exc:
@@ -391,6 +440,7 @@ def resume(
     files = [Path(str(f)) for f in raw_files]
     loaded = _load(files)
     name = _split_target(loaded, files, summary.workflow)
+    state = _edited_plan(state, loaded, name, files[0], replan)
     raw_budget = meta.get("budget_usd")
     limit = Decimal(str(raw_budget)) if raw_budget is not None else None
     if needs_of(loaded.config, name).models and endpoint_problem(loaded, name):
@@ -410,13 +460,59 @@ def resume(
     raise typer.Exit(code)
 
 
+def _edited_plan(
+    state: ResumeState, loaded: LoadedConfig, name: str, file: Path, replan: bool
+) -> ResumeState:
+    """The state to resume a static workflow whose subtasks may have been edited since
+    the run was recorded: refused (bad input) unless ``replan``, then the edited plan."""
+    workflow = loaded.config.workflows[name]
+    recorded = state.decisions.get(1)
+    if workflow.planner != "static" or not isinstance(recorded, Plan):
+        return state
+    changes = plan_changes(recorded, workflow.subtasks)
+    if not changes:
+        return state
+    listed = "; ".join(f"{sid} ({what})" for sid, what in changes.items())
+    if not replan:
+        _fail(
+            f"workflow {name!r} in {file} was edited since run {state.run_id} was recorded: "
+            f"{listed}. Resume with --replan to run the edited subtasks (changed ones and "
+            "their dependents run again, unchanged finished ones are reused), or start a "
+            "new run"
+        )
+    err.print(f"[yellow]warning:[/] resuming with the edited subtasks of {name!r}: {listed}")
+    return state.with_first_plan(Plan(subtasks=tuple(workflow.subtasks)))
+
+
 # -- validate, schema, graph -------------------------------------------------------------------
 
 
 @app.command()
-def validate(files: Files) -> None:
-    """Check files: syntax, fields, references, imports, plans. Exit 2 on any problem."""
-    loaded = _load(files)
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="YAML file(s), each checked on its own.")],
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Check the files merged into one configuration.")
+    ] = False,
+) -> None:
+    """Check files: syntax, fields, references, imports, plans. Each file is checked on
+    its own (``--merge``: as one configuration, as ``run`` reads several). Exit 2 on any
+    problem in any file."""
+    groups = [list(files)] if merge else [[f] for f in files]
+    failed = 0
+    for group in groups:
+        try:
+            _validate_files(group)
+        except ConfigError as exc:
+            _print_problems(exc.problems)
+            failed += 1
+    if failed:
+        if len(groups) > 1:
+            err.print(f"[bold red]{failed} of {len(groups)} files have problems[/]")
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _validate_files(files: list[Path]) -> None:
+    loaded = load_config(files, resolve_env=False)
 
     async def build_all() -> list[str]:
         notes: list[str] = []
@@ -429,10 +525,7 @@ def validate(files: Files) -> None:
                 pass
         return notes
 
-    try:
-        notes = anyio.run(build_all)
-    except ConfigError as exc:
-        _config_error(exc)
+    notes = anyio.run(build_all)
     c = loaded.config
     files_text = ", ".join(str(f) for f in files)
     cascades = f"{len(c.cascades)} cascades, " if c.cascades else ""
@@ -501,17 +594,23 @@ def runs_list(
     """Recorded runs, newest first. A run whose process died before it finished is
     ``crashed`` (resume it with ``paraloom resume ID``)."""
     _json_errors(as_json)
-    from paraloom.store import RunStore, StoreError
+    from paraloom.store import FINISHED_STATUSES, StoreError, default_store_path
 
-    try:
-        with RunStore(store) as s:
-            infos = s.list_runs(limit=limit, status=status)
-    except StoreError as exc:
-        _fail(f"cannot read the run store: {exc}")
+    statuses = sorted(FINISHED_STATUSES | {"running", "crashed"})
+    if status is not None and status not in statuses:
+        _fail(f"--status {status!r}: expected one of {', '.join(statuses)}")
+    if store is None and not default_store_path().is_file():
+        infos = []  # nothing recorded here yet (and nothing is created)
+    else:
+        try:
+            with _open_store(store) as s:
+                infos = s.list_runs(limit=limit, status=status)
+        except StoreError as exc:
+            _fail(f"cannot read the run store: {exc}")
     if as_json:
         sys.stdout.write(json.dumps([i.model_dump(mode="json") for i in infos], indent=2) + "\n")
     else:
-        print_runs(out, infos)
+        print_runs(out, infos, status=status)
 
 
 @runs_app.command("show")
@@ -522,10 +621,10 @@ def runs_show(
 ) -> None:
     """Everything recorded about one run."""
     _json_errors(as_json)
-    from paraloom.store import RunNotFoundError, RunStore, StoreError
+    from paraloom.store import RunNotFoundError, StoreError
 
     try:
-        with RunStore(store) as s:
+        with _open_store(store) as s:
             summary = s.get_run(run_id)
     except RunNotFoundError as exc:
         _fail(str(exc))
@@ -546,10 +645,10 @@ def runs_export(
     ] = None,
 ) -> None:
     """Routing records of runs, in the router's trajectory format (JSONL)."""
-    from paraloom.store import RunNotFoundError, RunStore, StoreError
+    from paraloom.store import RunNotFoundError, StoreError
 
     try:
-        with RunStore(store) as s:
+        with _open_store(store) as s:
             if output is not None:
                 n = s.write_trajectories(output, run_ids or None)
                 err.print(f"wrote {n} routing records to {output}")

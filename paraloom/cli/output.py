@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from paraloom.orchestrator.result import RunResult
+from paraloom.orchestrator.result import RunResult, RunStatus
 from paraloom.protocols.actions import TokenUsage
 
 __all__ = ["RunOutput", "SubtaskOutcome", "run_output"]
@@ -40,7 +40,11 @@ class RunOutput(BaseModel):
     kind: Literal["run"] = "run"
     run_id: str
     workflow: str
-    status: Literal["ok", "warning", "failed", "cancelled", "max_rounds", "budget_exhausted"]
+    status: RunStatus = Field(
+        description="'partial': an answer, but some subtasks failed or were skipped "
+        "(named in 'failed'); 'warning': an answer, but a usage anomaly was seen or the "
+        "spend passed the budget's limit (named in 'warnings')."
+    )
     ok: bool
     output: JsonValue = None
     error: str | None = None
@@ -51,6 +55,9 @@ class RunOutput(BaseModel):
     elapsed_s: float
     usage: dict[str, TokenUsage] = Field(default_factory=dict)
     subtasks: list[SubtaskOutcome] = Field(default_factory=list)
+    failed: list[str] = Field(
+        default_factory=list, description="Subtasks that did not end ok, in finishing order."
+    )
     store: str | None = Field(default=None, description="The run store file, if recorded.")
 
 
@@ -79,9 +86,10 @@ def run_output(
                 attempt=r.attempt,
                 cost_usd=r.cost_usd,
                 duration_s=round(r.duration_s, 4),
-                error=f"{r.error.type}: {r.error.message}" if r.error else None,
+                error=r.error.describe() if r.error else None,
             )
             for sid, r in result.subtasks.items()
         ],
+        failed=list(result.failed),
         store=store,
     )

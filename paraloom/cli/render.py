@@ -23,32 +23,72 @@ if TYPE_CHECKING:
 __all__ = ["print_output", "print_projection", "print_result", "print_run", "print_runs"]
 
 
+_FAILED_SHOWN = 10
+
+
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+PREVIEW_CHARS = 10_000
+"""The human view shows at most this many characters of an output (per text field, and
+of the JSON rest); the whole value is in ``--json`` and the run store."""
+
+
+def _cut(text: str) -> tuple[str, str | None]:
+    if len(text) <= PREVIEW_CHARS:
+        return text, None
+    note = (
+        f"… {len(text) - PREVIEW_CHARS:,} more characters not shown ({len(text):,} in all; "
+        "the whole value is in --json and in `paraloom runs show ID --json`)"
+    )
+    return text[:PREVIEW_CHARS], note
+
+
+def _text_panel(console: Console, text: str, title: str) -> None:
+    shown, note = _cut(text)
+    console.print(Panel(Text(shown), title=title, expand=False))
+    if note:
+        console.print(Text(note, style="dim"))
+
+
+def _json(console: Console, value: JsonValue) -> None:
+    shown, note = _cut(json.dumps(value, default=str))
+    if note is None:
+        console.print(JSON(shown))
+    else:  # a cut document is no longer JSON: show it as plain text
+        console.print(Text(shown))
+        console.print(Text(note, style="dim"))
+
+
 def print_output(console: Console, output: JsonValue) -> None:
-    """Text as text; a mapping with a single long text field shows that text too."""
+    """Text as text; a mapping with a single long text field shows that text too. Long
+    values are cut to :data:`PREVIEW_CHARS` characters, saying so."""
     if isinstance(output, str):
-        console.print(Panel(Text(output), title="output", expand=False))
+        _text_panel(console, output, "output")
         return
     if isinstance(output, dict):
         texts = {k: v for k, v in output.items() if isinstance(v, str) and "\n" in v}
         rest = {k: v for k, v in output.items() if k not in texts}
         for key, text in texts.items():
-            console.print(Panel(Text(text), title=f"output.{key}", expand=False))
+            _text_panel(console, text, f"output.{key}")
         if rest:
-            console.print(JSON(json.dumps(rest, default=str)))
+            _json(console, rest)
         return
-    console.print(JSON(json.dumps(output, default=str)))
+    _json(console, output)
 
 
 def print_result(console: Console, view: RunView, out: RunOutput) -> None:
-    if out.ok or out.status == "warning":
+    if out.ok or out.status in ("warning", "partial"):
         print_output(console, out.output)
     console.print(view.table(title=f"{out.workflow} — summary"))
+    if out.failed:
+        shown = ", ".join(out.failed[:_FAILED_SHOWN])
+        extra = len(out.failed) - _FAILED_SHOWN
+        more = f", … ({extra} more)" if extra > 0 else ""
+        console.print(Text(f"not ok ({len(out.failed)}): {shown}{more}", style="red"))
     tokens = ", ".join(
         f"{m}: {u.input_tokens:,} in / {u.output_tokens:,} out ({u.calls} calls)"
         for m, u in out.usage.items()
@@ -118,9 +158,9 @@ def _writer(s: RunSummary) -> str:
     return f"  process {where} ({state})"
 
 
-def print_runs(console: Console, runs: list[RunInfo]) -> None:
+def print_runs(console: Console, runs: list[RunInfo], *, status: str | None = None) -> None:
     if not runs:
-        console.print("no runs recorded yet")
+        console.print(f"no runs with status {status}" if status else "no runs recorded yet")
         return
     table = Table(title="runs (newest first)")
     table.add_column("run", no_wrap=True)
@@ -199,6 +239,11 @@ def print_run(console: Console, s: RunSummary) -> None:
         console.print(calls)
     for warning in s.warnings:
         console.print(Text(f"warning: {warning}", style="yellow"))
+    for st in s.subtasks:
+        error = st.result.error if st.result is not None else None
+        if error is not None and error.traceback:
+            console.print(Text(f"subtask {st.subtask_id}: {error.describe()}", style="red"))
+            console.print(Text(error.traceback.rstrip(), style="dim"))
     if s.error:
         console.print(Text(f"error: {s.error}", style="red"))
     if s.output is not None:

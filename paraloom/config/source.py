@@ -2,8 +2,10 @@
 
 Files are *composed* (``yaml.compose`` nodes keep line and column marks) and converted by
 hand, so each value and each mapping key has a :class:`~paraloom.config.errors.Mark`.
-Duplicate keys — silently accepted by PyYAML — are errors. Only the safe YAML tags are
-understood (no Python objects).
+Duplicate keys — silently accepted by PyYAML — are errors; merge keys (``<<: *base``)
+give way to the keys written next to them. Only the safe YAML tags are understood (no
+Python objects). Nesting depth and alias expansion are bounded
+(:mod:`paraloom.config.bounded`), so no file can exhaust the stack or the memory.
 
 Environment variables are interpolated only where ``${env:NAME}`` (or
 ``${env:NAME:-default}``) is written inside a string. With ``resolve_env=True`` a missing
@@ -23,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from paraloom.config.bounded import Expansion, LimitExceeded, compose_bounded
 from paraloom.config.errors import ConfigError, ConfigProblem, Mark
 
 __all__ = ["NAMED_SECTIONS", "DataPath", "MissingEnv", "Source", "SourceMap", "load_source"]
@@ -32,7 +35,7 @@ NAMED_SECTIONS = ("models", "tools", "agents", "workflows")
 """Top-level sections whose entries are merged by name across files."""
 
 _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_MAX_DEPTH = 64
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +102,10 @@ class _Converter:
         marks: SourceMap,
         resolve_env: bool,
         environ: Mapping[str, str],
+        expansion: Expansion,
     ) -> None:
         self.file = file
+        self.expansion = expansion
         self.marks = marks
         self.resolve_env = resolve_env
         self.environ = environ
@@ -109,16 +114,25 @@ class _Converter:
         self.loader = yaml.SafeLoader("")
 
     def convert(self, node: yaml.Node, path: DataPath, depth: int = 0) -> Any:
+        """Raises :class:`LimitExceeded` when the document is nested too deep or its
+        aliases expand too far."""
+        self.expansion.enter(node, depth)
+        try:
+            return self._convert(node, path, depth)
+        finally:
+            self.expansion.leave(node)
+
+    def _convert(self, node: yaml.Node, path: DataPath, depth: int) -> Any:
         here = _mark(self.file, node.start_mark)
-        if depth > _MAX_DEPTH:
-            self.problems.append(ConfigProblem(here, "nesting too deep (recursive alias?)"))
-            return None
         if isinstance(node, yaml.MappingNode):
-            self.loader.flatten_mapping(node)
             out: dict[str, Any] = {}
             first_seen: dict[str, Mark] = {}
+            merges: list[yaml.Node] = []
             for key_node, value_node in node.value:
                 key_mark = _mark(self.file, key_node.start_mark)
+                if key_node.tag == _MERGE_TAG:
+                    merges.append(value_node)
+                    continue
                 if not isinstance(key_node, yaml.ScalarNode):
                     self.problems.append(ConfigProblem(key_mark, "mapping keys must be plain text"))
                     continue
@@ -135,7 +149,7 @@ class _Converter:
                 child = (*path, key)
                 self.marks.add(child, _mark(self.file, value_node.start_mark), key_mark)
                 out[key] = self.convert(value_node, child, depth + 1)
-            return out
+            return self._merge(out, merges, path, depth) if merges else out
         if isinstance(node, yaml.SequenceNode):
             items: list[Any] = []
             for i, item in enumerate(node.value):
@@ -153,6 +167,28 @@ class _Converter:
         except yaml.YAMLError as exc:
             self.problems.append(ConfigProblem(here, f"invalid value: {exc}"))
             return None
+
+    def _merge(
+        self, own: dict[str, Any], merges: list[yaml.Node], path: DataPath, depth: int
+    ) -> dict[str, Any]:
+        """YAML merge keys: ``<<: *a`` or ``<<: [*a, *b]`` (earlier ones win); keys
+        written in the mapping itself win over merged ones."""
+        merged: dict[str, Any] = {}
+        for value_node in merges:
+            many = isinstance(value_node, yaml.SequenceNode)
+            for source in value_node.value if many else [value_node]:
+                if not isinstance(source, yaml.MappingNode):
+                    self.problems.append(
+                        ConfigProblem(
+                            _mark(self.file, source.start_mark),
+                            "a merge key (<<) takes a mapping or a list of mappings",
+                        )
+                    )
+                    continue
+                for key, value in self.convert(source, path, depth).items():
+                    merged.setdefault(key, value)
+        merged.update(own)
+        return merged
 
     def _interpolate(self, text: str, mark: Mark, path: DataPath) -> str:
         if "${" not in text:
@@ -199,7 +235,9 @@ def _load_one(
     except UnicodeDecodeError as exc:
         return None, [ConfigProblem(None, f"{name}: not UTF-8 text ({exc.reason})")], []
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node, loader = compose_bounded(text)
+    except LimitExceeded as exc:
+        return None, [_limit_problem(name, exc)], []
     except yaml.MarkedYAMLError as exc:
         where = exc.problem_mark or exc.context_mark
         mark = _mark(name, where) if where is not None else None
@@ -218,9 +256,17 @@ def _load_one(
         )
     if not isinstance(node, yaml.MappingNode):
         return None, [ConfigProblem(_mark(name, node.start_mark), f"expected {expected}")], []
-    conv = _Converter(name, marks, resolve_env, environ)
-    data = conv.convert(node, ())
+    conv = _Converter(name, marks, resolve_env, environ, Expansion(loader))
+    try:
+        data = conv.convert(node, ())
+    except LimitExceeded as exc:
+        return None, [_limit_problem(name, exc)], []
     return data, conv.problems, conv.missing
+
+
+def _limit_problem(file: str, exc: LimitExceeded) -> ConfigProblem:
+    mark = _mark(file, exc.problem_mark) if exc.problem_mark is not None else None
+    return ConfigProblem(mark, str(exc.problem))
 
 
 def load_source(

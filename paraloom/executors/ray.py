@@ -56,7 +56,13 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from paraloom.orchestrator.executor import Executor, InProcessExecutor
-from paraloom.protocols.actions import ActionCall, ActionKind, ActionResult, ActionStatus
+from paraloom.protocols.actions import (
+    ActionCall,
+    ActionKind,
+    ActionResult,
+    ActionStatus,
+    ErrorInfo,
+)
 from paraloom.runtime.context import Action, ActionContext
 from paraloom.tools.function import FunctionTool, exception_status
 
@@ -92,8 +98,8 @@ def _run_in_worker(func: Callable[..., Any], kwargs: dict[str, Any]) -> _Outcome
     """Runs on the Ray worker's main thread (so ``ray.cancel`` can interrupt it)."""
     try:
         return (ActionStatus.OK, func(**kwargs), "", "")
-    except Exception as exc:
-        return (exception_status(exc), None, type(exc).__name__, str(exc))
+    except Exception as exc:  # the error (where raised, traceback) travels as the value
+        return (exception_status(exc), ErrorInfo.from_exception(exc), type(exc).__name__, str(exc))
 
 
 class RayExecutor:
@@ -251,4 +257,7 @@ def _to_result(
         except Exception as exc:
             return ActionResult.from_exception(call, "error", exc, started_at=started)
         return ActionResult.success(call, output, started_at=started)
-    return ActionResult.failure(call, status, error_type, message, started_at=started)
+    result = ActionResult.failure(call, status, error_type, message, started_at=started)
+    if isinstance(value, ErrorInfo):
+        result.error = value
+    return result

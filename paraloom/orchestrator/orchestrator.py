@@ -18,7 +18,14 @@ from paraloom.orchestrator.events import EventBus, Listener
 from paraloom.orchestrator.executor import Executor
 from paraloom.orchestrator.planner import Planner, PlannerContext
 from paraloom.orchestrator.references import resolve_references, root_value
-from paraloom.orchestrator.result import CostTally, RunResult, RunStatus, build_feedback
+from paraloom.orchestrator.result import (
+    MESSAGE_CHARS,
+    CostTally,
+    RunResult,
+    RunStatus,
+    build_feedback,
+    summarize_failures,
+)
 from paraloom.orchestrator.resume import ResumeState
 from paraloom.orchestrator.scheduler import Scheduler
 from paraloom.orchestrator.validation import validate_plan
@@ -189,6 +196,10 @@ class Orchestrator:
         error: str | None = None
         feedback: StateFeedback | None = None
         round_no = 0
+        # A resumed run replays its recorded planner decisions only while every result
+        # they were made from is reused unchanged: once a round runs anything again, the
+        # later decisions (a final answer above all) are stale and the planner decides.
+        replaying = resume is not None
 
         def finish() -> RunResult:
             nonlocal status
@@ -205,6 +216,7 @@ class Orchestrator:
                 rounds=round_no,
                 subtasks=dict(results),
                 subtask_rounds=dict(rounds_of),
+                failed=tuple(sid for sid, r in results.items() if not r.ok),
                 cost_usd=cost,
                 usage=dict(tally.usage),
                 warnings=warnings,
@@ -244,7 +256,7 @@ class Orchestrator:
                     round=round_no,
                     max_rounds=self.max_rounds,
                 )
-                replayed = resume is not None and round_no in resume.decisions
+                replayed = replaying and resume is not None and round_no in resume.decisions
 
                 plan_base = {
                     "run_id": run_id,
@@ -266,8 +278,13 @@ class Orchestrator:
                         )
                         if failed_inputs:
                             status = "failed"
-                            error = "the final output depends on failed subtasks: " + "; ".join(
-                                failed_inputs
+                            error = "the final output depends on failed subtasks: " + (
+                                summarize_failures(failed_inputs, results)
+                            )
+                        elif not_ok := [sid for sid, r in results.items() if not r.ok]:
+                            status = "partial"
+                            error = f"{len(not_ok)} subtask(s) did not finish ok: " + (
+                                summarize_failures(not_ok, results)
                             )
                         else:
                             status = "ok"
@@ -291,8 +308,10 @@ class Orchestrator:
                     earlier=results,
                     task_input=task,
                     results=results,
-                    reuse=resume.results if resume else None,
+                    reuse=resume.results if resume is not None and replayed else None,
                 )
+                if replayed and outcome.reused != set(vplan.order):
+                    replaying = False
                 feedback = build_feedback(
                     round=round_no,
                     results=results,
@@ -307,7 +326,7 @@ class Orchestrator:
                     failed = results[outcome.failed_by]
                     status = "failed"
                     error = f"subtask {outcome.failed_by!r} failed: " + (
-                        f"{failed.error.type}: {failed.error.message}"
+                        failed.error.describe(MESSAGE_CHARS)
                         if failed.error
                         else failed.status.value
                     )

@@ -118,8 +118,8 @@ def root_value(
     failed: list[str] | None = None,
 ) -> JsonValue:
     """The value a reference root stands for: the run's input for ``input``, else the
-    output of that subtask's result; a failed subtask gives null (and is noted in
-    ``failed`` when given, so a final answer built on it can fail the run)."""
+    output of that subtask's result; a failed subtask gives null (and its id is noted
+    in ``failed`` when given, so a final answer built on it can fail the run)."""
     if root == "input":
         return task
     if root not in results:
@@ -128,6 +128,5 @@ def root_value(
     if r.ok:
         return r.output
     if failed is not None:
-        why = f"{r.error.type}: {r.error.message}" if r.error else r.status.value
-        failed.append(f"{root!r} ({r.status.value}: {why})")
+        failed.append(root)
     return None

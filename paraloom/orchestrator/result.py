@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from paraloom.protocols.actions import ActionResult, TokenUsage
-from paraloom.protocols.events import Event, LLMCallFinished, UsageAnomaly
+from paraloom.protocols.actions import ActionResult, ActionStatus, TokenUsage
+from paraloom.protocols.events import Event, LLMCallFinished, RunStatus, UsageAnomaly
 from paraloom.protocols.feedback import StateFeedback, SubtaskFeedback
 from paraloom.runtime.budget import Budget
 
-__all__ = ["CostTally", "RunResult", "RunStatus", "build_feedback", "merge_usage"]
-
-RunStatus = Literal["ok", "warning", "failed", "cancelled", "max_rounds", "budget_exhausted"]
+__all__ = [
+    "MESSAGE_CHARS",
+    "CostTally",
+    "RunResult",
+    "RunStatus",
+    "build_feedback",
+    "merge_usage",
+    "summarize_failures",
+]
 
 
 class RunResult(BaseModel):
@@ -31,6 +36,9 @@ class RunResult(BaseModel):
     rounds: int = 0
     subtasks: dict[str, ActionResult] = Field(default_factory=dict)
     subtask_rounds: dict[str, int] = Field(default_factory=dict)
+    failed: tuple[str, ...] = Field(
+        default=(), description="Subtasks that did not end ok (failed, skipped, cancelled)."
+    )
     cost_usd: Decimal = Field(
         default=Decimal(0),
         description="What every LLM call of the run cost: each attempt, abandoned call "
@@ -99,6 +107,49 @@ def merge_usage(usages: Iterable[Mapping[str, TokenUsage]]) -> dict[str, TokenUs
         for model, u in usage.items():
             total[model] = total[model] + u if model in total else u.model_copy()
     return total
+
+
+MESSAGE_CHARS = 300
+"""An error message is cut to this many characters in a run's error summary."""
+_NAMES_SHOWN = 5
+
+
+def _why(result: ActionResult) -> str:
+    if result.error is None:
+        return result.status.value
+    return f"{result.status.value}: {result.error.describe(MESSAGE_CHARS)}"
+
+
+def _names(ids: Sequence[str]) -> str:
+    shown = ", ".join(repr(i) for i in ids[:_NAMES_SHOWN])
+    return shown + (f", … ({len(ids) - _NAMES_SHOWN} more)" if len(ids) > _NAMES_SHOWN else "")
+
+
+def summarize_failures(
+    ids: Iterable[str], results: Mapping[str, ActionResult], *, roots_shown: int = 3
+) -> str:
+    """A bounded account of the subtasks ``ids`` that did not end ok: root causes first
+    (subtasks that failed themselves, each with its error, shortened), then the skipped
+    ones by name and count. When a skipped subtask is named, the run's other failures
+    are its possible causes and are listed among the roots."""
+    wanted = [i for i in dict.fromkeys(ids) if i in results]
+    skipped = [i for i in wanted if results[i].status is ActionStatus.SKIPPED]
+    roots = [i for i in wanted if results[i].status is not ActionStatus.SKIPPED]
+    if skipped:
+        roots += [
+            sid
+            for sid, r in results.items()
+            if not r.ok and r.status is not ActionStatus.SKIPPED and sid not in roots
+        ]
+    parts = [f"{sid!r} ({_why(results[sid])})" for sid in roots[:roots_shown]]
+    if len(roots) > roots_shown:
+        parts.append(f"{len(roots) - roots_shown} more failed: {_names(roots[roots_shown:])}")
+    if skipped:
+        if len(skipped) == 1 and not roots:
+            parts.append(f"{skipped[0]!r} ({_why(results[skipped[0]])})")
+        else:
+            parts.append(f"{len(skipped)} skipped as a result: {_names(skipped)}")
+    return "; ".join(parts)
 
 
 def _preview(output: JsonValue, limit: int) -> tuple[JsonValue, bool]:

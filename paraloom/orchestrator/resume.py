@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from paraloom.protocols.actions import ActionResult
-from paraloom.protocols.plan import FinalAnswer, Plan
+from paraloom.protocols.plan import FinalAnswer, Plan, Subtask
 
-__all__ = ["ResumeState"]
+__all__ = ["ResumeState", "plan_changes"]
+
+_COMPARED = ("action", "arguments", "depends_on", "policy")
 
 
 @dataclass(frozen=True, slots=True)
 class ResumeState:
     """``decisions`` are the planner's answers per round (replayed instead of asking the
     planner again); ``results`` are stored subtask results: those with status ``ok`` are
-    reused as they are, every other subtask runs again."""
+    reused as they are, every other subtask runs again.
+
+    A decision is replayed only while every subtask of the rounds before it was reused:
+    once a round runs a subtask again (it had failed, been skipped or was in flight),
+    the decisions after it were made from results that no longer hold, so the planner
+    is asked again (a static workflow's final answer is then resolved from the new
+    results), and results of those later rounds are not reused."""
 
     run_id: str
     decisions: Mapping[int, Plan | FinalAnswer] = field(default_factory=dict)
@@ -24,3 +32,33 @@ class ResumeState:
     spent_usd: Decimal = Decimal(0)
     """What the run's LLM calls (and its nested runs') cost in earlier sessions: the
     resumed run's cost starts there."""
+
+    def with_first_plan(self, plan: Plan) -> ResumeState:
+        """This state with round 1 planned as ``plan`` (an edited static workflow):
+        results of subtasks whose definition changed are dropped, so they run again
+        (and, through the reuse rule, everything that depends on them)."""
+        decisions = dict(self.decisions)
+        old = decisions.get(1)
+        decisions[1] = plan
+        changed = set(plan_changes(old, plan.subtasks)) if isinstance(old, Plan) else set()
+        results = {k: v for k, v in self.results.items() if k not in changed}
+        return replace(self, decisions=decisions, results=results)
+
+
+def plan_changes(recorded: Plan, current: Sequence[Subtask]) -> dict[str, str]:
+    """Subtask id → what differs between a recorded plan and ``current`` subtasks:
+    ``added``, ``removed``, or the changed fields (action, arguments, depends_on,
+    policy; a description is not a change). Empty when they run the same work."""
+    before = {s.id: s for s in recorded.subtasks}
+    after = {s.id: s for s in current}
+    changes: dict[str, str] = {}
+    for sid in [*before, *(s for s in after if s not in before)]:
+        if sid not in after:
+            changes[sid] = "removed"
+        elif sid not in before:
+            changes[sid] = "added"
+        else:
+            fields = [f for f in _COMPARED if getattr(before[sid], f) != getattr(after[sid], f)]
+            if fields:
+                changes[sid] = ", ".join(fields) + " changed"
+    return changes

@@ -61,10 +61,12 @@ __all__ = ["RoundOutcome", "Scheduler"]
 
 @dataclass(slots=True)
 class RoundOutcome:
-    """``failed_by`` is the subtask whose ``on_failure: fail`` stopped the round."""
+    """``failed_by`` is the subtask whose ``on_failure: fail`` stopped the round;
+    ``reused`` the subtasks whose result was taken from ``reuse`` (a resumed run)."""
 
     results: dict[str, ActionResult]
     failed_by: str | None = None
+    reused: frozenset[str] = frozenset()
 
 
 class Scheduler:
@@ -120,7 +122,8 @@ class Scheduler:
     ) -> RoundOutcome:
         """Run the plan. ``earlier`` holds results of earlier rounds (for references);
         ``results`` (optional) receives each result the moment it is known; subtasks
-        with an ``ok`` result in ``reuse`` (a resumed run) are not executed again."""
+        with an ``ok`` result in ``reuse`` (a resumed run) whose dependencies were all
+        reused are not executed again."""
         state = _Round(
             scheduler=self,
             plan=plan,
@@ -133,7 +136,7 @@ class Scheduler:
         )
         await state.run()
         own = {sid: state.sink[sid] for sid in plan.order if sid in state.sink}
-        return RoundOutcome(results=own, failed_by=state.failed_by)
+        return RoundOutcome(results=own, failed_by=state.failed_by, reused=frozenset(state.reused))
 
 
 @dataclass
@@ -149,6 +152,7 @@ class _Round:
     failed_by: str | None = None
     started: set[str] = field(default_factory=set)
     done: set[str] = field(default_factory=set)
+    reused: set[str] = field(default_factory=set)
     tg: TaskGroup | None = None
 
     def __post_init__(self) -> None:
@@ -183,7 +187,10 @@ class _Round:
     async def _run_subtask(self, sid: str) -> None:
         subtask = self.by_id[sid]
         policy = subtask.policy or self.scheduler.default_policy
-        if sid in self.reuse:
+        # A stored result is reused only if its inputs are unchanged: every dependency
+        # reused too (a dependent that ran on a failed input's null must run again).
+        if sid in self.reuse and self.plan.deps[sid] <= self.reused:
+            self.reused.add(sid)
             self._finish(sid, self.reuse[sid], reused=True)
             self._after(sid, self.reuse[sid], policy)
             return
@@ -384,7 +391,7 @@ class _Round:
 
 def _describe(result: ActionResult) -> str:
     if result.error is not None:
-        return f"{result.status.value}: {result.error.type}: {result.error.message}"
+        return f"{result.status.value}: {result.error.describe()}"
     return result.status.value
 
 

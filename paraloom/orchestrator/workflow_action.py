@@ -65,9 +65,9 @@ class WorkflowAction:
             dict(call.arguments) if self._whole_arguments else call.arguments.get("task")
         )
         result = await self.orchestrator.run(task, parent=context.child(call))
-        # a 'warning' run answered; its warnings reach the caller's run through the
-        # shared event sink (usage anomalies) and the shared budget (spend past its limit)
-        answered = result.ok or result.status == "warning"
+        # A 'warning' run answered (its warnings reach the caller's run through the shared
+        # event sink and budget); so did a 'partial' one (its failures are in its own events).
+        answered = result.ok or result.status in ("warning", "partial")
         return ActionResult(
             call_id=call.call_id,
             action=call.action,

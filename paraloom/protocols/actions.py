@@ -8,6 +8,7 @@ HTTP endpoint) is described by an :class:`ActionSpec`, invoked with an
 from __future__ import annotations
 
 import time
+import traceback
 import uuid
 from decimal import Decimal
 from enum import StrEnum
@@ -97,11 +98,42 @@ class ActionStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+_MAX_TRACEBACK_CHARS = 20_000
+
+
 class ErrorInfo(BaseModel):
+    """What went wrong. For an exception, ``location`` is the file, line and function of
+    the frame that raised it and ``traceback`` the formatted traceback (its last
+    20,000 characters)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     type: str
     message: str
+    location: str | None = None
+    traceback: str | None = None
+
+    def describe(self, max_message: int | None = None) -> str:
+        """``Type: message (at file:line in function)``, the message cut to
+        ``max_message`` characters when given."""
+        message = self.message
+        if max_message is not None and len(message) > max_message:
+            message = message[:max_message] + f"… ({len(self.message):,} chars)"
+        text = f"{self.type}: {message}"
+        return f"{text} (at {self.location})" if self.location else text
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        """The class name, ``str(exc)``, the raising frame and the traceback of ``exc``."""
+        frames = traceback.extract_tb(exc.__traceback__)
+        location = None
+        if frames:
+            last = frames[-1]
+            location = f"{last.filename}:{last.lineno} in {last.name}"
+        text = "".join(traceback.format_exception(exc)) if frames else None
+        if text is not None and len(text) > _MAX_TRACEBACK_CHARS:
+            text = "…" + text[-_MAX_TRACEBACK_CHARS:]
+        return cls(type=type(exc).__name__, message=str(exc), location=location, traceback=text)
 
 
 class TokenUsage(BaseModel):
@@ -202,8 +234,11 @@ class ActionResult(BaseModel):
         started_at: float | None = None,
     ) -> ActionResult:
         """A failed result for ``call`` whose error is ``exc``: its class name as the
-        error type and ``str(exc)`` as the message."""
-        return cls.failure(call, status, type(exc).__name__, str(exc), started_at=started_at)
+        error type, ``str(exc)`` as the message, and where it was raised
+        (:meth:`ErrorInfo.from_exception`)."""
+        result = cls.failure(call, status, type(exc).__name__, str(exc), started_at=started_at)
+        result.error = ErrorInfo.from_exception(exc)
+        return result
 
     @classmethod
     def success(

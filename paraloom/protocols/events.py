@@ -29,6 +29,7 @@ __all__ = [
     "RoundStarted",
     "RunFinished",
     "RunStarted",
+    "RunStatus",
     "SubtaskFinished",
     "SubtaskRetried",
     "SubtaskSkipped",
@@ -52,10 +53,20 @@ class RunStarted(_Event):
     parent_call_id: str | None = None
 
 
+RunStatus = Literal[
+    "ok", "warning", "partial", "failed", "cancelled", "max_rounds", "budget_exhausted"
+]
+"""How a run ended. ``warning``: an answer, but a usage anomaly was seen or a budget's
+spend passed its limit (``RunResult.warnings`` says which). ``partial``: the run reached
+its final answer, which depends on no failed subtask, but some subtask failed or was
+skipped (``on_failure: continue`` or ``skip_dependents`` off the answer's path);
+``RunResult.failed`` names them."""
+
+
 class RunFinished(_Event):
     type: Literal["run_finished"] = "run_finished"
     workflow: str
-    status: Literal["ok", "warning", "failed", "cancelled", "max_rounds", "budget_exhausted"]
+    status: RunStatus
     output: JsonValue = None
     error: str | None = None
     cost_usd: Decimal = Decimal(0)

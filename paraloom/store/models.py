@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 FINISHED_STATUSES = frozenset(
-    {"ok", "warning", "failed", "cancelled", "max_rounds", "budget_exhausted"}
+    {"ok", "warning", "partial", "failed", "cancelled", "max_rounds", "budget_exhausted"}
 )
 """Run statuses written by ``RunFinished``. Besides these a run is ``running`` (started,
 not finished, and its process is alive or cannot be checked) or ``crashed`` (started,

@@ -62,7 +62,7 @@ def _run_records(conn: sqlite3.Connection, run_id: str) -> Iterator[TrajectoryRe
     final_score: float | None
     if score is not None:
         final_score = float(score)
-    elif status == "ok":
+    elif status in ("ok", "partial"):  # partial: the answer stood; steps carry failures
         final_score = 1.0
     elif status in _FAILED_RUN:
         final_score = 0.0

@@ -487,6 +487,16 @@ class TracingListener:
                 r.error.type if r.error else r.status.value,
                 r.error.message if r.error else None,
             )
+        if r.error is not None and r.error.traceback is not None:
+            # what span.record_exception writes, from the result's recorded exception
+            span.add_event(
+                "exception",
+                {
+                    "exception.type": r.error.type,
+                    "exception.message": self._content.text(r.error.message)[:1000],
+                    "exception.stacktrace": self._content.redactor.text(r.error.traceback),
+                },
+            )
 
     # -- LLM calls ---------------------------------------------------------------------
 

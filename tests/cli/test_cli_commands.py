@@ -144,7 +144,8 @@ def test_failed_run_exits_1(tmp_path: Path) -> None:
     assert result.exit_code == EXIT_FAILED
     out = RunOutput.model_validate_json(result.stdout)
     assert out.status == "failed"
-    assert out.error == "subtask 'a' failed: ValueError: cannot handle 3"
+    where = f"{tmp_path / 'boom_tools.py'}:2 in boom"  # the raising frame
+    assert out.error == f"subtask 'a' failed: ValueError: cannot handle 3 (at {where})"
 
 
 def test_graph_formats(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The CLI shows a usage anomaly: status 'warning' (exit 1), the warning lines in the
+"""The CLI shows a usage anomaly: status 'warning' (exit 4), the warning lines in the
 human summary and in --json, and the run store keeps them."""
 
 from __future__ import annotations
@@ -52,12 +52,12 @@ def test_usage_anomaly_in_cli_summary_json_and_store(tmp_path: Path) -> None:
         human = run(["run", str(flow), "--store", str(store)], server.base_url, tmp_path)
         as_json = run(["run", str(flow), "--no-store", "--json"], server.base_url, tmp_path)
         shown = run(["runs", "list", "--store", str(store)], server.base_url, tmp_path)
-    assert human.returncode == 1, human.stderr
+    assert human.returncode == 4, human.stderr
     text = human.stdout + human.stderr
     assert "warning" in text and "usage_anomaly" in text
     assert "completion_tokens 100 > max_tokens sent 20" in text
     out = json.loads(as_json.stdout)
-    assert as_json.returncode == 1
+    assert as_json.returncode == 4
     assert out["status"] == "warning" and out["ok"] is False
     assert any("usage_anomaly" in w for w in out["warnings"])
     assert "warning" in shown.stdout

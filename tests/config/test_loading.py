@@ -87,10 +87,11 @@ def test_yaml_anchors_and_merge_keys(tmp_path: Path) -> None:
         tmp_path,
         "f.yaml",
         "models:\n  a: &base {input_price_per_m: 1, output_price_per_m: 2}\n"
-        "  b:\n    <<: *base\n    model_id: bee\n",
+        "  b:\n    <<: *base\n    model_id: bee\n    output_price_per_m: 3\n",
     )
     c = load_config(f).config
     assert c.models["b"].input_price_per_m == Decimal(1)
+    assert c.models["b"].output_price_per_m == Decimal(3)  # a key written beside << wins
     assert c.models["b"].model_id == "bee"
 
 

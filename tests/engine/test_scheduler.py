@@ -210,6 +210,46 @@ async def test_continue_runs_dependents_with_null() -> None:
     )
     result = await orchestrate(plan, [fails, show]).run()
     assert result.output == "got None"
+    # an answer, but not a success: the run says which subtask failed
+    assert (result.status, result.ok, result.failed) == ("partial", False, ("bad",))
+    assert result.error is not None and result.error.startswith(
+        "1 subtask(s) did not finish ok: 'bad' (error: ValueError: broken branch (at "
+    )
+
+
+async def test_a_failure_off_the_answer_s_path_makes_the_run_partial() -> None:
+    plan = Plan(
+        subtasks=(
+            Subtask(id="bad", action="fails"),
+            Subtask(id="good", action="const", arguments={"value": 3}),
+        )
+    )
+    orch = Orchestrator([fails, const], StaticPlanner(plan, output={"from": "good.output"}))
+    result = await orch.run()
+    assert (result.status, result.output, result.failed) == ("partial", 3, ("bad",))
+
+
+async def test_many_failed_sinks_are_summarised_root_causes_first() -> None:
+    """One root failure skipping 200 sinks: the error names the root and its message,
+    then counts the skipped sinks, instead of listing each (7.8 KB before)."""
+
+    @tool
+    async def kaboom(x: int) -> int:
+        raise ValueError("kaboom " + "x" * 5000)
+
+    sinks = tuple(
+        Subtask(id=f"sink{i:03d}", action="const", arguments={"value": {"from": "root.output"}})
+        for i in range(200)
+    )
+    plan = Plan(subtasks=(Subtask(id="root", action="kaboom", arguments={"x": 1}), *sinks))
+    result = await orchestrate(plan, [kaboom, const]).run()
+    assert result.status == "failed" and result.error is not None
+    assert len(result.error) < 800, len(result.error)
+    root_at = result.error.index("'root' (error: ValueError: kaboom xxx")
+    skipped_at = result.error.index("200 skipped as a result: 'sink000', 'sink001'")
+    assert root_at < skipped_at
+    assert "(195 more)" in result.error and "(5,007 chars) (at " in result.error
+    assert len(result.failed) == 201
 
 
 async def test_fail_policy_stops_run_cancels_in_flight_and_keeps_finished() -> None:
@@ -299,5 +339,7 @@ async def test_a_final_answer_built_on_a_failed_subtask_fails_the_run() -> None:
     result = await orchestrate(plan, [fails, const]).run()
     assert result.status == "failed"
     assert result.error is not None
-    assert "depends on failed subtasks: 'bad' (error: ValueError: broken branch)" in result.error
+    assert "depends on failed subtasks: 'bad' (error: ValueError: broken branch (at " in (
+        result.error
+    )
     assert result.output == {"bad": None, "good": 3}  # what was produced is kept

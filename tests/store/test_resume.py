@@ -10,6 +10,7 @@ import pytest
 from paraloom import (
     ActionResult,
     ActionStatus,
+    FailurePolicy,
     FinalAnswer,
     Orchestrator,
     Plan,
@@ -254,3 +255,98 @@ async def test_resume_of_a_finished_run_changes_nothing(tmp_path: Path) -> None:
         again = await orch.run({"start": 1}, resume=store.resume_state(first.run_id))
     assert again.output == first.output == 304
     assert work.runs == Counter(a=1, b=1, c=1, d=1, e=1)
+
+
+class FailsOnce:
+    """``a`` fails while ``broken`` is set (a file flag in the issue); ``b`` doubles it."""
+
+    def __init__(self) -> None:
+        self.broken = True
+        self.runs: Counter[str] = Counter()
+
+    def actions(self) -> list[Any]:
+        @tool
+        async def first(x: int) -> int:
+            self.runs["a"] += 1
+            if self.broken:
+                raise ValueError("the flag is set")
+            return x + 1
+
+        @tool
+        async def second(y: int | None) -> int:
+            self.runs["b"] += 1
+            return -1 if y is None else y * 10
+
+        return [first, second]
+
+
+@pytest.mark.parametrize("on_failure", ["skip_dependents", "continue", "fail"])
+async def test_resume_after_a_failure_answers_from_the_resumed_results(
+    tmp_path: Path, on_failure: Any
+) -> None:
+    """The failed run's final answer (made from a failed ``a``) must not be replayed:
+    the resumed run resolves its answer from the re-run subtasks, whatever the policy."""
+    work = FailsOnce()
+    plan = Plan(
+        subtasks=(
+            Subtask(id="a", action="first", arguments={"x": 1}),
+            Subtask(id="b", action="second", arguments={"y": {"from": "a.output"}}),
+        )
+    )
+    orch = Orchestrator(
+        work.actions(),
+        StaticPlanner(plan, output={"from": "b.output"}),
+        default_policy=FailurePolicy(on_failure=on_failure),
+    )
+    with RunStore(tmp_path / "runs.sqlite") as store:
+        orch.listeners.append(store.listener())
+        failed = await orch.run()
+        assert failed.status in ("failed", "partial") and "a" in failed.failed
+        await store.aflush()
+        work.broken = False
+        result = await orch.run(resume=store.resume_state(failed.run_id))
+        await store.aflush()
+        stored = store.get_run(failed.run_id)
+    assert (result.status, result.output, result.error) == ("ok", 20, None)
+    assert (stored.status, stored.output) == ("ok", 20)
+    assert work.runs["a"] == 2
+
+
+async def test_a_re_run_round_makes_the_planner_decide_again(tmp_path: Path) -> None:
+    """Round 2 of the failed run was planned from a failed round 1: after round 1 runs
+    again the planner is asked again, and round 2's old results are not reused."""
+    work = FailsOnce()
+    seen: list[Any] = []
+
+    class TwoRounds:
+        name = "two_rounds"
+
+        async def next_round(
+            self, task: Any, feedback: StateFeedback | None, context: PlannerContext
+        ) -> Plan | FinalAnswer:
+            if feedback is None:
+                return Plan(subtasks=(Subtask(id="a", action="first", arguments={"x": 1}),))
+            if feedback.round == 1:
+                seen.append(feedback.subtasks["a"].status)
+                return Plan(
+                    subtasks=(
+                        Subtask(id="b", action="second", arguments={"y": {"from": "a.output"}}),
+                    )
+                )
+            return FinalAnswer(output={"from": "b.output"})
+
+    orch = Orchestrator(
+        work.actions(),
+        TwoRounds(),
+        default_policy=FailurePolicy(on_failure="continue"),
+    )
+    with RunStore(tmp_path / "runs.sqlite") as store:
+        orch.listeners.append(store.listener())
+        first = await orch.run()
+        assert first.output == -1  # b ran with a's null output
+        await store.aflush()
+        work.broken = False
+        result = await orch.run(resume=store.resume_state(first.run_id))
+    assert (result.status, result.output) == ("ok", 20)
+    assert seen == [ActionStatus.ERROR, ActionStatus.OK]
+    assert work.runs == Counter(a=2, b=2)

@@ -80,6 +80,13 @@ async def test_failure_cancels_sibling_and_skips_dependents(traced: Traced) -> N
     assert boom_span.status.description == "kaput"
     assert attr(boom_span, "error.type") == "ValueError"
     assert attr(boom_span, "paraloom.action.status") == "error"
+    [exception] = [e for e in boom_span.events if e.name == "exception"]
+    assert exception.attributes is not None
+    assert exception.attributes["exception.type"] == "ValueError"
+    assert exception.attributes["exception.message"] == "kaput"
+    stack = str(exception.attributes["exception.stacktrace"])
+    assert stack.startswith("Traceback (most recent call last)")
+    assert 'raise ValueError("kaput")' in stack and "in boom" in stack
 
     hang_span = traced.one("execute_tool hang")
     assert hang_span.status.status_code is StatusCode.ERROR
