@@ -81,6 +81,12 @@ class ModelConfig(BaseModel):
         description="API key; write ${env:NAME} to read it from the environment "
         "(default: $OPENAI_API_KEY).",
     )
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Extra HTTP headers sent with every request (e.g. Azure's 'api-key'); "
+        "${env:NAME} reads a value from the environment. Values are credentials: they "
+        "are scrubbed from errors, traces, the store and exports.",
+    )
     input_price_per_m: Decimal = Field(
         default=Decimal(0), ge=0, description="$ per 1M input tokens."
     )

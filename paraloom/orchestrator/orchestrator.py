@@ -36,6 +36,7 @@ from paraloom.protocols.feedback import StateFeedback
 from paraloom.protocols.plan import FailurePolicy, FinalAnswer
 from paraloom.runtime.budget import Budget, BudgetExhausted
 from paraloom.runtime.context import Action, ActionContext, discard_event
+from paraloom.runtime.redact import REDACTOR, scrub_model
 from paraloom.runtime.selection import ModelSelector
 from paraloom.tools.actionset import ActionSet
 
@@ -152,6 +153,8 @@ class Orchestrator:
         planner_cost = [Decimal(0)]
         planner_usage: dict[str, TokenUsage] = {}
         parent_emit = parent.emit if parent is not None else None
+        if parent is None:
+            REDACTOR.refresh()  # secret-named environment variables set since the last run
 
         def emit(event: Event) -> None:
             if isinstance(event, LLMCallFinished) and event.parent_call_id in planner_calls:
@@ -213,6 +216,7 @@ class Orchestrator:
                 started_at=started,
                 ended_at=time.time(),
             )
+            result = scrub_model(result)  # no registered credential reaches the caller
             if options.on_result is not None:
                 options.on_result(result)
             emit(
@@ -220,8 +224,8 @@ class Orchestrator:
                     run_id=run_id,
                     workflow=self.name,
                     status=status,
-                    output=output,
-                    error=error,
+                    output=result.output,
+                    error=result.error,
                     cost_usd=cost,
                 )
             )

@@ -45,7 +45,8 @@ from paraloom.protocols.events import (
     SubtaskSkipped,
     SubtaskStarted,
 )
-from paraloom.tracing.attributes import GenAI, OpenInference, Paraloom, Redactor
+from paraloom.runtime.redact import REDACTOR, register_secret
+from paraloom.tracing.attributes import GenAI, OpenInference, Paraloom
 from paraloom.tracing.content import ContentWriter, capture_from_env
 from paraloom.tracing.metrics import GenAIMetrics
 
@@ -94,8 +95,8 @@ class TracingListener:
     """An event listener (``Callable[[Event], None]``) writing GenAI + OpenInference spans.
 
     ``capture_content`` (default: ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``,
-    else off) adds inputs, outputs and messages; secrets are scrubbed in every mode (see
-    :class:`~paraloom.tracing.attributes.Redactor`; pass more through ``secrets``).
+    else off) adds inputs, outputs and messages; secrets are scrubbed in every mode by the
+    process-wide redactor (:mod:`paraloom.runtime.redact`; ``secrets`` registers more).
     Duplicate events (the same listener on a parent and a nested orchestrator) are ignored.
     """
 
@@ -112,7 +113,9 @@ class TracingListener:
         self._tracer = trace.get_tracer("paraloom", version, tracer_provider=tracer_provider)
         self._metrics = GenAIMetrics(meter_provider, version)
         self.capture_content = capture_from_env() if capture_content is None else capture_content
-        self.redactor = Redactor(secrets)
+        register_secret(*secrets)
+        REDACTOR.refresh()
+        self.redactor = REDACTOR
         self._content = ContentWriter(self.redactor, max_content_chars)
         self._runs: dict[str, _Run] = {}
         self._open: dict[str, _Open] = {}
