@@ -51,7 +51,9 @@ __all__ = [
     "ModelConfig",
     "ParaloomConfig",
     "RouterConfig",
+    "StoreConfig",
     "ToolConfig",
+    "TracingConfig",
     "WorkflowConfig",
     "config_json_schema",
 ]
@@ -184,6 +186,32 @@ class BudgetConfig(BaseModel):
     usd: Decimal | None = Field(default=None, ge=0, description="Dollars per run.")
     max_tokens: int | None = Field(default=None, gt=0)
     max_calls: int | None = Field(default=None, gt=0)
+
+
+class StoreConfig(BaseModel):
+    """How the CLI records runs in the run store."""
+
+    model_config = _Strict
+
+    redact: bool = Field(
+        default=False,
+        description="Scrub every recorded event with the redactor (secret shapes and "
+        "secret-named keys in inputs, outputs and messages, besides the configured "
+        "credentials that are never stored).",
+    )
+
+
+class TracingConfig(BaseModel):
+    """Tracing options of the CLI (the target is chosen with --trace)."""
+
+    model_config = _Strict
+
+    capture_content: bool | None = Field(
+        default=None,
+        description="Record inputs, outputs and LLM messages in spans (default: "
+        "$OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, else off). Secrets are "
+        "scrubbed either way.",
+    )
 
 
 class ToolConfig(BaseModel):
@@ -337,6 +365,8 @@ class ParaloomConfig(BaseModel):
     )
     router: RouterConfig | None = None
     budget: BudgetConfig | None = None
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
     tools: dict[str, ToolConfig] = Field(default_factory=dict)
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     workflows: dict[str, WorkflowConfig] = Field(default_factory=dict)

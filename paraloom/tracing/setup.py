@@ -20,6 +20,7 @@ which only takes traces) unless ``OTEL_METRICS_EXPORTER=none``.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ __all__ = [
     "Target",
     "Tracing",
     "parse_target",
+    "reachable",
     "setup",
     "span_exporter_for",
     "tracing_listener_for",
@@ -92,6 +94,21 @@ def parse_target(target: str | None) -> Target:
             raise ValueError(f"tracing target {raw!r} has no host")
         return Target("otlp", _traces_url(url))
     raise ValueError(f"unknown tracing target {raw!r}; use {_TARGETS}")
+
+
+def reachable(target: Target, timeout_s: float = 1.0) -> bool:
+    """Whether the collector of an OTLP/Phoenix target accepts TCP connections (other
+    kinds: always). A dead endpoint would otherwise cost warnings per batch and the
+    exporter's retries (~13 s) at exit."""
+    if target.endpoint is None:
+        return True
+    parts = urlsplit(target.endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def _traces_url(url: str) -> str:
