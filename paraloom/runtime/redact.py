@@ -19,10 +19,11 @@ What it removes (each replaced with ``[REDACTED]``):
   ``*_token``, ``cookie`` …), also inside strings that hold JSON (an LLM tool call's
   ``arguments``).
 
-Registered credentials and environment secrets are scrubbed from *every* event and every
-``RunResult`` (:func:`scrub_model`); error messages (``error``, ``message``, ``reason``
-fields) additionally lose secret shapes. Span content, trajectory exports and a store
-opened with ``redact=True`` get the full treatment (:func:`scrub_model` with ``full=True``).
+Every event (so the run store, tracing and CLI progress) and every ``RunResult`` loses
+credentials, environment secrets, secret shapes and ``password=…`` pairs in all its
+strings (:func:`scrub_model`). Span content, trajectory exports, ``runs show`` and a store
+opened with ``redact=True`` also lose the values of secret-named keys
+(:func:`scrub_model` with ``full=True``).
 Values shorter than 6 characters are never registered (they would erase ordinary words).
 """
 
@@ -83,7 +84,7 @@ SECRET_SHAPES: tuple[tuple[str, str], ...] = (
 # ``password: x``, ``api_key=x``, ``"token": "x"``, ``password hunter2`` in free text: the
 # value (group 2) is replaced, the name kept.
 _PAIR = re.compile(
-    r"""(\b(?:passw(?:or)?d|passphrase|pwd|secret|api[_-]?key|access[_-]?key|secret[_-]?key|"""
+    r"""(\b(?:passw(?:or)?d|passphrase|secret|api[_-]?key|access[_-]?key|secret[_-]?key|"""
     r"""(?:access|refresh|auth|session)?[_-]?token|client[_-]?secret|x-api-key|api-key)"""
     r"""["']?\s*(?:[:=]|\s(?=\S*\d))\s*["']?)([^\s"',;}&]{4,})""",
     re.I,
@@ -156,8 +157,8 @@ class Redactor:
         self._env = _usable(_env_secrets(os.environ if self._environ is None else self._environ))
         literal = sorted(self._registered | self._env, key=len, reverse=True)
         self._literal = re.compile("|".join(map(re.escape, literal))) if literal else None
-        parts = [*(re.escape(v) for v in literal), *(p for _, p in SECRET_SHAPES)]
-        self._any = re.compile("|".join(f"(?:{p})" for p in parts))
+        parts = [*(re.escape(v) for v in literal), *(p for _, p in SECRET_SHAPES), _PAIR.pattern]
+        self._any = re.compile("|".join(f"(?:{p})" for p in parts), re.I)
 
     # -- strings ------------------------------------------------------------------------
 
@@ -254,30 +255,29 @@ def redact_value(value: Any) -> Any:
 
 
 M = TypeVar("M", bound=BaseModel)
-_MESSAGE_KEYS = frozenset({"error", "message", "reason"})
 
 
 def scrub_model(model: M, *, full: bool = False, redactor: Redactor | None = None) -> M:
-    """``model`` (an event, a result, a stored run) without secrets.
+    """``model`` (an event, a result, a stored run, a trajectory record) without secrets.
 
-    Default: registered credentials and environment secrets go from every string, and
-    error messages (``error``/``message``/``reason`` fields) also lose secret shapes.
-    ``full=True``: every value gets :meth:`Redactor.value` (shapes and secret-named keys
-    everywhere: for exports and a store opened with ``redact=True``). Returns ``model``
-    itself when there is nothing to scrub."""
+    Default: every string loses credentials, environment secrets, secret shapes and
+    ``name=value`` secret pairs (:meth:`Redactor.text`). ``full=True`` also drops the
+    values of secret-named keys, inside JSON strings too (:meth:`Redactor.value`: for
+    exports and a store opened with ``redact=True``). Returns ``model`` itself when there
+    is nothing to scrub (the common case costs one JSON dump and one regex search)."""
     r = redactor or REDACTOR
     if not full and not r.search(model.model_dump_json()):
         return model
     data = model.model_dump(mode="json")
-    cleaned = r.value(data) if full else _scrub(r, data, message=False)
+    cleaned = r.value(data) if full else _texts(r, data)
     return model if cleaned == data else type(model).model_validate(cleaned)
 
 
-def _scrub(r: Redactor, value: Any, *, message: bool) -> Any:
+def _texts(r: Redactor, value: Any) -> Any:
     if isinstance(value, str):
-        return r.text(value) if message else r.credentials(value)
+        return r.text(value)
     if isinstance(value, dict):
-        return {k: _scrub(r, v, message=k in _MESSAGE_KEYS) for k, v in value.items()}
+        return {k: _texts(r, v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_scrub(r, v, message=message) for v in value]
+        return [_texts(r, v) for v in value]
     return value
