@@ -61,6 +61,7 @@ from paraloom.protocols.events import (
     ActionProgress,
     ActionStarted,
     Event,
+    LLMCallFinished,
     PlanCreated,
     RoundFinished,
     RunFinished,
@@ -130,6 +131,9 @@ def progress_message(event: Event) -> str | None:
         return f"{event.action}: {event.message or done}"
     if isinstance(event, ActionFinished) and event.result.action:  # an agent's tool call
         return f"{event.kind.value} {event.result.action} {event.result.status.value}"
+    if isinstance(event, LLMCallFinished):  # an agent's (or planner's) model turn
+        outcome = "failed" if event.error else f"{event.usage.total_tokens} tokens"
+        return f"model {event.model}: {outcome}"
     return None
 
 
