@@ -17,7 +17,7 @@ model can correct). Results map back as:
 
 ``_meta`` of each result carries ``io.paraloom/status`` and ``io.paraloom/cost_usd``; the
 tool listing marks each tool's kind under ``io.paraloom/kind``. While an action runs,
-its events (rounds planned and finished, subtasks finished, tool calls of agents …) are
+its events (rounds planned and finished, subtasks finished, agents' model turns …) are
 sent as MCP progress notifications when the client asked for progress; messages of runs
 nested deeper than the served one start with ``<subtask> > <workflow>:``.
 
@@ -129,8 +129,6 @@ def progress_message(event: Event) -> str | None:
     if isinstance(event, ActionProgress):  # e.g. a remote MCP tool the workflow called
         done = f"{event.progress:g}" + ("" if event.total is None else f"/{event.total:g}")
         return f"{event.action}: {event.message or done}"
-    if isinstance(event, ActionFinished) and event.result.action:  # an agent's tool call
-        return f"{event.kind.value} {event.result.action} {event.result.status.value}"
     if isinstance(event, LLMCallFinished):  # an agent's (or planner's) model turn
         outcome = "failed" if event.error else f"{event.usage.total_tokens} tokens"
         return f"model {event.model}: {outcome}"
@@ -230,9 +228,10 @@ async def _run(
     def emit(event: Event) -> None:
         outer_emit(event)
         try:
+            prefix = prefixes.of(event)
             message = progress_message(event)
             if message is not None:
-                message = prefixes.of(event) + message
+                message = prefix + message
         except Exception:  # an unexpected event shape must not break the run
             logger.debug("no progress message for %r", type(event).__name__, exc_info=True)
             return
