@@ -49,8 +49,17 @@ async def test_served_agent_keeps_the_file_budget_and_is_recorded_and_traced(
         env["PYTHONPATH"] = str(ROOT)
         params = StdioServerParameters(
             command=sys.executable,
-            args=["-m", "paraloom.cli", "mcp", "serve", "flow.yaml"]
-            + ["--store", str(store), "--trace", f"jsonl:{trace}"],
+            args=[
+                "-m",
+                "paraloom.cli",
+                "mcp",
+                "serve",
+                "flow.yaml",
+                "--store",
+                str(store),
+                "--trace",
+                f"jsonl:{trace}",
+            ],
             env=env,
             cwd=str(tmp_path),
         )
