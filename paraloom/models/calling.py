@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from pydantic import JsonValue
+
 from paraloom.models.base import (
     Completion,
     CompositeClient,
@@ -165,11 +167,19 @@ async def call_model(
         "parent_call_id": context.call_id,
         "model": name,
     }
+    parameters: dict[str, JsonValue] = {"max_tokens": cap}
+    if temperature is not None:
+        parameters["temperature"] = temperature
+    if response_format is not None:
+        parameters["response_format"] = response_format.name
     context.emit(
         LLMCallStarted(
             **ids,
+            request_model=descriptor.provider_model,
             provider=descriptor.provider,
             step_kind=step.step_kind,
+            parameters=parameters,
+            tools=[dict(t) for t in tools] if context.capture_content and tools else None,
             routing=_routing(selection),
             reserved_usd=reserved,
             messages=[message_to_wire(m) for m in messages] if context.capture_content else None,
@@ -219,6 +229,9 @@ async def call_model(
             response_model=completion.model,
             usage=usage,
             cost_usd=cost,
+            input_cost_usd=None
+            if completion.cost_usd is not None
+            else descriptor.cost(usage.input_tokens, 0),
             finish_reason=completion.finish_reason,
             latency_s=completion.latency_s or (time.perf_counter() - started),
             budget_left_usd=budget.remaining_usd if budget else None,

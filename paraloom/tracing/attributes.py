@@ -43,6 +43,8 @@ class GenAI:
     INPUT_MESSAGES = "gen_ai.input.messages"
     OUTPUT_MESSAGES = "gen_ai.output.messages"
     TOKEN_TYPE = "gen_ai.token.type"
+    REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+    REQUEST_TEMPERATURE = "gen_ai.request.temperature"
     ERROR_TYPE = "error.type"
 
 
@@ -60,6 +62,12 @@ class OpenInference:
     LLM_TOKEN_COMPLETION = "llm.token_count.completion"
     LLM_TOKEN_TOTAL = "llm.token_count.total"
     LLM_COST_TOTAL = "llm.cost.total"
+    LLM_COST_PROMPT = "llm.cost.prompt"
+    LLM_COST_COMPLETION = "llm.cost.completion"
+    LLM_INVOCATION_PARAMETERS = "llm.invocation_parameters"
+    LLM_TOOLS = "llm.tools"
+    SESSION_ID = "session.id"
+    USER_ID = "user.id"
     LLM_INPUT_MESSAGES = "llm.input_messages"
     LLM_OUTPUT_MESSAGES = "llm.output_messages"
     TOOL_NAME = "tool.name"
@@ -75,6 +83,8 @@ class Paraloom:
 
     RUN_ID = "paraloom.run.id"
     RUN_STATUS = "paraloom.run.status"
+    NESTED_RUN_ID = "paraloom.nested_run.id"
+    """On a workflow action's span: the id of the run it started (drawn in that span)."""
     CALL_ID = "paraloom.call.id"
     PARENT_CALL_ID = "paraloom.parent_call.id"
     LLM_CALL_ID = "paraloom.llm_call.id"
@@ -96,6 +106,8 @@ class Paraloom:
     USAGE_OUTPUT_TOKENS = "paraloom.usage.output_tokens"
     INCOMPLETE = "paraloom.incomplete"
     ROUTING = "paraloom.routing"
+    POOL_MODEL = "paraloom.model"
+    """The pool name of the model (``gen_ai.request.model`` is the provider's id)."""
 
 
 def _default(value: Any) -> Any:

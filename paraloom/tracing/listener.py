@@ -77,6 +77,7 @@ class _Open:
     started: float
     provider: str = ""
     model: str = ""
+    kind: str = ""
 
 
 @dataclass(slots=True)
@@ -89,6 +90,14 @@ class _Run:
     skipped: set[str] = field(default_factory=set)
     keys: dict[str, None] = field(default_factory=dict)
     rounds_done: set[str] = field(default_factory=set)
+    session: str = ""
+    shared: bool = False
+    """The run lives in the span of the workflow action that started it (no twin row)."""
+    twins: set[str] = field(default_factory=set)
+    """Actions that several subtasks of one plan call (their spans name the subtask)."""
+    pending_rounds: dict[str, RoundStarted] = field(default_factory=dict)
+    """Planner rounds not drawn yet: a round is drawn once it calls a model, fails or is
+    replayed (a static planner's instant rounds become ``paraloom.plan`` run events)."""
 
 
 class TracingListener:
@@ -98,6 +107,8 @@ class TracingListener:
     else off) adds inputs, outputs and messages; secrets are scrubbed in every mode by the
     process-wide redactor (:mod:`paraloom.runtime.redact`; ``secrets`` registers more).
     Duplicate events (the same listener on a parent and a nested orchestrator) are ignored.
+    Every span carries ``session.id`` (``session_id``, default: the top-level run's id)
+    and ``user.id`` when ``user_id`` is given.
     """
 
     def __init__(
@@ -108,6 +119,8 @@ class TracingListener:
         capture_content: bool | None = None,
         secrets: Iterable[str] = (),
         max_content_chars: int = 16_000,
+        session_id: str | None = None,
+        user_id: str | None = None,
     ) -> None:
         version = _version()
         self._tracer = trace.get_tracer("paraloom", version, tracer_provider=tracer_provider)
@@ -116,6 +129,8 @@ class TracingListener:
         register_secret(*secrets)
         REDACTOR.refresh()
         self.redactor = REDACTOR
+        self.session_id = session_id
+        self.user_id = user_id
         self._content = ContentWriter(self.redactor, max_content_chars)
         self._runs: dict[str, _Run] = {}
         self._open: dict[str, _Open] = {}
@@ -196,15 +211,21 @@ class TracingListener:
         node_id: str = "",
         kind: SpanKind = SpanKind.INTERNAL,
     ) -> _Open:
+        run = self._runs.get(run_id)
+        self._identity(attrs, run.session if run is not None else run_id)
         span = self._tracer.start_span(
             name, context=ctx, kind=kind, attributes=attrs, start_time=_ns(ts)
         )
         entry = _Open(span=span, run_id=run_id, node_id=node_id or key, started=ts)
         self._open[key] = entry
-        run = self._runs.get(run_id)
         if run is not None:
             run.keys[key] = None
         return entry
+
+    def _identity(self, attrs: Attrs, session: str) -> None:
+        attrs[OpenInference.SESSION_ID] = self.session_id or session
+        if self.user_id:
+            attrs[OpenInference.USER_ID] = self.user_id
 
     def _pop(self, key: str) -> _Open | None:
         entry = self._open.pop(key, None)
@@ -215,9 +236,13 @@ class TracingListener:
         return entry
 
     def _fail(self, span: Span, error_type: str, message: str | None) -> None:
+        """Error status, ``error.type`` and one ``exception`` span event (the OTel
+        convention Phoenix shows), all with the message scrubbed."""
+        text = self._content.text(message)[:1000] if message else None
         span.set_attribute(GenAI.ERROR_TYPE, error_type)
-        span.set_status(
-            Status(StatusCode.ERROR, self._content.text(message)[:1000] if message else None)
+        span.set_status(Status(StatusCode.ERROR, text))
+        span.add_event(
+            "exception", {"exception.type": error_type, "exception.message": text or error_type}
         )
 
     def _end_orphans(self, run: _Run, ts: float | None, *, cancelled: bool) -> None:
@@ -238,6 +263,24 @@ class TracingListener:
             return
         owner = self._open.get(e.parent_call_id) if e.parent_call_id else None
         ctx = trace.set_span_in_context(owner.span) if owner is not None else None
+        parent_run = self._runs.get(owner.run_id) if owner is not None else None
+        session = parent_run.session if parent_run is not None else e.run_id
+        if owner is not None and owner.kind == ActionKind.WORKFLOW.value:
+            # the workflow action's span is this run's span: one row, not two
+            shared: Attrs = {Paraloom.NESTED_RUN_ID: e.run_id, GenAI.WORKFLOW_NAME: e.workflow}
+            if e.budget_usd is not None:
+                shared[Paraloom.BUDGET_LIMIT_USD] = _usd(e.budget_usd)
+            owner.span.set_attributes(shared)
+            self._runs[e.run_id] = _Run(
+                span=owner.span,
+                root_call=e.parent_call_id,
+                node_id=owner.node_id,
+                session=session,
+                shared=True,
+            )
+            if not owner.span.is_recording():
+                self._silent.add(e.run_id)
+            return
         attrs: Attrs = {
             GenAI.OPERATION_NAME: "invoke_workflow",
             GenAI.WORKFLOW_NAME: e.workflow,
@@ -254,10 +297,13 @@ class TracingListener:
             attrs[Paraloom.BUDGET_LIMIT_USD] = _usd(e.budget_usd)
         if self.capture_content:
             self._content.io(attrs, "input", e.task)
+        self._identity(attrs, session)
         span = self._tracer.start_span(
             f"invoke_workflow {e.workflow}", context=ctx, attributes=attrs, start_time=_ns(e.ts)
         )
-        self._runs[e.run_id] = _Run(span=span, root_call=e.parent_call_id, node_id=e.run_id)
+        self._runs[e.run_id] = _Run(
+            span=span, root_call=e.parent_call_id, node_id=e.run_id, session=session
+        )
         if not span.is_recording():
             self._silent.add(e.run_id)
 
@@ -270,6 +316,8 @@ class TracingListener:
         self._silent.discard(e.run_id)
         span = run.span
         span.set_attribute(Paraloom.RUN_STATUS, e.status)
+        if run.shared:  # the workflow action's result sets cost, output and status
+            return
         span.set_attribute(Paraloom.COST_USD, _usd(e.cost_usd))
         if self.capture_content:
             attrs: Attrs = {}
@@ -282,7 +330,16 @@ class TracingListener:
         span.end(_ns(e.ts))
 
     def _round_started(self, e: RoundStarted) -> None:
-        if e.call_id in self._open:
+        run = self._runs.get(e.run_id)
+        if e.call_id in self._open or run is None:
+            return
+        run.pending_rounds[e.call_id] = e
+
+    def _draw_round(self, run_id: str, call_id: str) -> None:
+        """Start the span of a pending planner round (it called a model or failed)."""
+        run = self._runs.get(run_id)
+        e = run.pending_rounds.pop(call_id, None) if run is not None else None
+        if e is None:
             return
         ctx, node = self._parent(e.run_id, None)
         self._start(
@@ -311,6 +368,15 @@ class TracingListener:
             if e.call_id in run.rounds_done:
                 return
             run.rounds_done.add(e.call_id)
+            if e.plan is not None:
+                actions = [s.action for s in e.plan.subtasks]
+                run.twins.update(a for a in actions if actions.count(a) > 1)
+            if e.call_id in run.pending_rounds:
+                if e.error is None:  # an instant round: an event, not a 0 ms row
+                    del run.pending_rounds[e.call_id]
+                    self._plan_event(run, e)
+                    return
+                self._draw_round(e.run_id, e.call_id)
         entry = self._pop(e.call_id)
         if entry is None:
             if run is None or not e.replayed:
@@ -336,6 +402,17 @@ class TracingListener:
         else:
             span.set_status(Status(StatusCode.OK))
         span.end(_ns(e.ts))
+
+    def _plan_event(self, run: _Run, e: PlanCreated) -> None:
+        attrs: Attrs = {
+            Paraloom.ROUND: e.round,
+            Paraloom.CALL_ID: e.call_id,
+            Paraloom.PLAN_FINAL: e.plan is None,
+            GenAI.AGENT_NAME: e.planner,
+        }
+        if e.plan is not None:
+            attrs[Paraloom.PLAN_SUBTASKS] = [s.id for s in e.plan.subtasks]
+        run.span.add_event("paraloom.plan", attrs, timestamp=_ns(e.ts))
 
     # -- subtasks (events on the run span; the action calls are the spans) -------------
 
@@ -436,6 +513,8 @@ class TracingListener:
             attrs[OpenInference.SPAN_KIND] = "CHAIN"
         else:
             name = f"execute_tool {e.action}"
+            if top and run is not None and e.subtask_id and e.action in run.twins:
+                name += f" [{e.subtask_id}]"  # parallel calls of one tool, told apart
             attrs[GenAI.OPERATION_NAME] = "execute_tool"
             attrs[GenAI.TOOL_NAME] = attrs[OpenInference.TOOL_NAME] = e.action
             attrs[GenAI.TOOL_CALL_ID] = e.call_id
@@ -445,7 +524,8 @@ class TracingListener:
             self._content.io(attrs, "input", e.arguments)
             if e.kind is ActionKind.TOOL:
                 attrs[GenAI.TOOL_CALL_ARGUMENTS] = self._content.json(e.arguments)
-        self._start(e.call_id, e.run_id, name, ctx, e.ts, attrs, node_id=node)
+        entry = self._start(e.call_id, e.run_id, name, ctx, e.ts, attrs, node_id=node)
+        entry.kind = e.kind.value
 
     def _action_progress(self, e: ActionProgress) -> None:
         entry = self._open.get(e.call_id)
@@ -496,17 +576,26 @@ class TracingListener:
             return
         if e.run_id in self._silent:  # metrics only
             self._open[e.llm_call_id] = _Open(
-                trace.INVALID_SPAN, e.run_id, "", e.ts, provider=e.provider, model=e.model
+                trace.INVALID_SPAN,
+                e.run_id,
+                "",
+                e.ts,
+                provider=e.provider,
+                model=e.request_model or e.model,
             )
             return
+        if e.parent_call_id:
+            self._draw_round(e.run_id, e.parent_call_id)
         ctx, parent_node = self._parent(e.run_id, e.parent_call_id)
+        model = e.request_model or e.model
         attrs: Attrs = {
             GenAI.OPERATION_NAME: "chat",
             GenAI.PROVIDER_NAME: e.provider,
-            GenAI.REQUEST_MODEL: e.model,
+            GenAI.REQUEST_MODEL: model,
             OpenInference.SPAN_KIND: "LLM",
-            OpenInference.LLM_MODEL_NAME: e.model,
+            OpenInference.LLM_MODEL_NAME: model,
             OpenInference.LLM_PROVIDER: e.provider,
+            Paraloom.POOL_MODEL: e.model,
             Paraloom.LLM_CALL_ID: e.llm_call_id,
             Paraloom.STEP_KIND: e.step_kind,
             Paraloom.RESERVED_USD: _usd(e.reserved_usd),
@@ -516,20 +605,23 @@ class TracingListener:
             attrs[Paraloom.PARENT_CALL_ID] = e.parent_call_id
         if e.routing:
             self._content.routing(attrs, Paraloom.ROUTING, e.routing)
+        self._content.parameters(attrs, e.parameters)
+        if self.capture_content and e.tools:
+            self._content.tools(attrs, e.tools)
         if self.capture_content and e.messages:
             self._content.messages(attrs, "input", e.messages)
             self._content.io(attrs, "input", e.messages)
         entry = self._start(
             e.llm_call_id,
             e.run_id,
-            f"chat {e.model}",
+            f"chat {model}",
             ctx,
             e.ts,
             attrs,
             node_id=parent_node,
             kind=SpanKind.CLIENT,
         )
-        entry.provider, entry.model = e.provider, e.model
+        entry.provider, entry.model = e.provider, model
 
     def _llm_finished(self, e: LLMCallFinished) -> None:
         entry = self._pop(e.llm_call_id)
@@ -559,6 +651,9 @@ class TracingListener:
             OpenInference.LLM_COST_TOTAL: float(e.cost_usd),
             Paraloom.COST_USD: _usd(e.cost_usd),
         }
+        if e.input_cost_usd is not None:
+            attrs[OpenInference.LLM_COST_PROMPT] = float(e.input_cost_usd)
+            attrs[OpenInference.LLM_COST_COMPLETION] = float(e.cost_usd - e.input_cost_usd)
         if e.response_model:
             attrs[GenAI.RESPONSE_MODEL] = e.response_model
             attrs[OpenInference.LLM_MODEL_NAME] = e.response_model  # what Phoenix prices
