@@ -89,6 +89,8 @@ def open_sinks(
                     + "; this run is not traced"
                 )
                 return sinks
+            if target.kind == "phoenix":
+                _teach_phoenix(loaded, target.endpoint or "", sinks)
             listener, shutdown = tracing_listener_for(trace, capture_content=sinks.capture_content)
         except (ValueError, ImportError) as exc:
             sinks.close()
@@ -96,3 +98,31 @@ def open_sinks(
         sinks.listeners.append(listener)
         sinks.closers.append(shutdown)
     return sinks
+
+
+def _teach_phoenix(loaded: LoadedConfig, endpoint: str, sinks: Sinks) -> None:
+    """Give Phoenix the prices of pool models it does not price (else it shows $0 for
+    them); after registering any, wait once for Phoenix to load them."""
+    import os
+    import time
+
+    import httpx
+
+    from paraloom.config.build import model_descriptors
+    from paraloom.tracing.phoenix_prices import (
+        PHOENIX_PRICE_REFRESH_S,
+        PhoenixPriceError,
+        register_prices,
+    )
+
+    try:
+        added = register_prices(
+            endpoint,
+            model_descriptors(loaded.config).values(),
+            api_key=os.environ.get("PHOENIX_API_KEY"),
+        )
+    except (PhoenixPriceError, httpx.HTTPError, ValueError, KeyError) as exc:
+        sinks.notes.append(f"Phoenix was not given paraloom's prices ({exc}); costs may show $0")
+        return
+    if added:
+        time.sleep(PHOENIX_PRICE_REFRESH_S)  # Phoenix reloads prices every 5 s
