@@ -180,9 +180,7 @@ async def test_tokens_and_costs_add_up(traced: Traced) -> None:
         assert usd(chat) == prices[model].cost(inp, out)
         assert attr(chat, "llm.cost.total") == pytest.approx(float(usd(chat)))
         assert attr(chat, "llm.cost.prompt") == pytest.approx(float(prices[model].cost(inp, 0)))
-        assert attr(chat, "llm.cost.completion") == pytest.approx(
-            float(prices[model].cost(0, out))
-        )
+        assert attr(chat, "llm.cost.completion") == pytest.approx(float(prices[model].cost(0, out)))
         assert json.loads(attr(chat, "llm.invocation_parameters"))["max_tokens"] > 0
         assert attr(chat, "gen_ai.request.max_tokens") > 0
         assert attr(chat, "session.id") == result.run_id
