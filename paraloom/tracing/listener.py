@@ -18,8 +18,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from opentelemetry import trace
@@ -49,6 +47,7 @@ from paraloom.runtime.redact import REDACTOR, register_secret
 from paraloom.tracing.attributes import GenAI, OpenInference, Paraloom
 from paraloom.tracing.content import ContentWriter, capture_from_env
 from paraloom.tracing.metrics import GenAIMetrics
+from paraloom.tracing.spanstate import Open, RunState, error_type_of, ns, paraloom_version, usd
 
 __all__ = ["TracingListener"]
 
@@ -59,45 +58,6 @@ Attrs = dict[str, AttributeValue]
 
 # Handled even for runs that are not recorded: LLM calls feed the metrics.
 _ALWAYS = frozenset({RunStarted, RunFinished, LLMCallStarted, LLMCallFinished})
-
-
-def _ns(ts: float) -> int:
-    return int(ts * 1_000_000_000)
-
-
-def _usd(value: Decimal) -> str:
-    return format(value.normalize(), "f") if value else "0"
-
-
-@dataclass(slots=True)
-class _Open:
-    span: Span
-    run_id: str
-    node_id: str
-    started: float
-    provider: str = ""
-    model: str = ""
-    kind: str = ""
-
-
-@dataclass(slots=True)
-class _Run:
-    span: Span
-    root_call: str | None
-    node_id: str
-    subtasks: dict[str, SubtaskStarted] = field(default_factory=dict)
-    with_action: set[str] = field(default_factory=set)
-    skipped: set[str] = field(default_factory=set)
-    keys: dict[str, None] = field(default_factory=dict)
-    rounds_done: set[str] = field(default_factory=set)
-    session: str = ""
-    shared: bool = False
-    """The run lives in the span of the workflow action that started it (no twin row)."""
-    twins: set[str] = field(default_factory=set)
-    """Actions that several subtasks of one plan call (their spans name the subtask)."""
-    pending_rounds: dict[str, RoundStarted] = field(default_factory=dict)
-    """Planner rounds not drawn yet: a round is drawn once it calls a model, fails or is
-    replayed (a static planner's instant rounds become ``paraloom.plan`` run events)."""
 
 
 class TracingListener:
@@ -122,7 +82,7 @@ class TracingListener:
         session_id: str | None = None,
         user_id: str | None = None,
     ) -> None:
-        version = _version()
+        version = paraloom_version()
         self._tracer = trace.get_tracer("paraloom", version, tracer_provider=tracer_provider)
         self._metrics = GenAIMetrics(meter_provider, version)
         self.capture_content = capture_from_env() if capture_content is None else capture_content
@@ -132,8 +92,8 @@ class TracingListener:
         self.session_id = session_id
         self.user_id = user_id
         self._content = ContentWriter(self.redactor, max_content_chars)
-        self._runs: dict[str, _Run] = {}
-        self._open: dict[str, _Open] = {}
+        self._runs: dict[str, RunState] = {}
+        self._open: dict[str, Open] = {}
         self._silent: set[str] = set()
         self._lock = threading.Lock()
         self.errors = 0
@@ -210,13 +170,13 @@ class TracingListener:
         *,
         node_id: str = "",
         kind: SpanKind = SpanKind.INTERNAL,
-    ) -> _Open:
+    ) -> Open:
         run = self._runs.get(run_id)
         self._identity(attrs, run.session if run is not None else run_id)
         span = self._tracer.start_span(
-            name, context=ctx, kind=kind, attributes=attrs, start_time=_ns(ts)
+            name, context=ctx, kind=kind, attributes=attrs, start_time=ns(ts)
         )
-        entry = _Open(span=span, run_id=run_id, node_id=node_id or key, started=ts)
+        entry = Open(span=span, run_id=run_id, node_id=node_id or key, started=ts)
         self._open[key] = entry
         if run is not None:
             run.keys[key] = None
@@ -227,7 +187,7 @@ class TracingListener:
         if self.user_id:
             attrs[OpenInference.USER_ID] = self.user_id
 
-    def _pop(self, key: str) -> _Open | None:
+    def _pop(self, key: str) -> Open | None:
         entry = self._open.pop(key, None)
         if entry is not None:
             run = self._runs.get(entry.run_id)
@@ -245,7 +205,7 @@ class TracingListener:
             "exception", {"exception.type": error_type, "exception.message": text or error_type}
         )
 
-    def _end_orphans(self, run: _Run, ts: float | None, *, cancelled: bool) -> None:
+    def _end_orphans(self, run: RunState, ts: float | None, *, cancelled: bool) -> None:
         for key in reversed(list(run.keys)):
             entry = self._open.pop(key, None)
             if entry is None:
@@ -253,7 +213,7 @@ class TracingListener:
             entry.span.set_attribute(Paraloom.INCOMPLETE, True)
             if cancelled:
                 self._fail(entry.span, "cancelled", "the run ended before this call finished")
-            entry.span.end(_ns(ts) if ts is not None else None)
+            entry.span.end(ns(ts) if ts is not None else None)
         run.keys.clear()
 
     # -- runs and rounds --------------------------------------------------------------
@@ -269,9 +229,9 @@ class TracingListener:
             # the workflow action's span is this run's span: one row, not two
             shared: Attrs = {Paraloom.NESTED_RUN_ID: e.run_id, GenAI.WORKFLOW_NAME: e.workflow}
             if e.budget_usd is not None:
-                shared[Paraloom.BUDGET_LIMIT_USD] = _usd(e.budget_usd)
+                shared[Paraloom.BUDGET_LIMIT_USD] = usd(e.budget_usd)
             owner.span.set_attributes(shared)
-            self._runs[e.run_id] = _Run(
+            self._runs[e.run_id] = RunState(
                 span=owner.span,
                 root_call=e.parent_call_id,
                 node_id=owner.node_id,
@@ -294,14 +254,14 @@ class TracingListener:
         if e.parent_call_id:
             attrs[Paraloom.PARENT_CALL_ID] = e.parent_call_id
         if e.budget_usd is not None:
-            attrs[Paraloom.BUDGET_LIMIT_USD] = _usd(e.budget_usd)
+            attrs[Paraloom.BUDGET_LIMIT_USD] = usd(e.budget_usd)
         if self.capture_content:
             self._content.io(attrs, "input", e.task)
         self._identity(attrs, session)
         span = self._tracer.start_span(
-            f"invoke_workflow {e.workflow}", context=ctx, attributes=attrs, start_time=_ns(e.ts)
+            f"invoke_workflow {e.workflow}", context=ctx, attributes=attrs, start_time=ns(e.ts)
         )
-        self._runs[e.run_id] = _Run(
+        self._runs[e.run_id] = RunState(
             span=span, root_call=e.parent_call_id, node_id=e.run_id, session=session
         )
         if not span.is_recording():
@@ -318,7 +278,7 @@ class TracingListener:
         span.set_attribute(Paraloom.RUN_STATUS, e.status)
         if run.shared:  # the workflow action's result sets cost, output and status
             return
-        span.set_attribute(Paraloom.COST_USD, _usd(e.cost_usd))
+        span.set_attribute(Paraloom.COST_USD, usd(e.cost_usd))
         if self.capture_content:
             attrs: Attrs = {}
             self._content.io(attrs, "output", e.output)
@@ -327,7 +287,7 @@ class TracingListener:
             span.set_status(Status(StatusCode.OK))
         else:
             self._fail(span, e.status, e.error)
-        span.end(_ns(e.ts))
+        span.end(ns(e.ts))
 
     def _round_started(self, e: RoundStarted) -> None:
         run = self._runs.get(e.run_id)
@@ -401,9 +361,9 @@ class TracingListener:
             self._fail(span, "PlanningError", e.error)
         else:
             span.set_status(Status(StatusCode.OK))
-        span.end(_ns(e.ts))
+        span.end(ns(e.ts))
 
-    def _plan_event(self, run: _Run, e: PlanCreated) -> None:
+    def _plan_event(self, run: RunState, e: PlanCreated) -> None:
         attrs: Attrs = {
             Paraloom.ROUND: e.round,
             Paraloom.CALL_ID: e.call_id,
@@ -412,7 +372,7 @@ class TracingListener:
         }
         if e.plan is not None:
             attrs[Paraloom.PLAN_SUBTASKS] = [s.id for s in e.plan.subtasks]
-        run.span.add_event("paraloom.plan", attrs, timestamp=_ns(e.ts))
+        run.span.add_event("paraloom.plan", attrs, timestamp=ns(e.ts))
 
     # -- subtasks (events on the run span; the action calls are the spans) -------------
 
@@ -432,7 +392,7 @@ class TracingListener:
                     "paraloom.retry.reason": self._content.text(e.reason)[:1000],
                     "paraloom.retry.delay_s": e.delay_s,
                 },
-                timestamp=_ns(e.ts),
+                timestamp=ns(e.ts),
             )
 
     def _subtask_skipped(self, e: SubtaskSkipped) -> None:
@@ -446,7 +406,7 @@ class TracingListener:
                     Paraloom.ROUND: e.round,
                     "paraloom.skip.reason": self._content.text(e.reason)[:1000],
                 },
-                timestamp=_ns(e.ts),
+                timestamp=ns(e.ts),
             )
 
     def _subtask_finished(self, e: SubtaskFinished) -> None:
@@ -466,7 +426,7 @@ class TracingListener:
             attrs[GenAI.ERROR_TYPE] = r.error.type
             attrs["paraloom.error.message"] = self._content.text(r.error.message)[:1000]
         name = "paraloom.subtask.reused" if e.reused else "paraloom.subtask.finished"
-        run.span.add_event(name, attrs, timestamp=_ns(e.ts))
+        run.span.add_event(name, attrs, timestamp=ns(e.ts))
 
     # -- action calls ------------------------------------------------------------------
 
@@ -536,7 +496,7 @@ class TracingListener:
             attrs["paraloom.progress.total"] = e.total
         if e.message:
             attrs["paraloom.progress.message"] = self._content.text(e.message)[:1000]
-        entry.span.add_event("paraloom.action.progress", attrs, timestamp=_ns(e.ts))
+        entry.span.add_event("paraloom.action.progress", attrs, timestamp=ns(e.ts))
 
     def _action_finished(self, e: ActionFinished) -> None:
         entry = self._pop(e.call_id)
@@ -545,7 +505,7 @@ class TracingListener:
         span, r = entry.span, e.result
         attrs: Attrs = {
             Paraloom.ACTION_STATUS: r.status.value,
-            Paraloom.COST_USD: _usd(r.cost_usd),
+            Paraloom.COST_USD: usd(r.cost_usd),
         }
         if r.usage:
             total = sum(r.usage.values(), TokenUsage())
@@ -557,7 +517,7 @@ class TracingListener:
                 attrs[GenAI.TOOL_CALL_RESULT] = self._content.json(r.output)
         span.set_attributes(attrs)
         self._result_status(span, r)
-        span.end(_ns(e.ts))
+        span.end(ns(e.ts))
 
     def _result_status(self, span: Span, r: ActionResult) -> None:
         if r.ok:
@@ -575,7 +535,7 @@ class TracingListener:
         if e.llm_call_id in self._open:
             return
         if e.run_id in self._silent:  # metrics only
-            self._open[e.llm_call_id] = _Open(
+            self._open[e.llm_call_id] = Open(
                 trace.INVALID_SPAN,
                 e.run_id,
                 "",
@@ -598,7 +558,7 @@ class TracingListener:
             Paraloom.POOL_MODEL: e.model,
             Paraloom.LLM_CALL_ID: e.llm_call_id,
             Paraloom.STEP_KIND: e.step_kind,
-            Paraloom.RESERVED_USD: _usd(e.reserved_usd),
+            Paraloom.RESERVED_USD: usd(e.reserved_usd),
             Paraloom.RUN_ID: e.run_id,
         }
         if e.parent_call_id:
@@ -628,7 +588,7 @@ class TracingListener:
         if entry is None:
             return
         usage = e.usage
-        error_type = _error_type(e.error) if e.error is not None else None
+        error_type = error_type_of(e.error) if e.error is not None else None
         self._metrics.record(
             provider=entry.provider,
             request_model=entry.model,
@@ -649,7 +609,7 @@ class TracingListener:
             OpenInference.LLM_TOKEN_COMPLETION: usage.output_tokens,
             OpenInference.LLM_TOKEN_TOTAL: usage.total_tokens,
             OpenInference.LLM_COST_TOTAL: float(e.cost_usd),
-            Paraloom.COST_USD: _usd(e.cost_usd),
+            Paraloom.COST_USD: usd(e.cost_usd),
         }
         if e.input_cost_usd is not None:
             attrs[OpenInference.LLM_COST_PROMPT] = float(e.input_cost_usd)
@@ -660,7 +620,7 @@ class TracingListener:
         if e.finish_reason:
             attrs[GenAI.RESPONSE_FINISH_REASONS] = [e.finish_reason]
         if e.budget_left_usd is not None:
-            attrs[Paraloom.BUDGET_LEFT_USD] = _usd(e.budget_left_usd)
+            attrs[Paraloom.BUDGET_LEFT_USD] = usd(e.budget_left_usd)
         if self.capture_content and e.output:
             self._content.messages(attrs, "output", [e.output])
             content = e.output.get("content")
@@ -670,20 +630,4 @@ class TracingListener:
             self._fail(span, error_type, e.error)
         else:
             span.set_status(Status(StatusCode.OK))
-        span.end(_ns(e.ts))
-
-
-def _error_type(error: str) -> str:
-    if error == "cancelled":
-        return "cancelled"
-    head, sep, _ = error.partition(":")
-    return head.strip() if sep and head.strip().isidentifier() else "error"
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("paraloom")
-    except Exception:
-        return ""
+        span.end(ns(e.ts))
