@@ -61,6 +61,7 @@ from paraloom.runtime import (
     ModelSelector,
     Selection,
     SelectionRequest,
+    register_secret,
 )
 from paraloom.tools import (
     ActionSet,
@@ -131,6 +132,7 @@ __all__ = [
     "answers_agree",
     "call_model",
     "normalize_answer",
+    "register_secret",
     "tool",
     "validate_plan",
     "with_concurrency_limit",
