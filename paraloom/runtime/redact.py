@@ -34,6 +34,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, SecretStr
@@ -91,6 +92,17 @@ _PAIR = re.compile(
 )
 
 
+# Lower-case substrings one of which every shape or pair above contains: text without any
+# of them (and without a literal credential) is skipped without running the regexes.
+_TRIGGERS = (
+    "private key", "bearer", "basic ", "sk-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
+    "github_pat_", "akia", "asia", "abia", "acca", "agpa", "aida", "aroa", "xox", "_live_",
+    "_test_", "aiza", "eyj", "://", "passw", "passphrase", "secret", "api_key",
+    "api-key", "apikey", "access_key", "access-key", "secret_key", 'token"', "token'",
+    "token:", "token=", "token ",
+)  # fmt: skip
+
+
 def _env_secrets(environ: Mapping[str, str]) -> set[str]:
     found: set[str] = set()
     for name, value in environ.items():
@@ -132,7 +144,7 @@ class Redactor:
         self._registered: set[str] = set()
         self._env: set[str] = set()
         self._literal: re.Pattern[str] | None = None
-        self._any: re.Pattern[str] = re.compile("(?!)")
+        self._literals: tuple[str, ...] = ()
         self._shapes = re.compile("|".join(f"(?:{p})" for _, p in SECRET_SHAPES))
         self.register(*secrets)
 
@@ -157,25 +169,33 @@ class Redactor:
         self._env = _usable(_env_secrets(os.environ if self._environ is None else self._environ))
         literal = sorted(self._registered | self._env, key=len, reverse=True)
         self._literal = re.compile("|".join(map(re.escape, literal))) if literal else None
-        parts = [*(re.escape(v) for v in literal), *(p for _, p in SECRET_SHAPES), _PAIR.pattern]
-        self._any = re.compile("|".join(f"(?:{p})" for p in parts), re.I)
+        self._literals = tuple(literal)
 
     # -- strings ------------------------------------------------------------------------
 
     def credentials(self, text: str) -> str:
         """``text`` without registered credentials and environment secrets."""
         literal = self._literal
-        return text if literal is None else literal.sub(REDACTED, text)
+        if literal is None or not any(v in text for v in self._literals):
+            return text
+        return literal.sub(REDACTED, text)
 
     def text(self, text: str) -> str:
         """``text`` without credentials, secret shapes and ``name=value`` secret pairs."""
         text = self.credentials(text)
+        if not _triggered(text):
+            return text
         text = self._shapes.sub(REDACTED, text)
         return _PAIR.sub(lambda m: m.group(1) + REDACTED, text)
 
     def search(self, text: str) -> bool:
-        """Whether ``text`` holds a credential or a secret shape."""
-        return self._any.search(text) is not None
+        """Whether ``text`` may hold a credential, a secret shape or a secret pair (a
+        cheap test: substring checks first, the regexes only when one hits)."""
+        if any(v in text for v in self._literals):
+            return True
+        if not _triggered(text):
+            return False
+        return self._shapes.search(text) is not None or _PAIR.search(text) is not None
 
     # -- JSON-like values -----------------------------------------------------------------
 
@@ -205,6 +225,11 @@ class Redactor:
                 if cleaned != parsed:
                     return json.dumps(cleaned, ensure_ascii=False)
         return self.text(value)
+
+
+def _triggered(text: str) -> bool:
+    low = text.lower()
+    return any(t in low for t in _TRIGGERS)
 
 
 def _secret_key(key: object, value: Any) -> bool:
@@ -264,13 +289,53 @@ def scrub_model(model: M, *, full: bool = False, redactor: Redactor | None = Non
     ``name=value`` secret pairs (:meth:`Redactor.text`). ``full=True`` also drops the
     values of secret-named keys, inside JSON strings too (:meth:`Redactor.value`: for
     exports and a store opened with ``redact=True``). Returns ``model`` itself when there
-    is nothing to scrub (the common case costs one JSON dump and one regex search)."""
+    is nothing to scrub (the common case: a walk over the payload's strings, ids and
+    names skipped, and substring checks over them)."""
     r = redactor or REDACTOR
-    if not full and not r.search(model.model_dump_json()):
-        return model
+    if not full:
+        found: list[str] = []
+        _payload_strings(model, found)
+        if not found or not r.search("\n".join(found)):
+            return model
     data = model.model_dump(mode="json")
     cleaned = r.value(data) if full else _texts(r, data)
     return model if cleaned == data else type(model).model_validate(cleaned)
+
+
+# Fields of paraloom's own models that hold ids and names, never user data (skipped by
+# the quick test of scrub_model; a full scrub still covers them).
+_ID_FIELDS = frozenset(
+    {
+        "run_id", "call_id", "parent_call_id", "llm_call_id", "subtask_id", "id", "type",
+        "action", "kind", "status", "workflow", "planner", "model", "request_model",
+        "response_model", "provider", "step_kind", "finish_reason", "depends_on",
+    }
+)  # fmt: skip
+
+
+_SCALARS = frozenset({int, float, bool, type(None), Decimal})
+
+
+def _payload_strings(value: Any, out: list[str]) -> None:
+    kind = type(value)
+    if kind is str:
+        out.append(value)
+    elif kind in _SCALARS:
+        return
+    elif isinstance(value, BaseModel):
+        for key, item in value.__dict__.items():
+            if key not in _ID_FIELDS and type(item) not in _SCALARS:
+                _payload_strings(item, out)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            out.append(str(key))
+            if type(item) not in _SCALARS:
+                _payload_strings(item, out)
+    elif isinstance(value, list | tuple | frozenset | set):
+        for item in value:
+            _payload_strings(item, out)
+    elif isinstance(value, str):  # a str subclass (an enum value)
+        out.append(str(value))
 
 
 def _texts(r: Redactor, value: Any) -> Any:
