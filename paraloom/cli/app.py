@@ -598,6 +598,8 @@ def mcp_serve(
 ) -> None:
     """Expose every tool, agent and workflow of FILE as the tools of an MCP server. Each
     call is a run with the file's budget, recorded in the run store (and traced)."""
+    from paraloom.protocols.actions import new_id
+
     loaded = _load(files)
     try:
         from paraloom.cli.serve import serve_mcp
@@ -612,6 +614,7 @@ def mcp_serve(
             no_store=no_store,
             capture_flag=capture_content,
             metadata=metadata,
+            session_id=new_id("mcp_"),  # one Phoenix session: every call of this server
         )
     except SinkError as exc:
         _fail(str(exc))

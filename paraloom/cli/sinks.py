@@ -61,6 +61,7 @@ def open_sinks(
     no_store: bool,
     capture_flag: bool,
     metadata: dict[str, JsonValue],
+    session_id: str | None = None,
 ) -> Sinks:
     """Open the run store (unless ``no_store``; ``store: {redact: true}`` in the file
     scrubs what it records) and the tracing listener for ``trace``. A tracing collector
@@ -91,7 +92,9 @@ def open_sinks(
                 return sinks
             if target.kind == "phoenix":
                 _teach_phoenix(loaded, target.endpoint or "", sinks)
-            listener, shutdown = tracing_listener_for(trace, capture_content=sinks.capture_content)
+            listener, shutdown = tracing_listener_for(
+                trace, capture_content=sinks.capture_content, session_id=session_id
+            )
         except (ValueError, ImportError) as exc:
             sinks.close()
             raise SinkError(f"--trace {trace!r}: {exc}") from None

@@ -188,6 +188,7 @@ def setup(
     project_name: str | None = None,
     set_global: bool = True,
     secrets: tuple[str, ...] = (),
+    session_id: str | None = None,
 ) -> Tracing:
     """Build the SDK providers for ``target`` and a :class:`TracingListener` on them.
 
@@ -220,6 +221,7 @@ def setup(
         meter_provider,
         capture_content=capture_content,
         secrets=secrets,
+        session_id=session_id,
     )
     return Tracing(
         listener=listener, tracer_provider=tracer_provider, meter_provider=meter_provider
@@ -227,10 +229,13 @@ def setup(
 
 
 def tracing_listener_for(
-    target: str | None, *, capture_content: bool | None = None
+    target: str | None, *, capture_content: bool | None = None, session_id: str | None = None
 ) -> tuple[Callable[[Event], None], Callable[[], None]]:
     """For ``paraloom run --trace TARGET``: ``(listener, shutdown)``. Pass the listener to
     the Orchestrator (``listeners=[listener]``) and call ``shutdown()`` when the run ends:
-    it flushes the spans. Leaves OpenTelemetry's global providers alone."""
-    tracing = setup(target, capture_content=capture_content, set_global=False)
+    it flushes the spans. Leaves OpenTelemetry's global providers alone. ``session_id``
+    groups the runs (``session.id``; default: each top-level run is its own session)."""
+    tracing = setup(
+        target, capture_content=capture_content, set_global=False, session_id=session_id
+    )
     return tracing.listener, tracing.shutdown

@@ -80,3 +80,5 @@ async def test_served_agent_keeps_the_file_budget_and_is_recorded_and_traced(
     assert run_span["attributes"]["paraloom.run.status"] == "budget_exhausted"
     assert run_span["attributes"]["paraloom.run.id"] == runs[0].run_id
     assert agent_span["parent_id"] == run_span["span_id"]
+    session = run_span["attributes"]["session.id"]  # one session for the server's calls
+    assert session.startswith("mcp_") and agent_span["attributes"]["session.id"] == session

@@ -73,3 +73,19 @@ async def test_served_call_is_a_run_with_its_budget_and_prefixed_nested_progress
     assert "round 1: planned 2 subtask(s)" in updates
     assert "left > quadruple: round 1: subtask second ok" in updates
     assert "right > quadruple: round 1: subtask second ok" in updates
+
+
+def test_agent_model_turns_are_progress() -> None:
+    from paraloom.protocols.actions import TokenUsage
+    from paraloom.protocols.events import LLMCallFinished
+    from paraloom.tools.mcp_server import progress_message
+
+    done = LLMCallFinished(
+        run_id="r",
+        llm_call_id="l",
+        model="small",
+        usage=TokenUsage(input_tokens=7, output_tokens=3),
+    )
+    assert progress_message(done) == "model small: 10 tokens"
+    failed = LLMCallFinished(run_id="r", llm_call_id="l", model="small", error="ModelError: 401")
+    assert progress_message(failed) == "model small: failed"
