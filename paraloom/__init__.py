@@ -64,6 +64,7 @@ from paraloom.runtime import (
     SelectionRequest,
     WorstCase,
     measure_input,
+    register_secret,
     worst_case,
 )
 from paraloom.tools import (
@@ -138,6 +139,7 @@ __all__ = [
     "call_model",
     "measure_input",
     "normalize_answer",
+    "register_secret",
     "tool",
     "validate_plan",
     "with_concurrency_limit",

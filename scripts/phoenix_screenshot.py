@@ -8,7 +8,10 @@ Phoenix is always stopped.
 
     apt-get install -y chromium            # Debian; or pass --chromium PATH
     pip install "paraloom[phoenix]"
-    python scripts/phoenix_screenshot.py [--out docs/phoenix_trace.png] [--select "chat large"]
+    python scripts/phoenix_screenshot.py [--out docs/phoenix_trace.png] [--select "chat large-2026"]
+
+The diamond's models are not in Phoenix's price table: like ``--trace phoenix`` in the
+CLI, the script first gives Phoenix their prices, so the trace shows paraloom's cost.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
@@ -28,10 +32,14 @@ import anyio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from tracing.diamond import build_diamond  # noqa: E402
+from tracing.diamond import MODELS, build_diamond  # noqa: E402
 
 from paraloom.tracing import tracing_listener_for  # noqa: E402
 from paraloom.tracing.phoenix_local import LocalPhoenix, PhoenixSpan  # noqa: E402
+from paraloom.tracing.phoenix_prices import (  # noqa: E402
+    PHOENIX_PRICE_REFRESH_S,
+    register_prices,
+)
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -56,6 +64,8 @@ def find_chromium(given: str | None) -> str:
 
 def run_workflow(phx: LocalPhoenix) -> list[PhoenixSpan]:
     os.environ["PHOENIX_COLLECTOR_ENDPOINT"] = phx.base_url
+    if register_prices(phx.base_url, MODELS):
+        time.sleep(PHOENIX_PRICE_REFRESH_S)  # Phoenix loads new prices on a 5 s timer
     listener, shutdown = tracing_listener_for("phoenix", capture_content=True)
     diamond = build_diamond(listeners=[listener], capture_content=True, barrier=False)
     try:
@@ -91,7 +101,7 @@ def screenshot(chromium: str, url: str, out: Path, width: int, height: int) -> N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "phoenix_trace.png")
-    parser.add_argument("--select", default="chat large", help="Span to open (by name).")
+    parser.add_argument("--select", default="chat large-2026", help="Span to open (by name).")
     parser.add_argument("--chromium", default=None)
     parser.add_argument("--width", type=int, default=1600)
     parser.add_argument("--height", type=int, default=1000)

@@ -19,6 +19,8 @@ MODULES = [
     "paraloom.cli.output",
     "paraloom.cli.progress",
     "paraloom.cli.render",
+    "paraloom.cli.serve",
+    "paraloom.cli.sinks",
     "paraloom.config",
     "paraloom.config.build",
     "paraloom.config.checks",
@@ -66,8 +68,10 @@ MODULES = [
     "paraloom.tracing.listener",
     "paraloom.tracing.metrics",
     "paraloom.tracing.phoenix_local",
+    "paraloom.tracing.phoenix_prices",
     "paraloom.tracing.propagation",
     "paraloom.tracing.setup",
+    "paraloom.tracing.spanstate",
 ]
 
 

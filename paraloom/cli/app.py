@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -32,6 +32,7 @@ from paraloom.cli.inputs import InputError, check_inputs, parse_inputs
 from paraloom.cli.output import RunOutput, run_output
 from paraloom.cli.progress import RunView
 from paraloom.cli.render import print_projection, print_result, print_run, print_runs
+from paraloom.cli.sinks import SinkError, open_sinks
 from paraloom.config.build import (
     choose_workflow,
     endpoint_problem,
@@ -84,6 +85,17 @@ StoreOpt = Annotated[
     Path | None,
     typer.Option(
         "--store", help="Run store file (default: $PARALOOM_STORE or .paraloom/runs.sqlite)."
+    ),
+]
+
+
+CaptureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--capture-content",
+        help="Record inputs, outputs and LLM messages in traces (secrets are scrubbed); "
+        "default: the file's tracing.capture_content, else "
+        "$OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT.",
     ),
 ]
 
@@ -211,6 +223,7 @@ def run(
     ] = None,
     store: StoreOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the run.")] = False,
+    capture_content: CaptureOpt = False,
 ) -> None:
     """Run a workflow with live progress, then print its output and a summary."""
     _json_errors(as_json)
@@ -259,6 +272,7 @@ def run(
         no_store,
         metadata,
         None,
+        capture_content,
     )
     raise typer.Exit(code)
 
@@ -274,29 +288,22 @@ def _execute(
     no_store: bool,
     metadata: dict[str, JsonValue],
     resume: tuple[ResumeState, JsonValue, Decimal] | None,
+    capture_content: bool = False,
 ) -> int:
-    listeners: list[Callable[[Event], None]] = []
-    closers: list[Callable[[], None]] = []
-    store = None
-    if not no_store:
-        from paraloom.store import RunStore, StoreError
-
-        try:
-            store = RunStore(store_path)
-        except StoreError as exc:
-            _fail(f"cannot open the run store: {exc}")
-        files = metadata.get("files")
-        source = str(files[0]) if isinstance(files, list) and files else None
-        listeners.append(store.listener(source=source, metadata=metadata))
-    if trace is not None:
-        from paraloom.tracing import tracing_listener_for
-
-        try:
-            listener, shutdown = tracing_listener_for(trace)
-        except (ValueError, ImportError) as exc:
-            _fail(f"--trace {trace!r}: {exc}")
-        listeners.append(listener)
-        closers.append(shutdown)
+    try:
+        sinks = open_sinks(
+            loaded,
+            trace=trace,
+            store_path=store_path,
+            no_store=no_store,
+            capture_flag=capture_content,
+            metadata=metadata,
+        )
+    except SinkError as exc:
+        _fail(str(exc))
+    for note in sinks.notes:
+        err.print(f"[yellow]warning:[/] {escape(note)}")
+    listeners, store = sinks.listeners, sinks.store
     view = RunView(workflow)
     listeners.append(view)
 
@@ -313,6 +320,8 @@ def _execute(
 
     async def go() -> RunOutput:
         async with open_project(loaded, workflow) as project:
+            for orch in project.orchestrators.values():
+                orch.capture_content = orch.capture_content or sinks.capture_content
             if store is not None:
                 # Durable by default: an attempt starts only once every finished result
                 # recorded before it is committed, so a crash loses nothing that finished.
@@ -361,10 +370,7 @@ def _execute(
         err.print(f"[yellow]interrupted[/]{escape(hint)}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
-        for close in closers:
-            close()
-        if store is not None:
-            store.close()
+        sinks.close()
     for problem in broken:
         err.print(
             f"[yellow]warning:[/] an event listener failed and was dropped: {escape(problem)}"
@@ -619,8 +625,9 @@ def runs_show(
     store: StoreOpt = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Everything recorded about one run."""
+    """Everything recorded about one run (scrubbed of secrets)."""
     _json_errors(as_json)
+    from paraloom.runtime.redact import scrub_model
     from paraloom.store import RunNotFoundError, StoreError
 
     try:
@@ -630,6 +637,7 @@ def runs_show(
         _fail(str(exc))
     except StoreError as exc:
         _fail(f"cannot read the run store: {exc}")
+    summary = scrub_model(summary, full=True)
     if as_json:
         _print_json(summary)
     else:
@@ -643,17 +651,22 @@ def runs_export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="JSONL file (default: stdout).")
     ] = None,
+    no_redact: Annotated[
+        bool,
+        typer.Option("--no-redact", help="Keep secret-shaped values (default: scrubbed)."),
+    ] = False,
 ) -> None:
-    """Routing records of runs, in the router's trajectory format (JSONL)."""
+    """Routing records of runs, in the router's trajectory format (JSONL), scrubbed of
+    secrets unless --no-redact."""
     from paraloom.store import RunNotFoundError, StoreError
 
     try:
         with _open_store(store) as s:
             if output is not None:
-                n = s.write_trajectories(output, run_ids or None)
+                n = s.write_trajectories(output, run_ids or None, redact=not no_redact)
                 err.print(f"wrote {n} routing records to {output}")
                 return
-            records = s.export_trajectories(run_ids or None)
+            records = s.export_trajectories(run_ids or None, redact=not no_redact)
     except RunNotFoundError as exc:
         _fail(str(exc))
     except StoreError as exc:
@@ -674,31 +687,49 @@ def mcp_serve(
     http: Annotated[bool, typer.Option("--http", help="Streamable HTTP instead of stdio.")] = False,
     host: Annotated[str, typer.Option(help="HTTP host.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    trace: Annotated[
+        str | None,
+        typer.Option(help="Trace every call to phoenix | otlp://host:port | console | jsonl:FILE."),
+    ] = None,
+    store: StoreOpt = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Do not record calls.")] = False,
+    capture_content: CaptureOpt = False,
 ) -> None:
-    """Expose every tool, agent and workflow of FILE as the tools of an MCP server."""
+    """Expose every tool, agent and workflow of FILE as the tools of an MCP server. Each
+    call is a run with the file's budget, recorded in the run store (and traced)."""
+    from paraloom.protocols.actions import new_id
+
     loaded = _load(files)
     try:
-        from paraloom.tools import mcp_server
+        from paraloom.cli.serve import serve_mcp
     except ImportError as exc:
         _fail(str(exc))
-    from paraloom.config.build import open_actions
-    from paraloom.runtime.context import ActionContext
-
-    async def serve() -> None:
-        async with open_actions(loaded) as (actions, selector):
-            base = ActionContext(run_id="mcp", model_selector=selector)
-            if http:
-                err.print(f"serving {len(actions)} actions at http://{host}:{port}/mcp")
-                await mcp_server.serve_http(actions, host=host, port=port, base_context=base)
-            else:
-                await mcp_server.serve_stdio(actions, base_context=base)
+    metadata: dict[str, JsonValue] = {"files": [str(f.resolve()) for f in files], "mcp": True}
+    try:
+        sinks = open_sinks(
+            loaded,
+            trace=trace,
+            store_path=store,
+            no_store=no_store,
+            capture_flag=capture_content,
+            metadata=metadata,
+            session_id=new_id("mcp_"),  # one Phoenix session: every call of this server
+        )
+    except SinkError as exc:
+        _fail(str(exc))
+    for note in sinks.notes:
+        err.print(f"warning: {escape(note)}")
+    if http:
+        err.print(f"serving at http://{host}:{port}/mcp")
 
     try:
-        anyio.run(serve)
+        anyio.run(lambda: serve_mcp(loaded, sinks, http=http, host=host, port=port))
     except ConfigError as exc:
         _config_error(exc)
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_OK) from None
+    finally:
+        sinks.close()
 
 
 # -- optional sub-apps ------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from paraloom.protocols.messages import ModelDescriptor
 from paraloom.protocols.plan import Plan
 from paraloom.runtime.budget import Budget
 from paraloom.runtime.context import Action, ActionContext
+from paraloom.runtime.redact import register_secrets_of
 from paraloom.runtime.selection import ModelSelector
 from paraloom.tools.actionset import ActionSet
 from paraloom.tools.function import FunctionTool
@@ -318,6 +319,7 @@ async def open_actions(
 
 async def _build(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> _Built:
     config = loaded.config
+    register_secrets_of(config)  # every credential of the file, before anything can fail
     pool = _build_pool(loaded, needs, stack) if needs.models else None
     built: dict[str, Action] = {}
     for tool_name in sorted(needs.tools):
@@ -408,16 +410,20 @@ def _build_pool(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> Mo
     config = loaded.config
     descriptors = model_descriptors(config)
     pool = ModelPool()
-    clients: dict[tuple[str | None, str | None, float, bool], OpenAICompatible] = {}
+    clients: dict[
+        tuple[str | None, str | None, float, bool, tuple[tuple[str, str], ...]], OpenAICompatible
+    ] = {}
     for name in [n for n in config.models if n in needs.models]:
         m = config.models[name]
         key = m.api_key.get_secret_value() if m.api_key is not None else None
+        headers = {k: v.get_secret_value() for k, v in m.headers.items()}
         limited = m.max_concurrency is not None or m.rpm is not None or m.tpm is not None
-        ident = (m.base_url, key, m.timeout_s, limited)
+        ident = (m.base_url, key, m.timeout_s, limited, tuple(sorted(headers.items())))
         if ident not in clients:
             clients[ident] = OpenAICompatible(
                 base_url=m.base_url,
                 api_key=key,
+                headers=headers,
                 timeout_s=m.timeout_s,
                 provider=m.provider,
                 retry=RetryPolicy(attempts=1) if limited else None,

@@ -51,7 +51,9 @@ __all__ = [
     "ModelConfig",
     "ParaloomConfig",
     "RouterConfig",
+    "StoreConfig",
     "ToolConfig",
+    "TracingConfig",
     "WorkflowConfig",
     "config_json_schema",
 ]
@@ -80,6 +82,12 @@ class ModelConfig(BaseModel):
         default=None,
         description="API key; write ${env:NAME} to read it from the environment "
         "(default: $OPENAI_API_KEY).",
+    )
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Extra HTTP headers sent with every request (e.g. Azure's 'api-key'); "
+        "${env:NAME} reads a value from the environment. Values are credentials: they "
+        "are scrubbed from errors, traces, the store and exports.",
     )
     input_price_per_m: Decimal = Field(
         default=Decimal(0), ge=0, description="$ per 1M input tokens."
@@ -213,6 +221,32 @@ class BudgetConfig(BaseModel):
         description="A request the client abandoned (timeout, cancellation) may still be "
         "billed: bill_worst_case keeps its reserved worst case as spent; release frees it "
         "(only for providers that do not bill abandoned requests).",
+    )
+
+
+class StoreConfig(BaseModel):
+    """How the CLI records runs in the run store."""
+
+    model_config = _Strict
+
+    redact: bool = Field(
+        default=False,
+        description="Scrub every recorded event with the redactor (secret shapes and "
+        "secret-named keys in inputs, outputs and messages, besides the configured "
+        "credentials that are never stored).",
+    )
+
+
+class TracingConfig(BaseModel):
+    """Tracing options of the CLI (the target is chosen with --trace)."""
+
+    model_config = _Strict
+
+    capture_content: bool | None = Field(
+        default=None,
+        description="Record inputs, outputs and LLM messages in spans (default: "
+        "$OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, else off). Secrets are "
+        "scrubbed either way.",
     )
 
 
@@ -367,6 +401,8 @@ class ParaloomConfig(BaseModel):
     )
     router: RouterConfig | None = None
     budget: BudgetConfig | None = None
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
     tools: dict[str, ToolConfig] = Field(default_factory=dict)
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     workflows: dict[str, WorkflowConfig] = Field(default_factory=dict)

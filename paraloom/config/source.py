@@ -246,7 +246,18 @@ def _load_one(
     except yaml.YAMLError as exc:
         return None, [ConfigProblem(None, f"{name}: invalid YAML: {exc}")], []
     expected = "a mapping with sections " + ", ".join(
-        ("version", "models", "cascades", "router", "budget", "tools", "agents", "workflows")
+        (
+            "version",
+            "models",
+            "cascades",
+            "router",
+            "budget",
+            "store",
+            "tracing",
+            "tools",
+            "agents",
+            "workflows",
+        )
     )
     if node is None:
         return (

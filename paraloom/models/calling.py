@@ -39,6 +39,7 @@ from decimal import Decimal
 from typing import Any
 
 import anyio
+from pydantic import JsonValue
 
 from paraloom.models.base import (
     Completion,
@@ -171,7 +172,19 @@ async def call_model(
     )
     client = pool.client(name)
     fanout = max(1, client.max_calls_per_request) if isinstance(client, CompositeClient) else 1
-    call = _Attempts(context, descriptor, name, step, selection, bound, fanout, messages)
+    parameters: dict[str, JsonValue] = {"max_tokens": bound.output_tokens}
+    if temperature is not None:
+        parameters["temperature"] = temperature
+    if response_format is not None:
+        parameters["response_format"] = response_format.name
+    started_fields: dict[str, Any] = {
+        "request_model": descriptor.provider_model,
+        "parameters": parameters,
+        "tools": [dict(t) for t in tools] if context.capture_content and tools else None,
+    }
+    call = _Attempts(
+        context, descriptor, name, step, selection, bound, fanout, messages, started_fields
+    )
     await call.begin()
     started = time.perf_counter()
     try:
@@ -221,6 +234,9 @@ async def call_model(
             response_model=completion.model,
             usage=usage,
             cost_usd=cost,
+            input_cost_usd=None
+            if completion.cost_usd is not None
+            else descriptor.cost(usage.input_tokens, 0),
             finish_reason=completion.finish_reason,
             latency_s=completion.latency_s or (time.perf_counter() - started),
             budget_left_usd=budget.remaining_usd if budget else None,
@@ -282,9 +298,11 @@ class _Attempts:
         bound: WorstCase,
         fanout: int,
         messages: Sequence[ChatMessage],
+        started_fields: dict[str, Any],
     ) -> None:
         self.context = context
         self.messages = messages
+        self.started_fields = started_fields
         self.descriptor = descriptor
         self.step = step
         self.selection = selection
@@ -321,6 +339,7 @@ class _Attempts:
         self.context.emit(
             LLMCallStarted(
                 **self.ids,
+                **self.started_fields,
                 provider=self.descriptor.provider,
                 step_kind=self.step.step_kind,
                 routing=_routing(self.selection),

@@ -3,7 +3,9 @@ llama.cpp server, OpenRouter, LiteLLM proxy …) on httpx.
 
 Configuration comes from the arguments or the environment: ``OPENAI_BASE_URL``
 (default ``https://api.openai.com/v1``) and ``OPENAI_API_KEY`` (optional for local
-servers). The key is sent as a bearer token and never appears in errors or ``repr``.
+servers). The key is sent as a bearer token; it and every ``headers`` value are
+registered with the one redactor (:mod:`paraloom.runtime.redact`), so they never appear
+in errors, events, spans or ``repr``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from paraloom.models.base import Completion, ModelError, ModelRequest
 from paraloom.models.retry import RetryPolicy, call_with_retries
 from paraloom.models.wire import WireCompletion, completion_from_wire, request_to_wire
 from paraloom.runtime.attempts import note_sent
+from paraloom.runtime.redact import REDACTOR, register_secret
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAICompatible"]
 
@@ -61,6 +64,7 @@ class OpenAICompatible:
         self.provider = provider
         self.max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = max_tokens_field
         self._headers = dict(headers or {})
+        register_secret(self.__api_key, *self._headers.values())
         self._own_client = http_client is None
         self._client = http_client or httpx.AsyncClient(timeout=timeout_s)
 
@@ -95,7 +99,7 @@ class OpenAICompatible:
         key = self.__api_key
         if key and len(key) >= 4:
             text = text.replace(key, "***")
-        return text[:_MAX_MESSAGE]
+        return REDACTOR.text(text)[:_MAX_MESSAGE]
 
     def _error(self, request: ModelRequest, message: str, **kw: Any) -> ModelError:
         return ModelError(request.model, self._redact(message), provider=self.provider, **kw)

@@ -1,4 +1,6 @@
-"""Fan events out to listeners (callbacks) and to async streams."""
+"""Fan events out to listeners (callbacks) and to async streams. Every event is scrubbed
+of credentials first (:func:`paraloom.runtime.redact.scrub_model`): no listener, stream
+or store ever sees a registered secret."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from paraloom.protocols.events import Event
+from paraloom.runtime.redact import scrub_model
 
 __all__ = ["EventBus", "Listener"]
 
@@ -38,6 +41,9 @@ class EventBus:
         return receive
 
     def emit(self, event: Event) -> None:
+        if not self.active:
+            return
+        event = scrub_model(event)
         for listener in list(self._listeners):
             try:
                 listener(event)

@@ -42,6 +42,7 @@ from paraloom.protocols.feedback import StateFeedback
 from paraloom.protocols.plan import FailurePolicy, FinalAnswer
 from paraloom.runtime.budget import Budget, BudgetExhausted
 from paraloom.runtime.context import Action, ActionContext
+from paraloom.runtime.redact import REDACTOR, scrub_model
 from paraloom.runtime.selection import ModelSelector
 from paraloom.tools.actionset import ActionSet
 
@@ -156,6 +157,8 @@ class Orchestrator:
         model_selector = options.model_selector
         tally = CostTally(resume.spent_usd if resume is not None else Decimal(0))
         parent_emit = parent.emit if parent is not None else None
+        if parent is None:
+            REDACTOR.refresh()  # secret-named environment variables set since the last run
 
         def emit(event: Event) -> None:
             tally.observe(event)
@@ -223,6 +226,7 @@ class Orchestrator:
                 started_at=started,
                 ended_at=time.time(),
             )
+            result = scrub_model(result)  # no registered credential reaches the caller
             if options.on_result is not None:
                 options.on_result(result)
             emit(
@@ -230,8 +234,8 @@ class Orchestrator:
                     run_id=run_id,
                     workflow=self.name,
                     status=status,
-                    output=output,
-                    error=error,
+                    output=result.output,
+                    error=result.error,
                     cost_usd=cost,
                     warnings=warnings,
                 )

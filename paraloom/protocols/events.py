@@ -173,8 +173,17 @@ class LLMCallStarted(_Event):
     llm_call_id: str
     parent_call_id: str | None = None
     model: str
+    request_model: str | None = Field(
+        default=None, description="The provider's model id (``model`` is the pool name)."
+    )
     provider: str = "openai"
     step_kind: Literal["plan", "agent_turn", "aggregate"] = "agent_turn"
+    parameters: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Invocation parameters (max_tokens, temperature …)."
+    )
+    tools: list[dict[str, Any]] | None = Field(
+        default=None, description="The tool schemas offered (only when content capture is on)."
+    )
     routing: dict[str, Any] | None = Field(
         default=None, description="The routing decision (chosen model, candidate scores …)."
     )
@@ -192,6 +201,9 @@ class LLMCallFinished(_Event):
     response_model: str | None = None
     usage: TokenUsage = Field(default_factory=TokenUsage)
     cost_usd: Decimal = Decimal(0)
+    input_cost_usd: Decimal | None = Field(
+        default=None, description="The input tokens' share of ``cost_usd``, when known."
+    )
     finish_reason: str | None = None
     latency_s: float = 0.0
     error: str | None = None

@@ -1,9 +1,10 @@
 """Runtime primitives shared by every adapter: the Action interface, its context, the
-shared budget, the model-selection hook and shared concurrency limits."""
+shared budget, the model-selection hook, shared concurrency limits and the one redactor."""
 
 from paraloom.runtime.budget import Budget, BudgetExhausted, Reservation, to_decimal
 from paraloom.runtime.context import Action, ActionContext, EventSink, discard_event
 from paraloom.runtime.limits import SharedLimit, acquire_slot
+from paraloom.runtime.redact import Redactor, redact, register_secret
 from paraloom.runtime.selection import ModelSelector, Selection, SelectionRequest, StepKind
 from paraloom.runtime.worst_case import (
     InputSize,
@@ -22,6 +23,7 @@ __all__ = [
     "EventSink",
     "InputSize",
     "ModelSelector",
+    "Redactor",
     "Reservation",
     "Selection",
     "SelectionRequest",
@@ -33,6 +35,8 @@ __all__ = [
     "input_token_bound",
     "measure_input",
     "measure_texts",
+    "redact",
+    "register_secret",
     "to_decimal",
     "worst_case",
 ]

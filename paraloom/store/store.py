@@ -72,6 +72,7 @@ from paraloom.protocols.actions import ActionCall, ActionResult
 from paraloom.protocols.events import Event
 from paraloom.routing.trajectory import TrajectoryRecord, write_trajectories
 from paraloom.runtime.context import Action, ActionContext
+from paraloom.runtime.redact import scrub_model
 from paraloom.store import reader
 from paraloom.store.apply import RunTags
 from paraloom.store.models import RunInfo, RunSummary
@@ -102,7 +103,12 @@ class RunStore:
     ``.paraloom/runs.sqlite``). Opening creates the file and schema (blocking: open it
     before the event loop starts or through ``anyio.to_thread``); with ``create=False`` a
     missing file is a :class:`StoreError` instead (for read-only commands). Reads are
-    synchronous and use their own connection; use the ``a…`` variants from async code."""
+    synchronous and use their own connection; use the ``a…`` variants from async code.
+
+    Registered credentials never reach the store (events are scrubbed when emitted);
+    ``redact=True`` also scrubs every recorded event with the full redactor (secret shapes
+    and secret-named keys in inputs, outputs and messages: see
+    :mod:`paraloom.runtime.redact`). Trajectory exports are redacted by default."""
 
     def __init__(
         self,
@@ -111,8 +117,10 @@ class RunStore:
         synchronous: Synchronous = "FULL",
         busy_timeout_s: float = 30.0,
         create: bool = True,
+        redact: bool = False,
     ) -> None:
         self.path = Path(path) if path is not None else default_store_path()
+        self.redact = redact
         self._synchronous: Synchronous = synchronous
         self._busy_timeout_s = busy_timeout_s
         self._read_conn = connect(
@@ -174,14 +182,16 @@ class RunStore:
             source=None if source is None else str(source), metadata=dict(metadata or {})
         )
 
+        redact = self.redact
+
         def record(event: Event) -> None:
-            writer.submit(event, tags)
+            writer.submit(scrub_model(event, full=True) if redact else event, tags)
 
         return record
 
     def record(self, event: Event) -> None:
         """Record one event (a listener without tags)."""
-        self._get_writer().submit(event, RunTags())
+        self._get_writer().submit(scrub_model(event, full=self.redact), RunTags())
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every event recorded before this call is committed. Raises
@@ -284,16 +294,22 @@ class RunStore:
         with self._reading() as conn:
             return reader.resume_state(conn, run_id)
 
-    def export_trajectories(self, run_ids: Iterable[str] | None = None) -> list[TrajectoryRecord]:
+    def export_trajectories(
+        self, run_ids: Iterable[str] | None = None, *, redact: bool = True
+    ) -> list[TrajectoryRecord]:
         """Routing records (the router's trajectory format) of ``run_ids`` (all runs when
-        ``None``; prefixes allowed)."""
+        ``None``; prefixes allowed). Trajectory files are made to be shared: unless
+        ``redact=False`` every record is scrubbed by the full redactor."""
         with self._reading() as conn:
             ids = None if run_ids is None else [reader.resolve_run_id(conn, r) for r in run_ids]
-            return list(iter_trajectories(conn, ids))
+            records = list(iter_trajectories(conn, ids))
+        return [scrub_model(r, full=True) for r in records] if redact else records
 
-    def write_trajectories(self, path: str | Path, run_ids: Iterable[str] | None = None) -> int:
+    def write_trajectories(
+        self, path: str | Path, run_ids: Iterable[str] | None = None, *, redact: bool = True
+    ) -> int:
         """Write :meth:`export_trajectories` as JSONL to ``path``; returns the count."""
-        return write_trajectories(path, self.export_trajectories(run_ids))
+        return write_trajectories(path, self.export_trajectories(run_ids, redact=redact))
 
     # -- async variants (reads run in a worker thread) ------------------------------------
 

@@ -117,8 +117,9 @@ def _error(
 
 class OpenAITestServer:
     """See the module docstring. ``api_key``: when set, requests must carry it as a
-    bearer token (else 401, like OpenAI). ``ledger``: served as JSON at
-    ``GET /v1/ledger`` (see :mod:`paraloom.testing.provider`)."""
+    bearer token (else 401, like OpenAI). ``echo_headers``: the 401 body echoes every
+    request header and its value (like a careless gateway: for redaction tests).
+    ``ledger``: served as JSON at ``GET /v1/ledger`` (see :mod:`paraloom.testing.provider`)."""
 
     def __init__(
         self,
@@ -126,10 +127,12 @@ class OpenAITestServer:
         *,
         handler: Handler | None = None,
         api_key: str | None = None,
+        echo_headers: bool = False,
         startup_timeout_s: float = 10.0,
         ledger: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._ledger = ledger
+        self._echo_headers = echo_headers
         self._script: deque[ServerReply] = deque(replies)
         self._handler = handler
         self._api_key = api_key
@@ -273,7 +276,11 @@ class OpenAITestServer:
             recorded = RecordedRequest(len(self._requests), body, data, authorized)
             self._requests.append(recorded)
             if not authorized:
-                return _error(401, "Incorrect API key provided.", "invalid_request_error")
+                message = "Incorrect API key provided."
+                if self._echo_headers:
+                    echoed = "; ".join(f"{k}: {v}" for k, v in request.headers.items())
+                    message += f" Request headers: {echoed}"
+                return _error(401, message, "invalid_request_error")
             handler = self._handler
             scripted = None if handler is not None or not self._script else self._script.popleft()
         if handler is not None:

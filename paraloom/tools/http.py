@@ -49,6 +49,7 @@ from paraloom.protocols.actions import (
     ActionStatus,
 )
 from paraloom.runtime.context import ActionContext
+from paraloom.runtime.redact import redact, register_secret, register_secrets_of
 from paraloom.tools.mcp_config import MissingEnvironmentVariable, resolve_env_refs
 
 __all__ = ["HttpTool", "HttpToolConfig", "host_allowed"]
@@ -194,6 +195,7 @@ class HttpTool:
         self._validator = jsonschema.validators.validator_for(config.input_schema)(
             config.input_schema
         )
+        register_secrets_of(config)
         self._spec = ActionSpec(
             name=config.name,
             description=config.description,
@@ -222,6 +224,7 @@ class HttpTool:
                 )
             except MissingEnvironmentVariable as exc:
                 raise _Failure(ActionStatus.ERROR, "missing_env", str(exc)) from None
+            register_secret(*env_headers.values())
             secrets = _secret_parts(list(env_headers.values()))
             request = self._build_request(call.arguments, env_headers)
             time_left = _time_left(call, context)
@@ -241,7 +244,7 @@ class HttpTool:
                 call,
                 failure.status,
                 failure.error_type,
-                _mask(failure.message, secrets),
+                redact(_mask(failure.message, secrets)),
                 started_at=started,
             )
         except Exception as exc:  # a bug or an unexpected library error: still a result
@@ -250,7 +253,7 @@ class HttpTool:
                 call,
                 "error",
                 type(exc).__name__,
-                _mask(f"HTTP tool {self.config.name!r}: {exc}", secrets),
+                redact(_mask(f"HTTP tool {self.config.name!r}: {exc}", secrets)),
                 started_at=started,
             )
         return ActionResult.success(call, output, started_at=started)

@@ -17,6 +17,8 @@ from typing import Literal, Self
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from paraloom.runtime.redact import register_secret
+
 __all__ = ["MCPServerConfig", "MCPToolOptions", "MissingEnvironmentVariable", "resolve_env_refs"]
 
 _NAME_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
@@ -148,10 +150,12 @@ class MCPServerConfig(MCPToolOptions):
         """The extra environment of a stdio server (reads ``env_from`` variables now)."""
         env = {k: v.get_secret_value() for k, v in self.env.items()}
         env.update(resolve_env_refs(self.env_from, f"MCP server {self.name!r} env"))
+        register_secret(*env.values())
         return env
 
     def http_headers(self) -> dict[str, str]:
         """The extra headers of an HTTP server (reads ``headers_from_env`` variables now)."""
         headers = {k: v.get_secret_value() for k, v in self.headers.items()}
         headers.update(resolve_env_refs(self.headers_from_env, f"MCP server {self.name!r} header"))
+        register_secret(*headers.values())
         return headers

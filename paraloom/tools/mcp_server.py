@@ -17,8 +17,14 @@ model can correct). Results map back as:
 
 ``_meta`` of each result carries ``io.paraloom/status`` and ``io.paraloom/cost_usd``; the
 tool listing marks each tool's kind under ``io.paraloom/kind``. While an action runs,
-its events (rounds planned and finished, subtasks finished, …) are sent as MCP progress
-notifications when the client asked for progress.
+its events (rounds planned and finished, subtasks finished, agents' model turns …) are
+sent as MCP progress notifications when the client asked for progress; messages of runs
+nested deeper than the served one start with ``<subtask> > <workflow>:``.
+
+Each call is a run of its own: ``RunStarted`` (workflow ``mcp:<tool>``), the action's
+``ActionStarted``/``ActionFinished`` and ``RunFinished`` reach the base context's event
+sink (a run store, tracing), and ``new_budget`` gives every call its own budget (the
+configuration's ``budget:`` when served by ``paraloom mcp serve``).
 
 Needs the ``mcp`` extra: ``pip install "paraloom[mcp]"``.
 """
@@ -31,7 +37,8 @@ import json
 import logging
 import socket
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import anyio
 import jsonschema
@@ -48,16 +55,21 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         'MCP support needs the optional "mcp" extra: pip install "paraloom[mcp]"'
     ) from exc
 
-from paraloom.protocols.actions import ActionCall, ActionResult, ActionSpec, new_id
+from paraloom.protocols.actions import ActionCall, ActionResult, ActionSpec, ActionStatus, new_id
 from paraloom.protocols.events import (
+    ActionFinished,
     ActionProgress,
+    ActionStarted,
     Event,
+    LLMCallFinished,
     PlanCreated,
     RoundFinished,
     RunFinished,
+    RunStarted,
     SubtaskFinished,
     SubtaskSkipped,
 )
+from paraloom.runtime.budget import Budget
 from paraloom.runtime.context import Action, ActionContext
 from paraloom.tools.actionset import ActionSet, UnknownActionError
 
@@ -117,6 +129,9 @@ def progress_message(event: Event) -> str | None:
     if isinstance(event, ActionProgress):  # e.g. a remote MCP tool the workflow called
         done = f"{event.progress:g}" + ("" if event.total is None else f"/{event.total:g}")
         return f"{event.action}: {event.message or done}"
+    if isinstance(event, LLMCallFinished):  # an agent's (or planner's) model turn
+        outcome = "failed" if event.error else f"{event.usage.total_tokens} tokens"
+        return f"model {event.model}: {outcome}"
     return None
 
 
@@ -141,12 +156,14 @@ def create_mcp_server(
     instructions: str | None = None,
     base_context: ActionContext | None = None,
     call_timeout_s: float | None = None,
+    new_budget: Callable[[ActionSpec], Budget | None] | None = None,
 ) -> Server[Any]:
     """A lowlevel MCP ``Server`` whose tools are ``actions``.
 
-    Each call runs with a fresh run id on a copy of ``base_context`` (share a
+    Each call runs as a run with a fresh run id on a copy of ``base_context`` (share a
     :class:`~paraloom.runtime.Budget` or a model selector through it); its event sink
-    also receives the run's events. ``call_timeout_s`` bounds every call.
+    also receives the run's events. ``new_budget(spec)`` gives each call its own budget
+    (``None``: the base context's). ``call_timeout_s`` bounds every call.
     """
     tools = [_tool_of(spec) for spec in actions.specs()]
     validators = {
@@ -180,7 +197,9 @@ def create_mcp_server(
                 ],
                 is_error=True,
             )
-        return await _run(action, params.name, arguments, ctx, template, call_timeout_s)
+        budget = new_budget(action.spec) if new_budget is not None else None
+        call_template = template if budget is None else dataclasses.replace(template, budget=budget)
+        return await _run(action, params.name, arguments, ctx, call_template, call_timeout_s)
 
     return Server(
         name,
@@ -201,11 +220,18 @@ async def _run(
 ) -> mcp_types.CallToolResult:
     send, receive = anyio.create_memory_object_stream[str](_PROGRESS_BUFFER)
     outer_emit = template.emit
+    deadline = None if call_timeout_s is None else time.time() + call_timeout_s
+    run_id = new_id("run_")
+    call = ActionCall(action=name, arguments=arguments, run_id=run_id, deadline=deadline)
+    prefixes = _Prefixes(call.call_id)
 
     def emit(event: Event) -> None:
         outer_emit(event)
         try:
+            prefix = prefixes.of(event)
             message = progress_message(event)
+            if message is not None:
+                message = prefix + message
         except Exception:  # an unexpected event shape must not break the run
             logger.debug("no progress message for %r", type(event).__name__, exc_info=True)
             return
@@ -226,22 +252,35 @@ async def _run(
                 except Exception:  # the client went away; the call result still matters
                     logger.debug("MCP progress notification failed", exc_info=True)
 
-    deadline = None if call_timeout_s is None else time.time() + call_timeout_s
-    run_id = new_id("run_")
     context = dataclasses.replace(
         template,
         run_id=run_id,
         emit=emit,
         deadline=_earliest(template.deadline, deadline),
     )
-    call = ActionCall(action=name, arguments=arguments, run_id=run_id, deadline=deadline)
+    workflow = f"mcp:{name}"
+    kind = action.spec.kind
+    budget = template.budget
+    outer_emit(
+        RunStarted(
+            run_id=run_id,
+            workflow=workflow,
+            task=arguments,
+            budget_usd=budget.limit_usd if budget is not None else None,
+        )
+    )
+    outer_emit(
+        ActionStarted(
+            run_id=run_id, call_id=call.call_id, action=name, kind=kind, arguments=arguments
+        )
+    )
     started = time.time()
     result: ActionResult | None = None
     async with anyio.create_task_group() as tg:
         tg.start_soon(forward_progress)
         try:
             with anyio.move_on_after(call_timeout_s):
-                result = await action.invoke(call, context)
+                result = await action.invoke(call, context.child(call))
         except Exception as exc:  # invoke must not raise; report it if it does anyway
             logger.exception("action %r raised instead of returning a result", name)
             result = ActionResult.failure(
@@ -257,7 +296,45 @@ async def _run(
             f"{name!r} did not finish within {call_timeout_s:g}s",
             started_at=started,
         )
+    outer_emit(ActionFinished(run_id=run_id, call_id=call.call_id, kind=kind, result=result))
+    outer_emit(
+        RunFinished(
+            run_id=run_id,
+            workflow=workflow,
+            status=_RUN_STATUS.get(result.status, "failed"),
+            output=result.output,
+            error=None if result.error is None else f"{result.error.type}: {result.error.message}",
+            cost_usd=result.cost_usd,
+        )
+    )
     return to_call_tool_result(result)
+
+
+_RUN_STATUS: dict[ActionStatus, Literal["ok", "cancelled", "budget_exhausted"]] = {
+    ActionStatus.OK: "ok",
+    ActionStatus.CANCELLED: "cancelled",
+    ActionStatus.BUDGET_EXHAUSTED: "budget_exhausted",
+}
+
+
+class _Prefixes:
+    """Progress prefixes: none for the served call's own events and its own nested run;
+    ``<subtask> > <workflow>: `` for runs nested deeper (so parallel nested runs can be
+    told apart)."""
+
+    def __init__(self, served_call: str) -> None:
+        self._served = served_call
+        self._subtask_of: dict[str, str] = {}
+        self._prefix: dict[str, str] = {}
+
+    def of(self, event: Event) -> str:
+        if isinstance(event, ActionStarted) and event.subtask_id:
+            self._subtask_of[event.call_id] = event.subtask_id
+        elif isinstance(event, RunStarted) and event.parent_call_id not in (None, self._served):
+            parent = event.parent_call_id or ""
+            where = self._subtask_of.get(parent, parent)
+            self._prefix[event.run_id] = f"{where} > {event.workflow}: "
+        return self._prefix.get(event.run_id, "")
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:

@@ -1,21 +1,16 @@
-"""Attribute names (OTel GenAI semantic conventions, OpenInference, ``paraloom.*``) and
-the scrubbing every exported value goes through.
+"""Attribute names (OTel GenAI semantic conventions, OpenInference, ``paraloom.*``).
 
-Secrets never leave through a span: :class:`Redactor` replaces the values of secret-named
-environment variables (``*API_KEY*``, ``*SECRET*``, ``*TOKEN*``, ``*PASSWORD*`` …, and
-header values in ``OTEL_EXPORTER_OTLP*_HEADERS``), any secrets passed explicitly, bearer
-tokens and well-known key shapes (``sk-…``) with ``[REDACTED]``, and drops the values of
-secret-named keys (``api_key``, ``authorization`` …) in JSON content.
+Every exported value goes through the one redactor, :mod:`paraloom.runtime.redact`
+(re-exported here as :class:`Redactor`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
-from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
+
+from paraloom.runtime.redact import REDACTED, Redactor
 
 __all__ = [
     "REDACTED",
@@ -25,8 +20,6 @@ __all__ = [
     "Redactor",
     "to_json",
 ]
-
-REDACTED = "[REDACTED]"
 
 
 class GenAI:
@@ -53,6 +46,8 @@ class GenAI:
     INPUT_MESSAGES = "gen_ai.input.messages"
     OUTPUT_MESSAGES = "gen_ai.output.messages"
     TOKEN_TYPE = "gen_ai.token.type"
+    REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+    REQUEST_TEMPERATURE = "gen_ai.request.temperature"
     ERROR_TYPE = "error.type"
 
 
@@ -73,6 +68,12 @@ class OpenInference:
     LLM_TOKEN_PROMPT_CACHE_WRITE = "llm.token_count.prompt_details.cache_write"
     LLM_TOKEN_COMPLETION_REASONING = "llm.token_count.completion_details.reasoning"
     LLM_COST_TOTAL = "llm.cost.total"
+    LLM_COST_PROMPT = "llm.cost.prompt"
+    LLM_COST_COMPLETION = "llm.cost.completion"
+    LLM_INVOCATION_PARAMETERS = "llm.invocation_parameters"
+    LLM_TOOLS = "llm.tools"
+    SESSION_ID = "session.id"
+    USER_ID = "user.id"
     LLM_INPUT_MESSAGES = "llm.input_messages"
     LLM_OUTPUT_MESSAGES = "llm.output_messages"
     TOOL_NAME = "tool.name"
@@ -88,6 +89,8 @@ class Paraloom:
 
     RUN_ID = "paraloom.run.id"
     RUN_STATUS = "paraloom.run.status"
+    NESTED_RUN_ID = "paraloom.nested_run.id"
+    """On a workflow action's span: the id of the run it started (drawn in that span)."""
     CALL_ID = "paraloom.call.id"
     PARENT_CALL_ID = "paraloom.parent_call.id"
     LLM_CALL_ID = "paraloom.llm_call.id"
@@ -112,62 +115,8 @@ class Paraloom:
     USAGE_ANOMALY = "paraloom.usage_anomaly"
     RUN_WARNINGS = "paraloom.run.warnings"
     ROUTING = "paraloom.routing"
-
-
-_SECRET_ENV = re.compile(r"API_?KEY|SECRET|TOKEN|PASSW(OR)?D|CREDENTIAL|PRIVATE_KEY", re.I)
-_SECRET_KEY = re.compile(
-    r"api[_-]?key|authorization|secret|passw(or)?d|credential|private[_-]?key|"
-    r"(access|refresh|id|auth|bearer)[_-]?token|cookie",
-    re.I,
-)
-_KEY_SHAPES = (
-    r"\bBearer\s+[A-Za-z0-9._~+/=\-]{8,}",
-    r"\bsk-[A-Za-z0-9_\-]{16,}",
-)
-_MIN_SECRET_LEN = 6
-
-
-def _env_secrets(environ: Mapping[str, str]) -> set[str]:
-    found: set[str] = set()
-    for name, value in environ.items():
-        upper = name.upper()
-        if upper.startswith("OTEL_EXPORTER_OTLP") and upper.endswith("HEADERS"):
-            for pair in value.split(","):
-                header, _, header_value = pair.partition("=")
-                if _SECRET_KEY.search(header):
-                    found.add(header_value.strip())
-                    found.add(header_value.strip().rpartition(" ")[2])
-        elif _SECRET_ENV.search(name):
-            found.add(value.strip())
-    return found
-
-
-class Redactor:
-    """Scrubs secrets out of strings and JSON-like values before they become attributes."""
-
-    def __init__(
-        self, secrets: Iterable[str] = (), *, environ: Mapping[str, str] | None = None
-    ) -> None:
-        values = set(secrets) | _env_secrets(os.environ if environ is None else environ)
-        literal = sorted((v for v in values if len(v) >= _MIN_SECRET_LEN), key=len, reverse=True)
-        parts = [re.escape(v) for v in literal] + list(_KEY_SHAPES)
-        self._pattern = re.compile("|".join(parts))
-
-    def text(self, value: str) -> str:
-        return self._pattern.sub(REDACTED, value)
-
-    def value(self, value: Any) -> Any:
-        """A copy of a JSON-like value with secret-named keys and secret strings redacted."""
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, Mapping):
-            return {
-                str(k): REDACTED if _SECRET_KEY.search(str(k)) else self.value(v)
-                for k, v in value.items()
-            }
-        if isinstance(value, list | tuple):
-            return [self.value(v) for v in value]
-        return value
+    POOL_MODEL = "paraloom.model"
+    """The pool name of the model (``gen_ai.request.model`` is the provider's id)."""
 
 
 def _default(value: Any) -> Any:

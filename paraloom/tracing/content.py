@@ -77,6 +77,22 @@ class ContentWriter:
                 attrs[f"{tbase}.function.name"] = str(fn.get("name", ""))
                 attrs[f"{tbase}.function.arguments"] = self._content_text(fn.get("arguments", ""))
 
+    def parameters(self, attrs: Attrs, parameters: Mapping[str, Any]) -> None:
+        """Invocation parameters: OpenInference JSON plus the GenAI request attributes."""
+        if not parameters:
+            return
+        attrs[OpenInference.LLM_INVOCATION_PARAMETERS] = self.json(dict(parameters))
+        max_tokens, temperature = parameters.get("max_tokens"), parameters.get("temperature")
+        if isinstance(max_tokens, int):
+            attrs[GenAI.REQUEST_MAX_TOKENS] = max_tokens
+        if isinstance(temperature, int | float):
+            attrs[GenAI.REQUEST_TEMPERATURE] = float(temperature)
+
+    def tools(self, attrs: Attrs, tools: Sequence[Mapping[str, Any]]) -> None:
+        """The tool schemas offered, as OpenInference ``llm.tools.N.tool.json_schema``."""
+        for i, schema in enumerate(tools[:_MAX_MESSAGES]):
+            attrs[f"{OpenInference.LLM_TOOLS}.{i}.tool.json_schema"] = self.json(schema)
+
     def routing(self, attrs: Attrs, prefix: str, routing: Mapping[str, Any]) -> None:
         """A routing decision as ``{prefix}.{key}`` attributes (not content: always written,
         scrubbed); a mapping of numbers (candidate scores) also as parallel arrays."""

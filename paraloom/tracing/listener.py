@@ -18,8 +18,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from opentelemetry import trace
@@ -45,9 +43,11 @@ from paraloom.protocols.events import (
     SubtaskSkipped,
     SubtaskStarted,
 )
-from paraloom.tracing.attributes import GenAI, OpenInference, Paraloom, Redactor
+from paraloom.runtime.redact import REDACTOR, register_secret
+from paraloom.tracing.attributes import GenAI, OpenInference, Paraloom
 from paraloom.tracing.content import ContentWriter, capture_from_env
 from paraloom.tracing.metrics import GenAIMetrics
+from paraloom.tracing.spanstate import Open, RunState, error_type_of, ns, paraloom_version, usd
 
 __all__ = ["TracingListener"]
 
@@ -60,43 +60,15 @@ Attrs = dict[str, AttributeValue]
 _ALWAYS = frozenset({RunStarted, RunFinished, LLMCallStarted, LLMCallFinished})
 
 
-def _ns(ts: float) -> int:
-    return int(ts * 1_000_000_000)
-
-
-def _usd(value: Decimal) -> str:
-    return format(value.normalize(), "f") if value else "0"
-
-
-@dataclass(slots=True)
-class _Open:
-    span: Span
-    run_id: str
-    node_id: str
-    started: float
-    provider: str = ""
-    model: str = ""
-
-
-@dataclass(slots=True)
-class _Run:
-    span: Span
-    root_call: str | None
-    node_id: str
-    subtasks: dict[str, SubtaskStarted] = field(default_factory=dict)
-    with_action: set[str] = field(default_factory=set)
-    skipped: set[str] = field(default_factory=set)
-    keys: dict[str, None] = field(default_factory=dict)
-    rounds_done: set[str] = field(default_factory=set)
-
-
 class TracingListener:
     """An event listener (``Callable[[Event], None]``) writing GenAI + OpenInference spans.
 
     ``capture_content`` (default: ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``,
-    else off) adds inputs, outputs and messages; secrets are scrubbed in every mode (see
-    :class:`~paraloom.tracing.attributes.Redactor`; pass more through ``secrets``).
+    else off) adds inputs, outputs and messages; secrets are scrubbed in every mode by the
+    process-wide redactor (:mod:`paraloom.runtime.redact`; ``secrets`` registers more).
     Duplicate events (the same listener on a parent and a nested orchestrator) are ignored.
+    Every span carries ``session.id`` (``session_id``, default: the top-level run's id)
+    and ``user.id`` when ``user_id`` is given.
     """
 
     def __init__(
@@ -107,15 +79,21 @@ class TracingListener:
         capture_content: bool | None = None,
         secrets: Iterable[str] = (),
         max_content_chars: int = 16_000,
+        session_id: str | None = None,
+        user_id: str | None = None,
     ) -> None:
-        version = _version()
+        version = paraloom_version()
         self._tracer = trace.get_tracer("paraloom", version, tracer_provider=tracer_provider)
         self._metrics = GenAIMetrics(meter_provider, version)
         self.capture_content = capture_from_env() if capture_content is None else capture_content
-        self.redactor = Redactor(secrets)
+        register_secret(*secrets)
+        REDACTOR.refresh()
+        self.redactor = REDACTOR
+        self.session_id = session_id
+        self.user_id = user_id
         self._content = ContentWriter(self.redactor, max_content_chars)
-        self._runs: dict[str, _Run] = {}
-        self._open: dict[str, _Open] = {}
+        self._runs: dict[str, RunState] = {}
+        self._open: dict[str, Open] = {}
         self._silent: set[str] = set()
         self._lock = threading.Lock()
         self.errors = 0
@@ -192,18 +170,24 @@ class TracingListener:
         *,
         node_id: str = "",
         kind: SpanKind = SpanKind.INTERNAL,
-    ) -> _Open:
-        span = self._tracer.start_span(
-            name, context=ctx, kind=kind, attributes=attrs, start_time=_ns(ts)
-        )
-        entry = _Open(span=span, run_id=run_id, node_id=node_id or key, started=ts)
-        self._open[key] = entry
+    ) -> Open:
         run = self._runs.get(run_id)
+        self._identity(attrs, run.session if run is not None else run_id)
+        span = self._tracer.start_span(
+            name, context=ctx, kind=kind, attributes=attrs, start_time=ns(ts)
+        )
+        entry = Open(span=span, run_id=run_id, node_id=node_id or key, started=ts)
+        self._open[key] = entry
         if run is not None:
             run.keys[key] = None
         return entry
 
-    def _pop(self, key: str) -> _Open | None:
+    def _identity(self, attrs: Attrs, session: str) -> None:
+        attrs[OpenInference.SESSION_ID] = self.session_id or session
+        if self.user_id:
+            attrs[OpenInference.USER_ID] = self.user_id
+
+    def _pop(self, key: str) -> Open | None:
         entry = self._open.pop(key, None)
         if entry is not None:
             run = self._runs.get(entry.run_id)
@@ -211,13 +195,24 @@ class TracingListener:
                 run.keys.pop(key, None)
         return entry
 
-    def _fail(self, span: Span, error_type: str, message: str | None) -> None:
+    def _fail(
+        self, span: Span, error_type: str, message: str | None, stacktrace: str | None = None
+    ) -> None:
+        """Error status, ``error.type`` and one ``exception`` span event (the OTel
+        convention Phoenix shows, with the stack trace when one was recorded), all
+        scrubbed."""
+        text = self._content.text(message)[:1000] if message else None
         span.set_attribute(GenAI.ERROR_TYPE, error_type)
-        span.set_status(
-            Status(StatusCode.ERROR, self._content.text(message)[:1000] if message else None)
-        )
+        span.set_status(Status(StatusCode.ERROR, text))
+        event: dict[str, str] = {
+            "exception.type": error_type,
+            "exception.message": text or error_type,
+        }
+        if stacktrace:
+            event["exception.stacktrace"] = self._content.redactor.text(stacktrace)
+        span.add_event("exception", event)
 
-    def _end_orphans(self, run: _Run, ts: float | None, *, cancelled: bool) -> None:
+    def _end_orphans(self, run: RunState, ts: float | None, *, cancelled: bool) -> None:
         for key in reversed(list(run.keys)):
             entry = self._open.pop(key, None)
             if entry is None:
@@ -225,7 +220,7 @@ class TracingListener:
             entry.span.set_attribute(Paraloom.INCOMPLETE, True)
             if cancelled:
                 self._fail(entry.span, "cancelled", "the run ended before this call finished")
-            entry.span.end(_ns(ts) if ts is not None else None)
+            entry.span.end(ns(ts) if ts is not None else None)
         run.keys.clear()
 
     # -- runs and rounds --------------------------------------------------------------
@@ -235,6 +230,24 @@ class TracingListener:
             return
         owner = self._open.get(e.parent_call_id) if e.parent_call_id else None
         ctx = trace.set_span_in_context(owner.span) if owner is not None else None
+        parent_run = self._runs.get(owner.run_id) if owner is not None else None
+        session = parent_run.session if parent_run is not None else e.run_id
+        if owner is not None and owner.kind == ActionKind.WORKFLOW.value:
+            # the workflow action's span is this run's span: one row, not two
+            shared: Attrs = {Paraloom.NESTED_RUN_ID: e.run_id, GenAI.WORKFLOW_NAME: e.workflow}
+            if e.budget_usd is not None:
+                shared[Paraloom.BUDGET_LIMIT_USD] = usd(e.budget_usd)
+            owner.span.set_attributes(shared)
+            self._runs[e.run_id] = RunState(
+                span=owner.span,
+                root_call=e.parent_call_id,
+                node_id=owner.node_id,
+                session=session,
+                shared=True,
+            )
+            if not owner.span.is_recording():
+                self._silent.add(e.run_id)
+            return
         attrs: Attrs = {
             GenAI.OPERATION_NAME: "invoke_workflow",
             GenAI.WORKFLOW_NAME: e.workflow,
@@ -248,13 +261,16 @@ class TracingListener:
         if e.parent_call_id:
             attrs[Paraloom.PARENT_CALL_ID] = e.parent_call_id
         if e.budget_usd is not None:
-            attrs[Paraloom.BUDGET_LIMIT_USD] = _usd(e.budget_usd)
+            attrs[Paraloom.BUDGET_LIMIT_USD] = usd(e.budget_usd)
         if self.capture_content:
             self._content.io(attrs, "input", e.task)
+        self._identity(attrs, session)
         span = self._tracer.start_span(
-            f"invoke_workflow {e.workflow}", context=ctx, attributes=attrs, start_time=_ns(e.ts)
+            f"invoke_workflow {e.workflow}", context=ctx, attributes=attrs, start_time=ns(e.ts)
         )
-        self._runs[e.run_id] = _Run(span=span, root_call=e.parent_call_id, node_id=e.run_id)
+        self._runs[e.run_id] = RunState(
+            span=span, root_call=e.parent_call_id, node_id=e.run_id, session=session
+        )
         if not span.is_recording():
             self._silent.add(e.run_id)
 
@@ -267,7 +283,9 @@ class TracingListener:
         self._silent.discard(e.run_id)
         span = run.span
         span.set_attribute(Paraloom.RUN_STATUS, e.status)
-        span.set_attribute(Paraloom.COST_USD, _usd(e.cost_usd))
+        if run.shared:  # the workflow action's result sets cost, output and status
+            return
+        span.set_attribute(Paraloom.COST_USD, usd(e.cost_usd))
         if self.capture_content:
             attrs: Attrs = {}
             self._content.io(attrs, "output", e.output)
@@ -278,10 +296,19 @@ class TracingListener:
             span.set_status(Status(StatusCode.OK))
         else:
             self._fail(span, e.status, e.error)
-        span.end(_ns(e.ts))
+        span.end(ns(e.ts))
 
     def _round_started(self, e: RoundStarted) -> None:
-        if e.call_id in self._open:
+        run = self._runs.get(e.run_id)
+        if e.call_id in self._open or run is None:
+            return
+        run.pending_rounds[e.call_id] = e
+
+    def _draw_round(self, run_id: str, call_id: str) -> None:
+        """Start the span of a pending planner round (it called a model or failed)."""
+        run = self._runs.get(run_id)
+        e = run.pending_rounds.pop(call_id, None) if run is not None else None
+        if e is None:
             return
         ctx, node = self._parent(e.run_id, None)
         self._start(
@@ -310,6 +337,15 @@ class TracingListener:
             if e.call_id in run.rounds_done:
                 return
             run.rounds_done.add(e.call_id)
+            if e.plan is not None:
+                actions = [s.action for s in e.plan.subtasks]
+                run.twins.update(a for a in actions if actions.count(a) > 1)
+            if e.call_id in run.pending_rounds:
+                if e.error is None:  # an instant round: an event, not a 0 ms row
+                    del run.pending_rounds[e.call_id]
+                    self._plan_event(run, e)
+                    return
+                self._draw_round(e.run_id, e.call_id)
         entry = self._pop(e.call_id)
         if entry is None:
             if run is None or not e.replayed:
@@ -334,7 +370,18 @@ class TracingListener:
             self._fail(span, "PlanningError", e.error)
         else:
             span.set_status(Status(StatusCode.OK))
-        span.end(_ns(e.ts))
+        span.end(ns(e.ts))
+
+    def _plan_event(self, run: RunState, e: PlanCreated) -> None:
+        attrs: Attrs = {
+            Paraloom.ROUND: e.round,
+            Paraloom.CALL_ID: e.call_id,
+            Paraloom.PLAN_FINAL: e.plan is None,
+            GenAI.AGENT_NAME: e.planner,
+        }
+        if e.plan is not None:
+            attrs[Paraloom.PLAN_SUBTASKS] = [s.id for s in e.plan.subtasks]
+        run.span.add_event("paraloom.plan", attrs, timestamp=ns(e.ts))
 
     # -- subtasks (events on the run span; the action calls are the spans) -------------
 
@@ -354,7 +401,7 @@ class TracingListener:
                     "paraloom.retry.reason": self._content.text(e.reason)[:1000],
                     "paraloom.retry.delay_s": e.delay_s,
                 },
-                timestamp=_ns(e.ts),
+                timestamp=ns(e.ts),
             )
 
     def _subtask_skipped(self, e: SubtaskSkipped) -> None:
@@ -368,7 +415,7 @@ class TracingListener:
                     Paraloom.ROUND: e.round,
                     "paraloom.skip.reason": self._content.text(e.reason)[:1000],
                 },
-                timestamp=_ns(e.ts),
+                timestamp=ns(e.ts),
             )
 
     def _subtask_finished(self, e: SubtaskFinished) -> None:
@@ -388,7 +435,7 @@ class TracingListener:
             attrs[GenAI.ERROR_TYPE] = r.error.type
             attrs["paraloom.error.message"] = self._content.text(r.error.message)[:1000]
         name = "paraloom.subtask.reused" if e.reused else "paraloom.subtask.finished"
-        run.span.add_event(name, attrs, timestamp=_ns(e.ts))
+        run.span.add_event(name, attrs, timestamp=ns(e.ts))
 
     # -- action calls ------------------------------------------------------------------
 
@@ -435,6 +482,8 @@ class TracingListener:
             attrs[OpenInference.SPAN_KIND] = "CHAIN"
         else:
             name = f"execute_tool {e.action}"
+            if top and run is not None and e.subtask_id and e.action in run.twins:
+                name += f" [{e.subtask_id}]"  # parallel calls of one tool, told apart
             attrs[GenAI.OPERATION_NAME] = "execute_tool"
             attrs[GenAI.TOOL_NAME] = attrs[OpenInference.TOOL_NAME] = e.action
             attrs[GenAI.TOOL_CALL_ID] = e.call_id
@@ -444,7 +493,8 @@ class TracingListener:
             self._content.io(attrs, "input", e.arguments)
             if e.kind is ActionKind.TOOL:
                 attrs[GenAI.TOOL_CALL_ARGUMENTS] = self._content.json(e.arguments)
-        self._start(e.call_id, e.run_id, name, ctx, e.ts, attrs, node_id=node)
+        entry = self._start(e.call_id, e.run_id, name, ctx, e.ts, attrs, node_id=node)
+        entry.kind = e.kind.value
 
     def _action_progress(self, e: ActionProgress) -> None:
         entry = self._open.get(e.call_id)
@@ -455,7 +505,7 @@ class TracingListener:
             attrs["paraloom.progress.total"] = e.total
         if e.message:
             attrs["paraloom.progress.message"] = self._content.text(e.message)[:1000]
-        entry.span.add_event("paraloom.action.progress", attrs, timestamp=_ns(e.ts))
+        entry.span.add_event("paraloom.action.progress", attrs, timestamp=ns(e.ts))
 
     def _action_finished(self, e: ActionFinished) -> None:
         entry = self._pop(e.call_id)
@@ -464,7 +514,7 @@ class TracingListener:
         span, r = entry.span, e.result
         attrs: Attrs = {
             Paraloom.ACTION_STATUS: r.status.value,
-            Paraloom.COST_USD: _usd(r.cost_usd),
+            Paraloom.COST_USD: usd(r.cost_usd),
         }
         if r.usage:
             total = sum(r.usage.values(), TokenUsage())
@@ -476,7 +526,7 @@ class TracingListener:
                 attrs[GenAI.TOOL_CALL_RESULT] = self._content.json(r.output)
         span.set_attributes(attrs)
         self._result_status(span, r)
-        span.end(_ns(e.ts))
+        span.end(ns(e.ts))
 
     def _result_status(self, span: Span, r: ActionResult) -> None:
         if r.ok:
@@ -486,16 +536,7 @@ class TracingListener:
                 span,
                 r.error.type if r.error else r.status.value,
                 r.error.message if r.error else None,
-            )
-        if r.error is not None and r.error.traceback is not None:
-            # what span.record_exception writes, from the result's recorded exception
-            span.add_event(
-                "exception",
-                {
-                    "exception.type": r.error.type,
-                    "exception.message": self._content.text(r.error.message)[:1000],
-                    "exception.stacktrace": self._content.redactor.text(r.error.traceback),
-                },
+                r.error.traceback if r.error else None,
             )
 
     # -- LLM calls ---------------------------------------------------------------------
@@ -504,48 +545,60 @@ class TracingListener:
         if e.llm_call_id in self._open:
             return
         if e.run_id in self._silent:  # metrics only
-            self._open[e.llm_call_id] = _Open(
-                trace.INVALID_SPAN, e.run_id, "", e.ts, provider=e.provider, model=e.model
+            self._open[e.llm_call_id] = Open(
+                trace.INVALID_SPAN,
+                e.run_id,
+                "",
+                e.ts,
+                provider=e.provider,
+                model=e.request_model or e.model,
             )
             return
+        if e.parent_call_id:
+            self._draw_round(e.run_id, e.parent_call_id)
         ctx, parent_node = self._parent(e.run_id, e.parent_call_id)
+        model = e.request_model or e.model
         attrs: Attrs = {
             GenAI.OPERATION_NAME: "chat",
             GenAI.PROVIDER_NAME: e.provider,
-            GenAI.REQUEST_MODEL: e.model,
+            GenAI.REQUEST_MODEL: model,
             OpenInference.SPAN_KIND: "LLM",
-            OpenInference.LLM_MODEL_NAME: e.model,
+            OpenInference.LLM_MODEL_NAME: model,
             OpenInference.LLM_PROVIDER: e.provider,
+            Paraloom.POOL_MODEL: e.model,
             Paraloom.LLM_CALL_ID: e.llm_call_id,
             Paraloom.STEP_KIND: e.step_kind,
-            Paraloom.RESERVED_USD: _usd(e.reserved_usd),
+            Paraloom.RESERVED_USD: usd(e.reserved_usd),
             Paraloom.RUN_ID: e.run_id,
         }
         if e.parent_call_id:
             attrs[Paraloom.PARENT_CALL_ID] = e.parent_call_id
         if e.routing:
             self._content.routing(attrs, Paraloom.ROUTING, e.routing)
+        self._content.parameters(attrs, e.parameters)
+        if self.capture_content and e.tools:
+            self._content.tools(attrs, e.tools)
         if self.capture_content and e.messages:
             self._content.messages(attrs, "input", e.messages)
             self._content.io(attrs, "input", e.messages)
         entry = self._start(
             e.llm_call_id,
             e.run_id,
-            f"chat {e.model}",
+            f"chat {model}",
             ctx,
             e.ts,
             attrs,
             node_id=parent_node,
             kind=SpanKind.CLIENT,
         )
-        entry.provider, entry.model = e.provider, e.model
+        entry.provider, entry.model = e.provider, model
 
     def _llm_finished(self, e: LLMCallFinished) -> None:
         entry = self._pop(e.llm_call_id)
         if entry is None:
             return
         usage = e.usage
-        error_type = _error_type(e.error) if e.error is not None else None
+        error_type = error_type_of(e.error) if e.error is not None else None
         self._metrics.record(
             provider=entry.provider,
             request_model=entry.model,
@@ -566,7 +619,7 @@ class TracingListener:
             OpenInference.LLM_TOKEN_COMPLETION: usage.output_tokens,
             OpenInference.LLM_TOKEN_TOTAL: usage.total_tokens,
             OpenInference.LLM_COST_TOTAL: float(e.cost_usd),
-            Paraloom.COST_USD: _usd(e.cost_usd),
+            Paraloom.COST_USD: usd(e.cost_usd),
         }
         if usage.cached_input_tokens:
             attrs[GenAI.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input_tokens
@@ -581,14 +634,17 @@ class TracingListener:
             attrs[Paraloom.ABANDONED] = True
         if e.usage_anomaly:
             attrs[Paraloom.USAGE_ANOMALY] = e.usage_anomaly
-            span.add_event("usage_anomaly", {"reason": e.usage_anomaly}, _ns(e.ts))
+            span.add_event("usage_anomaly", {"reason": e.usage_anomaly}, ns(e.ts))
+        if e.input_cost_usd is not None:
+            attrs[OpenInference.LLM_COST_PROMPT] = float(e.input_cost_usd)
+            attrs[OpenInference.LLM_COST_COMPLETION] = float(e.cost_usd - e.input_cost_usd)
         if e.response_model:
             attrs[GenAI.RESPONSE_MODEL] = e.response_model
             attrs[OpenInference.LLM_MODEL_NAME] = e.response_model  # what Phoenix prices
         if e.finish_reason:
             attrs[GenAI.RESPONSE_FINISH_REASONS] = [e.finish_reason]
         if e.budget_left_usd is not None:
-            attrs[Paraloom.BUDGET_LEFT_USD] = _usd(e.budget_left_usd)
+            attrs[Paraloom.BUDGET_LEFT_USD] = usd(e.budget_left_usd)
         if self.capture_content and e.output:
             self._content.messages(attrs, "output", [e.output])
             content = e.output.get("content")
@@ -598,20 +654,4 @@ class TracingListener:
             self._fail(span, error_type, e.error)
         else:
             span.set_status(Status(StatusCode.OK))
-        span.end(_ns(e.ts))
-
-
-def _error_type(error: str) -> str:
-    if error == "cancelled":
-        return "cancelled"
-    head, sep, _ = error.partition(":")
-    return head.strip() if sep and head.strip().isidentifier() else "error"
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("paraloom")
-    except Exception:
-        return ""
+        span.end(ns(e.ts))

@@ -20,6 +20,7 @@ which only takes traces) unless ``OTEL_METRICS_EXPORTER=none``.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ __all__ = [
     "Target",
     "Tracing",
     "parse_target",
+    "reachable",
     "setup",
     "span_exporter_for",
     "tracing_listener_for",
@@ -92,6 +94,21 @@ def parse_target(target: str | None) -> Target:
             raise ValueError(f"tracing target {raw!r} has no host")
         return Target("otlp", _traces_url(url))
     raise ValueError(f"unknown tracing target {raw!r}; use {_TARGETS}")
+
+
+def reachable(target: Target, timeout_s: float = 1.0) -> bool:
+    """Whether the collector of an OTLP/Phoenix target accepts TCP connections (other
+    kinds: always). A dead endpoint would otherwise cost warnings per batch and the
+    exporter's retries (~13 s) at exit."""
+    if target.endpoint is None:
+        return True
+    parts = urlsplit(target.endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def _traces_url(url: str) -> str:
@@ -171,6 +188,7 @@ def setup(
     project_name: str | None = None,
     set_global: bool = True,
     secrets: tuple[str, ...] = (),
+    session_id: str | None = None,
 ) -> Tracing:
     """Build the SDK providers for ``target`` and a :class:`TracingListener` on them.
 
@@ -203,6 +221,7 @@ def setup(
         meter_provider,
         capture_content=capture_content,
         secrets=secrets,
+        session_id=session_id,
     )
     return Tracing(
         listener=listener, tracer_provider=tracer_provider, meter_provider=meter_provider
@@ -210,10 +229,13 @@ def setup(
 
 
 def tracing_listener_for(
-    target: str | None, *, capture_content: bool | None = None
+    target: str | None, *, capture_content: bool | None = None, session_id: str | None = None
 ) -> tuple[Callable[[Event], None], Callable[[], None]]:
     """For ``paraloom run --trace TARGET``: ``(listener, shutdown)``. Pass the listener to
     the Orchestrator (``listeners=[listener]``) and call ``shutdown()`` when the run ends:
-    it flushes the spans. Leaves OpenTelemetry's global providers alone."""
-    tracing = setup(target, capture_content=capture_content, set_global=False)
+    it flushes the spans. Leaves OpenTelemetry's global providers alone. ``session_id``
+    groups the runs (``session.id``; default: each top-level run is its own session)."""
+    tracing = setup(
+        target, capture_content=capture_content, set_global=False, session_id=session_id
+    )
     return tracing.listener, tracing.shutdown

@@ -26,7 +26,7 @@ tools:
   pipeline:
     mcp:
       command: {sys.executable}
-      args: [-m, paraloom.cli, mcp, serve, {PIPELINE}]
+      args: [-m, paraloom.cli, mcp, serve, {PIPELINE}, --no-store]
       cwd: {ROOT}
       include: [sales_report, clean_orders]
 workflows:

@@ -29,7 +29,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         "",
         [
             "{f}:1:1: the file is empty; expected a mapping with sections version, models, "
-            "cascades, router, budget, tools, agents, workflows"
+            "cascades, router, budget, store, tracing, tools, agents, workflows"
         ],
     ),
     (
@@ -37,7 +37,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         "- a\n- b\n",
         [
             "{f}:1:1: expected a mapping with sections version, models, cascades, router, "
-            "budget, tools, agents, workflows"
+            "budget, store, tracing, tools, agents, workflows"
         ],
     ),
     (
@@ -50,7 +50,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         "agent:\n  x: {}\n",
         [
             "{f}:1:1: unknown field 'agent' in (top level); expected one of: version, models, "
-            "cascades, router, budget, tools, agents, workflows"
+            "cascades, router, budget, store, tracing, tools, agents, workflows"
         ],
     ),
     (
@@ -58,7 +58,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         "models:\n  small: {model_id: m, colour: red}\n",
         [
             "{f}:2:24: unknown field 'colour' in models.small; expected one of: provider, "
-            "model_id, base_url, api_key, input_price_per_m, output_price_per_m, "
+            "model_id, base_url, api_key, headers, input_price_per_m, output_price_per_m, "
             "cached_input_price_per_m, cache_write_price_per_m, context_window, "
             "max_output_tokens, "
             "tokenizer_bytes_per_token, latency_s, timeout_s, max_concurrency, rpm, tpm, "

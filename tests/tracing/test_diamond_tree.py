@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
@@ -36,22 +37,22 @@ def node(name: str, *children: Any) -> Any:
 
 EXPECTED_TREE = node(
     "invoke_workflow diamond",
-    node("plan demo_planner", node("chat mini")),
+    node("plan demo_planner", node("chat mini-2026")),
     node("execute_tool fetch"),
     node(
         "invoke_agent analyst_a",
-        node("chat mini"),
+        node("chat mini-2026"),
         node("execute_tool lookup"),
-        node("chat mini"),
+        node("chat mini-2026"),
     ),
     node(
         "invoke_agent analyst_b",
-        node("chat large"),
+        node("chat large-2026"),
         node("execute_tool lookup"),
-        node("chat large"),
+        node("chat large-2026"),
     ),
     node("execute_tool merge"),
-    node("plan demo_planner", node("chat mini")),
+    node("plan demo_planner", node("chat mini-2026")),
 )
 
 
@@ -162,7 +163,9 @@ async def test_tokens_and_costs_add_up(traced: Traced) -> None:
     prices = {m.name: m for m in MODELS}
     per_model: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for chat in chats:
-        model = attr(chat, "gen_ai.request.model")
+        model = attr(chat, "paraloom.model")  # the pool name; the provider's id is requested
+        assert attr(chat, "gen_ai.request.model") == prices[model].model_id
+        assert chat.name == f"chat {prices[model].model_id}"
         assert attr(chat, "llm.model_name") == prices[model].model_id
         assert attr(chat, "gen_ai.provider.name") == attr(chat, "llm.provider") == "test"
         assert attr(chat, "gen_ai.response.model") == prices[model].model_id
@@ -176,6 +179,11 @@ async def test_tokens_and_costs_add_up(traced: Traced) -> None:
         assert attr(chat, "llm.token_count.total") == inp + out
         assert usd(chat) == prices[model].cost(inp, out)
         assert attr(chat, "llm.cost.total") == pytest.approx(float(usd(chat)))
+        assert attr(chat, "llm.cost.prompt") == pytest.approx(float(prices[model].cost(inp, 0)))
+        assert attr(chat, "llm.cost.completion") == pytest.approx(float(prices[model].cost(0, out)))
+        assert json.loads(attr(chat, "llm.invocation_parameters"))["max_tokens"] > 0
+        assert attr(chat, "gen_ai.request.max_tokens") > 0
+        assert attr(chat, "session.id") == result.run_id
         assert Decimal(attr(chat, "paraloom.reserved_usd")) >= usd(chat)
         assert Decimal(attr(chat, "paraloom.budget.left_usd")) < 1
         per_model[model][0] += inp
@@ -216,8 +224,8 @@ async def test_tokens_and_costs_add_up(traced: Traced) -> None:
     }
     assert sum(p.count for p in points[DURATION_METRIC]) == 6
     assert {p.attributes["gen_ai.request.model"] for p in points[DURATION_METRIC]} == {
-        "mini",
-        "large",
+        "mini-2026",
+        "large-2026",
     }
     assert sum(p.value for p in points[COST_METRIC]) == pytest.approx(float(total))
 
@@ -287,7 +295,8 @@ async def test_routing_decision_on_llm_spans(traced: Traced) -> None:
     assert traced.tree() == EXPECTED_TREE
     chats = [s for s in traced.spans if s.name.startswith("chat ")]
     for chat in chats:
-        assert attr(chat, "paraloom.routing.model") == attr(chat, "gen_ai.request.model")
+        assert attr(chat, "paraloom.routing.model") == attr(chat, "paraloom.model")
+        assert attr(chat, "gen_ai.request.model") == f"{attr(chat, 'paraloom.model')}-2026"
         assert attr(chat, "paraloom.routing.reason") == "best score within budget"
         assert attr(chat, "paraloom.routing.predicted_quality") == 0.8
         assert attr(chat, "paraloom.routing.predicted_cost_usd") == "0.0005"

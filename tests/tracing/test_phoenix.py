@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from paraloom.testing.openai_server import OpenAITestServer, RecordedRequest, ServerReply
@@ -98,21 +99,21 @@ async def test_diamond_in_phoenix(phoenix: LocalPhoenix, monkeypatch: pytest.Mon
     assert tree(spans) == n(
         "invoke_workflow diamond",
         "CHAIN",
-        n("plan demo_planner", "CHAIN", n("chat mini", "LLM")),
-        n("plan demo_planner", "CHAIN", n("chat mini", "LLM")),
+        n("plan demo_planner", "CHAIN", n("chat mini-2026", "LLM")),
+        n("plan demo_planner", "CHAIN", n("chat mini-2026", "LLM")),
         n("execute_tool fetch", "TOOL"),
         n(
             "invoke_agent analyst_a",
             "AGENT",
-            n("chat mini", "LLM"),
-            n("chat mini", "LLM"),
+            n("chat mini-2026", "LLM"),
+            n("chat mini-2026", "LLM"),
             n("execute_tool lookup", "TOOL"),
         ),
         n(
             "invoke_agent analyst_b",
             "AGENT",
-            n("chat large", "LLM"),
-            n("chat large", "LLM"),
+            n("chat large-2026", "LLM"),
+            n("chat large-2026", "LLM"),
             n("execute_tool lookup", "TOOL"),
         ),
         n("execute_tool merge", "TOOL"),
@@ -204,3 +205,84 @@ def test_cli_run_example_with_trace_phoenix(phoenix: LocalPhoenix, tmp_path: Pat
         assert kind == "AGENT"
         assert [k for _, k, _ in grandchildren] == ["LLM"]
     assert "sk-cli-test-key-0123456789abcdef" not in json.dumps([s.model_dump() for s in spans])
+
+
+UNPRICED_FLOW = """
+models:
+  house:
+    model_id: paraloom-house-model-7
+    input_price_per_m: 3
+    output_price_per_m: 15
+agents:
+  poet: {instructions: Write one line about the sea., model: house}
+workflows:
+  main:
+    subtasks:
+      - {id: line, action: poet, arguments: {task: the sea at night}}
+"""
+
+_COST = """
+query($id: ID!) { node(id: $id) { ... on Span {
+  costSummary { prompt { cost } completion { cost } total { cost } } } } }
+"""
+
+
+def test_llm_span_shows_messages_and_paraloom_cost_of_a_model_phoenix_does_not_price(
+    phoenix: LocalPhoenix, tmp_path: Path
+) -> None:
+    """`--trace phoenix --capture-content`: Phoenix shows the LLM span's input and output
+    messages, and a cost equal to paraloom's for a model missing from its price table."""
+    (tmp_path / "flow.yaml").write_text(UNPRICED_FLOW)
+    with OpenAITestServer(["waves keep the moon's time"]) as server:
+        env = {
+            **os.environ,
+            "OPENAI_BASE_URL": server.base_url,
+            "OPENAI_API_KEY": "sk-unpriced-test-0123456789abcdef",
+            "PHOENIX_COLLECTOR_ENDPOINT": phoenix.base_url,
+        }
+        env.pop("PARALOOM_TRACE", None)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "paraloom.cli",
+                "run",
+                "flow.yaml",
+                "--json",
+                "--no-store",
+                "--trace",
+                "phoenix",
+                "--capture-content",
+            ],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    paraloom_cost = float(json.loads(proc.stdout)["cost_usd"])
+    assert paraloom_cost > 0
+    spans = wait_for_trace(phoenix, "invoke_workflow main", 3)
+    (chat,) = [s for s in spans if s.span_kind == "LLM"]
+    assert chat.name == "chat paraloom-house-model-7"
+    attrs = json.dumps(chat.attributes)
+    assert "the sea at night" in attrs  # the input messages
+    assert "waves keep the moon" in attrs  # the output message
+    assert "llm.invocation_parameters" in attrs or "invocation_parameters" in attrs
+
+    deadline = time.monotonic() + 30
+    while True:  # Phoenix computes span costs as it inserts them
+        answer = httpx.post(
+            f"{phoenix.base_url}/graphql",
+            json={"query": _COST, "variables": {"id": chat.id}},
+            timeout=10,
+        ).json()
+        summary = answer["data"]["node"]["costSummary"]
+        if (summary and summary["total"]["cost"]) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert summary is not None, answer
+    assert summary["total"]["cost"] == pytest.approx(paraloom_cost, rel=1e-6)
+    assert summary["prompt"]["cost"] > 0 and summary["completion"]["cost"] > 0

@@ -47,7 +47,7 @@ async def test_inner_spans_nest_under_parallel_tool_spans(traced: Traced) -> Non
         inner = traced.one(f"inner {label}")
         (tool_span,) = [
             s
-            for s in traced.named("execute_tool work")
+            for s in traced.named(f"execute_tool work [{label}]")  # twins named apart
             if s.attributes and s.attributes.get("graph.node.id") == label
         ]
         assert inner.parent is not None

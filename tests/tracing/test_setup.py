@@ -23,8 +23,8 @@ pytestmark = pytest.mark.anyio
 DIAMOND_SPANS = {
     "invoke_workflow diamond",
     "plan demo_planner",
-    "chat mini",
-    "chat large",
+    "chat mini-2026",
+    "chat large-2026",
     "execute_tool fetch",
     "invoke_agent analyst_a",
     "invoke_agent analyst_b",

@@ -1,0 +1,348 @@
+"""The one redactor: every configured credential is registered here once, and errors,
+spans, the run store, exports and CLI output are all scrubbed by it.
+
+What it removes (each replaced with ``[REDACTED]``):
+
+- **registered credentials**: every value configured as a credential — a model's
+  ``api_key`` and ``headers``, an HTTP tool's or MCP server's ``headers``/``env`` (literal
+  or ``${env:…}``/``*_from_env``) — registered by the adapters that use them
+  (:class:`~paraloom.models.openai.OpenAICompatible`, the HTTP and MCP tools) and by the
+  configuration loader; plus anything passed to :func:`register_secret`;
+- **environment secrets**: values of variables whose *name* says secret (``*API_KEY*``,
+  ``*_KEY``, ``*SECRET*``, ``*TOKEN*``, ``*PASSWORD*``, ``*CREDENTIAL*`` …) and the values
+  of secret-named headers in ``OTEL_EXPORTER_OTLP*_HEADERS``;
+- **secret shapes** (:data:`SECRET_SHAPES`, a documented list drawn from the public
+  gitleaks/detect-secrets rule sets): bearer/basic tokens, OpenAI/Anthropic ``sk-`` keys,
+  GitHub tokens, AWS access key ids, Slack tokens, Stripe keys, Google API keys, JWTs,
+  PEM private key blocks, passwords in URLs, and ``password=…``-style pairs in text;
+- **secret-named keys** in JSON-like values (``api_key``, ``authorization``, ``password``,
+  ``*_token``, ``cookie`` …), also inside strings that hold JSON (an LLM tool call's
+  ``arguments``).
+
+Every event (so the run store, tracing and CLI progress) and every ``RunResult`` loses
+credentials, environment secrets, secret shapes and ``password=…`` pairs in all its
+strings (:func:`scrub_model`). Span content, trajectory exports, ``runs show`` and a store
+opened with ``redact=True`` also lose the values of secret-named keys
+(:func:`scrub_model` with ``full=True``).
+Values shorter than 6 characters are never registered (they would erase ordinary words).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, SecretStr
+
+__all__ = [
+    "REDACTED",
+    "REDACTOR",
+    "SECRET_SHAPES",
+    "Redactor",
+    "redact",
+    "redact_value",
+    "register_secret",
+    "register_secrets_of",
+    "scrub_model",
+]
+
+REDACTED = "[REDACTED]"
+MIN_SECRET_LEN = 6
+
+_SECRET_ENV = re.compile(
+    r"API_?KEY|_KEY$|^KEY$|SECRET|TOKEN|PASSW(OR)?D|PASSPHRASE|CREDENTIAL|PRIVATE_KEY", re.I
+)
+_SECRET_KEY = re.compile(
+    r"api[_-]?key|authorization|secret|passw(or)?d|passphrase|credential|private[_-]?key|"
+    r"(access|refresh|id|auth|bearer|session)[_-]?token|^token$|cookie|^x-api-key$",
+    re.I,
+)
+_NOT_SECRET = frozenset({"true", "false", "none", "null", "yes", "no", "on", "off"})
+
+SECRET_SHAPES: tuple[tuple[str, str], ...] = (
+    (
+        "private key block",
+        r"-----BEGIN[A-Z ]*PRIVATE KEY-----[\s\S]*?-----END[A-Z ]*PRIVATE KEY-----",
+    ),
+    ("bearer token", r"\b[Bb]earer\s+[A-Za-z0-9._~+/=\-]{8,}"),
+    ("basic auth", r"\bBasic\s+[A-Za-z0-9+/]{8,}={0,2}"),
+    ("OpenAI/Anthropic key", r"\bsk-[A-Za-z0-9_\-]{16,}"),
+    ("GitHub token", r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{22,}"),
+    ("AWS access key id", r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b"),
+    ("Slack token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+    ("Stripe key", r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"),
+    ("Google API key", r"\bAIza[0-9A-Za-z_\-]{35}"),
+    ("JWT", r"\beyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}"),
+    ("password in URL", r"(?<=://)[^/\s:@]{1,64}:[^/\s@]{1,128}(?=@)"),
+)
+"""(name, regex) of common secret shapes; the list is documented in README "Security"."""
+
+# ``password: x``, ``api_key=x``, ``"token": "x"``, ``password hunter2`` in free text: the
+# value (group 2) is replaced, the name kept.
+_PAIR = re.compile(
+    r"""(\b(?:passw(?:or)?d|passphrase|secret|api[_-]?key|access[_-]?key|secret[_-]?key|"""
+    r"""(?:access|refresh|auth|session)?[_-]?token|client[_-]?secret|x-api-key|api-key)"""
+    r"""["']?\s*(?:[:=]|\s(?=\S*\d))\s*["']?)([^\s"',;}&]{4,})""",
+    re.I,
+)
+
+
+# Lower-case substrings one of which every shape or pair above contains: text without any
+# of them (and without a literal credential) is skipped without running the regexes.
+_TRIGGERS = (
+    "private key", "bearer", "basic ", "sk-", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
+    "github_pat_", "akia", "asia", "abia", "acca", "agpa", "aida", "aroa", "xox", "_live_",
+    "_test_", "aiza", "eyj", "://", "passw", "passphrase", "secret", "api_key",
+    "api-key", "apikey", "access_key", "access-key", "secret_key", 'token"', "token'",
+    "token:", "token=", "token ",
+)  # fmt: skip
+
+
+def _env_secrets(environ: Mapping[str, str]) -> set[str]:
+    found: set[str] = set()
+    for name, value in environ.items():
+        upper = name.upper()
+        if upper.startswith("OTEL_EXPORTER_OTLP") and upper.endswith("HEADERS"):
+            for pair in value.split(","):
+                header, _, header_value = pair.partition("=")
+                if _SECRET_KEY.search(header.strip()):
+                    found.add(header_value.strip())
+                    found.add(header_value.strip().rpartition(" ")[2])
+        elif _SECRET_ENV.search(name):
+            found.add(value.strip())
+    return found
+
+
+def _usable(values: Iterable[str]) -> set[str]:
+    """The values worth scrubbing, and the long words inside them (``Bearer <token>``)."""
+    out: set[str] = set()
+    for value in values:
+        value = value.strip()
+        if len(value) >= MIN_SECRET_LEN and value.lower() not in _NOT_SECRET:
+            out.add(value)
+            out.update(w for w in value.split() if len(w) >= 8)
+    return out
+
+
+class Redactor:
+    """Scrubs credentials and secret shapes out of text and JSON-like values.
+
+    ``secrets``: credentials to scrub besides the registered ones; ``environ``: the
+    environment to read secret-named variables from (default: ``os.environ``, re-read on
+    :meth:`refresh` and :meth:`register`)."""
+
+    def __init__(
+        self, secrets: Iterable[str] = (), *, environ: Mapping[str, str] | None = None
+    ) -> None:
+        self._lock = threading.Lock()
+        self._environ = environ
+        self._registered: set[str] = set()
+        self._env: set[str] = set()
+        self._literal: re.Pattern[str] | None = None
+        self._literals: tuple[str, ...] = ()
+        self._shapes = re.compile("|".join(f"(?:{p})" for _, p in SECRET_SHAPES))
+        self.register(*secrets)
+
+    @property
+    def secrets(self) -> frozenset[str]:
+        """Every literal value scrubbed (registered + environment)."""
+        return frozenset(self._registered | self._env)
+
+    def register(self, *values: str | SecretStr | None) -> None:
+        """Add credentials (``None`` and short values are ignored); re-reads the env."""
+        plain = [v.get_secret_value() if isinstance(v, SecretStr) else v for v in values]
+        with self._lock:
+            self._registered |= _usable(v for v in plain if v)
+            self._compile()
+
+    def refresh(self) -> None:
+        """Re-read secret-named environment variables (call when a run starts)."""
+        with self._lock:
+            self._compile()
+
+    def _compile(self) -> None:
+        self._env = _usable(_env_secrets(os.environ if self._environ is None else self._environ))
+        literal = sorted(self._registered | self._env, key=len, reverse=True)
+        self._literal = re.compile("|".join(map(re.escape, literal))) if literal else None
+        self._literals = tuple(literal)
+
+    # -- strings ------------------------------------------------------------------------
+
+    def credentials(self, text: str) -> str:
+        """``text`` without registered credentials and environment secrets."""
+        literal = self._literal
+        if literal is None or not any(v in text for v in self._literals):
+            return text
+        return literal.sub(REDACTED, text)
+
+    def text(self, text: str) -> str:
+        """``text`` without credentials, secret shapes and ``name=value`` secret pairs."""
+        text = self.credentials(text)
+        if not _triggered(text):
+            return text
+        text = self._shapes.sub(REDACTED, text)
+        return _PAIR.sub(lambda m: m.group(1) + REDACTED, text)
+
+    def search(self, text: str) -> bool:
+        """Whether ``text`` may hold a credential, a secret shape or a secret pair (a
+        cheap test: substring checks first, the regexes only when one hits)."""
+        if any(v in text for v in self._literals):
+            return True
+        if not _triggered(text):
+            return False
+        return self._shapes.search(text) is not None or _PAIR.search(text) is not None
+
+    # -- JSON-like values -----------------------------------------------------------------
+
+    def value(self, value: Any) -> Any:
+        """A copy of a JSON-like value with secret-named keys dropped and every string
+        scrubbed with :meth:`text`; strings holding a JSON object or array are parsed,
+        redacted by key and written back."""
+        if isinstance(value, str):
+            return self._string(value)
+        if isinstance(value, Mapping):
+            return {
+                str(k): REDACTED if _secret_key(k, v) else self.value(v) for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        return value
+
+    def _string(self, value: str) -> str:
+        stripped = value.strip()
+        if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
+            try:
+                parsed = json.loads(stripped)
+            except ValueError:
+                pass
+            else:
+                cleaned = self.value(parsed)
+                if cleaned != parsed:
+                    return json.dumps(cleaned, ensure_ascii=False)
+        return self.text(value)
+
+
+def _triggered(text: str) -> bool:
+    low = text.lower()
+    return any(t in low for t in _TRIGGERS)
+
+
+def _secret_key(key: object, value: Any) -> bool:
+    return (
+        isinstance(key, str)
+        and _SECRET_KEY.search(key) is not None
+        and not isinstance(value, Mapping | list | tuple | bool | None)
+    )
+
+
+REDACTOR = Redactor()
+"""The process-wide redactor every sink uses."""
+
+
+def register_secret(*values: str | SecretStr | None) -> None:
+    """Register credentials with the process-wide redactor."""
+    REDACTOR.register(*values)
+
+
+def register_secrets_of(model: BaseModel) -> None:
+    """Register every :class:`~pydantic.SecretStr` value inside a (nested) pydantic model:
+    the fields a configuration declares as credentials."""
+    REDACTOR.register(*_secret_strs(model))
+
+
+def _secret_strs(value: Any) -> Iterable[SecretStr]:
+    if isinstance(value, SecretStr):
+        yield value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _secret_strs(getattr(value, name))
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _secret_strs(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _secret_strs(v)
+
+
+def redact(text: str) -> str:
+    """``text`` scrubbed by the process-wide redactor (credentials and secret shapes)."""
+    return REDACTOR.text(text)
+
+
+def redact_value(value: Any) -> Any:
+    """A JSON-like value scrubbed by the process-wide redactor (keys, shapes, credentials)."""
+    return REDACTOR.value(value)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def scrub_model(model: M, *, full: bool = False, redactor: Redactor | None = None) -> M:
+    """``model`` (an event, a result, a stored run, a trajectory record) without secrets.
+
+    Default: every string loses credentials, environment secrets, secret shapes and
+    ``name=value`` secret pairs (:meth:`Redactor.text`). ``full=True`` also drops the
+    values of secret-named keys, inside JSON strings too (:meth:`Redactor.value`: for
+    exports and a store opened with ``redact=True``). Returns ``model`` itself when there
+    is nothing to scrub (the common case: a walk over the payload's strings, ids and
+    names skipped, and substring checks over them)."""
+    r = redactor or REDACTOR
+    if not full:
+        found: list[str] = []
+        _payload_strings(model, found)
+        if not found or not r.search("\n".join(found)):
+            return model
+    data = model.model_dump(mode="json")
+    cleaned = r.value(data) if full else _texts(r, data)
+    return model if cleaned == data else type(model).model_validate(cleaned)
+
+
+# Fields of paraloom's own models that hold ids and names, never user data (skipped by
+# the quick test of scrub_model; a full scrub still covers them).
+_ID_FIELDS = frozenset(
+    {
+        "run_id", "call_id", "parent_call_id", "llm_call_id", "subtask_id", "id", "type",
+        "action", "kind", "status", "workflow", "planner", "model", "request_model",
+        "response_model", "provider", "step_kind", "finish_reason", "depends_on",
+    }
+)  # fmt: skip
+
+
+_SCALARS = frozenset({int, float, bool, type(None), Decimal})
+
+
+def _payload_strings(value: Any, out: list[str]) -> None:
+    kind = type(value)
+    if kind is str:
+        out.append(value)
+    elif kind in _SCALARS:
+        return
+    elif isinstance(value, BaseModel):
+        for key, item in value.__dict__.items():
+            if key not in _ID_FIELDS and type(item) not in _SCALARS:
+                _payload_strings(item, out)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            out.append(str(key))
+            if type(item) not in _SCALARS:
+                _payload_strings(item, out)
+    elif isinstance(value, list | tuple | frozenset | set):
+        for item in value:
+            _payload_strings(item, out)
+    elif isinstance(value, str):  # a str subclass (an enum value)
+        out.append(str(value))
+
+
+def _texts(r: Redactor, value: Any) -> Any:
+    if isinstance(value, str):
+        return r.text(value)
+    if isinstance(value, dict):
+        return {k: _texts(r, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_texts(r, v) for v in value]
+    return value

@@ -1,0 +1,67 @@
+"""The listener's bookkeeping: open spans, runs in progress, and small helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from opentelemetry.trace import Span
+
+from paraloom.protocols.events import RoundStarted, SubtaskStarted
+
+__all__ = ["Open", "RunState", "error_type_of", "ns", "paraloom_version", "usd"]
+
+
+def ns(ts: float) -> int:
+    return int(ts * 1_000_000_000)
+
+
+def usd(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value else "0"
+
+
+@dataclass(slots=True)
+class Open:
+    span: Span
+    run_id: str
+    node_id: str
+    started: float
+    provider: str = ""
+    model: str = ""
+    kind: str = ""
+
+
+@dataclass(slots=True)
+class RunState:
+    span: Span
+    root_call: str | None
+    node_id: str
+    subtasks: dict[str, SubtaskStarted] = field(default_factory=dict)
+    with_action: set[str] = field(default_factory=set)
+    skipped: set[str] = field(default_factory=set)
+    keys: dict[str, None] = field(default_factory=dict)
+    rounds_done: set[str] = field(default_factory=set)
+    session: str = ""
+    shared: bool = False
+    """The run lives in the span of the workflow action that started it (no twin row)."""
+    twins: set[str] = field(default_factory=set)
+    """Actions that several subtasks of one plan call (their spans name the subtask)."""
+    pending_rounds: dict[str, RoundStarted] = field(default_factory=dict)
+    """Planner rounds not drawn yet: a round is drawn once it calls a model, fails or is
+    replayed (a static planner's instant rounds become ``paraloom.plan`` run events)."""
+
+
+def error_type_of(error: str) -> str:
+    if error == "cancelled":
+        return "cancelled"
+    head, sep, _ = error.partition(":")
+    return head.strip() if sep and head.strip().isidentifier() else "error"
+
+
+def paraloom_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("paraloom")
+    except Exception:
+        return ""
