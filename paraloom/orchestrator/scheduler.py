@@ -325,6 +325,10 @@ class _Round:
             raise
         except Exception as exc:  # an adapter broke its contract; keep the run alive
             return ActionResult.failure(call, "error", type(exc).__name__, f"action raised: {exc}")
+        except (SystemExit, KeyboardInterrupt) as exc:  # sys.exit() in an action: its error
+            return ActionResult.failure(
+                call, "error", type(exc).__name__, f"action raised {type(exc).__name__}"
+            )
 
     # -- bookkeeping -----------------------------------------------------------------
 
