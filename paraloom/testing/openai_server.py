@@ -9,7 +9,8 @@ background thread, bound to 127.0.0.1 on an ephemeral port).
 Replies come from a script (consumed in order) or from a function of the request
 (``handler``), which wins when given. A reply is a :class:`Reply` (or plain text), or a
 fault: :class:`Fault` (HTTP error, optional ``Retry-After``), :class:`Slow` (delayed
-answer), :class:`Malformed` (a broken 200 body). Usage numbers default to the
+answer), :class:`Malformed` (a broken 200 body), :class:`Truncated` (a real reply's 200
+body cut off part-way). Usage numbers default to the
 conservative estimate of the request (see :class:`Reply`).
 """
 
@@ -44,11 +45,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from paraloom.models.base import ModelRequest, ResponseFormat
 from paraloom.models.wire import WireRequest, message_from_wire
 from paraloom.protocols.actions import new_id
-from paraloom.testing.replies import Fault, Malformed, Reply, Slow
+from paraloom.testing.replies import Fault, Malformed, Reply, Slow, Truncated
 
 __all__ = ["OpenAITestServer", "RecordedRequest", "ServerReply"]
 
-ServerReply = Reply | str | Fault | Slow | Malformed
+ServerReply = Reply | str | Fault | Slow | Malformed | Truncated
 Handler = Callable[["RecordedRequest"], ServerReply]
 
 
@@ -289,6 +290,12 @@ class OpenAITestServer:
             return _error(reply.status, reply.message, reply.type, headers)
         if isinstance(reply, Malformed):
             return Response(reply.body, media_type="application/json")
+        if isinstance(reply, Truncated):
+            full = json.dumps(self._completion(reply.reply, recorded))
+            return Response(full[: int(len(full) * reply.keep)], media_type="application/json")
+        return JSONResponse(self._completion(reply, recorded))
+
+    def _completion(self, reply: Reply | str, recorded: RecordedRequest) -> dict[str, Any]:
         if isinstance(reply, str):
             reply = Reply(content=reply)
         usage = reply.usage_for(recorded.to_model_request())
@@ -302,17 +309,15 @@ class OpenAITestServer:
                 }
                 for c in reply.tool_calls
             ]
-        return JSONResponse(
-            {
-                "id": new_id("chatcmpl-"),
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": reply.model or recorded.model,
-                "choices": [{"index": 0, "message": message, "finish_reason": reply.finish()}],
-                "usage": {
-                    "prompt_tokens": usage.input_tokens,
-                    "completion_tokens": usage.output_tokens,
-                    "total_tokens": usage.total_tokens,
-                },
-            }
-        )
+        return {
+            "id": new_id("chatcmpl-"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": reply.model or recorded.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": reply.finish()}],
+            "usage": {
+                "prompt_tokens": usage.input_tokens,
+                "completion_tokens": usage.output_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+        }
