@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOOLS = """
 import os
 import sys
+import time
 from pathlib import Path
 
 LOG = Path(os.environ["FAULT_TEST_LOG"])
@@ -151,3 +153,41 @@ def test_sys_exit_with_on_failure_fail_stops_the_run_cleanly(project: Path) -> N
     assert proc.returncode == 1, proc.stderr
     assert_no_traceback(proc.stderr)
     assert "SystemExit" in proc.stderr and "'q' failed" in proc.stderr
+
+
+# -- item 5: a sync tool that overruns its timeout_s --------------------------------------------
+
+OVERRUN_FLOW = """
+tools:
+  {tool}: {{python: "fault_tools:{tool}", timeout_s: 0.5}}
+  fine: {{python: "fault_tools:fine"}}
+workflows:
+  w:
+    input: {{x: 1}}
+    subtasks:
+      - {{id: stuck, action: {tool}, arguments: {{x: {{from: input.x}}}}}}
+      - {{id: other, action: fine, arguments: {{x: {{from: input.x}}}}}}
+    output: {{stuck: {{from: stuck.output}}, other: {{from: other.output}}}}
+"""
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("tool", ["sleeper", "spinner"])
+def test_a_timed_out_sync_tool_does_not_keep_the_cli_alive(project: Path, tool: str) -> None:
+    """``time.sleep(300)`` or a CPU loop past ``timeout_s``: the run reports the
+    timeout and the process exits at once (it used to wait for the thread: 300 s, or
+    forever)."""
+    flow = write_flow(project, OVERRUN_FLOW.format(tool=tool))
+    started = time.monotonic()
+    # far below the tool's 300 s, generous for a loaded machine's start-up
+    proc = paraloom(project, "run", str(flow), "--json", "--no-store", timeout=90)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 1, proc.stderr
+    assert_no_traceback(proc.stderr)
+    out = RunOutput.model_validate_json(proc.stdout)
+    by_id = {s.id: s for s in out.subtasks}
+    assert by_id["stuck"].status == "timeout"
+    assert by_id["stuck"].error is not None and "timed out after 0.5s" in by_id["stuck"].error
+    assert by_id["other"].status == "ok"
+    assert log_of(project)[tool] == 1
+    assert elapsed < 90
