@@ -61,6 +61,7 @@ from paraloom.runtime import (
     ModelSelector,
     Selection,
     SelectionRequest,
+    StopSignal,
 )
 from paraloom.tools import (
     ActionSet,
@@ -124,6 +125,7 @@ __all__ = [
     "SelectionRequest",
     "StateFeedback",
     "StaticPlanner",
+    "StopSignal",
     "Subtask",
     "TokenUsage",
     "WorkflowAction",

@@ -27,8 +27,9 @@ from rich.markup import escape
 
 from paraloom.cli.graph import to_dot, to_mermaid, to_png
 from paraloom.cli.inputs import InputError, parse_inputs
+from paraloom.cli.interrupts import STOP_REASON, watch_interrupts
 from paraloom.cli.output import RunOutput, run_output
-from paraloom.cli.progress import RunView
+from paraloom.cli.progress import ProgressLines, RunView
 from paraloom.cli.render import print_projection, print_result, print_run, print_runs
 from paraloom.config.build import (
     choose_workflow,
@@ -43,6 +44,7 @@ from paraloom.config.projection import project_workflow
 from paraloom.config.schema import config_json_schema
 from paraloom.orchestrator.resume import ResumeState
 from paraloom.protocols.events import Event
+from paraloom.runtime.stop import StopSignal
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "app", "main"]
 
@@ -147,6 +149,16 @@ def _budget(value: str | None) -> Decimal | None:
     if amount < 0 or not amount.is_finite():
         _fail(f"--budget {value!r}: must be a non-negative number of dollars")
     return amount
+
+
+async def _tick(lines: ProgressLines) -> None:
+    while True:
+        await anyio.sleep(1)
+        lines.tick()
+
+
+def _say(message: str) -> None:
+    err.print(f"[yellow]{escape(message)}[/]")
 
 
 def _print_json(model: Any) -> None:
@@ -261,6 +273,11 @@ def _execute(
         closers.append(shutdown)
     view = RunView(workflow)
     listeners.append(view)
+    # a live table on a terminal; plain lines as things happen when output is piped
+    live_ok = not as_json and err.is_terminal and out.is_terminal
+    lines = ProgressLines(sys.stderr) if not as_json and not live_ok else None
+    if lines is not None:
+        listeners.append(lines)
 
     broken: list[str] = []
 
@@ -273,7 +290,9 @@ def _execute(
                 listeners.remove(listener)
                 broken.append(f"{type(exc).__name__}: {exc}")
 
-    async def go() -> RunOutput:
+    stop = StopSignal()
+
+    async def go() -> RunOutput | None:
         async with open_project(loaded, workflow) as project:
             if store is not None:
                 # Durable by default: an attempt starts only once every finished result
@@ -286,18 +305,35 @@ def _execute(
                 state, task, spent = resume
                 budget.spent_usd = spent
                 run = project.orchestrator.run(
-                    task, budget=budget, on_event=fan_out, resume=state, run_id=state.run_id
+                    task,
+                    budget=budget,
+                    on_event=fan_out,
+                    resume=state,
+                    run_id=state.run_id,
+                    stop=stop,
                 )
             else:
-                run = project.orchestrator.run(project.task(given), budget=budget, on_event=fan_out)
-            live_ok = not as_json and err.is_terminal
-            if live_ok:
-                with Live(
-                    get_renderable=view.render, console=err, refresh_per_second=8, transient=True
-                ):
-                    result = await run
-            else:
-                result = await run
+                run = project.orchestrator.run(
+                    project.task(given), budget=budget, on_event=fan_out, stop=stop
+                )
+            result = None
+            run_scope = anyio.CancelScope()  # a second Ctrl-C cancels it
+            async with anyio.create_task_group() as tg:
+                await tg.start(watch_interrupts, stop, run_scope, _say)
+                if lines is not None:
+                    tg.start_soon(_tick, lines)
+                with run_scope:
+                    if live_ok:
+                        with Live(
+                            get_renderable=view.render,
+                            console=err,
+                            refresh_per_second=8,
+                            transient=True,
+                        ):
+                            result = await run
+                    else:
+                        result = await run
+                tg.cancel_scope.cancel()
             if store is not None:
                 from paraloom.store import StoreError
 
@@ -308,6 +344,8 @@ def _execute(
                         f"[yellow]warning:[/] the run store did not record everything: "
                         f"{escape(str(exc))}"
                     )
+            if result is None:  # stopped at once: the store has what finished
+                return None
             return run_output(
                 result,
                 budget_usd=project.budget_usd(limit),
@@ -319,14 +357,15 @@ def _execute(
     except ConfigError as exc:
         _config_error(exc)
     except KeyboardInterrupt:
-        hint = f"; continue it with: paraloom resume {view.run_id}" if store and view.run_id else ""
-        err.print(f"[yellow]interrupted[/]{escape(hint)}")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        output = None
     finally:
         for close in closers:
             close()
         if store is not None:
             store.close()
+    hint = f"; continue it with: paraloom resume {view.run_id}" if store and view.run_id else ""
+    if output is None:
+        _fail(f"{STOP_REASON}{hint}", EXIT_INTERRUPTED)
     for problem in broken:
         err.print(
             f"[yellow]warning:[/] an event listener failed and was dropped: {escape(problem)}"
@@ -335,8 +374,11 @@ def _execute(
         _print_json(output)
     else:
         print_result(out, view, output)
-        if not output.ok:
+        if not output.ok and not stop.requested:
             err.print(f"[bold red]run {output.status}:[/] {escape(output.error or '')}")
+    if stop.requested and not output.ok:
+        err.print(f"[yellow]{escape(STOP_REASON)}[/]{escape(hint)}")
+        return EXIT_INTERRUPTED
     return EXIT_OK if output.ok else EXIT_FAILED
 
 

@@ -5,6 +5,7 @@ from paraloom.runtime.budget import Budget, BudgetExhausted, Reservation, to_dec
 from paraloom.runtime.context import Action, ActionContext, EventSink, discard_event
 from paraloom.runtime.limits import SharedLimit, acquire_slot
 from paraloom.runtime.selection import ModelSelector, Selection, SelectionRequest, StepKind
+from paraloom.runtime.stop import StopSignal
 
 __all__ = [
     "Action",
@@ -18,6 +19,7 @@ __all__ = [
     "SelectionRequest",
     "SharedLimit",
     "StepKind",
+    "StopSignal",
     "acquire_slot",
     "discard_event",
     "to_decimal",

@@ -4,15 +4,21 @@ never leaks a traceback, never throws finished work away."""
 from __future__ import annotations
 
 import os
+import queue
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from paraloom.cli import RunOutput
+from paraloom.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -191,3 +197,213 @@ def test_a_timed_out_sync_tool_does_not_keep_the_cli_alive(project: Path, tool: 
     assert by_id["other"].status == "ok"
     assert log_of(project)[tool] == 1
     assert elapsed < 90
+
+
+# -- a running CLI whose stderr is read line by line ---------------------------------------------
+
+
+class Running:
+    """A ``paraloom`` subprocess with stdout and stderr piped (not a terminal); its stderr
+    lines are collected by a thread so the test can wait for one without blocking."""
+
+    def __init__(self, project: Path, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "paraloom.cli", *args],
+            env=env_for(project),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for_line(self, text: str, timeout: float = 90) -> str:
+        """The first stderr line containing ``text``, read already or waited for."""
+        for line in self.seen:
+            if text in line:
+                return line
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line with {text!r} in {timeout}s: {self.seen}") from None
+            if line is None:
+                raise AssertionError(f"stderr ended without {text!r}: {self.seen}")
+            self.seen.append(line)
+            if text in line:
+                return line
+
+    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
+        """Wait for the exit: (code, stdout, the whole stderr)."""
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.read()
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=timeout)
+        while True:
+            line = self.lines.get_nowait() if not self.lines.empty() else None
+            if line is None:
+                break
+            self.seen.append(line)
+        return code, out, "".join(self.seen)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@contextmanager
+def running(project: Path, *args: str) -> Iterator[Running]:
+    cli = Running(project, *args)
+    try:
+        yield cli
+    finally:
+        cli.close()
+
+
+# -- item 8: progress lines when output is not a terminal ---------------------------------------
+
+PROGRESS_FLOW = """
+tools:
+  wait_for: {python: "fault_tools:wait_for"}
+  fine: {python: "fault_tools:fine"}
+workflows:
+  w:
+    input: {x: 1}
+    subtasks:
+      - {id: first, action: fine, arguments: {x: {from: input.x}}}
+      - {id: gated, action: wait_for, arguments: {x: {from: first.output}, name: go}}
+    output: {from: gated.output}
+"""
+
+
+@pytest.mark.timeout(180)
+def test_piped_output_gets_a_progress_line_per_state_change_as_it_happens(
+    project: Path,
+) -> None:
+    flow = write_flow(project, PROGRESS_FLOW)
+    with running(project, "run", str(flow), "--no-store") as cli:
+        # the subtask is blocked until the file exists: this line came while it ran
+        cli.wait_for_line("subtask gated (wait_for): running")
+        assert cli.proc.poll() is None
+        (project / "go").touch()
+        code, out, err = cli.finish()
+    assert code == 0, err
+    assert_no_traceback(err)
+    order = [
+        "run run_",
+        "subtask first (fine): running",
+        "subtask first: ok",
+        "subtask gated (wait_for): running",
+        "subtask gated: ok",
+        "run ok",
+    ]
+    positions = [err.find(text) for text in order]
+    assert -1 not in positions and positions == sorted(positions), err
+    assert out.splitlines()[0] == "2"
+
+
+# -- item 6: Ctrl-C keeps finished work -------------------------------------------------------
+
+STOP_FLOW = """
+tools:
+  wait_for: {python: "fault_tools:wait_for"}
+  fine: {python: "fault_tools:fine"}
+workflows:
+  w:
+    input: {x: 1}
+    subtasks:
+      - {id: a, action: fine, arguments: {x: {from: input.x}}}
+      - {id: s1, action: wait_for, arguments: {x: {from: a.output}, name: gate1}}
+      - {id: s2, action: wait_for, arguments: {x: 10, name: gate2}}
+      - {id: later, action: fine, arguments: {x: {from: s1.output}}}
+    output: {from: later.output}
+"""
+
+
+def wait_until_logged(project: Path, *names: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(log_of(project)[name] for name in names):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{names} not all logged in {timeout}s: {log_of(project)}")
+        time.sleep(0.02)
+
+
+def _run_id(store_path: Path) -> str:
+    with RunStore(store_path) as store:
+        [info] = store.list_runs()
+        return info.run_id
+
+
+def _statuses(store_path: Path, run_id: str) -> dict[str, str]:
+    with RunStore(store_path) as store:
+        return {s.subtask_id: s.status for s in store.get_run(run_id).subtasks}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_first_ctrl_c_lets_running_subtasks_finish_and_records_them(project: Path) -> None:
+    flow = write_flow(project, STOP_FLOW)
+    store = project / "runs.sqlite"
+    with running(project, "run", str(flow), "--store", str(store)) as cli:
+        wait_until_logged(project, "wait_for:gate1", "wait_for:gate2")  # both tools run
+        cli.proc.send_signal(signal.SIGINT)
+        cli.wait_for_line("stopping: no new subtasks start")
+        (project / "gate1").touch()  # the running ones may now finish…
+        (project / "gate2").touch()
+        code, _, err = cli.finish()
+    assert code == 130, err
+    assert_no_traceback(err)
+    assert "continue it with: paraloom resume run_" in err
+    run_id = _run_id(store)
+    # …and were kept; `later` was not started (s1 finished after the Ctrl-C)
+    statuses = _statuses(store, run_id)
+    assert {k: statuses[k] for k in ("a", "s1", "s2")} == {"a": "ok", "s1": "ok", "s2": "ok"}
+    assert statuses["later"] == "cancelled"
+    assert log_of(project) == {"fine": 1, "wait_for:gate1": 1, "wait_for:gate2": 1}
+    resumed = paraloom(project, "resume", run_id, "--json", "--store", str(store))
+    assert resumed.returncode == 0, resumed.stderr
+    out = RunOutput.model_validate_json(resumed.stdout)
+    assert out.ok and out.output == 3
+    # only `later` ran again: every finished subtask ran exactly once overall
+    assert log_of(project) == {"fine": 2, "wait_for:gate1": 1, "wait_for:gate2": 1}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_second_ctrl_c_stops_at_once_without_a_traceback(project: Path) -> None:
+    flow = write_flow(project, STOP_FLOW)
+    store = project / "runs.sqlite"
+    with running(project, "run", str(flow), "--store", str(store)) as cli:
+        wait_until_logged(project, "wait_for:gate1", "wait_for:gate2")  # both tools run
+        cli.proc.send_signal(signal.SIGINT)
+        cli.wait_for_line("stopping: no new subtasks start")
+        cli.proc.send_signal(signal.SIGINT)  # the tools never return: stop now
+        code, _, err = cli.finish(timeout=60)
+    assert code == 130, err
+    assert_no_traceback(err)
+    assert "interrupted (Ctrl-C)" in err
+    run_id = _run_id(store)
+    statuses = _statuses(store, run_id)
+    assert statuses["a"] == "ok"
+    assert statuses["s1"] == statuses["s2"] == "cancelled"
+    (project / "gate1").touch()
+    (project / "gate2").touch()
+    resumed = paraloom(project, "resume", run_id, "--json", "--store", str(store))
+    assert resumed.returncode == 0, resumed.stderr
+    assert RunOutput.model_validate_json(resumed.stdout).output == 3
+    # `a` finished before the Ctrl-C and was not run again
+    assert log_of(project) == {"fine": 2, "wait_for:gate1": 2, "wait_for:gate2": 2}
