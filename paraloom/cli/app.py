@@ -9,21 +9,23 @@ stderr), so scripts always get JSON.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, ClassVar, Literal, NoReturn
 
 import anyio
 import typer
+import typer.main
 from pydantic import JsonValue
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from paraloom.cli.graph import to_dot, to_mermaid, to_png
 from paraloom.cli.inputs import InputError, parse_inputs
@@ -50,8 +52,48 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "app"
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+class _LazyGroups(TyperGroup):
+    """The top-level command group, with sub-apps imported only when invoked.
+
+    ``paraloom router …`` needs scikit-learn and scipy (seconds to import): listing it in
+    ``paraloom --help`` shows a stand-in with its help text; the real group is imported
+    and mounted when a command line names it. (typer ships its own copy of click, hence
+    ``Any`` for its context and command types.)"""
+
+    LAZY: ClassVar[dict[str, tuple[str, str]]] = {
+        "router": ("paraloom.routing.cli:router_app", "Train and evaluate routers."),
+    }
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        listed = super().list_commands(ctx)
+        return [*listed, *(name for name in self.LAZY if name not in listed)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in self.LAZY:
+            help_text = self.LAZY[cmd_name][1]
+            return TyperGroup(name=cmd_name, help=help_text, short_help=help_text)
+        return command
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else None
+        if name in self.LAZY and name not in self.commands:
+            target, help_text = self.LAZY[name]
+            module, attr = target.split(":")
+            sub_app = getattr(importlib.import_module(module), attr)
+            if not isinstance(sub_app, typer.Typer):
+                raise TypeError(f"{target} is not a typer app")
+            holder = typer.Typer(add_completion=False)  # mounted as add_typer would
+            holder.add_typer(sub_app, name=name, help=help_text)
+            group = typer.main.get_command(holder)
+            assert isinstance(group, TyperGroup)
+            self.add_command(group.commands[name], name)
+        return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(
     name="paraloom",
+    cls=_LazyGroups,
     help="Run agent workflows defined in YAML: plan a task as a DAG, dispatch it in "
     "parallel, route every LLM call under one dollar budget.",
     no_args_is_help=True,
@@ -642,20 +684,6 @@ def mcp_serve(
         _config_error(exc)
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_OK) from None
-
-
-# -- optional sub-apps ------------------------------------------------------------------------
-
-
-def _mount_optional() -> None:
-    if importlib.util.find_spec("paraloom.routing.cli") is not None:
-        router_app = importlib.import_module("paraloom.routing.cli").router_app
-        if not isinstance(router_app, typer.Typer):
-            raise TypeError("paraloom.routing.cli.router_app is not a typer app")
-        app.add_typer(router_app, name="router", help="Train and evaluate routers.")
-
-
-_mount_optional()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
