@@ -52,6 +52,7 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "app"
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+
 class _LazyGroups(TyperGroup):
     """The top-level command group, with sub-apps imported only when invoked.
 
