@@ -141,9 +141,7 @@ class FunctionTool:
             if self._is_async:
                 value = await cast(Callable[..., Awaitable[Any]], self.func)(**kwargs)
             else:
-                value = await run_in_daemon_thread(
-                    functools.partial(self.func, **kwargs), name=f"tool:{self._spec.name}"
-                )
+                value = await run_in_daemon_thread(functools.partial(self.func, **kwargs))
             output = self._output_adapter.dump_python(value, mode="json")
         except anyio.get_cancelled_exc_class():
             raise
