@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import anyio.to_thread
 import networkx as nx
 from pydantic import JsonValue
 
@@ -484,7 +485,9 @@ async def _build_tool(
             raise loaded.error(("tools", name, "python"), f"{cfg.python} is not callable")
         action: Action = function_tool
         if cfg.isolation == "process":
-            from paraloom.tools.process import ProcessTool
+            from paraloom.tools.process import ProcessTool, warm_up
+
+            await anyio.to_thread.run_sync(warm_up)  # not within the first call's timeout
 
             module_name, attr = cfg.python.split(":", 1)
             try:

@@ -9,7 +9,9 @@ runs each call in a fresh child process and kills it (SIGKILL) the moment the ca
 cancelled or times out.
 
 Costs and limits: a process per call (forked from a ``forkserver`` that has paraloom
-imported, so milliseconds, plus importing the tool's module), arguments and the return
+imported, so milliseconds, plus importing the tool's module; starting that server takes
+about a second, paid by :func:`warm_up`, which ``open_project`` calls, or else by the
+first call, within its timeout), arguments and the return
 value cross a pipe (they must pickle), and the function must be importable by
 ``module:attribute`` (a module-level function, or a ``@tool`` object). Async tools and
 tools that take the :class:`~paraloom.runtime.context.ActionContext` cannot be isolated.
@@ -39,7 +41,7 @@ from paraloom.runtime.context import ActionContext
 from paraloom.tools.function import FunctionTool, exception_status
 from paraloom.tools.wrappers.base import WrapperAction
 
-__all__ = ["ProcessTool"]
+__all__ = ["ProcessTool", "warm_up"]
 
 _Message = tuple[Any, ...]
 """From the child: ("ok", value) or ("raised", status, error type, message)."""
@@ -56,6 +58,18 @@ def _mp_context() -> multiprocessing.context.BaseContext:
             ctx = multiprocessing.get_context("spawn")
         _contexts.append(ctx)
     return _contexts[0]
+
+
+def _noop() -> None:
+    pass
+
+
+def warm_up() -> None:
+    """Start the forkserver and fork one child from it (blocking; call it off the event
+    loop), so that the first call of a :class:`ProcessTool` pays no start-up."""
+    process = _mp_context().Process(target=_noop, daemon=True)  # type: ignore[attr-defined]
+    process.start()
+    process.join()
 
 
 def _child(

@@ -165,7 +165,7 @@ def test_sys_exit_with_on_failure_fail_stops_the_run_cleanly(project: Path) -> N
 
 OVERRUN_FLOW = """
 tools:
-  {tool}: {{python: "fault_tools:{tool}", timeout_s: 0.5}}
+  {tool}: {{python: "fault_tools:{tool}", timeout_s: 0.5, isolation: {isolation}}}
   fine: {{python: "fault_tools:fine"}}
 workflows:
   w:
@@ -178,12 +178,17 @@ workflows:
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("tool", ["sleeper", "spinner"])
-def test_a_timed_out_sync_tool_does_not_keep_the_cli_alive(project: Path, tool: str) -> None:
+@pytest.mark.parametrize(
+    ("tool", "isolation"),
+    [("sleeper", "thread"), ("spinner", "thread"), ("spinner", "process")],
+)
+def test_a_timed_out_sync_tool_does_not_keep_the_cli_alive(
+    project: Path, tool: str, isolation: str
+) -> None:
     """``time.sleep(300)`` or a CPU loop past ``timeout_s``: the run reports the
     timeout and the process exits at once (it used to wait for the thread: 300 s, or
     forever)."""
-    flow = write_flow(project, OVERRUN_FLOW.format(tool=tool))
+    flow = write_flow(project, OVERRUN_FLOW.format(tool=tool, isolation=isolation))
     started = time.monotonic()
     # far below the tool's 300 s, generous for a loaded machine's start-up
     proc = paraloom(project, "run", str(flow), "--json", "--no-store", timeout=90)
