@@ -20,6 +20,10 @@ import pytest
 from paraloom.cli import RunOutput
 from paraloom.store import RunStore
 
+# CLI subprocesses end to end: integration checks (the engine-level tests of the same
+# behaviour run by default: test_function_tool, test_graceful_stop, test_progress).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 TOOLS = """
@@ -358,7 +362,6 @@ def _statuses(store_path: Path, run_id: str) -> dict[str, str]:
         return {s.subtask_id: s.status for s in store.get_run(run_id).subtasks}
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_first_ctrl_c_lets_running_subtasks_finish_and_records_them(project: Path) -> None:
     flow = write_flow(project, STOP_FLOW)
@@ -387,7 +390,6 @@ def test_first_ctrl_c_lets_running_subtasks_finish_and_records_them(project: Pat
     assert log_of(project) == {"fine": 2, "wait_for:gate1": 1, "wait_for:gate2": 1}
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_second_ctrl_c_stops_at_once_without_a_traceback(project: Path) -> None:
     flow = write_flow(project, STOP_FLOW)
