@@ -291,11 +291,8 @@ class OpenAITestServer:
         if isinstance(reply, Malformed):
             return Response(reply.body, media_type="application/json")
         if isinstance(reply, Truncated):
-            full = json.dumps(self._completion(reply.reply, recorded))
+            full = bytes((await self._render(reply.reply, recorded)).body)
             return Response(full[: int(len(full) * reply.keep)], media_type="application/json")
-        return JSONResponse(self._completion(reply, recorded))
-
-    def _completion(self, reply: Reply | str, recorded: RecordedRequest) -> dict[str, Any]:
         if isinstance(reply, str):
             reply = Reply(content=reply)
         usage = reply.usage_for(recorded.to_model_request())
@@ -309,15 +306,17 @@ class OpenAITestServer:
                 }
                 for c in reply.tool_calls
             ]
-        return {
-            "id": new_id("chatcmpl-"),
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": reply.model or recorded.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": reply.finish()}],
-            "usage": {
-                "prompt_tokens": usage.input_tokens,
-                "completion_tokens": usage.output_tokens,
-                "total_tokens": usage.total_tokens,
-            },
-        }
+        return JSONResponse(
+            {
+                "id": new_id("chatcmpl-"),
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": reply.model or recorded.model,
+                "choices": [{"index": 0, "message": message, "finish_reason": reply.finish()}],
+                "usage": {
+                    "prompt_tokens": usage.input_tokens,
+                    "completion_tokens": usage.output_tokens,
+                    "total_tokens": usage.total_tokens,
+                },
+            }
+        )
