@@ -11,26 +11,29 @@ stderr), so scripts always get JSON.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import sys
 from collections.abc import Sequence
 from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NoReturn
 
 import anyio
 import typer
+import typer.main
 from pydantic import JsonValue
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from paraloom.cli.graph import to_dot, to_mermaid, to_png
 from paraloom.cli.inputs import InputError, check_inputs, parse_inputs
+from paraloom.cli.interrupts import STOP_REASON, watch_interrupts
 from paraloom.cli.output import RunOutput, run_output
-from paraloom.cli.progress import RunView
+from paraloom.cli.progress import ProgressLines, RunView
 from paraloom.cli.render import print_projection, print_result, print_run, print_runs
 from paraloom.cli.sinks import SinkError, open_sinks
 from paraloom.config.build import (
@@ -47,6 +50,7 @@ from paraloom.config.schema import config_json_schema
 from paraloom.orchestrator.resume import ResumeState, plan_changes
 from paraloom.protocols.events import Event
 from paraloom.protocols.plan import Plan
+from paraloom.runtime.stop import StopSignal
 
 if TYPE_CHECKING:
     from paraloom.store import RunStore
@@ -65,8 +69,49 @@ __all__ = [
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL, EXIT_WARNING = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
 
+
+class _LazyGroups(TyperGroup):
+    """The top-level command group, with sub-apps imported only when invoked.
+
+    ``paraloom router …`` needs scikit-learn and scipy (seconds to import): listing it in
+    ``paraloom --help`` shows a stand-in with its help text; the real group is imported
+    and mounted when a command line names it. (typer ships its own copy of click, hence
+    ``Any`` for its context and command types.)"""
+
+    LAZY: ClassVar[dict[str, tuple[str, str]]] = {
+        "router": ("paraloom.routing.cli:router_app", "Train and evaluate routers."),
+    }
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        listed = super().list_commands(ctx)
+        return [*listed, *(name for name in self.LAZY if name not in listed)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in self.LAZY:
+            help_text = self.LAZY[cmd_name][1]
+            return TyperGroup(name=cmd_name, help=help_text, short_help=help_text)
+        return command
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else None
+        if name in self.LAZY and name not in self.commands:
+            target, help_text = self.LAZY[name]
+            module, attr = target.split(":")
+            sub_app = getattr(importlib.import_module(module), attr)
+            if not isinstance(sub_app, typer.Typer):
+                raise TypeError(f"{target} is not a typer app")
+            holder = typer.Typer(add_completion=False)  # mounted as add_typer would
+            holder.add_typer(sub_app, name=name, help=help_text)
+            group = typer.main.get_command(holder)
+            assert isinstance(group, TyperGroup)
+            self.add_command(group.commands[name], name)
+        return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(
     name="paraloom",
+    cls=_LazyGroups,
     help="Run agent workflows defined in YAML: plan a task as a DAG, dispatch it in "
     "parallel, route every LLM call under one dollar budget.",
     no_args_is_help=True,
@@ -195,6 +240,16 @@ def _open_store(store: Path | None) -> RunStore:
         _fail(f"cannot read the run store: {exc}")
 
 
+async def _tick(lines: ProgressLines) -> None:
+    while True:
+        await anyio.sleep(1)
+        lines.tick()
+
+
+def _say(message: str) -> None:
+    err.print(f"[yellow]{escape(message)}[/]")
+
+
 def _print_json(model: Any) -> None:
     sys.stdout.write(model.model_dump_json(indent=2) + "\n")
     sys.stdout.flush()
@@ -306,6 +361,11 @@ def _execute(
     listeners, store = sinks.listeners, sinks.store
     view = RunView(workflow)
     listeners.append(view)
+    # a live table on a terminal; plain lines as things happen when output is piped
+    live_ok = not as_json and err.is_terminal and out.is_terminal
+    lines = ProgressLines(sys.stderr) if not as_json and not live_ok else None
+    if lines is not None:
+        listeners.append(lines)
 
     broken: list[str] = []
 
@@ -318,7 +378,9 @@ def _execute(
                 listeners.remove(listener)
                 broken.append(f"{type(exc).__name__}: {exc}")
 
-    async def go() -> RunOutput:
+    stop = StopSignal()
+
+    async def go() -> RunOutput | None:
         async with open_project(loaded, workflow) as project:
             for orch in project.orchestrators.values():
                 orch.capture_content = orch.capture_content or sinks.capture_content
@@ -333,18 +395,35 @@ def _execute(
                 state, task, spent = resume
                 budget.spent_usd = spent
                 run = project.orchestrator.run(
-                    task, budget=budget, on_event=fan_out, resume=state, run_id=state.run_id
+                    task,
+                    budget=budget,
+                    on_event=fan_out,
+                    resume=state,
+                    run_id=state.run_id,
+                    stop=stop,
                 )
             else:
-                run = project.orchestrator.run(project.task(given), budget=budget, on_event=fan_out)
-            live_ok = not as_json and err.is_terminal
-            if live_ok:
-                with Live(
-                    get_renderable=view.render, console=err, refresh_per_second=8, transient=True
-                ):
-                    result = await run
-            else:
-                result = await run
+                run = project.orchestrator.run(
+                    project.task(given), budget=budget, on_event=fan_out, stop=stop
+                )
+            result = None
+            run_scope = anyio.CancelScope()  # a second Ctrl-C cancels it
+            async with anyio.create_task_group() as tg:
+                await tg.start(watch_interrupts, stop, run_scope, _say)
+                if lines is not None:
+                    tg.start_soon(_tick, lines)
+                with run_scope:
+                    if live_ok:
+                        with Live(
+                            get_renderable=view.render,
+                            console=err,
+                            refresh_per_second=8,
+                            transient=True,
+                        ):
+                            result = await run
+                    else:
+                        result = await run
+                tg.cancel_scope.cancel()
             if store is not None:
                 from paraloom.store import StoreError
 
@@ -355,6 +434,8 @@ def _execute(
                         f"[yellow]warning:[/] the run store did not record everything: "
                         f"{escape(str(exc))}"
                     )
+            if result is None:  # stopped at once: the store has what finished
+                return None
             return run_output(
                 result,
                 budget_usd=project.budget_usd(limit),
@@ -366,11 +447,12 @@ def _execute(
     except ConfigError as exc:
         _config_error(exc)
     except KeyboardInterrupt:
-        hint = f"; continue it with: paraloom resume {view.run_id}" if store and view.run_id else ""
-        err.print(f"[yellow]interrupted[/]{escape(hint)}")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        output = None
     finally:
         sinks.close()
+    hint = f"; continue it with: paraloom resume {view.run_id}" if store and view.run_id else ""
+    if output is None:
+        _fail(f"{STOP_REASON}{hint}", EXIT_INTERRUPTED)
     for problem in broken:
         err.print(
             f"[yellow]warning:[/] an event listener failed and was dropped: {escape(problem)}"
@@ -379,8 +461,11 @@ def _execute(
         _print_json(output)
     else:
         print_result(out, view, output)
-        if not output.ok:
+        if not output.ok and not stop.requested:
             err.print(f"[bold red]run {output.status}:[/] {escape(output.error or '')}")
+    if stop.requested and not output.ok:
+        err.print(f"[yellow]{escape(STOP_REASON)}[/]{escape(hint)}")
+        return EXIT_INTERRUPTED
     if output.ok:
         return EXIT_OK
     return {"partial": EXIT_PARTIAL, "warning": EXIT_WARNING}.get(output.status, EXIT_FAILED)
@@ -730,20 +815,6 @@ def mcp_serve(
         raise typer.Exit(EXIT_OK) from None
     finally:
         sinks.close()
-
-
-# -- optional sub-apps ------------------------------------------------------------------------
-
-
-def _mount_optional() -> None:
-    if importlib.util.find_spec("paraloom.routing.cli") is not None:
-        router_app = importlib.import_module("paraloom.routing.cli").router_app
-        if not isinstance(router_app, typer.Typer):
-            raise TypeError("paraloom.routing.cli.router_app is not a typer app")
-        app.add_typer(router_app, name="router", help="Train and evaluate routers.")
-
-
-_mount_optional()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

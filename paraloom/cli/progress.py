@@ -1,9 +1,13 @@
-"""Live progress of a run in the terminal, built only from the event stream.
+"""Progress of a run, built only from the event stream.
 
 :class:`RunView` is an event listener (quick, never raises, never blocks) that keeps a
 row per subtask (status, models chosen, tokens, cost, time) plus the planner's rounds,
 and renders them as a rich table headed by cost so far vs budget and elapsed time. The
 rendering may happen on rich's refresh thread, so state is guarded by a lock.
+
+:class:`ProgressLines` is the same story as plain text lines, for when output is not a
+terminal (``| tee``, CI logs, ``nohup``): one line per subtask state change, written
+and flushed as it happens, throttled (see its docs).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import TextIO
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -33,7 +38,7 @@ from paraloom.protocols.events import (
     SubtaskStarted,
 )
 
-__all__ = ["RunView", "money"]
+__all__ = ["ProgressLines", "RunView", "money"]
 
 _STYLE = {
     "waiting": "dim",
@@ -240,3 +245,139 @@ class RunView:
 
     def render(self) -> RenderableType:
         return Group(self.header(), self.table())
+
+
+class ProgressLines:
+    """An event listener that writes plain progress lines to ``stream``, e.g.::
+
+        [   0.41s] run run_1a2b… started: workflow main
+        [   0.43s] subtask fetch (http_get): running
+        [   1.02s] subtask fetch: ok in 0.59s
+        [   1.03s] subtask summarize: retrying (attempt 1: ModelError: …)
+        [   3.90s] run ok: cost $0.0012
+
+    One line per state change of a top-level subtask (running, retrying, finished,
+    skipped), plus the run's start and end and each planner round. Throttled: at most
+    ``max_lines_per_s`` lines in any second (bursts of many tiny subtasks); the lines
+    over the limit are counted and reported in one line by the next line written or
+    :meth:`tick`. :meth:`tick` (called every second or so by the CLI) also writes a
+    "still running" line after ``quiet_s`` without any line, so a stalled run is not
+    silent.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        max_lines_per_s: int = 20,
+        quiet_s: float = 30.0,
+        detail_chars: int = 200,
+    ) -> None:
+        self._stream = stream
+        self._max = max_lines_per_s
+        self._quiet_s = quiet_s
+        self._detail_chars = detail_chars
+        self._started = time.monotonic()
+        self._recent: list[float] = []
+        self._last_line = self._started
+        self._suppressed = 0
+        self._run_id: str | None = None
+        self._running: set[str] = set()
+        self._finished = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            line = self._describe(event)
+            if line is not None:
+                self._emit(line, always=isinstance(event, RunStarted | RunFinished))
+
+    def tick(self) -> None:
+        """Report suppressed lines, or that the run is still going after a quiet spell."""
+        with self._lock:
+            now = time.monotonic()
+            if self._suppressed and self._allowed(now):
+                self._write(now, self._suppressed_line())
+            elif self._run_id is not None and now - self._last_line >= self._quiet_s:
+                running = ", ".join(sorted(self._running)[:10]) or "planning"
+                self._write(now, f"still running: {running}")
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _describe(self, e: Event) -> str | None:
+        if isinstance(e, RunStarted):
+            if self._run_id is None and e.parent_call_id is None:
+                self._run_id = e.run_id
+                return f"run {e.run_id} started: workflow {e.workflow}"
+            return None
+        if e.run_id != self._run_id:
+            return None  # nested runs fold into their subtask
+        if isinstance(e, RoundStarted):
+            return f"round {e.round}: planning"
+        if isinstance(e, PlanCreated):
+            if e.error:
+                return f"round {e.round}: planner failed: {self._cut(e.error)}"
+            if e.plan is None:
+                return f"round {e.round}: final answer"
+            return f"round {e.round}: {len(e.plan.subtasks)} subtasks"
+        if isinstance(e, SubtaskStarted):
+            self._running.add(e.subtask_id)
+            return f"subtask {e.subtask_id} ({e.action}): running"
+        if isinstance(e, SubtaskRetried):
+            return (
+                f"subtask {e.subtask_id}: retrying in {e.delay_s:.1f}s "
+                f"(attempt {e.attempt}: {self._cut(e.reason)})"
+            )
+        if isinstance(e, SubtaskFinished):
+            self._running.discard(e.subtask_id)
+            self._finished += 1
+            r = e.result
+            if e.reused:
+                return f"subtask {e.subtask_id}: reused (finished in an earlier session)"
+            took = f" in {r.duration_s:.2f}s" if r.duration_s else ""
+            if r.error is None:
+                return f"subtask {e.subtask_id}: {r.status.value}{took}"
+            detail = self._cut(f"{r.error.type}: {r.error.message}")
+            return f"subtask {e.subtask_id}: {r.status.value}{took}: {detail}"
+        if isinstance(e, SubtaskSkipped):
+            self._finished += 1
+            return f"subtask {e.subtask_id}: skipped ({self._cut(e.reason)})"
+        if isinstance(e, RunFinished):
+            line = f"run {e.status}: cost {money(e.cost_usd)}"
+            return line if e.error is None else f"{line}: {self._cut(e.error)}"
+        return None
+
+    def _cut(self, text: str) -> str:
+        text = " ".join(text.split())
+        if len(text) <= self._detail_chars:
+            return text
+        return text[: self._detail_chars - 1] + "…"
+
+    def _allowed(self, now: float) -> bool:
+        self._recent = [t for t in self._recent if now - t < 1.0]
+        return len(self._recent) < self._max
+
+    def _emit(self, line: str, *, always: bool) -> None:
+        now = time.monotonic()
+        if not always and not self._allowed(now):
+            self._suppressed += 1
+            return
+        if self._suppressed:
+            self._write(now, self._suppressed_line())
+        self._write(now, line)
+
+    def _suppressed_line(self) -> str:
+        n, self._suppressed = self._suppressed, 0
+        return (
+            f"({n} state changes not shown; {len(self._running)} running, "
+            f"{self._finished} finished)"
+        )
+
+    def _write(self, now: float, line: str) -> None:
+        self._recent.append(now)
+        self._last_line = now
+        try:
+            self._stream.write(f"[{now - self._started:8.2f}s] {line}\n")
+            self._stream.flush()
+        except (OSError, ValueError):  # a closed pipe must not break the run
+            pass

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import anyio.to_thread
 import networkx as nx
 from pydantic import JsonValue
 
@@ -489,10 +490,10 @@ async def _build_tool(
     if cfg.python is not None:
         target = _import(loaded, name, cfg.python)
         if isinstance(target, FunctionTool):
-            action: Action = target if target.spec.name == name else renamed(target, name)
+            function_tool = target
         elif callable(target):
             try:
-                action = FunctionTool(target, name=name, description=cfg.description)
+                function_tool = FunctionTool(target, name=name, description=cfg.description)
             except Exception as exc:
                 raise loaded.error(
                     ("tools", name, "python"),
@@ -500,7 +501,20 @@ async def _build_tool(
                 ) from None
         else:
             raise loaded.error(("tools", name, "python"), f"{cfg.python} is not callable")
-        actions = [action]
+        action: Action = function_tool
+        if cfg.isolation == "process":
+            from paraloom.tools.process import ProcessTool, warm_up
+
+            await anyio.to_thread.run_sync(warm_up)  # not within the first call's timeout
+
+            module_name, attr = cfg.python.split(":", 1)
+            try:
+                action = ProcessTool(
+                    function_tool, module_name, attr, sys_path=[str(loaded.base_dir)]
+                )
+            except ValueError as exc:
+                raise loaded.error(("tools", name, "isolation"), str(exc)) from None
+        actions = [action if action.spec.name == name else renamed(action, name)]
     elif cfg.http is not None:
         from paraloom.tools.http import HttpTool
 

@@ -270,6 +270,11 @@ class ToolConfig(BaseModel):
     retries: int = Field(
         default=0, ge=0, le=10, description="Retries on retryable errors (python tools)."
     )
+    isolation: Literal["thread", "process"] = Field(
+        default="thread",
+        description="python tools: 'thread' (a daemon thread, abandoned when a call times "
+        "out) or 'process' (a child process per call, killed when it times out).",
+    )
 
     @field_validator("python")
     @classmethod
@@ -288,6 +293,8 @@ class ToolConfig(BaseModel):
                 "a tool needs exactly one of 'python', 'http' or 'mcp'"
                 + (f" (got {', '.join(given)})" if given else "")
             )
+        if self.isolation == "process" and self.python is None:
+            raise ValueError("'isolation: process' is for python tools")
         return self
 
     @property

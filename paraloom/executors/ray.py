@@ -27,25 +27,35 @@ paraloom) or ``error`` (e.g. the function could not be unpickled on the worker).
 
 Cancellation and timeouts: when the awaiting task is cancelled (a ``timeout_s`` of the
 subtask's failure policy, ``RunHandle.cancel()``, any enclosing cancel scope), the Ray
-task is cancelled with ``ray.cancel`` (a ``KeyboardInterrupt`` in the worker; with
-``force_cancel=True`` the worker process is killed) and the cancellation propagates, so
-the scheduler records ``timeout``/``cancelled`` exactly as in-process.
+task is cancelled with ``ray.cancel`` (a ``KeyboardInterrupt`` in the worker) and the
+executor waits until Ray reports the task ended. A gentle cancel can be lost (it races
+with the task's start on the worker, or the function swallows ``KeyboardInterrupt``):
+if the task still runs after ``cancel_grace_s``, it is cancelled again with
+``force=True``, which kills its worker process. That is safe here: these tasks are plain
+functions (never actor methods) with Ray's retries off, so nothing else lives in that
+worker and nothing re-runs; Ray starts a fresh worker. ``force_cancel=True`` kills at
+once. The wait is bounded (``cancel_grace_s`` + 10 s); then the cancellation
+propagates, so the scheduler records ``timeout``/``cancelled`` exactly as in-process.
 
 Awaiting object refs
 --------------------
-``ray.get`` runs in an anyio worker thread (``abandon_on_cancel=True``) under a
-:class:`anyio.CapacityLimiter` sized ``max_in_flight``; the same limit bounds how many
-tasks this executor has submitted at once, so the waiting threads are bounded too. We
-chose this over ``ObjectRef.future()`` callbacks: those run on a Ray-internal thread,
-and waking the event loop from there portably (``anyio.from_thread``) blocks that thread
-until the loop answers, which can deadlock with a loop thread busy submitting to Ray;
-``await ref`` is asyncio-only. The thread hop costs tens of microseconds, small next to
-a Ray task's own overhead (see ``benchmarks/ray_overhead.py``).
+``ray.wait``/``ray.get`` run in an anyio worker thread (``abandon_on_cancel=True``)
+under a :class:`anyio.CapacityLimiter` sized ``max_in_flight``; the same limit bounds how
+many tasks this executor has submitted at once, so the waiting threads are bounded too.
+The thread polls (``ray.wait`` with a short timeout), so an abandoned wait ends by
+itself rather than blocking a non-daemon thread, and the process's exit, until the task
+returns. We chose this over ``ObjectRef.future()`` callbacks: those run on a
+Ray-internal thread, and waking the event loop from there portably
+(``anyio.from_thread``) blocks that thread until the loop answers, which can deadlock
+with a loop thread busy submitting to Ray; ``await ref`` is asyncio-only. The thread hop
+costs tens of microseconds, small next to a Ray task's own overhead (see
+``benchmarks/ray_overhead.py``).
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable, Mapping
 from types import ModuleType
@@ -72,6 +82,15 @@ INSTALL_HINT = 'RayExecutor needs Ray; install it with: pip install "paraloom[ra
 
 _Outcome = tuple[ActionStatus, Any, str, str]
 """(status, return value, error type, error message) as computed on the worker."""
+
+_POLL_S = 0.2
+"""How often a waiting thread checks whether its caller gave up."""
+_FORCED_WAIT_S = 10.0
+"""How long to wait for Ray to report a force-cancelled task gone."""
+
+
+class _Abandoned(Exception):
+    """Ends a waiting thread whose caller was cancelled (nobody reads it)."""
 
 
 def import_ray() -> ModuleType:
@@ -114,6 +133,8 @@ class RayExecutor:
     e.g. ``{"train": {"num_cpus": 4, "memory": 2**31}}``; options Ray rejects make that
     action's calls fail with a clear ``error`` result (nothing is submitted).
     ``remote`` narrows which eligible actions ship (default: all of them).
+    ``force_cancel`` and ``cancel_grace_s``: how a cancelled call's task is stopped (see
+    the module docstring).
     """
 
     def __init__(
@@ -127,9 +148,12 @@ class RayExecutor:
         fallback: Executor | None = None,
         max_in_flight: int = 256,
         force_cancel: bool = False,
+        cancel_grace_s: float = 2.0,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
+        if cancel_grace_s < 0:
+            raise ValueError("cancel_grace_s must be >= 0")
         self._ray = import_ray()
         self.address = address
         self.init_kwargs = dict(init_kwargs or {})
@@ -140,6 +164,7 @@ class RayExecutor:
         self.remote = remote
         self.fallback: Executor = fallback or InProcessExecutor()
         self.force_cancel = force_cancel
+        self.cancel_grace_s = cancel_grace_s
         self._in_flight = anyio.CapacityLimiter(max_in_flight)
         self._threads = anyio.CapacityLimiter(max_in_flight)
         self._init_lock = anyio.Lock()
@@ -175,13 +200,15 @@ class RayExecutor:
                     f"could not submit to Ray: {exc}",
                     started_at=started,
                 )
+            abandoned = threading.Event()
             try:
                 outcome: _Outcome = await anyio.to_thread.run_sync(
-                    self._ray.get, ref, abandon_on_cancel=True, limiter=self._threads
+                    self._await, ref, abandoned, abandon_on_cancel=True, limiter=self._threads
                 )
             except anyio.get_cancelled_exc_class():
+                abandoned.set()
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self._cancel, ref)
+                    await anyio.to_thread.run_sync(self.cancel_task, ref)
                 raise
             except self._ray.exceptions.RayError as exc:
                 return self._ray_failure(call, exc, started)
@@ -213,11 +240,34 @@ class RayExecutor:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def _cancel(self, ref: Any) -> None:
-        try:
-            self._ray.cancel(ref, force=self.force_cancel)
-        except Exception:  # already finished, or the cluster is gone: nothing to stop
-            return
+    def _await(self, ref: Any, abandoned: threading.Event) -> _Outcome:
+        """The task's outcome (blocking); ends early once ``abandoned`` is set."""
+        while True:
+            ready, _ = self._ray.wait([ref], timeout=_POLL_S)
+            if ready:
+                outcome: _Outcome = self._ray.get(ref)
+                return outcome
+            if abandoned.is_set():
+                raise _Abandoned
+
+    def cancel_task(self, ref: Any) -> bool:
+        """Cancel the task of ``ref`` and wait (blocking, bounded) until Ray reports it
+        ended: gently, then by killing its worker after ``cancel_grace_s`` (see the
+        module docstring). Whether it is gone."""
+        started = time.monotonic()
+        force_at = started + (0.0 if self.force_cancel else self.cancel_grace_s)
+        give_up_at = force_at + _FORCED_WAIT_S
+        while True:
+            force = time.monotonic() >= force_at
+            try:
+                self._ray.cancel(ref, force=force)
+                ready, _ = self._ray.wait([ref], timeout=_POLL_S)
+            except Exception:  # the cluster is gone: nothing is left to stop
+                return True
+            if ready:
+                return True
+            if time.monotonic() >= give_up_at:
+                return False
 
     # -- mapping ---------------------------------------------------------------------
 

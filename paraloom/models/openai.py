@@ -36,11 +36,11 @@ _MAX_MESSAGE = 500
 class OpenAICompatible:
     """``POST {base_url}/chat/completions`` with tools and JSON-schema output.
 
-    Retries 429, 5xx, connection errors and timeouts (``retry``), honouring
-    ``Retry-After``; other 4xx fail at once with a :class:`ModelError`. ``timeout_s``
-    bounds each HTTP attempt. ``max_tokens_field="max_completion_tokens"`` suits OpenAI's
-    reasoning models. Pass ``http_client`` to share a connection pool (it is then not
-    closed by :meth:`aclose`).
+    Retries 429, 5xx, connection errors, timeouts and malformed (e.g. truncated) 2xx
+    bodies (``retry``), honouring ``Retry-After``; other 4xx fail at once with a
+    :class:`ModelError`. ``timeout_s`` bounds each HTTP attempt.
+    ``max_tokens_field="max_completion_tokens"`` suits OpenAI's reasoning models. Pass
+    ``http_client`` to share a connection pool (it is then not closed by :meth:`aclose`).
     """
 
     def __init__(
@@ -145,11 +145,14 @@ class OpenAICompatible:
         try:
             body = WireCompletion.model_validate_json(response.content)
         except ValidationError as exc:
+            # A 2xx whose body is cut off or not a completion is a transient provider
+            # fault (a dropped stream, an overloaded proxy): retried like a 5xx.
             raise self._error(
                 request,
                 f"malformed response body: {_first_error(exc)}",
                 status=response.status_code,
                 maybe_billed=True,  # the provider answered 200: it billed the reply
+                retryable=True,
             ) from None
         return completion_from_wire(body, latency_s=latency, requested=request.model)
 

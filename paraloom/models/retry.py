@@ -1,6 +1,7 @@
 """Retrying model calls: tenacity on anyio, honouring the provider's ``Retry-After``.
 
-Only errors marked ``retryable`` (429, 5xx, connection errors, timeouts) are retried;
+Only errors marked ``retryable`` (429, 5xx, connection errors, timeouts, malformed 2xx
+bodies) are retried;
 other client errors (400, 401, 404, …) fail at once. Waits are exponential with jitter,
 or the provider's ``Retry-After`` when given (capped at ``max_wait_s``).
 """

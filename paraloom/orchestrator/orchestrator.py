@@ -44,6 +44,7 @@ from paraloom.runtime.budget import Budget, BudgetExhausted
 from paraloom.runtime.context import Action, ActionContext
 from paraloom.runtime.redact import REDACTOR, scrub_model
 from paraloom.runtime.selection import ModelSelector
+from paraloom.runtime.stop import StopSignal
 from paraloom.tools.actionset import ActionSet
 
 __all__ = ["Orchestrator", "RunHandle"]
@@ -105,14 +106,18 @@ class Orchestrator:
         parent: ActionContext | None = None,
         model_selector: ModelSelector | None = None,
         resume: ResumeState | None = None,
+        stop: StopSignal | None = None,
     ) -> RunResult:
         """Run ``task`` to the end. Cancellation (an enclosing cancel scope) propagates
         after ``RunFinished(status="cancelled")`` is emitted with the results so far.
 
         ``parent`` nests this run in a calling action (shared budget and event sink);
-        ``resume`` continues an earlier run (its id, planner decisions and results)."""
+        ``resume`` continues an earlier run (its id, planner decisions and results);
+        ``stop`` stops it gracefully when requested: what runs finishes and is kept,
+        nothing new starts, the result is ``cancelled`` (a nested run uses its parent's).
+        """
         bus = EventBus([*self.listeners, *([on_event] if on_event else [])])
-        options = _RunOptions(budget, run_id, parent, model_selector, resume)
+        options = _RunOptions(budget, run_id, parent, model_selector, resume, stop=stop)
         return await self._execute(task, bus, options)
 
     @asynccontextmanager
@@ -125,6 +130,7 @@ class Orchestrator:
         model_selector: ModelSelector | None = None,
         resume: ResumeState | None = None,
         on_event: Listener | None = None,
+        stop: StopSignal | None = None,
     ) -> AsyncIterator[RunHandle]:
         """Start a run in the background: ``async with orch.start(task) as run:`` then
         ``async for event in run.events()``, ``await run.result()``, ``run.cancel()``.
@@ -133,7 +139,9 @@ class Orchestrator:
         stream = bus.subscribe()
         rid = run_id or (resume.run_id if resume else new_id("run_"))
         handle = RunHandle(rid, stream)
-        options = _RunOptions(budget, rid, None, model_selector, resume, handle._set_result)
+        options = _RunOptions(
+            budget, rid, None, model_selector, resume, handle._set_result, stop=stop
+        )
 
         async def main() -> None:
             try:
@@ -177,7 +185,9 @@ class Orchestrator:
             depth=parent.depth + 1 if parent else 0,
             deadline=parent.deadline if parent else None,
             capture_content=self.capture_content or (parent.capture_content if parent else False),
+            stop=options.stop or (parent.stop if parent else None),
         )
+        stop = context.stop
         # Subtask events only matter to listeners: with none, skip building them.
         listened = bus.active or parent_emit is not None
         subtask_context = context if listened else replace(context, emit=tally.observe)
@@ -244,6 +254,9 @@ class Orchestrator:
 
         try:
             while True:
+                if stop is not None and stop.requested:
+                    status, error = "cancelled", stop.reason
+                    break
                 if round_no >= self.max_rounds:
                     error = f"no final answer after {self.max_rounds} rounds"
                     break
@@ -350,6 +363,7 @@ class _RunOptions:
     model_selector: ModelSelector | None
     resume: ResumeState | None
     on_result: Callable[[RunResult], None] | None = None
+    stop: StopSignal | None = None
 
 
 def _budget_for(budget: BudgetArg, default: BudgetArg, parent: ActionContext | None) -> Budget:

@@ -15,6 +15,10 @@ Each attempt may time out; failures are retried (tenacity), then a fallback is t
 then the subtask's ``on_failure`` rule decides what happens downstream. Results are
 written to the caller's dict as they finish, so nothing finished is lost when the round
 fails or is cancelled.
+
+A graceful stop (the context's :class:`~paraloom.runtime.stop.StopSignal`) starts no
+new subtask, attempt, retry or fallback and lets attempts in flight finish; whatever did
+not start ends ``cancelled`` (error type ``Stopped``) when the round ends.
 """
 
 from __future__ import annotations
@@ -176,11 +180,35 @@ class _Round:
             for sid in self.plan.order:
                 if not self.waiting[sid]:
                     self._start(sid)
+        if self.stopping:
+            now = time.time()
+            for sid in self.plan.order:
+                if sid not in self.done:
+                    self._finish(sid, self._stopped(sid, "this subtask started", now))
+
+    @property
+    def stopping(self) -> bool:
+        stop = self.context.stop
+        return stop is not None and stop.requested
+
+    def _stopped(self, sid: str, what: str, started: float) -> ActionResult:
+        stop = self.context.stop
+        reason = (stop.reason if stop is not None else None) or "the run was stopped"
+        return _status_result(
+            sid,
+            self.by_id[sid].action,
+            ActionStatus.CANCELLED,
+            "Stopped",
+            f"{reason} before {what}",
+            started,
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 
     def _start(self, sid: str) -> None:
         assert self.tg is not None
+        if self.stopping:  # marked cancelled when the round ends
+            return
         self.started.add(sid)
         self.tg.start_soon(self._run_subtask, sid, name=f"subtask:{sid}")
 
@@ -255,12 +283,16 @@ class _Round:
         action_limiter = self.action_limiters.get(spec.name)
 
         async def attempt(n: int) -> ActionResult:
+            if self.stopping:
+                return self._stopped(subtask.id, f"attempt {n} started", time.time())
             # the action's slot first: waiting for it must not hold a global slot
             if action_limiter is not None:
                 await acquire_slot(action_limiter)
             try:
                 await acquire_slot(self.limiter)
                 try:
+                    if self.stopping:  # asked while this attempt waited for a slot
+                        return self._stopped(subtask.id, f"attempt {n} started", time.time())
                     # the deadline counts from the moment the attempt may start
                     call = ActionCall(
                         call_id=new_id("call_"),
@@ -332,6 +364,10 @@ class _Round:
             raise
         except Exception as exc:  # an adapter broke its contract; keep the run alive
             return ActionResult.failure(call, "error", type(exc).__name__, f"action raised: {exc}")
+        except (SystemExit, KeyboardInterrupt) as exc:  # sys.exit() in an action: its error
+            return ActionResult.failure(
+                call, "error", type(exc).__name__, f"action raised {type(exc).__name__}"
+            )
 
     # -- bookkeeping -----------------------------------------------------------------
 
@@ -350,6 +386,8 @@ class _Round:
             )
 
     def _after(self, sid: str, result: ActionResult, policy: FailurePolicy) -> None:
+        if self.stopping:  # nothing new starts, nothing running is cut short
+            return
         if result.ok or policy.on_failure == "continue":
             for dep in self.dependents[sid]:
                 waiting = self.waiting[dep]

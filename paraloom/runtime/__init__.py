@@ -6,6 +6,7 @@ from paraloom.runtime.context import Action, ActionContext, EventSink, discard_e
 from paraloom.runtime.limits import SharedLimit, acquire_slot
 from paraloom.runtime.redact import Redactor, redact, register_secret
 from paraloom.runtime.selection import ModelSelector, Selection, SelectionRequest, StepKind
+from paraloom.runtime.stop import StopSignal
 from paraloom.runtime.worst_case import (
     InputSize,
     WorstCase,
@@ -29,6 +30,7 @@ __all__ = [
     "SelectionRequest",
     "SharedLimit",
     "StepKind",
+    "StopSignal",
     "WorstCase",
     "acquire_slot",
     "discard_event",

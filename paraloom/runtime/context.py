@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from paraloom.protocols.events import Event
     from paraloom.runtime.budget import Budget
     from paraloom.runtime.selection import ModelSelector
+    from paraloom.runtime.stop import StopSignal
 
 __all__ = ["Action", "ActionContext", "EventSink", "discard_event"]
 
@@ -43,7 +44,8 @@ class Action(Protocol):
 @dataclass(frozen=True, slots=True)
 class ActionContext:
     """What an invocation may use from its run: ids, the event sink, the shared budget,
-    the run's model selector (router) and the actions it may call.
+    the run's model selector (router) and the actions it may call. ``stop`` is the
+    run's graceful-stop request, if it can be stopped (see :mod:`paraloom.runtime.stop`).
 
     Contexts are immutable; :meth:`child` derives the context of a nested call.
     """
@@ -57,6 +59,7 @@ class ActionContext:
     depth: int = 0
     deadline: float | None = None
     capture_content: bool = False
+    stop: StopSignal | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
 
     def child(self, call: ActionCall) -> ActionContext:

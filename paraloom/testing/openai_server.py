@@ -9,7 +9,8 @@ background thread, bound to 127.0.0.1 on an ephemeral port).
 Replies come from a script (consumed in order) or from a function of the request
 (``handler``), which wins when given. A reply is a :class:`Reply` (or plain text), or a
 fault: :class:`Fault` (HTTP error, optional ``Retry-After``), :class:`Slow` (delayed
-answer), :class:`Malformed` (a broken 200 body). Usage numbers default to the
+answer), :class:`Malformed` (a broken 200 body), :class:`Truncated` (a real reply's 200
+body cut off part-way). Usage numbers default to the
 conservative estimate of the request (see :class:`Reply`).
 """
 
@@ -44,11 +45,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from paraloom.models.base import ModelRequest, ResponseFormat
 from paraloom.models.wire import WireRequest, message_from_wire
 from paraloom.protocols.actions import TokenUsage, new_id
-from paraloom.testing.replies import Fault, Malformed, Reply, Slow
+from paraloom.testing.replies import Fault, Malformed, Reply, Slow, Truncated
 
 __all__ = ["OpenAITestServer", "RecordedRequest", "ServerReply"]
 
-ServerReply = Reply | str | Fault | Slow | Malformed
+ServerReply = Reply | str | Fault | Slow | Malformed | Truncated
 Handler = Callable[["RecordedRequest"], ServerReply]
 
 
@@ -308,6 +309,9 @@ class OpenAITestServer:
             return _error(reply.status, reply.message, reply.type, headers)
         if isinstance(reply, Malformed):
             return Response(reply.body, media_type="application/json")
+        if isinstance(reply, Truncated):
+            full = bytes((await self._render(reply.reply, recorded)).body)
+            return Response(full[: int(len(full) * reply.keep)], media_type="application/json")
         if isinstance(reply, str):
             reply = Reply(content=reply)
         usage = reply.usage_for(recorded.to_model_request())

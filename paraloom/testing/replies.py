@@ -12,7 +12,7 @@ from paraloom.models.estimate import estimate_request_tokens, estimate_text_toke
 from paraloom.protocols.actions import TokenUsage, new_id
 from paraloom.protocols.messages import ChatMessage, ToolCall
 
-__all__ = ["Fault", "Malformed", "Reply", "Slow", "tool_call"]
+__all__ = ["Fault", "Malformed", "Reply", "Slow", "Truncated", "tool_call"]
 
 
 def tool_call(
@@ -106,3 +106,16 @@ class Malformed:
     """A 200 reply whose body is not a valid chat completion."""
 
     body: str = '{"choices": [ {"message": '
+
+
+@dataclass(frozen=True, slots=True)
+class Truncated:
+    """A 200 reply carrying the first ``keep`` (0 < keep < 1) of the JSON body ``reply``
+    would have had: what a provider sends when its stream is cut off mid-answer."""
+
+    reply: Reply | str = ""
+    keep: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.keep < 1:
+            raise ValueError(f"keep must be within (0, 1), got {self.keep}")

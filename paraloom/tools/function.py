@@ -2,7 +2,10 @@
 
 The input schema comes from the signature's type hints (through pydantic) and the
 parameter descriptions from the docstring (Google, NumPy or reST style). Sync functions
-run in a worker thread so the event loop never blocks.
+run in a daemon worker thread so the event loop never blocks; a call that times out or is
+cancelled abandons its thread, which never keeps the process alive (see
+:mod:`paraloom.runtime.threads`). A function that calls ``sys.exit()`` or raises
+``KeyboardInterrupt`` fails its own call (status ``error``); it does not end the run.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast, get_type_hints, overload
 
 import anyio
-import anyio.to_thread
 import docstring_parser
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
@@ -26,6 +28,7 @@ from paraloom.protocols.actions import (
     ActionStatus,
 )
 from paraloom.runtime.context import ActionContext
+from paraloom.runtime.threads import run_in_daemon_thread
 
 __all__ = ["FunctionTool", "RetryableError", "exception_status", "tool"]
 
@@ -138,14 +141,14 @@ class FunctionTool:
             if self._is_async:
                 value = await cast(Callable[..., Awaitable[Any]], self.func)(**kwargs)
             else:
-                value = await anyio.to_thread.run_sync(
-                    functools.partial(self.func, **kwargs), abandon_on_cancel=True
-                )
+                value = await run_in_daemon_thread(functools.partial(self.func, **kwargs))
             output = self._output_adapter.dump_python(value, mode="json")
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as exc:
             return ActionResult.from_exception(call, exception_status(exc), exc, started_at=started)
+        except (SystemExit, KeyboardInterrupt) as exc:
+            return _contained_exit(call, exc, started)
         # ``output`` was just dumped to JSON by pydantic: no need to validate it again.
         return ActionResult.success(call, output, started_at=started, trusted=True)
 
@@ -167,6 +170,20 @@ def exception_status(exc: Exception) -> ActionStatus:
     if isinstance(exc, TimeoutError):
         return ActionStatus.TIMEOUT
     return ActionStatus.ERROR
+
+
+def _contained_exit(
+    call: ActionCall, exc: SystemExit | KeyboardInterrupt, started: float
+) -> ActionResult:
+    """The ``error`` result of a call whose code raised ``SystemExit`` (``sys.exit()``)
+    or ``KeyboardInterrupt``: that call fails, the run goes on."""
+    if isinstance(exc, SystemExit):
+        message = f"{call.action!r} called sys.exit({'' if exc.code is None else repr(exc.code)})"
+    else:
+        message = f"{call.action!r} raised KeyboardInterrupt"
+    return ActionResult.failure(
+        call, "error", type(exc).__name__, message + " (contained)", started_at=started
+    )
 
 
 def _short_errors(name: str, exc: ValidationError) -> str:

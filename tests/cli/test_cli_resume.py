@@ -72,7 +72,12 @@ workflows:
 """
 
 
-def _wait_for(condition: object, what: str, timeout: float = 60.0) -> None:
+# Four CLI subprocesses, each paying the CLI's start-up on a possibly loaded machine:
+# generous limits of its own, so a slow machine is not a failure (a hang still is).
+STEP_TIMEOUT_S = 240.0
+
+
+def _wait_for(condition: object, what: str, timeout: float = STEP_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     while not condition():  # type: ignore[operator]
         if time.monotonic() > deadline:
@@ -81,6 +86,7 @@ def _wait_for(condition: object, what: str, timeout: float = 60.0) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_resume_after_sigkill_reuses_finished_subtasks(tmp_path: Path) -> None:
     (tmp_path / "resume_tools.py").write_text(TOOLS, encoding="utf-8")
     flow = tmp_path / "flow.yaml"
@@ -99,7 +105,7 @@ def test_resume_after_sigkill_reuses_finished_subtasks(tmp_path: Path) -> None:
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=STEP_TIMEOUT_S,
         )
 
     proc = subprocess.Popen(

@@ -11,7 +11,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from paraloom.cli import EXIT_BAD_INPUT, EXIT_OK, app
-from paraloom.cli.progress import RunView, money
+from paraloom.cli.progress import ProgressLines, RunView, money
 from paraloom.config import load_config, open_project
 from paraloom.testing.openai_server import OpenAITestServer
 
@@ -190,3 +190,65 @@ def test_view_shows_the_latest_progress_of_a_running_subtask() -> None:
     lines = {line.split("│")[1].strip(): line for line in rows}
     assert "index: a2" in lines["a"] and "a1" not in lines["a"]
     assert "index: 3/10" in lines["b"]
+
+
+@pytest.mark.anyio
+async def test_progress_lines_follow_the_run_and_are_throttled() -> None:
+    from paraloom import Orchestrator, Plan, StaticPlanner, Subtask, tool
+
+    @tool
+    async def noop(i: int) -> int:
+        return i
+
+    plan = Plan(
+        subtasks=tuple(Subtask(id=f"s{i}", action="noop", arguments={"i": i}) for i in range(50))
+    )
+    stream = io.StringIO()
+    lines = ProgressLines(stream, max_lines_per_s=10, quiet_s=0)
+    result = await Orchestrator([noop], StaticPlanner(plan)).run(None, on_event=lines)
+    assert result.ok
+    text = stream.getvalue().splitlines()
+    # 50 subtasks x 2 state changes, but at most 10 lines in a second (+ the run's end)
+    assert len(text) <= 10 + 2
+    assert "run " in text[0] and "started: workflow workflow" in text[0]
+    assert text[-1].endswith("run ok: cost $0")
+    assert "state changes not shown" in text[-2]
+    lines.tick()  # quiet_s=0: a run that is over is still reported, never silent
+    assert len(stream.getvalue().splitlines()) == len(text) + 1
+
+
+def test_progress_lines_report_each_state_change_when_not_throttled() -> None:
+    from paraloom.protocols.actions import ActionKind, ActionResult, ActionStatus, ErrorInfo
+    from paraloom.protocols.events import (
+        RunStarted,
+        SubtaskFinished,
+        SubtaskRetried,
+        SubtaskStarted,
+    )
+
+    stream = io.StringIO()
+    lines = ProgressLines(stream, quiet_s=3600, detail_chars=20)
+    lines(RunStarted(run_id="r1", workflow="w"))
+    lines(RunStarted(run_id="nested", workflow="inner", parent_call_id="c1"))
+    lines(SubtaskStarted(run_id="r1", round=1, subtask_id="a", action="t", kind=ActionKind.TOOL))
+    lines(SubtaskRetried(run_id="r1", round=1, subtask_id="a", attempt=1, reason="x", delay_s=0.5))
+    lines(
+        SubtaskStarted(run_id="nested", round=1, subtask_id="z", action="t", kind=ActionKind.TOOL)
+    )
+    failed = ActionResult(
+        call_id="c",
+        action="t",
+        status=ActionStatus.ERROR,
+        error=ErrorInfo(type="ValueError", message="k" * 100),
+        started_at=1.0,
+        ended_at=2.5,
+    )
+    lines(SubtaskFinished(run_id="r1", round=1, subtask_id="a", result=failed))
+    lines.tick()  # nothing to report: not quiet for long
+    text = [line.split("] ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert text == [
+        "run r1 started: workflow w",
+        "subtask a (t): running",
+        "subtask a: retrying in 0.5s (attempt 1: x)",
+        "subtask a: error in 1.50s: ValueError: kkkkkkk…",
+    ]

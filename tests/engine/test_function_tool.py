@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import anyio
 import anyio.lowlevel
@@ -117,3 +118,48 @@ def test_decorator_with_options() -> None:
 
     assert isinstance(f, FunctionTool)
     assert (f.spec.name, f.spec.description) == ("renamed_tool", "Custom.")
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+@pytest.mark.parametrize(
+    ("raised", "error_type", "says"),
+    [
+        (lambda: SystemExit(3), "SystemExit", "sys.exit(3)"),
+        (lambda: SystemExit(), "SystemExit", "sys.exit()"),
+        (KeyboardInterrupt, "KeyboardInterrupt", "KeyboardInterrupt"),
+    ],
+)
+async def test_sys_exit_and_keyboard_interrupt_are_that_calls_error(
+    is_async: bool, raised: Callable[[], BaseException], error_type: str, says: str
+) -> None:
+    def quit_sync() -> None:
+        raise raised()
+
+    async def quit_async() -> None:
+        raise raised()
+
+    quitter = FunctionTool(quit_async if is_async else quit_sync, name="quitter")
+    result = await quitter.invoke(ActionCall(action="quitter"), CTX)
+    assert result.status is ActionStatus.ERROR
+    assert result.error is not None and result.error.type == error_type
+    assert says in result.error.message
+
+
+async def test_a_timed_out_sync_tool_runs_in_an_abandoned_daemon_thread() -> None:
+    release = threading.Event()
+    threads: list[threading.Thread] = []
+
+    @tool
+    def stuck() -> int:
+        threads.append(threading.current_thread())
+        release.wait(30)
+        return 1
+
+    try:
+        with anyio.move_on_after(0.2) as scope:
+            await stuck.invoke(ActionCall(action="stuck"), CTX)
+        assert scope.cancelled_caught  # abandoned at once, the thread still blocked
+        [thread] = threads
+        assert thread.daemon and thread.is_alive()  # so it cannot keep the process alive
+    finally:
+        release.set()

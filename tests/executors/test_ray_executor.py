@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -125,11 +126,30 @@ def spin(seconds: float) -> int:
 
 
 @tool
-def spin_signalling(fifo: str, seconds: float) -> int:
-    """Tell the test through a named pipe that the task is running, then spin."""
-    with open(fifo, "w") as f:
-        f.write("running")
+def spin_signalling(flag: str, seconds: float) -> int:
+    """Tell the test through a file that the task is running, then spin."""
+    pathlib.Path(flag).write_text("running", encoding="utf-8")
     return spin.func(seconds)  # type: ignore[no-any-return]
+
+
+@tool
+def stubborn_signalling(flag: str, seconds: float) -> int:
+    """Like ``spin_signalling``, deaf to a gentle ``ray.cancel`` (as when one is lost)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker is killed after this
+    return spin_signalling.func(flag, seconds)  # type: ignore[no-any-return]
+
+
+async def wait_until(condition: Any, what: str, within_s: float = 60) -> None:
+    """Poll ``condition()`` until true, or fail after ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await anyio.sleep(0.05)
+
+
+def all_cpus_free() -> bool:
+    return float(ray.available_resources().get("CPU", 0.0)) == 2.0
 
 
 @tool
@@ -173,6 +193,7 @@ TOOLS = [
     not_json,
     spin,
     spin_signalling,
+    stubborn_signalling,
     uses_context,
 ]
 
@@ -239,9 +260,11 @@ async def test_invalid_arguments_answer_like_in_process(
     assert remote.error == local.error
 
 
+@pytest.mark.timeout(300)
 async def test_timeout_cancels_the_ray_tasks(ray_cluster: None) -> None:
-    # Two endless tasks fill both CPUs of the cluster; they must be cancelled on timeout,
-    # or the follow-up run could never get a CPU (and the test would hit its timeout).
+    # Two endless tasks fill both CPUs of the cluster; they must be gone once the run has
+    # timed them out, or the follow-up run could never get a CPU.
+    await wait_until(all_cpus_free, "a quiet cluster")
     policy = FailurePolicy(timeout_s=0.5, on_failure="continue")
     plan = Plan(
         subtasks=tuple(
@@ -249,44 +272,54 @@ async def test_timeout_cancels_the_ray_tasks(ray_cluster: None) -> None:
             for i in range(2)
         )
     )
-    executor = RayExecutor()
-    result = await Orchestrator(TOOLS, StaticPlanner(plan), executor=executor).run()
+    executor = RayExecutor(cancel_grace_s=0.5)
+    with anyio.fail_after(120):
+        result = await Orchestrator(TOOLS, StaticPlanner(plan), executor=executor).run()
     assert {r.status for r in result.subtasks.values()} == {ActionStatus.TIMEOUT}
-    after = await Orchestrator(TOOLS, StaticPlanner(dag(2, 2, 10)), executor=executor).run()
+    # the run waited until Ray reported both tasks ended: their CPUs come back
+    await wait_until(all_cpus_free, "the cancelled tasks' CPUs")
+    with anyio.fail_after(120):
+        after = await Orchestrator(TOOLS, StaticPlanner(dag(2, 2, 10)), executor=executor).run()
     assert after.ok, after.error
 
 
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("action", ["spin_signalling", "stubborn_signalling"])
 async def test_cancelling_a_run_cancels_its_ray_tasks(
-    ray_cluster: None, tmp_path: pathlib.Path
+    ray_cluster: None, tmp_path: pathlib.Path, action: str
 ) -> None:
-    fifos = [tmp_path / f"spin{i}" for i in range(2)]
-    for fifo in fifos:
-        os.mkfifo(fifo)
+    """Cancelled while both tasks run; ``stubborn_signalling`` ignores the gentle cancel,
+    so its worker must be killed (``force=True``) before the CPUs come back."""
+    await wait_until(all_cpus_free, "a quiet cluster")
+    flags = [tmp_path / f"spin{i}" for i in range(2)]
     plan = Plan(
         subtasks=tuple(
             Subtask(
                 id=f"spin{i}",
-                action="spin_signalling",
-                arguments={"fifo": str(fifo), "seconds": 3600},
+                action=action,
+                arguments={"flag": str(flag), "seconds": 3600},
             )
-            for i, fifo in enumerate(fifos)
+            for i, flag in enumerate(flags)
         )
     )
-    executor = RayExecutor()
+    executor = RayExecutor(cancel_grace_s=0.5)
     orch = Orchestrator(TOOLS, StaticPlanner(plan), executor=executor)
     events = []
     async with orch.start() as run:
-        for fifo in fifos:  # both tasks are running on the workers
-            assert await anyio.to_thread.run_sync(fifo.read_text) == "running"
+        # both tasks are running on the workers (a file, not a pipe: nothing can block)
+        await wait_until(lambda: all(f.exists() for f in flags), "both tasks to start", 120)
         run.cancel()
-        events = [e async for e in run.events()]
+        with anyio.fail_after(120):
+            events = [e async for e in run.events()]
     result = await run.result()
     assert result.status == "cancelled"
     assert {r.status for r in result.subtasks.values()} == {ActionStatus.CANCELLED}
     finished = [e for e in events if e.type == "run_finished"]
     assert len(finished) == 1
     assert finished[0].status == "cancelled"
-    after = await Orchestrator(TOOLS, StaticPlanner(dag(2, 2, 10)), executor=executor).run()
+    await wait_until(all_cpus_free, "the cancelled tasks' CPUs")
+    with anyio.fail_after(120):
+        after = await Orchestrator(TOOLS, StaticPlanner(dag(2, 2, 10)), executor=executor).run()
     assert after.ok, after.error
 
 

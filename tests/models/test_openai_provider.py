@@ -5,14 +5,25 @@ from __future__ import annotations
 import email.utils
 import socket
 import time
+from decimal import Decimal
 
 import httpx
 import pytest
 
-from paraloom.models import ModelError, ModelRequest, OpenAICompatible, ResponseFormat
+from paraloom.models import (
+    ModelError,
+    ModelPool,
+    ModelRequest,
+    OpenAICompatible,
+    ResponseFormat,
+    call_model,
+)
 from paraloom.models.openai import _retry_after
-from paraloom.protocols.messages import ChatMessage
-from paraloom.testing import Fault, Malformed, Reply, Slow, tool_call
+from paraloom.protocols.events import Event, LLMCallFinished
+from paraloom.protocols.messages import ChatMessage, ModelDescriptor
+from paraloom.runtime.budget import Budget
+from paraloom.runtime.context import ActionContext
+from paraloom.testing import Fault, Malformed, Reply, Slow, Truncated, tool_call
 from paraloom.testing.openai_server import OpenAITestServer
 
 from .conftest import SleepRecorder
@@ -173,14 +184,67 @@ async def test_400_is_not_retried(server: OpenAITestServer, sleeps: SleepRecorde
 
 
 @pytest.mark.anyio
-async def test_malformed_body(server: OpenAITestServer, sleeps: SleepRecorder) -> None:
-    server.script(Malformed(), Malformed('{"choices": []}'))
-    async with OpenAICompatible(server.base_url, KEY, retry=sleeps.policy()) as client:
-        with pytest.raises(ModelError, match="malformed response body"):
+async def test_truncated_or_malformed_body_is_retried_then_succeeds(
+    server: OpenAITestServer, sleeps: SleepRecorder
+) -> None:
+    server.script(Truncated(Reply("cut off"), keep=0.6), Malformed('{"choices": []}'), Reply("ok"))
+    async with OpenAICompatible(server.base_url, KEY, retry=sleeps.policy(attempts=3)) as client:
+        out = await client.complete(request())
+    assert out.content == "ok"
+    assert len(server.requests) == 3
+    assert len(sleeps.waits) == 2  # backed off like a 5xx
+
+
+@pytest.mark.anyio
+async def test_malformed_bodies_exhaust_the_retries_with_a_retryable_error(
+    server: OpenAITestServer, sleeps: SleepRecorder
+) -> None:
+    server.script(Truncated(Reply("a")), Malformed(), Reply("too late"))
+    async with OpenAICompatible(server.base_url, KEY, retry=sleeps.policy(attempts=2)) as client:
+        with pytest.raises(ModelError, match="malformed response body") as info:
             await client.complete(request())
-        with pytest.raises(ModelError, match="choices"):
-            await client.complete(request())
-    assert len(server.requests) == 2
+    assert info.value.retryable and info.value.status == 200
+    assert len(server.requests) == 2  # bounded by the policy
+
+
+@pytest.mark.anyio
+async def test_retried_truncated_body_keeps_the_budget_right(
+    server: OpenAITestServer, sleeps: SleepRecorder
+) -> None:
+    """Through ``call_model``, the retries stay under the budget's books: nothing stays
+    reserved, what was spent is what the call's events report (one tally), and it
+    covers the good reply (a billed truncated attempt, if the budget keeps one, is in
+    both)."""
+    priced = ModelDescriptor(name="m", input_price_per_m=Decimal(3), output_price_per_m=Decimal(7))
+    msgs = [ChatMessage(role="user", content="hello")]
+    async with OpenAICompatible(server.base_url, KEY, retry=sleeps.policy(attempts=2)) as client:
+        pool = ModelPool([priced], client=client)
+        budget = Budget("1.00")
+        events: list[Event] = []
+        context = ActionContext(run_id="r", emit=events.append, budget=budget)
+
+        def reported() -> Decimal:
+            finished = [e for e in events if isinstance(e, LLMCallFinished)]
+            return sum((e.cost_usd for e in finished), Decimal(0))
+
+        server.script(Truncated(Reply("x")), Reply("good", input_tokens=100, output_tokens=10))
+        mc = await call_model(pool, context, msgs, default_model="m", max_tokens=20)
+        assert mc.completion.content == "good"
+        assert mc.cost_usd == priced.cost(100, 10)
+        assert budget.reserved_usd == 0
+        assert budget.spent_usd == reported() >= mc.cost_usd
+        last = events[-1]
+        assert isinstance(last, LLMCallFinished) and last.error is None
+        spent_before = budget.spent_usd
+        server.script(Truncated(Reply("y")), Malformed())
+        with pytest.raises(ModelError, match="malformed") as info:
+            await call_model(pool, context, msgs, default_model="m", max_tokens=20)
+        assert info.value.retryable
+        assert budget.reserved_usd == 0
+        assert budget.spent_usd == reported() >= spent_before
+        last = events[-1]
+        assert isinstance(last, LLMCallFinished) and last.error is not None
+    assert len(server.requests) == 4
 
 
 @pytest.mark.anyio

@@ -95,13 +95,19 @@ async def test_console_target_writes_stderr(capsys: pytest.CaptureFixture[str]) 
     assert "invoke_workflow" not in out.out
 
 
-def test_disabled_sdk_gives_a_silent_listener(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_disabled_sdk_gives_a_silent_listener(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``OTEL_SDK_DISABLED=true`` wins over ``--trace console``: a whole run through the
+    listener exports nothing (the same run writes spans to stderr when enabled)."""
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     listener, shutdown = tracing_listener_for("console")
-    from paraloom.protocols.events import RunStarted
-
-    listener(RunStarted(run_id="r", workflow="w"))
+    d = build_diamond(listeners=[listener])
+    result = await d.orchestrator.run(d.task)
     shutdown()
+    assert result.ok
+    out = capsys.readouterr()
+    assert (out.out, out.err) == ("", "")
 
 
 def test_missing_otlp_extra_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
