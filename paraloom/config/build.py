@@ -165,6 +165,7 @@ def model_descriptors(config: ParaloomConfig) -> dict[str, ModelDescriptor]:
             max_output_tokens=m.max_output_tokens,
             latency_s=m.latency_s,
             description=m.description,
+            tool_mode=m.tool_mode,
         )
         for name, m in config.models.items()
     }

@@ -100,6 +100,12 @@ class ModelConfig(BaseModel):
         "every run, agent and cascade of the loaded configuration (waits between retries "
         "hold no slot). Default: no limit.",
     )
+    tool_mode: Literal["native", "json"] = Field(
+        default="native",
+        description="How agents ask this model for tool calls: 'native' (OpenAI `tools`) or "
+        "'json' (JSON-schema constrained output, for models without tool support in their "
+        "chat template, e.g. many small local models).",
+    )
     description: str = ""
 
 

@@ -35,6 +35,7 @@ from paraloom.models.base import (
 )
 from paraloom.models.estimate import estimate_request_tokens, worst_case_cost
 from paraloom.models.pool import ModelPool
+from paraloom.models.tool_mode import json_tool_completion, json_tool_request
 from paraloom.models.wire import message_to_wire
 from paraloom.protocols.actions import TokenUsage, new_id
 from paraloom.protocols.events import LLMCallFinished, LLMCallStarted
@@ -146,6 +147,9 @@ async def call_model(
         temperature=temperature,
         response_format=response_format,
     )
+    json_tools = descriptor.tool_mode == "json" and bool(draft.tools)
+    if json_tools:  # no native tool calling: ask through constrained JSON (tool_mode.py)
+        draft = json_tool_request(draft)
     input_estimate = estimate_request_tokens(draft)
     cap = output_token_cap(descriptor, max_tokens, input_estimate)
     request = draft.model_copy(update={"max_tokens": cap})
@@ -178,6 +182,8 @@ async def call_model(
     started = time.perf_counter()
     try:
         completion = await client.complete(request)
+        if json_tools:
+            completion = json_tool_completion(completion, json_answer=response_format is not None)
         usage = TokenUsage(
             input_tokens=completion.usage.input_tokens,
             output_tokens=completion.usage.output_tokens,

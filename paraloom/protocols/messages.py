@@ -52,6 +52,12 @@ class ModelDescriptor(BaseModel):
     max_output_tokens: int | None = Field(default=None, gt=0)
     latency_s: float | None = Field(default=None, ge=0)
     description: str = ""
+    tool_mode: Literal["native", "json"] = Field(
+        default="native",
+        description="How the model is asked for tool calls: 'native' sends `tools`; 'json' "
+        "asks through JSON-schema constrained output, for models whose chat template has no "
+        "tool support (see paraloom.models.tool_mode).",
+    )
 
     @property
     def provider_model(self) -> str:
