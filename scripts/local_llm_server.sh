@@ -16,6 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(bash scripts/install_local_llm.sh)"
 SLOTS="${SLOTS:-4}"
+# OpenMP threads that spin while waiting made generation 10-20x slower on busy cores.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 echo "serving $(basename "$PARALOOM_LOCAL_GGUF") on http://${HOST:-127.0.0.1}:${PORT:-8080}/v1" >&2
 exec "$PARALOOM_LLAMA_SERVER" --model "$PARALOOM_LOCAL_GGUF" \
     --host "${HOST:-127.0.0.1}" --port "${PORT:-8080}" \

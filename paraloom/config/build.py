@@ -341,6 +341,7 @@ async def _build(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> _
                 description=a.description,
                 output_schema=a.output_schema,
                 max_turns=a.max_turns,
+                answer_on_last_turn=a.answer_on_last_turn,
                 max_corrections=a.max_corrections,
                 max_tokens=a.max_tokens,
                 temperature=a.temperature,

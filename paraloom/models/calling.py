@@ -35,7 +35,7 @@ from paraloom.models.base import (
 )
 from paraloom.models.estimate import estimate_request_tokens, worst_case_cost
 from paraloom.models.pool import ModelPool
-from paraloom.models.tool_mode import json_tool_completion, json_tool_request
+from paraloom.models.tool_mode import json_tool_completion, json_tool_request, uses_tools
 from paraloom.models.wire import message_to_wire
 from paraloom.protocols.actions import TokenUsage, new_id
 from paraloom.protocols.events import LLMCallFinished, LLMCallStarted
@@ -147,7 +147,7 @@ async def call_model(
         temperature=temperature,
         response_format=response_format,
     )
-    json_tools = descriptor.tool_mode == "json" and bool(draft.tools)
+    json_tools = descriptor.tool_mode == "json" and uses_tools(draft)
     if json_tools:  # no native tool calling: ask through constrained JSON (tool_mode.py)
         draft = json_tool_request(draft)
     input_estimate = estimate_request_tokens(draft)

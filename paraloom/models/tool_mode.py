@@ -14,6 +14,8 @@ model:
   else a string);
 * earlier turns are rewritten for a template that knows no tool messages: an assistant
   tool call becomes that JSON object, tool results become one user message;
+* a request that offers no tools but has tool calls in its history (an agent's last
+  turn with ``answer_on_last_turn``) admits only ``{"final_answer": …}``;
 * a reply ``{"tool": …}`` becomes one tool call (one per turn in this mode), a reply
   ``{"final_answer": …}`` the answer's text (JSON-encoded when the request had an output
   schema); a reply that is not such an object is returned unchanged, as a model
@@ -39,6 +41,7 @@ __all__ = [
     "json_tool_completion",
     "json_tool_request",
     "json_tool_schema",
+    "uses_tools",
 ]
 
 ToolMode = Literal["native", "json"]
@@ -82,6 +85,11 @@ def json_tool_schema(
 
 
 def _tools_prompt(tools: Sequence[dict[str, Any]]) -> str:
+    if not tools:
+        return (
+            "No tools are available any more: answer from what you have. Reply with exactly "
+            'one JSON object and nothing else: {"final_answer": <your answer>}'
+        )
     lines = [
         "You can call tools. Reply with exactly one JSON object and nothing else:",
         '- to call a tool: {"tool": "<tool name>", "arguments": {<its arguments>}}',
@@ -138,9 +146,15 @@ def _rewrite_history(
     return tuple(out)
 
 
+def uses_tools(request: ModelRequest) -> bool:
+    """Whether ``request`` offers tools or has tool calls in its history."""
+    return bool(request.tools) or any(m.role == "tool" or m.tool_calls for m in request.messages)
+
+
 def json_tool_request(request: ModelRequest) -> ModelRequest:
-    """``request`` rewritten for JSON tool mode (unchanged when it offers no tools)."""
-    if not request.tools:
+    """``request`` rewritten for JSON tool mode (unchanged when it does not
+    :func:`uses_tools`)."""
+    if not uses_tools(request):
         return request
     answer = request.response_format.json_schema if request.response_format else None
     return request.model_copy(

@@ -101,7 +101,9 @@ class LlamaServer:
     ``context`` is the total context, shared by ``parallel`` slots (each request gets
     ``context // parallel`` tokens: prompt plus reply). ``threads`` CPU threads.
     ``--jinja`` is on (the model's own chat template; JSON-schema ``response_format``).
-    ``ready_timeout_s`` bounds the wait for ``/health``.
+    ``ready_timeout_s`` bounds the wait for ``/health``. The server runs with
+    ``OMP_WAIT_POLICY=passive`` unless the environment sets it: OpenMP threads that spin
+    while waiting made generation 10-20x slower on a machine whose cores were busy.
     """
 
     def __init__(
@@ -180,7 +182,11 @@ class LlamaServer:
         try:
             with open(self.log_path, "wb") as log:
                 self._process = subprocess.Popen(
-                    self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                    self.command(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env={"OMP_WAIT_POLICY": "passive", **os.environ},
                 )
             self._wait_ready()
         except BaseException:

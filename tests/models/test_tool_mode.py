@@ -203,3 +203,43 @@ def test_yaml_rejects_an_unknown_tool_mode_with_its_location(tmp_path: Path) -> 
         load_config(path)
     text = str(err.value)
     assert "tool_mode" in text and "c.yaml:3" in text
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("descriptor", [JSON_MODEL, NATIVE_MODEL], ids=["json", "native"])
+async def test_answer_on_last_turn_offers_no_tools_on_the_last_turn(
+    descriptor: ModelDescriptor,
+) -> None:
+    """A model that would call ``add`` forever answers on the last turn."""
+
+    def replies(request: ModelRequest) -> Reply:
+        offered = bool(request.tools) or "arguments (JSON Schema)" in (
+            request.messages[0].content or ""
+        )
+        if not offered:
+            return (
+                Reply.json({"final_answer": "5"}) if descriptor.tool_mode == "json" else Reply("5")
+            )
+        if descriptor.tool_mode == "json":
+            return Reply.json({"tool": "add", "arguments": {"a": 2, "b": 3}})
+        return Reply.calls(tool_call("add", {"a": 2, "b": 3}))
+
+    model = FunctionModel(replies)
+    pool = ModelPool([descriptor], client=model)
+    looping = solver(pool, model=descriptor.name, max_turns=3)
+    result = await looping.invoke(call(), ctx([]))
+    assert result.status == ActionStatus.ERROR and result.error is not None
+    assert result.error.type == "max_turns"
+
+    model.requests.clear()
+    answering = solver(pool, model=descriptor.name, max_turns=3, answer_on_last_turn=True)
+    result = await answering.invoke(call(), ctx([]))
+    assert result.status == ActionStatus.OK and result.output == "5"
+    assert len(model.requests) == 3
+    last = model.requests[-1]
+    assert last.tools == ()
+    if descriptor.tool_mode == "json":  # only the final-answer branch, history rewritten
+        assert last.response_format is not None
+        (branch,) = last.response_format.json_schema["anyOf"]
+        assert list(branch["properties"]) == ["final_answer"]
+        assert all(m.role != "tool" for m in last.messages)
