@@ -59,7 +59,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         [
             "{f}:2:24: unknown field 'colour' in models.small; expected one of: provider, "
             "model_id, base_url, api_key, input_price_per_m, output_price_per_m, context_window, "
-            "max_output_tokens, latency_s, timeout_s, max_concurrency, description"
+            "max_output_tokens, latency_s, timeout_s, max_concurrency, tool_mode, description"
         ],
     ),
     (
