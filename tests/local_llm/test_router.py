@@ -56,7 +56,8 @@ async def test_router_picks_per_turn_between_two_entries_of_the_same_server(
             pool=pool,
             actions=[capital_of],
             max_tokens=256,
-            max_turns=4,
+            max_turns=3,
+            answer_on_last_turn=True,  # SmolLM2 repeats the tool call rather than answer
             temperature=0,
         )
         plan = Plan(
