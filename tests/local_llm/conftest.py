@@ -3,7 +3,7 @@
 127.0.0.1 and a free port, always stopped.
 
 Install both with ``scripts/install_local_llm.sh`` (the first build of llama-server takes
-~20-25 min on 2 cores; cached afterwards). They are found through PARALOOM_LLAMA_SERVER /
+~20-35 min on 2 cores; cached afterwards). They are found through PARALOOM_LLAMA_SERVER /
 PARALOOM_LOCAL_GGUF, else in the installer's cache. Locally the tests skip when neither
 is there; in CI (``CI`` set) they fail instead: CI must run them.
 """
@@ -38,7 +38,7 @@ def llama() -> Iterator[LlamaServer]:
     if local is None:
         reason = (
             "the local model server is not installed: run scripts/install_local_llm.sh "
-            "(builds llama-server, ~20-25 min the first time) or set PARALOOM_LLAMA_SERVER "
+            "(builds llama-server, ~20-35 min the first time) or set PARALOOM_LLAMA_SERVER "
             "and PARALOOM_LOCAL_GGUF"
         )
         if os.environ.get("CI"):
