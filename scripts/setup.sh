@@ -5,6 +5,9 @@
 # installs the reference MCP server used by the MCP tests (node/npm) into
 # ~/.cache/paraloom/mcp-everything, where the tests find it.
 # PARALOOM_EXTRAS overrides the extras (default: dev,mcp,otlp,ray,phoenix,service,plot).
+# PARALOOM_LOCAL_LLM=1 also installs a local model server (llama.cpp's llama-server, built
+# from source: ~20-35 min on 2 cores the first time, cached) and a small model into
+# ~/.cache/paraloom/local-llm, for the local_llm tests (scripts/install_local_llm.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -22,5 +25,10 @@ if command -v npm >/dev/null 2>&1; then
     echo "reference MCP server: $(cat .cache/mcp-everything.path)"
 else
     echo "npm not found: the MCP tests against the reference server will be skipped" >&2
+fi
+if [ "${PARALOOM_LOCAL_LLM:-0}" = "1" ]; then
+    mkdir -p .cache
+    PYTHON=.venv/bin/python bash scripts/install_local_llm.sh > .cache/local-llm.env
+    echo "local model server: $(tr '\n' ' ' < .cache/local-llm.env)"
 fi
 echo "set-up done: activate with 'source .venv/bin/activate'"

@@ -121,6 +121,9 @@ class LLMAgent:
     answer validated JSON (sent as ``response_format`` when ``structured_output``; turn it
     off for servers that cannot combine ``response_format`` with tools — the schema is
     also in the system prompt and the answer is validated either way).
+    ``answer_on_last_turn`` offers no tools on turn ``max_turns``, so the model must answer
+    there instead of the run failing with ``max_turns`` (small models often repeat a tool
+    call whose result they already have).
     """
 
     def __init__(
@@ -141,6 +144,7 @@ class LLMAgent:
         max_parallel_tools: int | None = None,
         max_tool_output_chars: int = 20_000,
         tags: frozenset[str] = frozenset(),
+        answer_on_last_turn: bool = False,
     ) -> None:
         if model not in pool:
             raise ValueError(f"agent {name!r}: model {model!r} is not in the pool {pool.names}")
@@ -157,6 +161,7 @@ class LLMAgent:
         self.temperature = temperature
         self.max_parallel_tools = max_parallel_tools
         self.max_tool_output_chars = max_tool_output_chars
+        self.answer_on_last_turn = answer_on_last_turn
         self._spec = ActionSpec(
             name=name,
             description=description or (instructions.strip().splitlines() or [""])[0][:200],
@@ -262,7 +267,9 @@ class LLMAgent:
                     messages,
                     default_model=self.model,
                     step=step,
-                    tools=self._tools,
+                    tools=()
+                    if self.answer_on_last_turn and turn == self.max_turns - 1
+                    else self._tools,
                     max_tokens=self.max_tokens,
                     temperature=self.temperature,
                     response_format=self._response_format,

@@ -173,6 +173,7 @@ def model_descriptors(config: ParaloomConfig) -> dict[str, ModelDescriptor]:
             tpm=m.tpm,
             latency_s=m.latency_s,
             description=m.description,
+            tool_mode=m.tool_mode,
         )
         for name, m in config.models.items()
     }
@@ -350,6 +351,7 @@ async def _build(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> _
                 description=a.description,
                 output_schema=a.output_schema,
                 max_turns=a.max_turns,
+                answer_on_last_turn=a.answer_on_last_turn,
                 max_corrections=a.max_corrections,
                 max_tokens=a.max_tokens,
                 temperature=a.temperature,

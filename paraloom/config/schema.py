@@ -138,6 +138,12 @@ class ModelConfig(BaseModel):
         description="The provider's tokens-per-minute limit (a request counts its input "
         "bound plus max_tokens).",
     )
+    tool_mode: Literal["native", "json"] = Field(
+        default="native",
+        description="How agents ask this model for tool calls: 'native' (OpenAI `tools`) or "
+        "'json' (JSON-schema constrained output, for models without tool support in their "
+        "chat template, e.g. many small local models).",
+    )
     description: str = ""
 
 
@@ -324,6 +330,11 @@ class AgentConfig(BaseModel):
         default=None, description="JSON Schema its final answer must match."
     )
     max_turns: int = Field(default=8, ge=1, le=100)
+    answer_on_last_turn: bool = Field(
+        default=False,
+        description="Offer no tools on the last turn, so the model must answer there instead "
+        "of the agent failing with max_turns (helps small models that repeat tool calls).",
+    )
     max_tokens: int = Field(default=1024, ge=1, description="Output tokens per turn.")
     max_corrections: int = Field(default=2, ge=0, le=10)
     temperature: float | None = Field(default=None, ge=0, le=2)

@@ -49,6 +49,7 @@ from paraloom.models.base import (
     ResponseFormat,
 )
 from paraloom.models.pool import ModelPool
+from paraloom.models.tool_mode import json_tool_completion, json_tool_request, uses_tools
 from paraloom.models.wire import message_to_wire
 from paraloom.protocols.actions import TokenUsage, new_id
 from paraloom.protocols.events import LLMCallFinished, LLMCallStarted, UsageAnomaly
@@ -161,15 +162,25 @@ async def call_model(
             name, f"the model selector chose a model not in the pool {pool.names}", provider="pool"
         )
     descriptor = pool.descriptor(name)
-    bound = worst_case(descriptor, size, max_tokens)
     request = ModelRequest(
         model=descriptor.provider_model,
         messages=tuple(messages),
         tools=tuple(tools),
         temperature=temperature,
         response_format=response_format,
-        max_tokens=bound.output_tokens,
     )
+    json_tools = descriptor.tool_mode == "json" and uses_tools(request)
+    if json_tools:  # no native tool calling: ask through constrained JSON (tool_mode.py)
+        request = json_tool_request(request)
+        # bound what is really sent: the tools now travel in the prompt and the schema
+        sent_format = request.response_format
+        size = measure_input(
+            request.messages,
+            request.tools,
+            sent_format.json_schema if sent_format is not None else None,
+        )
+    bound = worst_case(descriptor, size, max_tokens)
+    request = request.model_copy(update={"max_tokens": bound.output_tokens})
     client = pool.client(name)
     fanout = max(1, client.max_calls_per_request) if isinstance(client, CompositeClient) else 1
     parameters: dict[str, JsonValue] = {"max_tokens": bound.output_tokens}
@@ -190,6 +201,8 @@ async def call_model(
     try:
         with tracking(call):
             completion = await client.complete(request)
+        if json_tools:
+            completion = json_tool_completion(completion, json_answer=response_format is not None)
         usage = completion.usage.model_copy(
             update={"calls": max(1, completion.usage.calls) if fanout > 1 else 1}
         )

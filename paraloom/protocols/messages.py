@@ -71,6 +71,12 @@ class ModelDescriptor(BaseModel):
     rpm: int | None = Field(default=None, ge=1, description="Provider requests/minute limit.")
     tpm: int | None = Field(default=None, ge=1, description="Provider tokens/minute limit.")
     description: str = ""
+    tool_mode: Literal["native", "json"] = Field(
+        default="native",
+        description="How the model is asked for tool calls: 'native' sends `tools`; 'json' "
+        "asks through JSON-schema constrained output, for models whose chat template has no "
+        "tool support (see paraloom.models.tool_mode).",
+    )
 
     @property
     def provider_model(self) -> str:
