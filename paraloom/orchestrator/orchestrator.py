@@ -30,6 +30,7 @@ from paraloom.orchestrator.resume import ResumeState
 from paraloom.orchestrator.scheduler import Scheduler
 from paraloom.orchestrator.validation import validate_plan
 from paraloom.protocols.actions import ActionResult, new_id
+from paraloom.protocols.approval import ApprovalDecision, PendingApproval
 from paraloom.protocols.events import (
     Event,
     PlanCreated,
@@ -40,6 +41,7 @@ from paraloom.protocols.events import (
 )
 from paraloom.protocols.feedback import StateFeedback
 from paraloom.protocols.plan import FailurePolicy, FinalAnswer
+from paraloom.runtime.approval import ApprovalCallback, ApprovalGate, ApprovalRule, TimeoutOutcome
 from paraloom.runtime.budget import Budget, BudgetExhausted
 from paraloom.runtime.context import Action, ActionContext
 from paraloom.runtime.redact import REDACTOR, scrub_model
@@ -77,6 +79,10 @@ class Orchestrator:
         listeners: Iterable[Listener] = (),
         capture_content: bool = False,
         feedback_output_chars: int = 2000,
+        requires_approval: Mapping[str, ApprovalRule] | None = None,
+        approval_callback: ApprovalCallback | None = None,
+        approval_timeout_s: float | None = None,
+        on_approval_timeout: TimeoutOutcome = "reject",
     ) -> None:
         self.actions = actions if isinstance(actions, ActionSet) else ActionSet(actions)
         self.planner = planner
@@ -94,6 +100,27 @@ class Orchestrator:
         self.listeners = list(listeners)
         self.capture_content = capture_content
         self.feedback_output_chars = feedback_output_chars
+        self.requires_approval = dict(requires_approval or {})
+        unknown = sorted(set(self.requires_approval) - set(self.actions.names))
+        if unknown:
+            raise ValueError(f"requires_approval names unknown actions: {', '.join(unknown)}")
+        self.approval_callback = approval_callback
+        self.approval_timeout_s = approval_timeout_s
+        self.on_approval_timeout: TimeoutOutcome = on_approval_timeout
+
+    def approval_gate(
+        self, *, detach: bool = False, resume: ResumeState | None = None
+    ) -> ApprovalGate:
+        """A new run's approval gate with this orchestrator's rules and policy
+        (``detach``: leave unanswered requests pending; see :class:`ApprovalGate`)."""
+        return ApprovalGate(
+            rules=self.requires_approval,
+            callback=self.approval_callback,
+            timeout_s=self.approval_timeout_s,
+            on_timeout=self.on_approval_timeout,
+            detach=detach,
+            decided=resume.approvals if resume is not None else None,
+        )
 
     async def run(
         self,
@@ -105,6 +132,7 @@ class Orchestrator:
         parent: ActionContext | None = None,
         model_selector: ModelSelector | None = None,
         resume: ResumeState | None = None,
+        approvals: ApprovalGate | None = None,
     ) -> RunResult:
         """Run ``task`` to the end. Cancellation (an enclosing cancel scope) propagates
         after ``RunFinished(status="cancelled")`` is emitted with the results so far.
@@ -112,7 +140,7 @@ class Orchestrator:
         ``parent`` nests this run in a calling action (shared budget and event sink);
         ``resume`` continues an earlier run (its id, planner decisions and results)."""
         bus = EventBus([*self.listeners, *([on_event] if on_event else [])])
-        options = _RunOptions(budget, run_id, parent, model_selector, resume)
+        options = _RunOptions(budget, run_id, parent, model_selector, resume, approvals=approvals)
         return await self._execute(task, bus, options)
 
     @asynccontextmanager
@@ -125,6 +153,7 @@ class Orchestrator:
         model_selector: ModelSelector | None = None,
         resume: ResumeState | None = None,
         on_event: Listener | None = None,
+        approvals: ApprovalGate | None = None,
     ) -> AsyncIterator[RunHandle]:
         """Start a run in the background: ``async with orch.start(task) as run:`` then
         ``async for event in run.events()``, ``await run.result()``, ``run.cancel()``.
@@ -132,8 +161,11 @@ class Orchestrator:
         bus = EventBus([*self.listeners, *([on_event] if on_event else [])])
         stream = bus.subscribe()
         rid = run_id or (resume.run_id if resume else new_id("run_"))
-        handle = RunHandle(rid, stream)
-        options = _RunOptions(budget, rid, None, model_selector, resume, handle._set_result)
+        gate = approvals or self.approval_gate(resume=resume)
+        handle = RunHandle(rid, stream, gate)
+        options = _RunOptions(
+            budget, rid, None, model_selector, resume, handle._set_result, approvals=gate
+        )
 
         async def main() -> None:
             try:
@@ -177,6 +209,7 @@ class Orchestrator:
             depth=parent.depth + 1 if parent else 0,
             deadline=parent.deadline if parent else None,
             capture_content=self.capture_content or (parent.capture_content if parent else False),
+            approvals=options.approvals or self.approval_gate(resume=resume),
         )
         # Subtask events only matter to listeners: with none, skip building them.
         listened = bus.active or parent_emit is not None
@@ -316,6 +349,10 @@ class Orchestrator:
                 )
                 if replayed and outcome.reused != set(vplan.order):
                     replaying = False
+                if outcome.deferred:
+                    status = "waiting"
+                    error = "waiting for approval: " + ", ".join(sorted(outcome.deferred))
+                    break
                 feedback = build_feedback(
                     round=round_no,
                     results=results,
@@ -350,6 +387,7 @@ class _RunOptions:
     model_selector: ModelSelector | None
     resume: ResumeState | None
     on_result: Callable[[RunResult], None] | None = None
+    approvals: ApprovalGate | None = None
 
 
 def _budget_for(budget: BudgetArg, default: BudgetArg, parent: ActionContext | None) -> Budget:
@@ -367,8 +405,14 @@ def _budget_for(budget: BudgetArg, default: BudgetArg, parent: ActionContext | N
 class RunHandle:
     """A run started with :meth:`Orchestrator.start`."""
 
-    def __init__(self, run_id: str, stream: MemoryObjectReceiveStream[Event]) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        stream: MemoryObjectReceiveStream[Event],
+        approvals: ApprovalGate | None = None,
+    ) -> None:
         self.run_id = run_id
+        self.approvals = approvals or ApprovalGate()
         self._stream = stream
         self._scope = anyio.CancelScope()
         self._done = anyio.Event()
@@ -390,6 +434,34 @@ class RunHandle:
         if self._result is None:
             raise RuntimeError("the run ended before producing a result")
         return self._result
+
+    def pending(self) -> list[PendingApproval]:
+        """The approvals the run waits for now (their keys are subtask ids)."""
+        return self.approvals.pending()
+
+    async def wait_pending(self, count: int = 1) -> list[PendingApproval]:
+        """Wait until at least ``count`` approvals are pending; return the pending ones."""
+        return await self.approvals.wait_pending(count)
+
+    async def approve(
+        self,
+        key: str,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        arguments: Mapping[str, JsonValue] | None = None,
+    ) -> None:
+        """Approve pending request ``key`` (a subtask id), optionally with edited
+        ``arguments`` (merged over the call's own)."""
+        edited = dict(arguments) if arguments is not None else None
+        decision = ApprovalDecision(outcome="approved", by=by, reason=reason, arguments=edited)
+        self.approvals.decide(key, decision)
+        await anyio.lowlevel.checkpoint()
+
+    async def reject(self, key: str, *, reason: str, by: str | None = None) -> None:
+        """Reject request ``key``: the subtask and its dependents are skipped."""
+        self.approvals.decide(key, ApprovalDecision(outcome="rejected", by=by, reason=reason))
+        await anyio.lowlevel.checkpoint()
 
     def cancel(self) -> None:
         """Cancel the run (not the caller): its events end with a cancelled RunFinished."""
