@@ -366,7 +366,11 @@ async def _build(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> _
                 action_limits=wf.action_limits,
                 default_policy=wf.policy,
                 budget_usd=wf.budget_usd,
+                approval_timeout_s=wf.approval_timeout_s,
+                on_approval_timeout=wf.on_approval_timeout,
             )
+            # every action the run may reach (agents' tools too) that needs approval
+            orch.requires_approval = {n: True for n in _approval_required(config, groups)}
             orchestrators[node] = orch
             flow: Action = WorkflowAction(
                 orch,
@@ -542,6 +546,17 @@ def _tool_groups(config: ParaloomConfig, built: Mapping[str, Action]) -> dict[st
                 a for a, action in built.items() if f"mcp:{cfg.mcp.name}" in action.spec.tags
             ]
     return groups
+
+
+def _approval_required(config: ParaloomConfig, groups: Mapping[str, list[str]]) -> list[str]:
+    """The actions declared ``approval: required`` (an MCP entry: each of its tools)."""
+    names: list[str] = []
+    for name, t in config.tools.items():
+        if t.approval == "required":
+            names.extend(groups.get(name, [name]))
+    names.extend(n for n, a in config.agents.items() if a.approval == "required")
+    names.extend(n for n, w in config.workflows.items() if w.approval == "required")
+    return names
 
 
 def _select(

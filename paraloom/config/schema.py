@@ -270,6 +270,11 @@ class ToolConfig(BaseModel):
     retries: int = Field(
         default=0, ge=0, le=10, description="Retries on retryable errors (python tools)."
     )
+    approval: Literal["required", "none"] = Field(
+        default="none",
+        description="'required': every call waits for a person's approval (see "
+        "'paraloom approve').",
+    )
 
     @field_validator("python")
     @classmethod
@@ -320,6 +325,11 @@ class AgentConfig(BaseModel):
     max_tokens: int = Field(default=1024, ge=1, description="Output tokens per turn.")
     max_corrections: int = Field(default=2, ge=0, le=10)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    approval: Literal["required", "none"] = Field(
+        default="none",
+        description="'required': every call waits for a person's approval (see "
+        "'paraloom approve').",
+    )
 
 
 class WorkflowConfig(BaseModel):
@@ -364,6 +374,19 @@ class WorkflowConfig(BaseModel):
         default_factory=dict, description="Default input values (overridden by --input)."
     )
     budget_usd: Decimal | None = Field(default=None, ge=0, description="Overrides `budget`.")
+    approval: Literal["required", "none"] = Field(
+        default="none",
+        description="'required': every call waits for a person's approval (see "
+        "'paraloom approve').",
+    )
+    approval_timeout_s: float | None = Field(
+        default=None, gt=0, description="How long an approval of its subtasks may wait."
+    )
+    on_approval_timeout: Literal["reject", "fail", "skip"] = Field(
+        default="reject",
+        description="An unanswered approval after approval_timeout_s: reject (skip it and "
+        "its dependents), fail (stop the run) or skip (its dependents still run).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -264,6 +264,11 @@ class ApprovalDecided(_Event):
     subtask_id: str | None = None
     decision: ApprovalDecision
     waited_s: float = 0.0
+    offline: bool = Field(
+        default=False,
+        description="Recorded outside the run's process (``paraloom approve``): taken "
+        "when the run is resumed.",
+    )
 
 
 Event = Annotated[

@@ -108,6 +108,15 @@ class ApprovalGate:
             await changed.wait()
         return self.pending()
 
+    async def next_request(self, seen: set[str]) -> PendingApproval:
+        """Wait for a pending request whose key is not in ``seen``; return it."""
+        while True:
+            for request in self.pending():
+                if request.key not in seen:
+                    return request
+            changed = self._changed
+            await changed.wait()
+
     def decide(self, key: str, decision: ApprovalDecision) -> None:
         """Answer request ``key`` (pending now, or to come: kept for when it is asked)."""
         waiter = self._waiting.get(key)
