@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -371,6 +371,9 @@ async def _build(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> _
             )
             # every action the run may reach (agents' tools too) that needs approval
             orch.requires_approval = {n: True for n in _approval_required(config, groups)}
+            if wf.approve_plans:
+                orch.approve_plans = True
+                orch.plan_projector = _plan_projector(loaded, node)
             orchestrators[node] = orch
             flow: Action = WorkflowAction(
                 orch,
@@ -546,6 +549,19 @@ def _tool_groups(config: ParaloomConfig, built: Mapping[str, Action]) -> dict[st
                 a for a, action in built.items() if f"mcp:{cfg.mcp.name}" in action.spec.tags
             ]
     return groups
+
+
+def _plan_projector(
+    loaded: LoadedConfig, workflow: str
+) -> Callable[[Plan], Awaitable[dict[str, Any]]]:
+    """The dry-run projection of a plan of ``workflow`` (shown while it waits)."""
+
+    async def project(plan: Plan) -> dict[str, Any]:
+        from paraloom.config.projection import project_plan  # it imports this module
+
+        return (await project_plan(loaded, workflow, plan)).model_dump(mode="json")
+
+    return project
 
 
 def _approval_required(config: ParaloomConfig, groups: Mapping[str, list[str]]) -> list[str]:

@@ -382,6 +382,11 @@ class WorkflowConfig(BaseModel):
     approval_timeout_s: float | None = Field(
         default=None, gt=0, description="How long an approval of its subtasks may wait."
     )
+    approve_plans: bool = Field(
+        default=False,
+        description="Each plan waits for approval, shown with its projected cost, before any "
+        "of its subtasks runs; a rejection's reason goes back to the planner.",
+    )
     on_approval_timeout: Literal["reject", "fail", "skip"] = Field(
         default="reject",
         description="An unanswered approval after approval_timeout_s: reject (skip it and "

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
+from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -40,7 +41,7 @@ from paraloom.protocols.events import (
     RunStarted,
 )
 from paraloom.protocols.feedback import StateFeedback
-from paraloom.protocols.plan import FailurePolicy, FinalAnswer
+from paraloom.protocols.plan import FailurePolicy, FinalAnswer, Plan
 from paraloom.runtime.approval import ApprovalCallback, ApprovalGate, ApprovalRule, TimeoutOutcome
 from paraloom.runtime.budget import Budget, BudgetExhausted
 from paraloom.runtime.context import Action, ActionContext
@@ -83,6 +84,8 @@ class Orchestrator:
         approval_callback: ApprovalCallback | None = None,
         approval_timeout_s: float | None = None,
         on_approval_timeout: TimeoutOutcome = "reject",
+        approve_plans: bool = False,
+        plan_projector: Callable[[Plan], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self.actions = actions if isinstance(actions, ActionSet) else ActionSet(actions)
         self.planner = planner
@@ -107,6 +110,12 @@ class Orchestrator:
         self.approval_callback = approval_callback
         self.approval_timeout_s = approval_timeout_s
         self.on_approval_timeout: TimeoutOutcome = on_approval_timeout
+        self.approve_plans = approve_plans
+        """Each plan waits for approval (key ``plan:<round>``) before any subtask runs;
+        a rejection's reason is fed back to the planner, which plans again."""
+        self.plan_projector = plan_projector
+        """Shown with a plan waiting for approval: its projected calls, tokens, dollars
+        and latency (the YAML front end uses ``paraloom.config.projection``)."""
 
     def approval_gate(
         self, *, detach: bool = False, resume: ResumeState | None = None
@@ -336,6 +345,38 @@ class Orchestrator:
                     emit(PlanCreated.model_validate({**plan_base, "error": error}))
                     break
                 emit(PlanCreated.model_validate({**plan_base, "plan": vplan.plan}))
+                if self.approve_plans:
+                    verdict = await self._approve_plan(vplan.plan, context, round_no)
+                    if verdict is None:
+                        status, error = "waiting", f"waiting for approval: plan:{round_no}"
+                        break
+                    if verdict.outcome == "failed":
+                        status, error = "failed", f"plan of round {round_no}: approval failed"
+                        break
+                    if not verdict.approved:
+                        why = f": {verdict.reason}" if verdict.reason else ""
+                        note = (
+                            f"A person rejected your plan of round {round_no}{why}. "
+                            "Plan again, taking this into account."
+                        )
+                        feedback = build_feedback(
+                            round=round_no,
+                            results=results,
+                            rounds_of=rounds_of,
+                            spent=shared_budget.spent_usd - spent_before,
+                            left=shared_budget.remaining_usd,
+                            elapsed_s=time.time() - started,
+                            output_chars=self.feedback_output_chars,
+                            notes=(note,),
+                        )
+                        emit(RoundFinished(run_id=run_id, round=round_no, feedback=feedback))
+                        continue
+                    if verdict.arguments:
+                        vplan = validate_plan(
+                            _edit_plan(vplan.plan, verdict.arguments),
+                            self.actions,
+                            earlier_ids=results.keys(),
+                        )
                 for sid in vplan.order:
                     rounds_of[sid] = round_no
                 outcome = await self.scheduler.run(
@@ -377,6 +418,32 @@ class Orchestrator:
             finish()
             raise
         return finish()
+
+    async def _approve_plan(
+        self, plan: Plan, context: ActionContext, round_no: int
+    ) -> ApprovalDecision | None:
+        assert context.approvals is not None
+        projection = await self.plan_projector(plan) if self.plan_projector else None
+        request = PendingApproval(
+            key=f"plan:{round_no}",
+            run_id=context.run_id,
+            round=round_no,
+            action=self.planner.name,
+            arguments={"plan": plan.model_dump(mode="json")},
+            projection=projection,
+        )
+        return await context.approvals.request(request, context.emit)
+
+
+def _edit_plan(plan: Plan, edits: Mapping[str, JsonValue]) -> Plan:
+    """``edits`` maps a subtask id to the arguments to change in it."""
+    subtasks = []
+    for s in plan.subtasks:
+        change = edits.get(s.id)
+        if isinstance(change, dict):
+            s = s.model_copy(update={"arguments": {**s.arguments, **change}})
+        subtasks.append(s)
+    return plan.model_copy(update={"subtasks": tuple(subtasks)})
 
 
 @dataclass(frozen=True, slots=True)
