@@ -218,3 +218,26 @@ def test_approve_bad_input(tmp_path: Path) -> None:
     assert p.cli("approve", run_id).returncode == 0
     again = p.cli("approve", run_id, "pay_a")
     assert again.returncode == 2 and "no pending approval" in again.stderr
+
+
+def test_bad_approval_settings_are_located(tmp_path: Path) -> None:
+    p = _Project(tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "tools:\n"
+        '  pay: {python: "approval_tools:pay", approval: sometimes}\n'
+        "workflows:\n"
+        "  w:\n"
+        "    approval_timeout_s: -1\n"
+        "    on_approval_timeout: explode\n"
+        "    subtasks:\n"
+        "      - {id: a, action: pay, arguments: {amount: 1}}\n",
+        encoding="utf-8",
+    )
+    r = subprocess.run(
+        [*p.cmd, "validate", str(bad)], env=p.env, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"{bad}:2:36: tools.pay.approval: Input should be 'required' or 'none'" in r.stderr
+    assert f"{bad}:5:25: workflows.w.approval_timeout_s" in r.stderr
+    assert f"{bad}:6:26: workflows.w.on_approval_timeout" in r.stderr
