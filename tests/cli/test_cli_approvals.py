@@ -238,6 +238,6 @@ def test_bad_approval_settings_are_located(tmp_path: Path) -> None:
         [*p.cmd, "validate", str(bad)], env=p.env, capture_output=True, text=True, timeout=120
     )
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert f"{bad}:2:36: tools.pay.approval: Input should be 'required' or 'none'" in r.stderr
+    assert f"{bad}:2:49: tools.pay.approval: Input should be 'required' or 'none'" in r.stderr
     assert f"{bad}:5:25: workflows.w.approval_timeout_s" in r.stderr
     assert f"{bad}:6:26: workflows.w.on_approval_timeout" in r.stderr
