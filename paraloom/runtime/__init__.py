@@ -1,6 +1,7 @@
 """Runtime primitives shared by every adapter: the Action interface, its context, the
 shared budget, the model-selection hook, shared concurrency limits and the one redactor."""
 
+from paraloom.runtime.approval import ApprovalCallback, ApprovalGate, ApprovalRule, TimeoutOutcome
 from paraloom.runtime.budget import Budget, BudgetExhausted, Reservation, to_decimal
 from paraloom.runtime.context import Action, ActionContext, EventSink, discard_event
 from paraloom.runtime.limits import SharedLimit, acquire_slot
@@ -18,6 +19,9 @@ from paraloom.runtime.worst_case import (
 __all__ = [
     "Action",
     "ActionContext",
+    "ApprovalCallback",
+    "ApprovalGate",
+    "ApprovalRule",
     "Budget",
     "BudgetExhausted",
     "EventSink",
@@ -29,6 +33,7 @@ __all__ = [
     "SelectionRequest",
     "SharedLimit",
     "StepKind",
+    "TimeoutOutcome",
     "WorstCase",
     "acquire_slot",
     "discard_event",

@@ -212,6 +212,7 @@ class RunStore:
                 key=key,
                 subtask_id=record.subtask_id,
                 decision=decision,
+                waited_s=max(0.0, decision.decided_at - (record.requested_at or 0.0)),
                 offline=True,
             )
         )
