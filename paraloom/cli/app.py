@@ -477,6 +477,7 @@ def approve(
         list[str] | None,
         typer.Option("--edit", help="key=value: approve with this argument changed."),
     ] = None,
+    answer: Annotated[str | None, typer.Option(help="The answer to an ask_human question.")] = None,
     by: Annotated[str | None, typer.Option(help="Who decides (recorded).")] = None,
     store: StoreOpt = None,
 ) -> None:
@@ -490,8 +491,10 @@ def approve(
         edits = parse_edits(edit or [])
     except EditError as exc:
         _fail(str(exc))
+    if answer is not None:
+        edits = {**(edits or {}), "answer": answer}
     if reject and edits:
-        _fail("--edit: arguments are edited only when approving (drop --reject)")
+        _fail("--edit/--answer: only when approving (drop --reject)")
     try:
         with _open_store(store) as s:
             summary = s.get_run(run_id)

@@ -58,6 +58,11 @@ def _describe(p: PendingApproval) -> str:
 
 
 def _ask(console: Console, p: PendingApproval) -> ApprovalDecision:
+    question = p.arguments.get("question")
+    if set(p.arguments) == {"question"} and isinstance(question, str):  # ask_human
+        console.print(f"[bold yellow]question[/] ({escape(p.key)}): {escape(question)}")
+        console.print("answer: ", end="")
+        return ApprovalDecision(outcome="approved", by="cli", arguments={"answer": input()})
     console.print(f"[bold yellow]approval needed[/] {escape(_describe(p))}")
     while True:
         console.print("approve? [y]es / [n]o / [e]dit key=value … : ", end="")

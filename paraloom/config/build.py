@@ -495,7 +495,9 @@ async def _build_tool(
     actions: list[Action]
     if cfg.python is not None:
         target = _import(loaded, name, cfg.python)
-        if isinstance(target, FunctionTool):
+        if isinstance(target, FunctionTool) or (
+            not callable(target) and isinstance(target, Action)  # e.g. ask_human
+        ):
             action: Action = target if target.spec.name == name else renamed(target, name)
         elif callable(target):
             try:

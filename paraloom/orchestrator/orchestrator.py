@@ -525,6 +525,12 @@ class RunHandle:
         self.approvals.decide(key, decision)
         await anyio.lowlevel.checkpoint()
 
+    async def answer(self, key: str, text: str, *, by: str | None = None) -> None:
+        """Answer an ``ask_human`` question waiting as ``key``."""
+        decision = ApprovalDecision(outcome="approved", by=by, arguments={"answer": text})
+        self.approvals.decide(key, decision)
+        await anyio.lowlevel.checkpoint()
+
     async def reject(self, key: str, *, reason: str, by: str | None = None) -> None:
         """Reject request ``key``: the subtask and its dependents are skipped."""
         self.approvals.decide(key, ApprovalDecision(outcome="rejected", by=by, reason=reason))

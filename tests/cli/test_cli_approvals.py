@@ -241,3 +241,29 @@ def test_bad_approval_settings_are_located(tmp_path: Path) -> None:
     assert f"{bad}:2:49: tools.pay.approval: Input should be 'required' or 'none'" in r.stderr
     assert f"{bad}:5:25: workflows.w.approval_timeout_s" in r.stderr
     assert f"{bad}:6:26: workflows.w.on_approval_timeout" in r.stderr
+
+
+@pytest.mark.timeout(120)
+def test_ask_human_answered_from_the_cli(tmp_path: Path) -> None:
+    p = _Project(tmp_path)
+    f = tmp_path / "ask.yaml"
+    f.write_text(
+        "tools:\n"
+        '  ask: {python: "paraloom.tools.human:ask_human"}\n'
+        '  after: {python: "approval_tools:after"}\n'
+        "workflows:\n"
+        "  w:\n"
+        "    subtasks:\n"
+        "      - {id: q, action: ask, arguments: {question: \"How many\"}}\n"
+        "      - {id: n, action: after, arguments: {x: {from: q.output}}}\n",
+        encoding="utf-8",
+    )
+    first = p.cli("run", str(f))
+    assert first.returncode == 5, first.stderr
+    with RunStore(p.store) as store:
+        run_id = store.list_runs()[0].run_id
+    assert p.cli("approve", run_id, "q", "--answer", "41").returncode == 0
+    resumed = p.cli("resume", run_id, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert RunOutput.model_validate_json(resumed.stdout).output == 42
+    assert p.counts() == {"after41": 1}

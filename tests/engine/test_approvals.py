@@ -175,3 +175,34 @@ async def test_detached_gate_ends_the_run_waiting_and_resume_takes_the_answer() 
     assert sorted(done) == ["pay:500", "work:1", "work:2", "work:3", "work:4", "work:500"]
     output: JsonValue = second.subtasks["after_b"].status.value
     assert output == "skipped"
+
+
+@pytest.mark.timeout(20)
+async def test_ask_human_returns_the_answer_to_its_dependents() -> None:
+    from paraloom.tools.human import ask_human
+
+    done: list[str] = []
+
+    @tool
+    async def shout(text: str) -> str:
+        done.append(text)
+        return text.upper()
+
+    plan = Plan(
+        subtasks=(
+            Subtask(id="q", action="ask_human", arguments={"question": "Favourite colour?"}),
+            Subtask(id="s", action="shout", arguments={"text": {"from": "q.output"}}),
+        )
+    )
+    orch = Orchestrator([ask_human, shout], StaticPlanner(plan, output={"from": "s.output"}))
+    async with orch.start() as run:
+        [question] = await run.wait_pending(1)
+        assert question.arguments == {"question": "Favourite colour?"}
+        assert done == []
+        await run.answer("q", "blue", by="dana")
+        result = await run.result()
+    assert result.status == "ok" and result.output == "BLUE"
+    unanswered = Orchestrator([ask_human, shout], StaticPlanner(plan), approval_callback=bool)
+    failed = await unanswered.run()  # approved without an answer: the question fails
+    assert failed.subtasks["q"].error is not None
+    assert failed.subtasks["q"].error.type == "NoAnswer"
