@@ -18,7 +18,14 @@ from paraloom.protocols.approval import ApprovalDecision, PendingApproval
 from paraloom.runtime.approval import ApprovalGate
 from paraloom.store.models import ApprovalRecord
 
-__all__ = ["ApprovalMode", "EditError", "parse_edits", "print_waiting", "prompt_loop"]
+__all__ = [
+    "ApprovalMode",
+    "EditError",
+    "describe_projection",
+    "parse_edits",
+    "print_waiting",
+    "prompt_loop",
+]
 
 ApprovalMode = Literal["auto", "prompt", "wait", "detach"]
 """``prompt``: ask on the terminal; ``wait``: wait (the Python API / service answers);
@@ -50,6 +57,28 @@ def parse_edits(values: Sequence[str]) -> dict[str, JsonValue] | None:
     return edits
 
 
+def describe_projection(projection: object) -> list[str]:
+    """A plan's projection (``paraloom run --dry-run``'s numbers): per subtask, then the
+    total. Empty when there is none."""
+    if not isinstance(projection, dict):
+        return []
+    lines = []
+    for step in projection.get("steps") or []:
+        if isinstance(step, dict):
+            lines.append(
+                f"  {step.get('id')}: {step.get('action')}  calls {step.get('llm_calls')}  "
+                f"tokens {step.get('input_tokens')}/{step.get('output_tokens')}  "
+                f"${step.get('cost_usd')}  {step.get('latency_s')}s"
+            )
+    lines.append(
+        f"  projected total: calls {projection.get('llm_calls')}  tokens "
+        f"{projection.get('input_tokens')}/{projection.get('output_tokens')}  "
+        f"${projection.get('cost_usd')} (worst case ${projection.get('worst_case_cost_usd')})  "
+        f"{projection.get('latency_s')}s"
+    )
+    return lines
+
+
 def _describe(p: PendingApproval) -> str:
     args = json.dumps(p.arguments, ensure_ascii=False, default=str)
     if len(args) > 400:
@@ -64,6 +93,8 @@ def _ask(console: Console, p: PendingApproval) -> ApprovalDecision:
         console.print("answer: ", end="")
         return ApprovalDecision(outcome="approved", by="cli", arguments={"answer": input()})
     console.print(f"[bold yellow]approval needed[/] {escape(_describe(p))}")
+    for line in describe_projection(p.projection):
+        console.print(escape(line))
     while True:
         console.print("approve? [y]es / [n]o / [e]dit key=value … : ", end="")
         answer = input().strip()
@@ -97,6 +128,8 @@ def print_waiting(console: Console, run_id: str, pending: Sequence[ApprovalRecor
     for a in pending:
         args = json.dumps(a.arguments, ensure_ascii=False, default=str)
         console.print(f"  {escape(a.key)}: {escape(a.action or '')}({escape(args)})")
+        for line in describe_projection(a.projection):
+            console.print(f"  {escape(line)}")
     console.print("answer each, then continue the run:")
     for a in pending:
         console.print(f"  paraloom approve {run_id} {escape(a.key)}")

@@ -271,6 +271,10 @@ def _print_approvals(console: Console, s: RunSummary) -> None:
         )
     console.print(table)
     for a in s.pending_approvals:
+        from paraloom.cli.approvals import describe_projection
+
+        for line in describe_projection(a.projection):
+            console.print(Text(f"{a.key} {line.strip()}", "yellow"))
         console.print(
             Text(f"answer: paraloom approve {s.run_id} {a.key} [--reject --reason …]", "yellow")
         )

@@ -119,3 +119,54 @@ async def test_rejected_plan_reason_reaches_planner_and_second_plan_runs(
         projected.output_tokens,
     )
     assert shown.latency_s == projected.latency_s
+
+
+@pytest.mark.timeout(180)
+def test_cli_leaves_a_plan_waiting_with_its_projection_then_resumes(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    (tmp_path / "plan_tools.py").write_text(TOOLS, encoding="utf-8")
+    planner_calls: list[int] = []
+
+    def handler(request: RecordedRequest) -> ServerReply:
+        if "You write one line." in request.system:
+            return "x is two."
+        planner_calls.append(1)
+        return json.dumps([PLAN_B, FINAL][min(len(planner_calls), 2) - 1])
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PARALOOM_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+    store = tmp_path / "runs.sqlite"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "paraloom.cli", *args],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+
+    with OpenAITestServer(handler=handler) as server:
+        f = tmp_path / "flow.yaml"
+        f.write_text(flow(server.base_url), encoding="utf-8")
+        dry = Projection.model_validate_json(
+            cli("run", str(f), "plan_b", "--dry-run", "--json").stdout
+        )
+        first = cli("run", str(f), "w", "--store", str(store))
+        assert first.returncode == 5, first.stderr
+        total = f"projected total: calls {dry.llm_calls}  tokens {dry.input_tokens}/"
+        assert total in first.stderr and f"${dry.cost_usd} (worst case" in first.stderr
+        assert "b2: writer" in first.stderr
+        run_id = first.stderr.split("run ", 1)[1].split()[0]
+        shown = cli("runs", "show", run_id, "--store", str(store))
+        assert "plan:1" in shown.stdout and "PENDING" in shown.stdout
+        assert f"${dry.cost_usd}" in shown.stdout
+        assert cli("approve", run_id, "plan:1", "--store", str(store)).returncode == 0
+        resumed = cli("resume", run_id, "--store", str(store), "--json")
+        assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["output"] == 2
+    assert len(planner_calls) == 2  # the approved plan was replayed, not planned again
