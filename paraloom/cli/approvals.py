@@ -96,7 +96,7 @@ def _ask(console: Console, p: PendingApproval) -> ApprovalDecision:
     for line in describe_projection(p.projection):
         console.print(escape(line))
     while True:
-        console.print("approve? [y]es / [n]o / [e]dit key=value … : ", end="")
+        console.print(escape("approve? [y]es / [n]o / [e]dit key=value … : "), end="")
         answer = input().strip()
         if answer.lower() in ("y", "yes"):
             return ApprovalDecision(outcome="approved", by="cli")

@@ -254,7 +254,7 @@ def test_ask_human_answered_from_the_cli(tmp_path: Path) -> None:
         "workflows:\n"
         "  w:\n"
         "    subtasks:\n"
-        "      - {id: q, action: ask, arguments: {question: \"How many\"}}\n"
+        '      - {id: q, action: ask, arguments: {question: "How many"}}\n'
         "      - {id: n, action: after, arguments: {x: {from: q.output}}}\n",
         encoding="utf-8",
     )
@@ -267,3 +267,62 @@ def test_ask_human_answered_from_the_cli(tmp_path: Path) -> None:
     assert resumed.returncode == 0, resumed.stderr
     assert RunOutput.model_validate_json(resumed.stdout).output == 42
     assert p.counts() == {"after41": 1}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pty")
+@pytest.mark.timeout(120)
+def test_interactive_prompt_when_a_terminal_is_attached(tmp_path: Path) -> None:
+    import select
+
+    p = _Project(tmp_path)
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        [*p.cmd, "run", str(p.flow), "--store", str(p.store), "--json"],
+        env={**p.env, "TERM": "dumb", "COLUMNS": "200"},
+        cwd=ROOT,
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
+    os.close(slave)
+    seen = ""
+
+    def read_until(text: str, start: int) -> int:
+        nonlocal seen
+        deadline = time.monotonic() + 60
+        while text not in seen[start:]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {text!r} in {seen!r}")
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                seen += os.read(master, 4096).decode(errors="replace")
+        return seen.index(text, start) + len(text)
+
+    try:
+        pos = 0
+        for _ in range(2):
+            asked = read_until("approval needed", pos)
+            pos = read_until("approve?", asked)
+            if "pay_a" in seen[asked:pos]:
+                os.write(master, b"n\n")
+                pos = read_until("reason:", pos)
+                os.write(master, b"too much\n")
+            else:
+                os.write(master, b"e amount=650\n")
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        os.close(master)
+    assert proc.returncode == 3, seen  # partial: pay_a was rejected
+    assert "approve? [y]es / [n]o / [e]dit key=value" in seen
+    assert RunOutput.model_validate_json(out).output == {"b": 651}
+    assert p.counts() == {
+        "work1": 1,
+        "work2": 1,
+        "work3": 1,
+        "work4": 1,
+        "pay650": 1,
+        "after650": 1,
+    }
