@@ -218,7 +218,7 @@ class Orchestrator:
             depth=parent.depth + 1 if parent else 0,
             deadline=parent.deadline if parent else None,
             capture_content=self.capture_content or (parent.capture_content if parent else False),
-            approvals=options.approvals or self.approval_gate(resume=resume),
+            approvals=options.approvals or self._gate_for(run_id, parent, resume),
         )
         # Subtask events only matter to listeners: with none, skip building them.
         listened = bus.active or parent_emit is not None
@@ -419,6 +419,20 @@ class Orchestrator:
             raise
         return finish()
 
+    def _gate_for(
+        self, run_id: str, parent: ActionContext | None, resume: ResumeState | None
+    ) -> ApprovalGate:
+        """A nested run shares its parent's gate (its requests show on the top run's
+        handle, prompt and service), with its own rules; keys ``<run_id>/<subtask>``."""
+        if parent is not None and parent.approvals is not None:
+            return parent.approvals.nested(
+                self.requires_approval,
+                key_prefix=f"{run_id}/",
+                timeout_s=self.approval_timeout_s,
+                on_timeout=self.on_approval_timeout,
+            )
+        return self.approval_gate(resume=resume)
+
     async def _approve_plan(
         self, plan: Plan, context: ActionContext, round_no: int
     ) -> ApprovalDecision | None:
@@ -507,8 +521,17 @@ class RunHandle:
         return self.approvals.pending()
 
     async def wait_pending(self, count: int = 1) -> list[PendingApproval]:
-        """Wait until at least ``count`` approvals are pending; return the pending ones."""
-        return await self.approvals.wait_pending(count)
+        """Wait until at least ``count`` approvals are pending, or the run has ended;
+        return the pending ones."""
+        async with anyio.create_task_group() as tg:
+
+            async def until(wait: Callable[[], Awaitable[object]]) -> None:
+                await wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(until, partial(self.approvals.wait_pending, count))
+            tg.start_soon(until, self._done.wait)
+        return self.approvals.pending()
 
     async def approve(
         self,

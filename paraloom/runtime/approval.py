@@ -69,6 +69,15 @@ class _Waiter:
     decision: ApprovalDecision | None = None
 
 
+@dataclass
+class _Shared:
+    """What a run's gate shares with the gates of its nested runs."""
+
+    decided: dict[str, ApprovalDecision] = field(default_factory=dict)
+    waiting: dict[str, _Waiter] = field(default_factory=dict)
+    changed: anyio.Event = field(default_factory=anyio.Event)
+
+
 class ApprovalGate:
     """One run's approval requests and decisions (see the module docstring)."""
 
@@ -87,9 +96,31 @@ class ApprovalGate:
         self.timeout_s = timeout_s
         self.on_timeout: TimeoutOutcome = on_timeout
         self.detach = detach
-        self._decided: dict[str, ApprovalDecision] = dict(decided or {})
-        self._waiting: dict[str, _Waiter] = {}
-        self._changed = anyio.Event()
+        self._state = _Shared(decided=dict(decided or {}))
+        self.key_prefix = ""
+
+    def nested(
+        self,
+        rules: Mapping[str, ApprovalRule],
+        *,
+        key_prefix: str,
+        timeout_s: float | None,
+        on_timeout: TimeoutOutcome,
+    ) -> ApprovalGate:
+        """The gate of a nested run (a workflow called as an action): its own rules and
+        timeout, this gate's callback and detachment, and the same pending requests and
+        decisions (so the top run's handle, prompt or service answers them); its keys
+        start with ``key_prefix``."""
+        gate = ApprovalGate(
+            rules=rules,
+            callback=self.callback,
+            timeout_s=timeout_s,
+            on_timeout=on_timeout,
+            detach=self.detach,
+        )
+        gate._state = self._state
+        gate.key_prefix = self.key_prefix + key_prefix
+        return gate
 
     def rule_for(self, action: object, name: str) -> ApprovalRule | None:
         own = getattr(action, "requires_approval", None)
@@ -99,12 +130,12 @@ class ApprovalGate:
 
     def pending(self) -> list[PendingApproval]:
         """The requests waiting for an answer, oldest first."""
-        return [w.request for w in self._waiting.values()]
+        return [w.request for w in self._state.waiting.values()]
 
     async def wait_pending(self, count: int = 1) -> list[PendingApproval]:
         """Wait until at least ``count`` requests are pending; return them."""
-        while len(self._waiting) < count:
-            changed = self._changed
+        while len(self._state.waiting) < count:
+            changed = self._state.changed
             await changed.wait()
         return self.pending()
 
@@ -114,14 +145,14 @@ class ApprovalGate:
             for request in self.pending():
                 if request.key not in seen:
                     return request
-            changed = self._changed
+            changed = self._state.changed
             await changed.wait()
 
     def decide(self, key: str, decision: ApprovalDecision) -> None:
         """Answer request ``key`` (pending now, or to come: kept for when it is asked)."""
-        waiter = self._waiting.get(key)
+        waiter = self._state.waiting.get(key)
         if waiter is None:
-            self._decided[key] = decision
+            self._state.decided[key] = decision
             return
         waiter.decision = decision
         waiter.answered.set()
@@ -131,7 +162,9 @@ class ApprovalGate:
         answered yet (the request is recorded and left pending)."""
         from paraloom.protocols.events import ApprovalDecided, ApprovalRequested
 
-        known = self._decided.pop(pending.key, None)
+        if self.key_prefix:
+            pending = pending.model_copy(update={"key": self.key_prefix + pending.key})
+        known = self._state.decided.pop(pending.key, None)
         if known is None and self.callback is not None:
             answer = self.callback(pending)
             if isinstance(answer, bool):
@@ -148,14 +181,14 @@ class ApprovalGate:
         waited = 0.0
         if known is None:
             waiter = _Waiter(pending)
-            self._waiting[pending.key] = waiter
+            self._state.waiting[pending.key] = waiter
             self._notify()
             start = time.monotonic()
             try:
                 with anyio.move_on_after(self.timeout_s):
                     await waiter.answered.wait()
             finally:
-                del self._waiting[pending.key]
+                del self._state.waiting[pending.key]
                 self._notify()
             waited = time.monotonic() - start
             known = waiter.decision or ApprovalDecision(
@@ -175,8 +208,8 @@ class ApprovalGate:
         return known
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        self._state.changed.set()
+        self._state.changed = anyio.Event()
 
 
 _TIMEOUT_OUTCOME: dict[TimeoutOutcome, Outcome] = {

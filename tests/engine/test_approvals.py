@@ -206,3 +206,24 @@ async def test_ask_human_returns_the_answer_to_its_dependents() -> None:
     failed = await unanswered.run()  # approved without an answer: the question fails
     assert failed.subtasks["q"].error is not None
     assert failed.subtasks["q"].error.type == "NoAnswer"
+
+
+@pytest.mark.timeout(20)
+async def test_a_nested_workflow_s_approval_is_answered_from_the_top_run() -> None:
+    from paraloom import WorkflowAction
+
+    done: list[str] = []
+    inner_plan = Plan(subtasks=(Subtask(id="pay", action="pay", arguments={"amount": 500}),))
+    inner = Orchestrator(_actions(done), StaticPlanner(inner_plan, output={"from": "pay.output"}))
+    child = WorkflowAction(inner, name="payout", description="pays")
+    outer_plan = Plan(
+        subtasks=(Subtask(id="run_payout", action="payout", arguments={"task": "pay"}),)
+    )
+    outer = Orchestrator([child], StaticPlanner(outer_plan, output={"from": "run_payout.output"}))
+    async with outer.start() as run:
+        [request] = await run.wait_pending(1)  # returns even if the run ended (then fails)
+        assert request.key.endswith("/pay") and request.action == "pay"
+        assert done == []
+        await run.approve(request.key, arguments={"amount": 5})
+        result = await run.result()
+    assert result.status == "ok" and result.output == 5 and done == ["pay:5"]
