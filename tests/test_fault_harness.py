@@ -59,7 +59,9 @@ def assert_one_tally(report: WorkloadReport) -> None:
 @pytest.mark.parametrize("mode", ["honest", "dense"])
 def test_the_provider_never_bills_past_a_budget(tmp_path: Path, mode: str) -> None:
     report = run_mode(tmp_path, mode, Workload(runs=14, seed=7), seed=11)
-    assert report.ledger["requests"] > 20 and report.ledger["faults"] > 3  # faults happened
+    # faults happened (how many requests the runs make before their budgets bite depends on
+    # how the concurrent branches interleave: 17-40 seen; the bound below leaves room)
+    assert report.ledger["requests"] > 10 and report.ledger["faults"] >= 2
     for b in report.budgets.values():
         limit = b.budget.limit_usd
         assert limit is not None

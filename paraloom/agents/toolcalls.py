@@ -11,9 +11,11 @@ import anyio
 from jsonschema import Draft202012Validator
 
 from paraloom.protocols.actions import ActionCall, ActionResult, ActionStatus
+from paraloom.protocols.approval import PendingApproval
 from paraloom.protocols.events import ActionFinished, ActionStarted
 from paraloom.protocols.messages import ChatMessage, ToolCall
-from paraloom.runtime.context import ActionContext
+from paraloom.runtime.approval import needs_approval
+from paraloom.runtime.context import Action, ActionContext
 from paraloom.tools.actionset import ActionSet
 
 __all__ = ["ToolOutcome", "run_tool_calls"]
@@ -89,6 +91,10 @@ async def _run_one(
         parent_call_id=parent.call_id,
         deadline=context.deadline,
     )
+    refused = await _approve_tool_call(action, call, context, tc.id)
+    if isinstance(refused, ToolOutcome):
+        return refused
+    call = refused
     kind = action.spec.kind
     context.emit(
         ActionStarted(
@@ -115,6 +121,43 @@ async def _run_one(
     return ToolOutcome(
         message=ChatMessage(role="tool", tool_call_id=tc.id, content=_content(result, limit)),
         result=result,
+    )
+
+
+async def _approve_tool_call(
+    action: Action, call: ActionCall, context: ActionContext, tool_call_id: str
+) -> ActionCall | ToolOutcome:
+    """The call to make (with edited arguments if a person edited them), or the tool
+    message telling the model its call was not approved."""
+    gate = context.approvals
+    if gate is None or not needs_approval(gate.rule_for(action, call.action), call.arguments):
+        return call
+    request = PendingApproval(
+        key=f"{call.subtask_id or call.parent_call_id}/{call.call_id}",
+        run_id=context.run_id,
+        subtask_id=call.subtask_id,
+        call_id=call.call_id,
+        action=call.action,
+        arguments=call.arguments,
+    )
+    decision = await gate.request(request, context.emit)
+    if decision is not None and decision.approved:
+        if decision.arguments:
+            return call.model_copy(update={"arguments": {**call.arguments, **decision.arguments}})
+        return call
+    if decision is None:
+        why = "nobody can approve it in this run (detached)"
+    else:
+        why = f"{decision.outcome}" + (f": {decision.reason}" if decision.reason else "")
+    text = f"The call of tool {call.action!r} was not approved ({why}). Do not call it again."
+    result = ActionResult.failure(call, ActionStatus.ERROR, "ApprovalRejected", text)
+    context.emit(
+        ActionFinished(
+            run_id=context.run_id, call_id=call.call_id, kind=action.spec.kind, result=result
+        )
+    )
+    return ToolOutcome(
+        message=ChatMessage(role="tool", tool_call_id=tool_call_id, content=text), result=result
     )
 
 

@@ -2,11 +2,12 @@
 
 Exit codes: 0 ok, 1 the run failed, 2 bad input (configuration, arguments, no endpoint),
 3 partial (an answer, but some subtasks failed or were skipped), 4 warning (an answer, but a
-usage anomaly was seen or the spend passed the budget's limit), 130 interrupted
-(Ctrl-C; the run can be resumed from the store). With ``--json`` a
-command that fails before it has a result prints ``{"ok": false, "exit_code": N,
-"errors": [{"message", "file", "line", "column"}]}`` on stdout (and the human message on
-stderr), so scripts always get JSON.
+usage anomaly was seen or the spend passed the budget's limit), 5 waiting (the run stopped
+with approvals pending and no terminal to ask on: answer with ``paraloom approve``, then
+``paraloom resume``), 130 interrupted (Ctrl-C; the run can be resumed from the store).
+With ``--json`` a command that fails before it has a result prints ``{"ok": false,
+"exit_code": N, "errors": [{"message", "file", "line", "column"}]}`` on stdout (and the
+human message on stderr), so scripts always get JSON.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from rich.live import Live
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from paraloom.cli.approvals import ApprovalMode, EditError, parse_edits, print_waiting, prompt_loop
 from paraloom.cli.graph import to_dot, to_mermaid, to_png
 from paraloom.cli.inputs import InputError, check_inputs, parse_inputs
 from paraloom.cli.interrupts import STOP_REASON, watch_interrupts
@@ -48,11 +50,13 @@ from paraloom.config.load import LoadedConfig, load_config
 from paraloom.config.projection import project_workflow
 from paraloom.config.schema import config_json_schema
 from paraloom.orchestrator.resume import ResumeState, plan_changes
+from paraloom.protocols.approval import ApprovalDecision
 from paraloom.protocols.events import Event
 from paraloom.protocols.plan import Plan
 from paraloom.runtime.stop import StopSignal
 
 if TYPE_CHECKING:
+    from paraloom.runtime.approval import ApprovalGate
     from paraloom.store import RunStore
 
 __all__ = [
@@ -61,12 +65,14 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_PARTIAL",
+    "EXIT_WAITING",
     "EXIT_WARNING",
     "app",
     "main",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL, EXIT_WARNING = 0, 1, 2, 3, 4
+EXIT_WAITING = 5
 EXIT_INTERRUPTED = 130
 
 
@@ -132,6 +138,24 @@ StoreOpt = Annotated[
         "--store", help="Run store file (default: $PARALOOM_STORE or .paraloom/runs.sqlite)."
     ),
 ]
+
+
+ApprovalsOpt = Annotated[
+    str,
+    typer.Option(
+        "--approvals",
+        help="How approvals are answered: prompt (on the terminal), wait (by "
+        "'paraloom approve' from another shell), detach (exit 5, leaving the run waiting), "
+        "auto (prompt with a terminal, else detach).",
+    ),
+]
+_APPROVAL_MODES = ("auto", "prompt", "wait", "detach")
+
+
+def _approval_mode(value: str) -> ApprovalMode:
+    if value not in _APPROVAL_MODES:
+        _fail(f"--approvals {value!r}: expected one of {', '.join(_APPROVAL_MODES)}")
+    return value  # type: ignore[return-value]
 
 
 CaptureOpt = Annotated[
@@ -279,9 +303,11 @@ def run(
     store: StoreOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the run.")] = False,
     capture_content: CaptureOpt = False,
+    approvals: ApprovalsOpt = "auto",
 ) -> None:
     """Run a workflow with live progress, then print its output and a summary."""
     _json_errors(as_json)
+    mode = _approval_mode(approvals)
     files, workflow = _files_and_workflow(args)
     try:
         given = parse_inputs(input or [])
@@ -328,6 +354,7 @@ def run(
         metadata,
         None,
         capture_content,
+        mode,
     )
     raise typer.Exit(code)
 
@@ -344,6 +371,7 @@ def _execute(
     metadata: dict[str, JsonValue],
     resume: tuple[ResumeState, JsonValue, Decimal] | None,
     capture_content: bool = False,
+    approvals: ApprovalMode = "auto",
 ) -> int:
     try:
         sinks = open_sinks(
@@ -391,6 +419,12 @@ def _execute(
                     orch.scheduler.executor = store.executor(orch.scheduler.executor)
             view.budget_usd = project.budget_usd(limit)
             budget = project.new_budget(limit)
+            mode = approvals
+            if mode == "auto":
+                mode = "prompt" if sys.stdin.isatty() and err.is_terminal else "detach"
+            gate = project.orchestrator.approval_gate(
+                detach=mode == "detach", resume=resume[0] if resume is not None else None
+            )
             if resume is not None:
                 state, task, spent = resume
                 budget.spent_usd = spent
@@ -401,19 +435,29 @@ def _execute(
                     resume=state,
                     run_id=state.run_id,
                     stop=stop,
+                    approvals=gate,
                 )
             else:
                 run = project.orchestrator.run(
-                    project.task(given), budget=budget, on_event=fan_out, stop=stop
+                    project.task(given),
+                    budget=budget,
+                    on_event=fan_out,
+                    stop=stop,
+                    approvals=gate,
                 )
             result = None
+            show_live = live_ok and mode != "prompt"  # the prompt needs the terminal
             run_scope = anyio.CancelScope()  # a second Ctrl-C cancels it
             async with anyio.create_task_group() as tg:
                 await tg.start(watch_interrupts, stop, run_scope, _say)
                 if lines is not None:
                     tg.start_soon(_tick, lines)
+                if mode == "prompt":
+                    tg.start_soon(prompt_loop, gate, err)
+                elif mode == "wait" and store is not None:
+                    tg.start_soon(_take_decisions, store, gate)
                 with run_scope:
-                    if live_ok:
+                    if show_live:
                         with Live(
                             get_renderable=view.render,
                             console=err,
@@ -459,16 +503,111 @@ def _execute(
         )
     if as_json:
         _print_json(output)
+    elif output.status == "waiting":
+        print_result(out, view, output)
     else:
         print_result(out, view, output)
         if not output.ok and not stop.requested:
             err.print(f"[bold red]run {output.status}:[/] {escape(output.error or '')}")
+    if output.status == "waiting":
+        if store is None:
+            err.print("[yellow]the run was not recorded (--no-store): it cannot be resumed[/]")
+        else:
+            with _open_store(store.path) as s:
+                print_waiting(err, output.run_id, s.get_run(output.run_id).pending_approvals)
+        return EXIT_WAITING
     if stop.requested and not output.ok:
         err.print(f"[yellow]{escape(STOP_REASON)}[/]{escape(hint)}")
         return EXIT_INTERRUPTED
     if output.ok:
         return EXIT_OK
     return {"partial": EXIT_PARTIAL, "warning": EXIT_WARNING}.get(output.status, EXIT_FAILED)
+
+
+async def _take_decisions(store: RunStore, gate: ApprovalGate) -> None:
+    """``--approvals wait``: answer pending requests with the decisions that
+    ``paraloom approve`` records in the store (polled twice a second)."""
+    while True:
+        await anyio.sleep(0.5)
+        pending = {p.key: p for p in gate.pending()}
+        if not pending:
+            continue
+        run_id = next(iter(pending.values())).run_id
+        summary = await anyio.to_thread.run_sync(store.get_run, run_id)
+        for record in summary.approvals:
+            decision = record.decision()
+            if record.offline and decision is not None and record.key in pending:
+                gate.decide(record.key, decision)
+
+
+# -- approve --------------------------------------------------------------------------------
+
+
+@app.command()
+def approve(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+    subtask: Annotated[
+        str | None,
+        typer.Argument(help="The pending approval (a subtask id); default: every one."),
+    ] = None,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
+    reason: Annotated[str | None, typer.Option(help="Why (recorded; fed back).")] = None,
+    edit: Annotated[
+        list[str] | None,
+        typer.Option("--edit", help="key=value: approve with this argument changed."),
+    ] = None,
+    answer: Annotated[str | None, typer.Option(help="The answer to an ask_human question.")] = None,
+    by: Annotated[str | None, typer.Option(help="Who decides (recorded).")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Answer a run's pending approval(s); then `paraloom resume RUN_ID` continues it
+    (a run still waiting in another process with --approvals wait takes it at once)."""
+    import getpass
+
+    from paraloom.store import RunNotFoundError, StoreError
+
+    try:
+        edits = parse_edits(edit or [])
+    except EditError as exc:
+        _fail(str(exc))
+    if answer is not None:
+        edits = {**(edits or {}), "answer": answer}
+    if reject and edits:
+        _fail("--edit/--answer: only when approving (drop --reject)")
+    try:
+        with _open_store(store) as s:
+            summary = s.get_run(run_id)
+            pending = summary.pending_approvals
+            if not pending:
+                _fail(f"run {summary.run_id} has no pending approval (status {summary.status})")
+            if subtask is not None:
+                chosen = [a for a in pending if a.key == subtask]
+                if not chosen:
+                    keys = ", ".join(a.key for a in pending)
+                    _fail(
+                        f"SUBTASK {subtask!r}: run {summary.run_id} has no pending approval "
+                        f"so named; pending: {keys}"
+                    )
+            else:
+                chosen = list(pending)
+                if edits and len(chosen) > 1:
+                    _fail("--edit: name the SUBTASK whose arguments it edits")
+            decision = ApprovalDecision(
+                outcome="rejected" if reject else "approved",
+                by=by or getpass.getuser(),
+                reason=reason,
+                arguments=edits,
+            )
+            for a in chosen:
+                s.record_decision(summary.run_id, a.key, decision)
+    except RunNotFoundError as exc:
+        _fail(str(exc))
+    except StoreError as exc:
+        _fail(f"cannot write the run store: {exc}")
+    verb = "rejected" if reject else "approved"
+    for a in chosen:
+        out.print(f"{verb} {escape(a.key)} of run {summary.run_id}")
+    out.print(f"continue it with: paraloom resume {summary.run_id}")
 
 
 # -- resume ---------------------------------------------------------------------------------
@@ -495,10 +634,12 @@ def resume(
             "edited ones (changed subtasks and their dependents run again).",
         ),
     ] = False,
+    approvals: ApprovalsOpt = "auto",
 ) -> None:
     """Continue a crashed, cancelled or failed run: finished subtasks are reused. If the
     file's subtasks were edited since, it refuses (naming them) unless --replan."""
     _json_errors(as_json)
+    mode = _approval_mode(approvals)
     from paraloom.store import RunNotFoundError, StoreError
 
     try:
@@ -512,6 +653,11 @@ def resume(
     if summary.status == "ok":
         err.print(f"run {summary.run_id} already finished ok; nothing to resume")
         raise typer.Exit(EXIT_OK)
+    if summary.status == "waiting" and summary.writer_alive and not force:
+        _fail(
+            f"run {summary.run_id} is waiting for approval in a live process (pid "
+            f"{summary.writer_pid}); answer it with: paraloom approve {summary.run_id}"
+        )
     if summary.status == "running" and not force:
         where = f"pid {summary.writer_pid} on {summary.writer_host}"
         if summary.writer_alive:
@@ -547,6 +693,7 @@ def resume(
         False,
         dict(meta),
         (state, summary.task, summary.llm_cost_usd),
+        approvals=mode,
     )
     raise typer.Exit(code)
 

@@ -237,6 +237,8 @@ def print_run(console: Console, s: RunSummary) -> None:
                 _call_note(c.abandoned, c.usage_anomaly, c.error or reason),
             )
         console.print(calls)
+    if s.approvals:
+        _print_approvals(console, s)
     for warning in s.warnings:
         console.print(Text(f"warning: {warning}", style="yellow"))
     for st in s.subtasks:
@@ -248,6 +250,34 @@ def print_run(console: Console, s: RunSummary) -> None:
         console.print(Text(f"error: {s.error}", style="red"))
     if s.output is not None:
         print_output(console, s.output)
+
+
+def _print_approvals(console: Console, s: RunSummary) -> None:
+    table = Table(title="approvals")
+    for col in ("approval", "action", "arguments", "decision", "by", "reason", "waited"):
+        table.add_column(col)
+    for a in s.approvals:
+        args = json.dumps(a.arguments, ensure_ascii=False, default=str)
+        if a.edited_arguments is not None:
+            args += " → " + json.dumps(a.edited_arguments, ensure_ascii=False, default=str)
+        table.add_row(
+            a.key,
+            a.action or "",
+            args[:80],
+            a.outcome or "PENDING",
+            a.decided_by or "",
+            (a.reason or "")[:60],
+            "" if a.waited_s is None else f"{a.waited_s:.1f}s",
+        )
+    console.print(table)
+    for a in s.pending_approvals:
+        from paraloom.cli.approvals import describe_projection
+
+        for line in describe_projection(a.projection):
+            console.print(Text(f"{a.key} {line.strip()}", "yellow"))
+        console.print(
+            Text(f"answer: paraloom approve {s.run_id} {a.key} [--reject --reason …]", "yellow")
+        )
 
 
 def _call_note(abandoned: bool, anomaly: str | None, note: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -369,7 +369,14 @@ async def _build(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> _
                 action_limits=wf.action_limits,
                 default_policy=wf.policy,
                 budget_usd=wf.budget_usd,
+                approval_timeout_s=wf.approval_timeout_s,
+                on_approval_timeout=wf.on_approval_timeout,
             )
+            # every action the run may reach (agents' tools too) that needs approval
+            orch.requires_approval = {n: True for n in _approval_required(config, groups)}
+            if wf.approve_plans:
+                orch.approve_plans = True
+                orch.plan_projector = _plan_projector(loaded, node)
             orchestrators[node] = orch
             flow: Action = WorkflowAction(
                 orch,
@@ -485,38 +492,52 @@ def _import(loaded: LoadedConfig, tool_name: str, ref: str) -> Any:
     return getattr(module, attr)
 
 
+async def _python_tool(loaded: LoadedConfig, name: str, cfg: ToolConfig, target: Any) -> Action:
+    """A ``python:`` tool entry's function as an action (in a child process per call with
+    ``isolation: process``)."""
+    assert cfg.python is not None
+    if isinstance(target, FunctionTool):
+        function_tool = target
+    elif callable(target):
+        try:
+            function_tool = FunctionTool(target, name=name, description=cfg.description)
+        except Exception as exc:
+            raise loaded.error(
+                ("tools", name, "python"),
+                f"{cfg.python} cannot be a tool: {type(exc).__name__}: {exc}",
+            ) from None
+    else:
+        raise loaded.error(("tools", name, "python"), f"{cfg.python} is not callable")
+    action: Action = function_tool
+    if cfg.isolation == "process":
+        from paraloom.tools.process import ProcessTool, warm_up
+
+        await anyio.to_thread.run_sync(warm_up)  # not within the first call's timeout
+
+        module_name, attr = cfg.python.split(":", 1)
+        try:
+            action = ProcessTool(function_tool, module_name, attr, sys_path=[str(loaded.base_dir)])
+        except ValueError as exc:
+            raise loaded.error(("tools", name, "isolation"), str(exc)) from None
+    return action if action.spec.name == name else renamed(action, name)
+
+
 async def _build_tool(
     loaded: LoadedConfig, name: str, cfg: ToolConfig, stack: AsyncExitStack
 ) -> list[Action]:
     actions: list[Action]
     if cfg.python is not None:
         target = _import(loaded, name, cfg.python)
-        if isinstance(target, FunctionTool):
-            function_tool = target
-        elif callable(target):
-            try:
-                function_tool = FunctionTool(target, name=name, description=cfg.description)
-            except Exception as exc:
+        if not isinstance(target, FunctionTool) and isinstance(target, Action):
+            # a ready action object (e.g. paraloom.tools.human:ask_human)
+            if cfg.isolation == "process":
                 raise loaded.error(
-                    ("tools", name, "python"),
-                    f"{cfg.python} cannot be a tool: {type(exc).__name__}: {exc}",
-                ) from None
-        else:
-            raise loaded.error(("tools", name, "python"), f"{cfg.python} is not callable")
-        action: Action = function_tool
-        if cfg.isolation == "process":
-            from paraloom.tools.process import ProcessTool, warm_up
-
-            await anyio.to_thread.run_sync(warm_up)  # not within the first call's timeout
-
-            module_name, attr = cfg.python.split(":", 1)
-            try:
-                action = ProcessTool(
-                    function_tool, module_name, attr, sys_path=[str(loaded.base_dir)]
+                    ("tools", name, "isolation"),
+                    f"isolation: process needs a Python function; {cfg.python} is an action",
                 )
-            except ValueError as exc:
-                raise loaded.error(("tools", name, "isolation"), str(exc)) from None
-        actions = [action if action.spec.name == name else renamed(action, name)]
+            actions = [target if target.spec.name == name else renamed(target, name)]
+        else:
+            actions = [await _python_tool(loaded, name, cfg, target)]
     elif cfg.http is not None:
         from paraloom.tools.http import HttpTool
 
@@ -558,6 +579,30 @@ def _tool_groups(config: ParaloomConfig, built: Mapping[str, Action]) -> dict[st
                 a for a, action in built.items() if f"mcp:{cfg.mcp.name}" in action.spec.tags
             ]
     return groups
+
+
+def _plan_projector(
+    loaded: LoadedConfig, workflow: str
+) -> Callable[[Plan], Awaitable[dict[str, Any]]]:
+    """The dry-run projection of a plan of ``workflow`` (shown while it waits)."""
+
+    async def project(plan: Plan) -> dict[str, Any]:
+        from paraloom.config.projection import project_plan  # it imports this module
+
+        return (await project_plan(loaded, workflow, plan)).model_dump(mode="json")
+
+    return project
+
+
+def _approval_required(config: ParaloomConfig, groups: Mapping[str, list[str]]) -> list[str]:
+    """The actions declared ``approval: required`` (an MCP entry: each of its tools)."""
+    names: list[str] = []
+    for name, t in config.tools.items():
+        if t.approval == "required":
+            names.extend(groups.get(name, [name]))
+    names.extend(n for n, a in config.agents.items() if a.approval == "required")
+    names.extend(n for n, w in config.workflows.items() if w.approval == "required")
+    return names
 
 
 def _select(

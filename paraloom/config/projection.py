@@ -10,6 +10,7 @@ repeated in every :class:`Projection` so readers see what the numbers rest on.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -28,10 +29,11 @@ from paraloom.config.selector import PerAgentSelector, build_router
 from paraloom.models.estimate import estimate_tokens
 from paraloom.orchestrator.references import find_references, parse_reference
 from paraloom.protocols.messages import ChatMessage, ModelDescriptor
+from paraloom.protocols.plan import Plan, Subtask
 from paraloom.runtime.selection import ModelSelector, SelectionRequest, StepKind
 from paraloom.runtime.worst_case import InputSize, measure_input, worst_case
 
-__all__ = ["ASSUMPTIONS", "ProjectedStep", "Projection", "project_workflow"]
+__all__ = ["ASSUMPTIONS", "ProjectedStep", "Projection", "project_plan", "project_workflow"]
 
 _Kind = Literal["tool", "agent", "workflow", "planner"]
 
@@ -263,7 +265,9 @@ class _Projector:
     async def workflow(self, name: str, depth: int = 0) -> _Tally:
         return self.aggregate(name, await self.steps(name, depth))
 
-    def aggregate(self, name: str, steps: list[ProjectedStep]) -> _Tally:
+    def aggregate(
+        self, name: str, steps: list[ProjectedStep], subtasks: Sequence[Subtask] | None = None
+    ) -> _Tally:
         total = _Tally(models=[])
         for s in steps:
             total.add(
@@ -277,18 +281,22 @@ class _Projector:
                 ),
                 parallel_latency=True,
             )
-        total.latency = _critical_path(self.loaded, name, steps)
+        total.latency = _critical_path(self.loaded, name, steps, subtasks)
         return total
+
+    async def subtask_steps(self, subtasks: Sequence[Subtask], depth: int) -> list[ProjectedStep]:
+        out: list[ProjectedStep] = []
+        for s in subtasks:
+            text = json.dumps(s.arguments, default=str)
+            kind, t = await self.action(s.action, text, depth)
+            out.append(_step(s.id, s.action, kind, t))
+        return out
 
     async def steps(self, name: str, depth: int = 0) -> list[ProjectedStep]:
         wf = self.config.workflows[name]
         out: list[ProjectedStep] = []
         if wf.planner == "static":
-            for s in wf.subtasks:
-                text = json.dumps(s.arguments, default=str)
-                kind, t = await self.action(s.action, text, depth)
-                out.append(_step(s.id, s.action, kind, t))
-            return out
+            return await self.subtask_steps(wf.subtasks, depth)
         pname = planner_name(name)
         catalogue = sum(_json_bytes(AGENT_INPUT_SCHEMA) + 120 for _ in wf.actions)
         messages = [
@@ -330,16 +338,22 @@ def _step(sid: str, action: str, kind: _Kind, t: _Tally) -> ProjectedStep:
     )
 
 
-def _critical_path(loaded: LoadedConfig, name: str, steps: list[ProjectedStep]) -> float:
+def _critical_path(
+    loaded: LoadedConfig,
+    name: str,
+    steps: list[ProjectedStep],
+    subtasks: Sequence[Subtask] | None = None,
+) -> float:
     wf = loaded.config.workflows[name]
     weight = {s.id: s.latency_s for s in steps}
-    if wf.planner == "llm":
+    if subtasks is None and wf.planner == "llm":
         planner = [s.latency_s for s in steps if s.kind == "planner"]
         work = [s.latency_s for s in steps if s.kind != "planner"]
         return sum(planner) + max(work, default=0.0)
     graph: nx.DiGraph[str] = nx.DiGraph()
-    ids = {s.id for s in wf.subtasks}
-    for s in wf.subtasks:
+    subtasks = wf.subtasks if subtasks is None else subtasks
+    ids = {s.id for s in subtasks}
+    for s in subtasks:
         graph.add_node(s.id)
         deps = set(s.depends_on)
         for text in find_references(s.arguments):
@@ -362,18 +376,46 @@ async def project_workflow(
     name = choose_workflow(loaded, workflow)
     config = loaded.config
     wf = config.workflows[name]
-    if budget_usd is None:
-        budget_usd = (
-            wf.budget_usd
-            if wf.budget_usd is not None
-            else (config.budget.usd if config.budget else None)
-        )
+    budget_usd = _budget_of(loaded, name, budget_usd)
     projector = _Projector(loaded, budget_usd)
     steps = await projector.steps(name)
     totals = projector.aggregate(name, steps)
     return Projection(
         workflow=name,
         planner=wf.planner,
+        steps=steps,
+        **totals.totals(),
+        budget_usd=budget_usd,
+        fits_budget=None if budget_usd is None else totals.cost <= budget_usd,
+    )
+
+
+def _budget_of(loaded: LoadedConfig, name: str, budget_usd: Decimal | None) -> Decimal | None:
+    if budget_usd is not None:
+        return budget_usd
+    wf, config = loaded.config.workflows[name], loaded.config
+    if wf.budget_usd is not None:
+        return wf.budget_usd
+    return config.budget.usd if config.budget else None
+
+
+async def project_plan(
+    loaded: LoadedConfig,
+    workflow: str,
+    plan: Plan,
+    *,
+    budget_usd: Decimal | None = None,
+) -> Projection:
+    """Project one plan of ``workflow`` (e.g. a plan its LLM planner wrote, waiting for
+    approval) as ``--dry-run`` projects a static workflow with those subtasks: the same
+    per-subtask numbers, totals and critical path. Never touches the network."""
+    budget_usd = _budget_of(loaded, workflow, budget_usd)
+    projector = _Projector(loaded, budget_usd)
+    steps = await projector.subtask_steps(plan.subtasks, 0)
+    totals = projector.aggregate(workflow, steps, plan.subtasks)
+    return Projection(
+        workflow=workflow,
+        planner="static",
         steps=steps,
         **totals.totals(),
         budget_usd=budget_usd,

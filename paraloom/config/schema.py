@@ -281,6 +281,11 @@ class ToolConfig(BaseModel):
         description="python tools: 'thread' (a daemon thread, abandoned when a call times "
         "out) or 'process' (a child process per call, killed when it times out).",
     )
+    approval: Literal["required", "none"] = Field(
+        default="none",
+        description="'required': every call waits for a person's approval (see "
+        "'paraloom approve').",
+    )
 
     @field_validator("python")
     @classmethod
@@ -338,6 +343,11 @@ class AgentConfig(BaseModel):
     max_tokens: int = Field(default=1024, ge=1, description="Output tokens per turn.")
     max_corrections: int = Field(default=2, ge=0, le=10)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    approval: Literal["required", "none"] = Field(
+        default="none",
+        description="'required': every call waits for a person's approval (see "
+        "'paraloom approve').",
+    )
 
 
 class WorkflowConfig(BaseModel):
@@ -382,6 +392,24 @@ class WorkflowConfig(BaseModel):
         default_factory=dict, description="Default input values (overridden by --input)."
     )
     budget_usd: Decimal | None = Field(default=None, ge=0, description="Overrides `budget`.")
+    approval: Literal["required", "none"] = Field(
+        default="none",
+        description="'required': every call waits for a person's approval (see "
+        "'paraloom approve').",
+    )
+    approval_timeout_s: float | None = Field(
+        default=None, gt=0, description="How long an approval of its subtasks may wait."
+    )
+    approve_plans: bool = Field(
+        default=False,
+        description="Each plan waits for approval, shown with its projected cost, before any "
+        "of its subtasks runs; a rejection's reason goes back to the planner.",
+    )
+    on_approval_timeout: Literal["reject", "fail", "skip"] = Field(
+        default="reject",
+        description="An unanswered approval after approval_timeout_s: reject (skip it and "
+        "its dependents), fail (stop the run) or skip (its dependents still run).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:

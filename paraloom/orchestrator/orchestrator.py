@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
+from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -30,6 +31,7 @@ from paraloom.orchestrator.resume import ResumeState
 from paraloom.orchestrator.scheduler import Scheduler
 from paraloom.orchestrator.validation import validate_plan
 from paraloom.protocols.actions import ActionResult, new_id
+from paraloom.protocols.approval import ApprovalDecision, PendingApproval
 from paraloom.protocols.events import (
     Event,
     PlanCreated,
@@ -39,7 +41,8 @@ from paraloom.protocols.events import (
     RunStarted,
 )
 from paraloom.protocols.feedback import StateFeedback
-from paraloom.protocols.plan import FailurePolicy, FinalAnswer
+from paraloom.protocols.plan import FailurePolicy, FinalAnswer, Plan
+from paraloom.runtime.approval import ApprovalCallback, ApprovalGate, ApprovalRule, TimeoutOutcome
 from paraloom.runtime.budget import Budget, BudgetExhausted
 from paraloom.runtime.context import Action, ActionContext
 from paraloom.runtime.redact import REDACTOR, scrub_model
@@ -78,6 +81,12 @@ class Orchestrator:
         listeners: Iterable[Listener] = (),
         capture_content: bool = False,
         feedback_output_chars: int = 2000,
+        requires_approval: Mapping[str, ApprovalRule] | None = None,
+        approval_callback: ApprovalCallback | None = None,
+        approval_timeout_s: float | None = None,
+        on_approval_timeout: TimeoutOutcome = "reject",
+        approve_plans: bool = False,
+        plan_projector: Callable[[Plan], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self.actions = actions if isinstance(actions, ActionSet) else ActionSet(actions)
         self.planner = planner
@@ -95,6 +104,33 @@ class Orchestrator:
         self.listeners = list(listeners)
         self.capture_content = capture_content
         self.feedback_output_chars = feedback_output_chars
+        self.requires_approval = dict(requires_approval or {})
+        unknown = sorted(set(self.requires_approval) - set(self.actions.names))
+        if unknown:
+            raise ValueError(f"requires_approval names unknown actions: {', '.join(unknown)}")
+        self.approval_callback = approval_callback
+        self.approval_timeout_s = approval_timeout_s
+        self.on_approval_timeout: TimeoutOutcome = on_approval_timeout
+        self.approve_plans = approve_plans
+        """Each plan waits for approval (key ``plan:<round>``) before any subtask runs;
+        a rejection's reason is fed back to the planner, which plans again."""
+        self.plan_projector = plan_projector
+        """Shown with a plan waiting for approval: its projected calls, tokens, dollars
+        and latency (the YAML front end uses ``paraloom.config.projection``)."""
+
+    def approval_gate(
+        self, *, detach: bool = False, resume: ResumeState | None = None
+    ) -> ApprovalGate:
+        """A new run's approval gate with this orchestrator's rules and policy
+        (``detach``: leave unanswered requests pending; see :class:`ApprovalGate`)."""
+        return ApprovalGate(
+            rules=self.requires_approval,
+            callback=self.approval_callback,
+            timeout_s=self.approval_timeout_s,
+            on_timeout=self.on_approval_timeout,
+            detach=detach,
+            decided=resume.approvals if resume is not None else None,
+        )
 
     async def run(
         self,
@@ -107,6 +143,7 @@ class Orchestrator:
         model_selector: ModelSelector | None = None,
         resume: ResumeState | None = None,
         stop: StopSignal | None = None,
+        approvals: ApprovalGate | None = None,
     ) -> RunResult:
         """Run ``task`` to the end. Cancellation (an enclosing cancel scope) propagates
         after ``RunFinished(status="cancelled")`` is emitted with the results so far.
@@ -117,7 +154,9 @@ class Orchestrator:
         nothing new starts, the result is ``cancelled`` (a nested run uses its parent's).
         """
         bus = EventBus([*self.listeners, *([on_event] if on_event else [])])
-        options = _RunOptions(budget, run_id, parent, model_selector, resume, stop=stop)
+        options = _RunOptions(
+            budget, run_id, parent, model_selector, resume, stop=stop, approvals=approvals
+        )
         return await self._execute(task, bus, options)
 
     @asynccontextmanager
@@ -131,6 +170,7 @@ class Orchestrator:
         resume: ResumeState | None = None,
         on_event: Listener | None = None,
         stop: StopSignal | None = None,
+        approvals: ApprovalGate | None = None,
     ) -> AsyncIterator[RunHandle]:
         """Start a run in the background: ``async with orch.start(task) as run:`` then
         ``async for event in run.events()``, ``await run.result()``, ``run.cancel()``.
@@ -138,9 +178,17 @@ class Orchestrator:
         bus = EventBus([*self.listeners, *([on_event] if on_event else [])])
         stream = bus.subscribe()
         rid = run_id or (resume.run_id if resume else new_id("run_"))
-        handle = RunHandle(rid, stream)
+        gate = approvals or self.approval_gate(resume=resume)
+        handle = RunHandle(rid, stream, gate)
         options = _RunOptions(
-            budget, rid, None, model_selector, resume, handle._set_result, stop=stop
+            budget,
+            rid,
+            None,
+            model_selector,
+            resume,
+            handle._set_result,
+            stop=stop,
+            approvals=gate,
         )
 
         async def main() -> None:
@@ -186,6 +234,7 @@ class Orchestrator:
             deadline=parent.deadline if parent else None,
             capture_content=self.capture_content or (parent.capture_content if parent else False),
             stop=options.stop or (parent.stop if parent else None),
+            approvals=options.approvals or self._gate_for(run_id, parent, resume),
         )
         stop = context.stop
         # Subtask events only matter to listeners: with none, skip building them.
@@ -316,6 +365,38 @@ class Orchestrator:
                     emit(PlanCreated.model_validate({**plan_base, "error": error}))
                     break
                 emit(PlanCreated.model_validate({**plan_base, "plan": vplan.plan}))
+                if self.approve_plans:
+                    verdict = await self._approve_plan(vplan.plan, context, round_no)
+                    if verdict is None:
+                        status, error = "waiting", f"waiting for approval: plan:{round_no}"
+                        break
+                    if verdict.outcome == "failed":
+                        status, error = "failed", f"plan of round {round_no}: approval failed"
+                        break
+                    if not verdict.approved:
+                        why = f": {verdict.reason}" if verdict.reason else ""
+                        note = (
+                            f"A person rejected your plan of round {round_no}{why}. "
+                            "Plan again, taking this into account."
+                        )
+                        feedback = build_feedback(
+                            round=round_no,
+                            results=results,
+                            rounds_of=rounds_of,
+                            spent=shared_budget.spent_usd - spent_before,
+                            left=shared_budget.remaining_usd,
+                            elapsed_s=time.time() - started,
+                            output_chars=self.feedback_output_chars,
+                            notes=(note,),
+                        )
+                        emit(RoundFinished(run_id=run_id, round=round_no, feedback=feedback))
+                        continue
+                    if verdict.arguments:
+                        vplan = validate_plan(
+                            _edit_plan(vplan.plan, verdict.arguments),
+                            self.actions,
+                            earlier_ids=results.keys(),
+                        )
                 for sid in vplan.order:
                     rounds_of[sid] = round_no
                 outcome = await self.scheduler.run(
@@ -329,6 +410,10 @@ class Orchestrator:
                 )
                 if replayed and outcome.reused != set(vplan.order):
                     replaying = False
+                if outcome.deferred:
+                    status = "waiting"
+                    error = "waiting for approval: " + ", ".join(sorted(outcome.deferred))
+                    break
                 feedback = build_feedback(
                     round=round_no,
                     results=results,
@@ -354,6 +439,46 @@ class Orchestrator:
             raise
         return finish()
 
+    def _gate_for(
+        self, run_id: str, parent: ActionContext | None, resume: ResumeState | None
+    ) -> ApprovalGate:
+        """A nested run shares its parent's gate (its requests show on the top run's
+        handle, prompt and service), with its own rules; keys ``<run_id>/<subtask>``."""
+        if parent is not None and parent.approvals is not None:
+            return parent.approvals.nested(
+                self.requires_approval,
+                key_prefix=f"{run_id}/",
+                timeout_s=self.approval_timeout_s,
+                on_timeout=self.on_approval_timeout,
+            )
+        return self.approval_gate(resume=resume)
+
+    async def _approve_plan(
+        self, plan: Plan, context: ActionContext, round_no: int
+    ) -> ApprovalDecision | None:
+        assert context.approvals is not None
+        projection = await self.plan_projector(plan) if self.plan_projector else None
+        request = PendingApproval(
+            key=f"plan:{round_no}",
+            run_id=context.run_id,
+            round=round_no,
+            action=self.planner.name,
+            arguments={"plan": plan.model_dump(mode="json")},
+            projection=projection,
+        )
+        return await context.approvals.request(request, context.emit)
+
+
+def _edit_plan(plan: Plan, edits: Mapping[str, JsonValue]) -> Plan:
+    """``edits`` maps a subtask id to the arguments to change in it."""
+    subtasks = []
+    for s in plan.subtasks:
+        change = edits.get(s.id)
+        if isinstance(change, dict):
+            s = s.model_copy(update={"arguments": {**s.arguments, **change}})
+        subtasks.append(s)
+    return plan.model_copy(update={"subtasks": tuple(subtasks)})
+
 
 @dataclass(frozen=True, slots=True)
 class _RunOptions:
@@ -364,6 +489,7 @@ class _RunOptions:
     resume: ResumeState | None
     on_result: Callable[[RunResult], None] | None = None
     stop: StopSignal | None = None
+    approvals: ApprovalGate | None = None
 
 
 def _budget_for(budget: BudgetArg, default: BudgetArg, parent: ActionContext | None) -> Budget:
@@ -381,8 +507,14 @@ def _budget_for(budget: BudgetArg, default: BudgetArg, parent: ActionContext | N
 class RunHandle:
     """A run started with :meth:`Orchestrator.start`."""
 
-    def __init__(self, run_id: str, stream: MemoryObjectReceiveStream[Event]) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        stream: MemoryObjectReceiveStream[Event],
+        approvals: ApprovalGate | None = None,
+    ) -> None:
         self.run_id = run_id
+        self.approvals = approvals or ApprovalGate()
         self._stream = stream
         self._scope = anyio.CancelScope()
         self._done = anyio.Event()
@@ -404,6 +536,49 @@ class RunHandle:
         if self._result is None:
             raise RuntimeError("the run ended before producing a result")
         return self._result
+
+    def pending(self) -> list[PendingApproval]:
+        """The approvals the run waits for now (their keys are subtask ids)."""
+        return self.approvals.pending()
+
+    async def wait_pending(self, count: int = 1) -> list[PendingApproval]:
+        """Wait until at least ``count`` approvals are pending, or the run has ended;
+        return the pending ones."""
+        async with anyio.create_task_group() as tg:
+
+            async def until(wait: Callable[[], Awaitable[object]]) -> None:
+                await wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(until, partial(self.approvals.wait_pending, count))
+            tg.start_soon(until, self._done.wait)
+        return self.approvals.pending()
+
+    async def approve(
+        self,
+        key: str,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        arguments: Mapping[str, JsonValue] | None = None,
+    ) -> None:
+        """Approve pending request ``key`` (a subtask id), optionally with edited
+        ``arguments`` (merged over the call's own)."""
+        edited = dict(arguments) if arguments is not None else None
+        decision = ApprovalDecision(outcome="approved", by=by, reason=reason, arguments=edited)
+        self.approvals.decide(key, decision)
+        await anyio.lowlevel.checkpoint()
+
+    async def answer(self, key: str, text: str, *, by: str | None = None) -> None:
+        """Answer an ``ask_human`` question waiting as ``key``."""
+        decision = ApprovalDecision(outcome="approved", by=by, arguments={"answer": text})
+        self.approvals.decide(key, decision)
+        await anyio.lowlevel.checkpoint()
+
+    async def reject(self, key: str, *, reason: str, by: str | None = None) -> None:
+        """Reject request ``key``: the subtask and its dependents are skipped."""
+        self.approvals.decide(key, ApprovalDecision(outcome="rejected", by=by, reason=reason))
+        await anyio.lowlevel.checkpoint()
 
     def cancel(self) -> None:
         """Cancel the run (not the caller): its events end with a cancelled RunFinished."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from paraloom.protocols.actions import ActionResult
+from paraloom.protocols.approval import ApprovalDecision
 from paraloom.protocols.plan import FinalAnswer, Plan, Subtask
 
 __all__ = ["ResumeState", "plan_changes"]
@@ -32,6 +33,9 @@ class ResumeState:
     spent_usd: Decimal = Decimal(0)
     """What the run's LLM calls (and its nested runs') cost in earlier sessions: the
     resumed run's cost starts there."""
+    approvals: Mapping[str, ApprovalDecision] = field(default_factory=dict)
+    """Decisions recorded for approvals still pending when the run stopped (subtask
+    id → decision), e.g. by ``paraloom approve``: a resumed subtask takes its answer."""
 
     def with_first_plan(self, plan: Plan) -> ResumeState:
         """This state with round 1 planned as ``plan`` (an edited static workflow):

@@ -45,6 +45,7 @@ from paraloom.protocols.actions import (
     ErrorInfo,
     new_id,
 )
+from paraloom.protocols.approval import ApprovalDecision, PendingApproval
 from paraloom.protocols.events import (
     ActionFinished,
     ActionStarted,
@@ -54,6 +55,7 @@ from paraloom.protocols.events import (
     SubtaskStarted,
 )
 from paraloom.protocols.plan import FailurePolicy, Subtask
+from paraloom.runtime.approval import needs_approval
 from paraloom.runtime.context import Action, ActionContext, discard_event
 from paraloom.runtime.limits import SharedLimit, acquire_slot
 from paraloom.tools.actionset import ActionSet
@@ -71,6 +73,9 @@ class RoundOutcome:
     results: dict[str, ActionResult]
     failed_by: str | None = None
     reused: frozenset[str] = frozenset()
+    deferred: frozenset[str] = frozenset()
+    """Subtasks left waiting for an approval (a detached gate): not run, nor their
+    dependents; the run ends ``waiting``."""
 
 
 class Scheduler:
@@ -140,7 +145,12 @@ class Scheduler:
         )
         await state.run()
         own = {sid: state.sink[sid] for sid in plan.order if sid in state.sink}
-        return RoundOutcome(results=own, failed_by=state.failed_by, reused=frozenset(state.reused))
+        return RoundOutcome(
+            results=own,
+            failed_by=state.failed_by,
+            reused=frozenset(state.reused),
+            deferred=frozenset(state.deferred),
+        )
 
 
 @dataclass
@@ -157,6 +167,7 @@ class _Round:
     started: set[str] = field(default_factory=set)
     done: set[str] = field(default_factory=set)
     reused: set[str] = field(default_factory=set)
+    deferred: set[str] = field(default_factory=set)
     tg: TaskGroup | None = None
 
     def __post_init__(self) -> None:
@@ -222,6 +233,15 @@ class _Round:
             self._finish(sid, self.reuse[sid], reused=True)
             self._after(sid, self.reuse[sid], policy)
             return
+        # Approval comes first: a waiting subtask holds no slot and no budget.
+        approval = await self._approval(subtask)
+        if approval is _DEFERRED:
+            self.deferred.add(sid)
+            return
+        if isinstance(approval, _Refused):
+            self._finish(sid, approval.result)
+            self._after(sid, approval.result, approval.policy)
+            return
         if self.emitting:
             self.context.emit(
                 SubtaskStarted(
@@ -235,7 +255,7 @@ class _Round:
             )
         started = time.time()
         try:
-            result = await self._execute(subtask, policy)
+            result = await self._execute(subtask, policy, approval)
         except anyio.get_cancelled_exc_class():
             self._finish(
                 sid,
@@ -252,9 +272,50 @@ class _Round:
         self._finish(sid, result)
         self._after(sid, result, policy)
 
-    async def _execute(self, subtask: Subtask, policy: FailurePolicy) -> ActionResult:
+    async def _approval(self, subtask: Subtask) -> dict[str, JsonValue] | _Refused | object:
+        """``None`` (no approval needed, or approved as is), the edited arguments, a
+        refusal (its result and how dependents take it) or ``_DEFERRED``."""
+        gate = self.context.approvals
+        if gate is None:
+            return None
+        action = self.scheduler.actions.get(subtask.action)
+        rule = gate.rule_for(action, subtask.action)
+        if rule is None or rule is False:
+            return None
         try:
             arguments = resolve_references(subtask.arguments, self.lookup)
+        except (ReferenceResolutionError, ValueError):
+            return None  # the attempt reports the reference error
+        assert isinstance(arguments, dict)
+        if not needs_approval(rule, arguments):
+            return None
+        request = PendingApproval(
+            key=subtask.id,
+            run_id=self.context.run_id,
+            round=self.round,
+            subtask_id=subtask.id,
+            action=subtask.action,
+            arguments=arguments,
+        )
+        decision = await gate.request(request, self.context.emit)
+        if decision is None:
+            return _DEFERRED
+        if decision.approved:
+            return {**arguments, **decision.arguments} if decision.arguments else None
+        return _refusal(subtask, decision)
+
+    async def _execute(
+        self,
+        subtask: Subtask,
+        policy: FailurePolicy,
+        edited: object = None,
+    ) -> ActionResult:
+        try:
+            arguments = (
+                edited
+                if isinstance(edited, dict)
+                else resolve_references(subtask.arguments, self.lookup)
+            )
         except (ReferenceResolutionError, ValueError) as exc:
             return _status_result(
                 subtask.id,
@@ -425,6 +486,31 @@ class _Round:
                     run_id=self.context.run_id, round=self.round, subtask_id=sid, reason=reason
                 )
             )
+
+
+_DEFERRED = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    result: ActionResult
+    policy: FailurePolicy
+
+
+def _refusal(subtask: Subtask, decision: ApprovalDecision) -> _Refused:
+    """A rejection skips the subtask and its dependents; ``skipped`` (a timeout's
+    outcome) lets the dependents run on ``null``; ``failed`` stops the run."""
+    who = f" by {decision.by}" if decision.by else ""
+    why = f": {decision.reason}" if decision.reason else ""
+    if decision.outcome == "failed":
+        status, kind, rule = ActionStatus.ERROR, "ApprovalFailed", "fail"
+    elif decision.outcome == "skipped":
+        status, kind, rule = ActionStatus.SKIPPED, "ApprovalSkipped", "continue"
+    else:
+        status, kind, rule = ActionStatus.SKIPPED, "ApprovalRejected", "skip_dependents"
+    message = f"approval {decision.outcome}{who}{why}"
+    result = _status_result(subtask.id, subtask.action, status, kind, message, time.time())
+    return _Refused(result, FailurePolicy(on_failure=rule))
 
 
 def _describe(result: ActionResult) -> str:

@@ -12,10 +12,13 @@ from paraloom.protocols.actions import (
     TokenUsage,
     new_id,
 )
+from paraloom.protocols.approval import ApprovalDecision, PendingApproval
 from paraloom.protocols.events import (
     ActionFinished,
     ActionProgress,
     ActionStarted,
+    ApprovalDecided,
+    ApprovalRequested,
     Event,
     LLMCallFinished,
     LLMCallStarted,
@@ -44,6 +47,9 @@ __all__ = [
     "ActionSpec",
     "ActionStarted",
     "ActionStatus",
+    "ApprovalDecided",
+    "ApprovalDecision",
+    "ApprovalRequested",
     "ChatMessage",
     "CostHint",
     "ErrorInfo",
@@ -53,6 +59,7 @@ __all__ = [
     "LLMCallFinished",
     "LLMCallStarted",
     "ModelDescriptor",
+    "PendingApproval",
     "Plan",
     "PlanCreated",
     "RoundFinished",

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from paraloom.protocols.actions import ActionKind, ActionResult, TokenUsage
+from paraloom.protocols.approval import ApprovalDecision, PendingApproval
 from paraloom.protocols.feedback import StateFeedback
 from paraloom.protocols.plan import Plan
 
@@ -21,6 +22,8 @@ __all__ = [
     "ActionFinished",
     "ActionProgress",
     "ActionStarted",
+    "ApprovalDecided",
+    "ApprovalRequested",
     "Event",
     "LLMCallFinished",
     "LLMCallStarted",
@@ -54,13 +57,21 @@ class RunStarted(_Event):
 
 
 RunStatus = Literal[
-    "ok", "warning", "partial", "failed", "cancelled", "max_rounds", "budget_exhausted"
+    "ok",
+    "warning",
+    "partial",
+    "failed",
+    "cancelled",
+    "max_rounds",
+    "budget_exhausted",
+    "waiting",
 ]
 """How a run ended. ``warning``: an answer, but a usage anomaly was seen or a budget's
 spend passed its limit (``RunResult.warnings`` says which). ``partial``: the run reached
 its final answer, which depends on no failed subtask, but some subtask failed or was
 skipped (``on_failure: continue`` or ``skip_dependents`` off the answer's path);
-``RunResult.failed`` names them."""
+``RunResult.failed`` names them. ``waiting``: the run stopped with approvals pending
+(nobody to answer them in this process); answer them, then resume the run."""
 
 
 class RunFinished(_Event):
@@ -238,6 +249,28 @@ class UsageAnomaly(_Event):
     reserved_usd: Decimal
 
 
+class ApprovalRequested(_Event):
+    """A call waits for a person's approval (it holds no slot and no budget meanwhile)."""
+
+    type: Literal["approval_requested"] = "approval_requested"
+    request: PendingApproval
+
+
+class ApprovalDecided(_Event):
+    """An approval was answered: by a person, a policy, or its timeout (``by``)."""
+
+    type: Literal["approval_decided"] = "approval_decided"
+    key: str
+    subtask_id: str | None = None
+    decision: ApprovalDecision
+    waited_s: float = 0.0
+    offline: bool = Field(
+        default=False,
+        description="Recorded outside the run's process (``paraloom approve``): taken "
+        "when the run is resumed.",
+    )
+
+
 Event = Annotated[
     RunStarted
     | RunFinished
@@ -253,6 +286,8 @@ Event = Annotated[
     | ActionProgress
     | LLMCallStarted
     | UsageAnomaly
-    | LLMCallFinished,
+    | LLMCallFinished
+    | ApprovalRequested
+    | ApprovalDecided,
     Field(discriminator="type"),
 ]

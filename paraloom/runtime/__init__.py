@@ -1,6 +1,7 @@
 """Runtime primitives shared by every adapter: the Action interface, its context, the
 shared budget, the model-selection hook, shared concurrency limits and the one redactor."""
 
+from paraloom.runtime.approval import ApprovalCallback, ApprovalGate, ApprovalRule, TimeoutOutcome
 from paraloom.runtime.budget import Budget, BudgetExhausted, Reservation, to_decimal
 from paraloom.runtime.context import Action, ActionContext, EventSink, discard_event
 from paraloom.runtime.limits import SharedLimit, acquire_slot
@@ -19,6 +20,9 @@ from paraloom.runtime.worst_case import (
 __all__ = [
     "Action",
     "ActionContext",
+    "ApprovalCallback",
+    "ApprovalGate",
+    "ApprovalRule",
     "Budget",
     "BudgetExhausted",
     "EventSink",
@@ -31,6 +35,7 @@ __all__ = [
     "SharedLimit",
     "StepKind",
     "StopSignal",
+    "TimeoutOutcome",
     "WorstCase",
     "acquire_slot",
     "discard_event",

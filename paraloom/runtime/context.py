@@ -11,6 +11,7 @@ from paraloom.protocols.actions import ActionCall, ActionResult, ActionSpec
 
 if TYPE_CHECKING:
     from paraloom.protocols.events import Event
+    from paraloom.runtime.approval import ApprovalGate
     from paraloom.runtime.budget import Budget
     from paraloom.runtime.selection import ModelSelector
     from paraloom.runtime.stop import StopSignal
@@ -61,6 +62,8 @@ class ActionContext:
     capture_content: bool = False
     stop: StopSignal | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
+    approvals: ApprovalGate | None = None
+    """The run's approval gate (calls needing a person's approval wait there)."""
 
     def child(self, call: ActionCall) -> ActionContext:
         """The context for ``call``, made from inside the invocation owning this context."""

@@ -214,6 +214,35 @@ _TRIGGERS: dict[str, str] = {
             finished_at = NEW.ts
         WHERE call_id = $call_id;
     """,
+    "approval_requested": """
+        INSERT INTO approvals (run_id, key, subtask_id, round, call_id, action,
+                               arguments_json, projection_json, requested_at)
+        VALUES (NEW.run_id, $request.key, $request.subtask_id, $request.round,
+                $request.call_id, $request.action, $request.arguments, $request.projection,
+                $request.requested_at)
+        ON CONFLICT (run_id, key) DO UPDATE SET round = excluded.round,
+            call_id = excluded.call_id, arguments_json = excluded.arguments_json,
+            projection_json = excluded.projection_json,
+            requested_at = excluded.requested_at, outcome = NULL, decided_by = NULL,
+            reason = NULL, edited_json = NULL, decided_at = NULL, waited_s = NULL,
+            offline = 0;
+        UPDATE runs SET status = 'waiting', updated_at = NEW.ts
+        WHERE run_id = NEW.run_id AND status = 'running';
+    """,
+    "approval_decided": """
+        INSERT INTO approvals (run_id, key, subtask_id)
+        VALUES (NEW.run_id, $key, $subtask_id)
+        ON CONFLICT (run_id, key) DO NOTHING;
+        UPDATE approvals SET outcome = $decision.outcome, decided_by = $decision.by,
+            reason = $decision.reason, edited_json = $decision.arguments,
+            decided_at = $decision.decided_at, waited_s = $waited_s,
+            offline = COALESCE($offline, 0)
+        WHERE run_id = NEW.run_id AND key = $key;
+        UPDATE runs SET status = 'running', updated_at = NEW.ts
+        WHERE run_id = NEW.run_id AND status = 'waiting' AND NOT COALESCE($offline, 0)
+            AND NOT EXISTS (SELECT 1 FROM approvals WHERE run_id = NEW.run_id
+                            AND outcome IS NULL);
+    """,
     "llm_call_started": """
         INSERT OR REPLACE INTO llm_calls (llm_call_id, run_id, parent_call_id, round,
             subtask_id, model, provider, step_kind, routing_json, reserved_usd,

@@ -8,10 +8,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from paraloom.protocols.actions import ActionKind, ActionResult, TokenUsage
+from paraloom.protocols.approval import ApprovalDecision
 from paraloom.protocols.plan import Plan
 
 __all__ = [
     "FINISHED_STATUSES",
+    "ApprovalRecord",
     "LLMCallRecord",
     "RoundRecord",
     "RunInfo",
@@ -21,11 +23,12 @@ __all__ = [
 ]
 
 FINISHED_STATUSES = frozenset(
-    {"ok", "warning", "partial", "failed", "cancelled", "max_rounds", "budget_exhausted"}
+    {"ok", "warning", "partial", "waiting", "failed", "cancelled", "max_rounds", "budget_exhausted"}
 )
-"""Run statuses written by ``RunFinished``. Besides these a run is ``running`` (started,
-not finished, and its process is alive or cannot be checked) or ``crashed`` (started,
-not finished, and the process that recorded it is gone: see
+"""Run statuses written by ``RunFinished`` (``waiting``: the run ended with approvals
+pending; ``paraloom approve`` then ``paraloom resume`` continue it). Besides these a run
+is ``running`` (started, not finished, and its process is alive or cannot be checked) or
+``crashed`` (started, not finished, and the process that recorded it is gone: see
 :mod:`paraloom.store.liveness`)."""
 
 
@@ -134,6 +137,45 @@ class LLMCallRecord(_Model):
         return self.finished_at is not None
 
 
+class ApprovalRecord(_Model):
+    """An approval request and its decision (``outcome`` None: still pending)."""
+
+    key: str
+    subtask_id: str | None = None
+    round: int | None = None
+    call_id: str | None = None
+    action: str | None = None
+    arguments: JsonValue = None
+    projection: JsonValue = None
+    requested_at: float | None = None
+    outcome: str | None = None
+    decided_by: str | None = None
+    reason: str | None = None
+    edited_arguments: JsonValue = None
+    decided_at: float | None = None
+    waited_s: float | None = None
+    offline: bool = False
+
+    @property
+    def pending(self) -> bool:
+        return self.outcome is None
+
+    def decision(self) -> ApprovalDecision | None:
+        """The recorded decision (None while pending)."""
+        if self.outcome is None:
+            return None
+        edited = self.edited_arguments
+        return ApprovalDecision.model_validate(
+            {
+                "outcome": self.outcome,
+                "by": self.decided_by,
+                "reason": self.reason,
+                "arguments": edited if isinstance(edited, dict) else None,
+                "decided_at": self.decided_at or 0.0,
+            }
+        )
+
+
 class RunSummary(RunInfo):
     """Everything ``paraloom runs show ID`` prints, and what ``resume`` needs to rebuild
     the run: ``workflow``, ``source`` (the definition file), ``task`` and ``metadata``."""
@@ -153,3 +195,8 @@ class RunSummary(RunInfo):
     )
     llm_cost_usd: Decimal = Field(Decimal(0), description="Sum of the LLM calls' costs.")
     child_run_ids: tuple[str, ...] = ()
+    approvals: tuple[ApprovalRecord, ...] = ()
+
+    @property
+    def pending_approvals(self) -> tuple[ApprovalRecord, ...]:
+        return tuple(a for a in self.approvals if a.pending)

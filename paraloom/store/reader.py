@@ -13,10 +13,12 @@ from pydantic import BaseModel, JsonValue, TypeAdapter, ValidationError
 
 from paraloom.orchestrator.resume import ResumeState
 from paraloom.protocols.actions import ActionKind, ActionResult, TokenUsage
+from paraloom.protocols.approval import ApprovalDecision
 from paraloom.protocols.events import Event
 from paraloom.protocols.plan import FinalAnswer, Plan
 from paraloom.store.liveness import Liveness, WriterSession, session_liveness
 from paraloom.store.models import (
+    ApprovalRecord,
     LLMCallRecord,
     RoundRecord,
     RunInfo,
@@ -101,6 +103,24 @@ _INFO: tuple[_Column, ...] = (
     ),
     ("(SELECT COUNT(*) FROM llm_calls l WHERE l.run_id = r.run_id)", "llm_calls", None),
     ("r.warnings_json", "warnings", lambda text: tuple(json.loads(text)) if text else ()),
+)
+
+_APPROVAL: tuple[_Column, ...] = (
+    ("key", "key", None),
+    ("subtask_id", "subtask_id", None),
+    ("round", "round", None),
+    ("call_id", "call_id", None),
+    ("action", "action", None),
+    ("arguments_json", "arguments", _loads),
+    ("projection_json", "projection", _loads),
+    ("requested_at", "requested_at", None),
+    ("outcome", "outcome", None),
+    ("decided_by", "decided_by", None),
+    ("reason", "reason", None),
+    ("edited_json", "edited_arguments", _loads),
+    ("decided_at", "decided_at", None),
+    ("waited_s", "waited_s", None),
+    ("offline", "offline", bool),
 )
 
 _ROUND: tuple[_Column, ...] = (
@@ -275,6 +295,18 @@ def get_run(conn: sqlite3.Connection, run_id: str, *, store_path: Path | None = 
         usage=usage,
         llm_cost_usd=sum((c.cost_usd or Decimal(0) for c in calls), Decimal(0)),
         child_run_ids=tuple(r[0] for r in children),
+        approvals=tuple(approvals(conn, run_id)),
+    )
+
+
+def approvals(conn: sqlite3.Connection, run_id: str) -> list[ApprovalRecord]:
+    """The run's approval requests and decisions, oldest request first."""
+    return _records(
+        conn,
+        ApprovalRecord,
+        _APPROVAL,
+        "FROM approvals WHERE run_id = ? ORDER BY requested_at, key",
+        (run_id,),
     )
 
 
@@ -354,8 +386,19 @@ def resume_state(conn: sqlite3.Connection, run_id: str) -> ResumeState:
         (run_id,),
     ).fetchall():
         results[sid] = ActionResult.model_validate_json(result_json)
+    # A subtask's decision is taken again when it runs again (it never ran, or did not
+    # finish ok); an agent's tool call is asked anew (its call id changes).
+    decided: dict[str, ApprovalDecision] = {}
+    for a in approvals(conn, run_id):
+        decision = a.decision()
+        if decision is not None and a.call_id is None and a.key not in results:
+            decided[a.key] = decision
     return ResumeState(
-        run_id=run_id, decisions=decisions, results=results, spent_usd=llm_cost(conn, run_id)
+        run_id=run_id,
+        decisions=decisions,
+        results=results,
+        spent_usd=llm_cost(conn, run_id),
+        approvals=decided,
     )
 
 

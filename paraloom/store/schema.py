@@ -9,6 +9,8 @@ One file holds many runs. Tables (all keyed by ``run_id``):
 - ``attempts``: every action invocation (one per attempt; agents' tool calls too).
 - ``llm_calls``: every LLM call (model, tokens, cost, latency, the routing decision).
 - ``events``: the raw event log, in emission order per writer session.
+- ``approvals``: every approval request and its decision (who, when, reason, edited
+  arguments); ``outcome`` is NULL while it is pending.
 - ``sessions``: one row per writer session (host, pid, whether it holds its liveness
   lock, when it closed): how a reader tells a crashed run from a running one (see
   :mod:`paraloom.store.liveness`).
@@ -166,6 +168,25 @@ CREATE TABLE IF NOT EXISTS events (
     data_json TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_run ON events (run_id, id);
+CREATE TABLE IF NOT EXISTS approvals (
+    run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    subtask_id TEXT,
+    round INTEGER,
+    call_id TEXT,
+    action TEXT,
+    arguments_json TEXT,
+    projection_json TEXT,
+    requested_at REAL,
+    outcome TEXT,
+    decided_by TEXT,
+    reason TEXT,
+    edited_json TEXT,
+    decided_at REAL,
+    waited_s REAL,
+    offline INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, key)
+);
 CREATE TABLE IF NOT EXISTS sessions (
     session TEXT PRIMARY KEY,
     host TEXT NOT NULL,

@@ -69,7 +69,8 @@ from paraloom.orchestrator.events import Listener
 from paraloom.orchestrator.executor import Executor, InProcessExecutor
 from paraloom.orchestrator.resume import ResumeState
 from paraloom.protocols.actions import ActionCall, ActionResult
-from paraloom.protocols.events import Event
+from paraloom.protocols.approval import ApprovalDecision
+from paraloom.protocols.events import ApprovalDecided, Event
 from paraloom.routing.trajectory import TrajectoryRecord, write_trajectories
 from paraloom.runtime.context import Action, ActionContext
 from paraloom.runtime.redact import scrub_model
@@ -192,6 +193,30 @@ class RunStore:
     def record(self, event: Event) -> None:
         """Record one event (a listener without tags)."""
         self._get_writer().submit(scrub_model(event, full=self.redact), RunTags())
+
+    def record_decision(self, run_id: str, key: str, decision: ApprovalDecision) -> None:
+        """Record a decision for a pending approval of a run that is not running here
+        (``paraloom approve``): the run takes it when resumed. Raises ``KeyError`` when
+        ``key`` names no approval of the run, ``ValueError`` when it is decided already."""
+        with self._reading() as conn:
+            full = reader.resolve_run_id(conn, run_id)
+            records = {a.key: a for a in reader.approvals(conn, full)}
+        record = records.get(key)
+        if record is None:
+            raise KeyError(key)
+        if not record.pending:
+            raise ValueError(f"approval {key!r} of run {full} is already {record.outcome}")
+        self.record(
+            ApprovalDecided(
+                run_id=full,
+                key=key,
+                subtask_id=record.subtask_id,
+                decision=decision,
+                waited_s=max(0.0, decision.decided_at - (record.requested_at or 0.0)),
+                offline=True,
+            )
+        )
+        self.flush()
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every event recorded before this call is committed. Raises

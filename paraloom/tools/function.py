@@ -27,6 +27,7 @@ from paraloom.protocols.actions import (
     ActionSpec,
     ActionStatus,
 )
+from paraloom.runtime.approval import ApprovalRule
 from paraloom.runtime.context import ActionContext
 from paraloom.runtime.threads import run_in_daemon_thread
 
@@ -55,8 +56,12 @@ class FunctionTool:
         description: str | None = None,
         kind: ActionKind = ActionKind.TOOL,
         tags: frozenset[str] = frozenset(),
+        requires_approval: ApprovalRule | None = None,
     ) -> None:
         self.func = func
+        self.requires_approval = requires_approval
+        """``True`` or a predicate over the call's arguments: calls wait for approval
+        (see :mod:`paraloom.runtime.approval`)."""
         self._is_async = inspect.iscoroutinefunction(func)
         doc = docstring_parser.parse(inspect.getdoc(func) or "")
         param_docs = {p.arg_name: p.description or "" for p in doc.params}
@@ -200,7 +205,11 @@ def tool(func: F, /) -> FunctionTool: ...
 
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None, kind: ActionKind = ActionKind.TOOL
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    kind: ActionKind = ActionKind.TOOL,
+    requires_approval: ApprovalRule | None = None,
 ) -> Callable[[F], FunctionTool]: ...
 
 
@@ -211,12 +220,15 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     kind: ActionKind = ActionKind.TOOL,
+    requires_approval: ApprovalRule | None = None,
 ) -> FunctionTool | Callable[[F], FunctionTool]:
     """Decorator: ``@tool`` or ``@tool(name=..., description=...)`` makes a FunctionTool."""
     if func is not None:
         return FunctionTool(func)
 
     def wrap(f: F) -> FunctionTool:
-        return FunctionTool(f, name=name, description=description, kind=kind)
+        return FunctionTool(
+            f, name=name, description=description, kind=kind, requires_approval=requires_approval
+        )
 
     return wrap

@@ -31,6 +31,8 @@ from paraloom.protocols.events import (
     ActionFinished,
     ActionProgress,
     ActionStarted,
+    ApprovalDecided,
+    ApprovalRequested,
     Event,
     LLMCallFinished,
     LLMCallStarted,
@@ -57,6 +59,8 @@ Attrs = dict[str, AttributeValue]
 
 
 # Handled even for runs that are not recorded: LLM calls feed the metrics.
+_APPROVAL_WAIT = "paraloom.approval.wait_s"
+
 _ALWAYS = frozenset({RunStarted, RunFinished, LLMCallStarted, LLMCallFinished})
 
 
@@ -111,6 +115,8 @@ class TracingListener:
             ActionProgress: self._action_progress,
             LLMCallStarted: self._llm_started,
             LLMCallFinished: self._llm_finished,
+            ApprovalRequested: self._approval_requested,
+            ApprovalDecided: self._approval_decided,
         }
 
     def __call__(self, event: Event) -> None:
@@ -278,6 +284,12 @@ class TracingListener:
         run = self._runs.get(e.run_id)
         if run is None:
             return
+        if e.status == "waiting":  # left waiting: its approval spans end as such
+            for key in [k for k in run.keys if k.startswith("approval:")]:
+                entry = self._pop(key)
+                if entry is not None:
+                    entry.span.set_attribute(_APPROVAL_WAIT, max(0.0, e.ts - entry.started))
+                    entry.span.end(ns(e.ts))
         self._end_orphans(run, e.ts, cancelled=True)
         del self._runs[e.run_id]
         self._silent.discard(e.run_id)
@@ -436,6 +448,42 @@ class TracingListener:
             attrs["paraloom.error.message"] = self._content.text(r.error.message)[:1000]
         name = "paraloom.subtask.reused" if e.reused else "paraloom.subtask.finished"
         run.span.add_event(name, attrs, timestamp=ns(e.ts))
+
+    # -- approvals: a span per wait, "waiting" until decided, with the time waited -------
+
+    def _approval_requested(self, e: ApprovalRequested) -> None:
+        run, r = self._runs.get(e.run_id), e.request
+        key = f"approval:{e.run_id}:{r.key}"
+        if run is None or key in self._open:
+            return
+        attrs: Attrs = {
+            OpenInference.SPAN_KIND: "CHAIN",
+            "paraloom.approval.key": r.key,
+            "paraloom.approval.state": "waiting",
+            "paraloom.action.name": r.action,
+        }
+        if r.subtask_id:
+            attrs[Paraloom.SUBTASK_ID] = r.subtask_id
+        ctx = trace.set_span_in_context(run.span)
+        self._start(key, e.run_id, f"approval {r.key}", ctx, e.ts, attrs)
+
+    def _approval_decided(self, e: ApprovalDecided) -> None:
+        entry = self._pop(f"approval:{e.run_id}:{e.key}")
+        if entry is None:
+            return
+        d = e.decision
+        attrs: Attrs = {
+            "paraloom.approval.state": "decided",
+            "paraloom.approval.outcome": d.outcome,
+            _APPROVAL_WAIT: e.waited_s,
+        }
+        if d.by:
+            attrs["paraloom.approval.by"] = d.by
+        if d.reason:
+            attrs["paraloom.approval.reason"] = self._content.text(d.reason)[:1000]
+        entry.span.set_attributes(attrs)
+        entry.span.set_status(Status(StatusCode.OK))
+        entry.span.end(ns(e.ts))
 
     # -- action calls ------------------------------------------------------------------
 

@@ -336,3 +336,45 @@ async def test_context_selector_picks_each_turn() -> None:
     result = await agent(model).invoke(call(), context(model_selector=ChooseLarge()))
     assert [r.model for r in model.requests] == ["large-v2", "large-v2"]
     assert list(result.usage) == ["large"] and result.usage["large"].calls == 2
+
+
+@pytest.mark.anyio
+async def test_tool_calls_the_agent_makes_wait_for_approval() -> None:
+    from paraloom.protocols.events import ApprovalDecided, ApprovalRequested
+    from paraloom.runtime.approval import ApprovalDecision, ApprovalGate, PendingApproval
+
+    paid: list[int] = []
+
+    @tool(requires_approval=lambda args: int(str(args["amount"])) > 100)
+    def pay(amount: int) -> int:
+        """Pay an amount."""
+        paid.append(amount)
+        return amount
+
+    def policy(request: PendingApproval) -> ApprovalDecision:
+        if request.arguments["amount"] == 500:
+            return ApprovalDecision(outcome="approved", by="policy", arguments={"amount": 90})
+        return ApprovalDecision(outcome="rejected", by="policy", reason="over limit")
+
+    model = ScriptedModel(
+        [
+            Reply.calls(
+                tool_call("pay", {"amount": 50}, id="t1"),
+                tool_call("pay", {"amount": 500}, id="t2"),
+                tool_call("pay", {"amount": 700}, id="t3"),
+            ),
+            Reply("paid what I could"),
+        ]
+    )
+    events: list[Event] = []
+    gate = ApprovalGate(callback=policy)
+    result = await agent(model, [pay]).invoke(call(), context(events, approvals=gate))
+    assert result.ok
+    assert sorted(paid) == [50, 90]  # 50 needs no approval; 500 was edited to 90; 700 refused
+    tool_messages = {m.tool_call_id: m.content for m in model.requests[1].messages[-3:]}
+    assert tool_messages["t2"] == "90"
+    assert "not approved (rejected: over limit)" in str(tool_messages["t3"])
+    requested = [e.request for e in events if isinstance(e, ApprovalRequested)]
+    assert sorted(int(str(r.arguments["amount"])) for r in requested) == [500, 700]
+    assert all(r.key.startswith("call_agent/") and r.call_id for r in requested)
+    assert len([e for e in events if isinstance(e, ApprovalDecided)]) == 2

@@ -7,6 +7,9 @@
                                  (resume with the ``Last-Event-ID`` header or ``?after=N``)
     GET    /runs/{id}/result     200 with the result once finished, 202 while running
     DELETE /runs/{id}            cancel a running run (409 if it has already finished)
+    GET    /runs/{id}/pending    approvals (and ask_human questions) the run waits for
+    POST   /runs/{id}/approvals/{key}   answer one: {"approve": true|false, "reason"?,
+                                 "by"?, "arguments"? (edits), "answer"? (ask_human)}
 
 Runs that are no longer in memory (service restarted, or evicted) are answered from the
 run store when one is configured.
@@ -24,13 +27,38 @@ from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from paraloom import Orchestrator
+from paraloom import ApprovalDecision, Orchestrator, PendingApproval
 from paraloom.protocols import Event
 from paraloom.runtime import ModelSelector
 from paraloom.store import RunNotFoundError, RunStore
 from paraloom_service.runs import RunManager, RunRecord, UnknownNameError
 
-__all__ = ["RunStatusView", "StartRun", "create_app", "sse_frame"]
+__all__ = ["Decide", "RunStatusView", "StartRun", "create_app", "sse_frame"]
+
+
+class Decide(BaseModel):
+    """The body of ``POST /runs/{id}/approvals/{key}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approve: bool = True
+    reason: str | None = None
+    by: str | None = None
+    arguments: dict[str, JsonValue] | None = Field(
+        default=None, description="Edited arguments (approving only)."
+    )
+    answer: str | None = Field(default=None, description="The answer to an ask_human question.")
+
+    def decision(self) -> ApprovalDecision:
+        edits = dict(self.arguments or {})
+        if self.answer is not None:
+            edits["answer"] = self.answer
+        return ApprovalDecision(
+            outcome="approved" if self.approve else "rejected",
+            by=self.by,
+            reason=self.reason,
+            arguments=edits or None,
+        )
 
 
 class StartRun(BaseModel):
@@ -187,6 +215,50 @@ def create_app(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+    @app.get("/runs/{run_id}/pending")
+    async def get_pending(run_id: str) -> list[PendingApproval]:
+        record = manager.get(run_id)
+        if record is not None:
+            return record.pending()
+        summary = await stored(run_id)
+        return [
+            PendingApproval(
+                key=a.key,
+                run_id=summary.run_id,
+                round=a.round or 0,
+                subtask_id=a.subtask_id,
+                call_id=a.call_id,
+                action=a.action or "",
+                arguments=a.arguments if isinstance(a.arguments, dict) else {},
+                requested_at=a.requested_at or 0.0,
+                projection=a.projection if isinstance(a.projection, dict) else None,
+            )
+            for a in summary.pending_approvals
+        ]
+
+    @app.post("/runs/{run_id}/approvals/{key}")
+    async def decide(run_id: str, key: str, body: Decide) -> ApprovalDecision:
+        if not body.approve and (body.arguments or body.answer is not None):
+            raise HTTPException(400, "arguments/answer: only when approving")
+        decision = body.decision()
+        record = manager.get(run_id)
+        if record is not None and not record.done:
+            if key not in {p.key for p in record.pending()}:
+                raise HTTPException(404, f"run {run_id!r} waits for no approval {key!r}")
+            record.decide(key, decision)
+            return decision
+        if store is None:
+            raise HTTPException(409 if record is not None else 404, f"run {run_id!r} is not live")
+        try:  # a run left waiting: recorded, taken when it is resumed
+            await anyio.to_thread.run_sync(store.record_decision, run_id, key, decision)
+        except RunNotFoundError:
+            raise HTTPException(404, f"no run {run_id!r}") from None
+        except KeyError:
+            raise HTTPException(404, f"run {run_id!r} has no approval {key!r}") from None
+        except ValueError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return decision
 
     @app.delete("/runs/{run_id}", status_code=202)
     async def cancel_run(run_id: str) -> RunStatusView:

@@ -19,7 +19,7 @@ import anyio
 from anyio.abc import TaskGroup
 from pydantic import JsonValue
 
-from paraloom import Orchestrator, RunHandle, RunResult
+from paraloom import ApprovalDecision, Orchestrator, PendingApproval, RunHandle, RunResult
 from paraloom.protocols import Event
 from paraloom.protocols.actions import new_id
 from paraloom.runtime import ModelSelector
@@ -65,6 +65,15 @@ class RunRecord:
         if self._handle is not None:
             self._handle.cancel()
         return True
+
+    def pending(self) -> list[PendingApproval]:
+        """The approvals (and ask_human questions) the run waits for now."""
+        return self._handle.pending() if self._handle is not None else []
+
+    def decide(self, key: str, decision: ApprovalDecision) -> None:
+        """Answer pending approval ``key``."""
+        if self._handle is not None:
+            self._handle.approvals.decide(key, decision)
 
     async def follow(self, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
         """``(index, event)`` from index ``after`` on: the past ones, then live ones as

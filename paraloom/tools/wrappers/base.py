@@ -21,5 +21,10 @@ class WrapperAction:
     async def invoke(self, call: ActionCall, context: ActionContext) -> ActionResult:
         return await self.wrapped.invoke(call, context)
 
+    @property
+    def requires_approval(self) -> object:
+        """The wrapped action's approval rule (see :mod:`paraloom.runtime.approval`)."""
+        return getattr(self.wrapped, "requires_approval", None)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.wrapped!r})"
