@@ -51,12 +51,13 @@ from paraloom.models.base import (
 from paraloom.models.pool import ModelPool
 from paraloom.models.wire import message_to_wire
 from paraloom.protocols.actions import TokenUsage, new_id
-from paraloom.protocols.events import LLMCallFinished, LLMCallStarted, UsageAnomaly
+from paraloom.protocols.events import LLMCallFinished, LLMCallStarted, LLMDelta, UsageAnomaly
 from paraloom.protocols.messages import ChatMessage, ModelDescriptor
 from paraloom.runtime.attempts import tracking
 from paraloom.runtime.budget import BudgetExhausted, Reservation
 from paraloom.runtime.context import ActionContext
 from paraloom.runtime.selection import Selection, SelectionRequest, StepKind
+from paraloom.runtime.streaming import StreamSink, streaming
 from paraloom.runtime.worst_case import (
     WorstCase,
     measure_input,
@@ -187,8 +188,9 @@ async def call_model(
     )
     await call.begin()
     started = time.perf_counter()
+    sink = StreamSink(call.delta if context.deltas else None)
     try:
-        with tracking(call):
+        with tracking(call), streaming(sink):
             completion = await client.complete(request)
         usage = completion.usage.model_copy(
             update={"calls": max(1, completion.usage.calls) if fanout > 1 else 1}
@@ -242,6 +244,7 @@ async def call_model(
             budget_left_usd=budget.remaining_usd if budget else None,
             output=message_to_wire(completion.message) if context.capture_content else None,
             usage_anomaly="; ".join(anomaly) if anomaly else None,
+            time_to_first_token_s=sink.first_token_s,
         )
     )
     return ModelCall(
@@ -350,6 +353,10 @@ class _Attempts:
             )
         )
         self.open = True
+
+    def delta(self, fields: dict[str, Any]) -> None:
+        """A streamed piece of the current attempt, as an ``LLMDelta``."""
+        self.context.emit(LLMDelta(**self.ids, subtask_id=self.context.subtask_id, **fields))
 
     async def before_retry(self, error: BaseException) -> None:
         async with self._lock:

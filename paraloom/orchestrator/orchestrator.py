@@ -125,12 +125,17 @@ class Orchestrator:
         model_selector: ModelSelector | None = None,
         resume: ResumeState | None = None,
         on_event: Listener | None = None,
+        deltas: bool = False,
     ) -> AsyncIterator[RunHandle]:
         """Start a run in the background: ``async with orch.start(task) as run:`` then
         ``async for event in run.events()``, ``await run.result()``, ``run.cancel()``.
-        Leaving the block cancels the run if it is still going."""
+        Leaving the block cancels the run if it is still going.
+
+        ``deltas=True``: ``run.events()`` also yields the ``LLMDelta`` events of every
+        LLM call (which then streams); :class:`~paraloom.orchestrator.deltas.TextSoFar`
+        rebuilds each subtask's text from them."""
         bus = EventBus([*self.listeners, *([on_event] if on_event else [])])
-        stream = bus.subscribe()
+        stream = bus.subscribe(deltas=deltas)
         rid = run_id or (resume.run_id if resume else new_id("run_"))
         handle = RunHandle(rid, stream)
         options = _RunOptions(budget, rid, None, model_selector, resume, handle._set_result)
@@ -177,6 +182,7 @@ class Orchestrator:
             depth=parent.depth + 1 if parent else 0,
             deadline=parent.deadline if parent else None,
             capture_content=self.capture_content or (parent.capture_content if parent else False),
+            deltas=bus.wants_deltas or (parent.deltas if parent else False),
         )
         # Subtask events only matter to listeners: with none, skip building them.
         listened = bus.active or parent_emit is not None

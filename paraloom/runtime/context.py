@@ -57,6 +57,9 @@ class ActionContext:
     depth: int = 0
     deadline: float | None = None
     capture_content: bool = False
+    deltas: bool = False
+    """Someone listens to ``LLMDelta`` events: LLM calls stream (see
+    :mod:`paraloom.runtime.streaming`)."""
     extras: Mapping[str, Any] = field(default_factory=dict)
 
     def child(self, call: ActionCall) -> ActionContext:

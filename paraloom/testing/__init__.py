@@ -5,7 +5,7 @@ Import :class:`OpenAITestServer` from :mod:`paraloom.testing.openai_server` (it 
 """
 
 from paraloom.testing.models import FunctionModel, ModelReply, ScriptedModel
-from paraloom.testing.replies import Fault, Malformed, Reply, Slow, tool_call
+from paraloom.testing.replies import Fault, Malformed, Reply, Slow, Streamed, tool_call
 
 __all__ = [
     "Fault",
@@ -15,5 +15,6 @@ __all__ = [
     "Reply",
     "ScriptedModel",
     "Slow",
+    "Streamed",
     "tool_call",
 ]

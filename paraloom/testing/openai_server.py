@@ -9,7 +9,9 @@ background thread, bound to 127.0.0.1 on an ephemeral port).
 Replies come from a script (consumed in order) or from a function of the request
 (``handler``), which wins when given. A reply is a :class:`Reply` (or plain text), or a
 fault: :class:`Fault` (HTTP error, optional ``Retry-After``), :class:`Slow` (delayed
-answer), :class:`Malformed` (a broken 200 body). Usage numbers default to the
+answer), :class:`Malformed` (a broken 200 body). A ``stream: true`` request gets its
+reply as server-sent events (:mod:`paraloom.testing.sse`); :class:`Streamed` sets the
+pieces and the stream's faults (cut mid-way, slow chunks). Usage numbers default to the
 conservative estimate of the request (see :class:`Reply`).
 """
 
@@ -44,11 +46,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from paraloom.models.base import ModelRequest, ResponseFormat
 from paraloom.models.wire import WireRequest, message_from_wire
 from paraloom.protocols.actions import TokenUsage, new_id
-from paraloom.testing.replies import Fault, Malformed, Reply, Slow
+from paraloom.testing.replies import Fault, Malformed, Reply, Slow, Streamed
+from paraloom.testing.sse import stream_reply
 
 __all__ = ["OpenAITestServer", "RecordedRequest", "ServerReply"]
 
-ServerReply = Reply | str | Fault | Slow | Malformed
+ServerReply = Reply | str | Fault | Slow | Malformed | Streamed
 Handler = Callable[["RecordedRequest"], ServerReply]
 
 
@@ -310,6 +313,18 @@ class OpenAITestServer:
             return Response(reply.body, media_type="application/json")
         if isinstance(reply, str):
             reply = Reply(content=reply)
+        if recorded.body.stream:
+            streamed = reply if isinstance(reply, Streamed) else Streamed(reply)
+            options = recorded.raw.get("stream_options")
+            usage = streamed.reply.usage_for(recorded.to_model_request())
+            return stream_reply(
+                streamed,
+                model=recorded.model,
+                include_usage=isinstance(options, dict) and bool(options.get("include_usage")),
+                wire_usage=_wire_usage(usage) if streamed.reply.report_usage else None,
+            )
+        if isinstance(reply, Streamed):
+            reply = reply.reply
         usage = reply.usage_for(recorded.to_model_request())
         message: dict[str, Any] = {"role": "assistant", "content": reply.content}
         if reply.tool_calls:
