@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
+from paraloom.cli.events_out import EVENT_FORMATS, JsonLinesWriter, fan_out
 from paraloom.cli.graph import to_dot, to_mermaid, to_png
 from paraloom.cli.inputs import InputError, check_inputs, parse_inputs
 from paraloom.cli.output import RunOutput, run_output
@@ -45,7 +46,6 @@ from paraloom.config.load import LoadedConfig, load_config
 from paraloom.config.projection import project_workflow
 from paraloom.config.schema import config_json_schema
 from paraloom.orchestrator.resume import ResumeState, plan_changes
-from paraloom.protocols.events import Event
 from paraloom.protocols.plan import Plan
 
 if TYPE_CHECKING:
@@ -224,9 +224,19 @@ def run(
     store: StoreOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the run.")] = False,
     capture_content: CaptureOpt = False,
+    events: Annotated[
+        str | None,
+        typer.Option(
+            "--events",
+            help="jsonl: print every event (streamed LLM text included) as JSON lines "
+            "on stdout instead of the result; the last line is the run_finished event.",
+        ),
+    ] = None,
 ) -> None:
     """Run a workflow with live progress, then print its output and a summary."""
     _json_errors(as_json)
+    if events is not None and events not in EVENT_FORMATS:
+        _fail(f"--events: unknown format {events!r} (expected one of: {', '.join(EVENT_FORMATS)})")
     files, workflow = _files_and_workflow(args)
     try:
         given = parse_inputs(input or [])
@@ -273,6 +283,7 @@ def run(
         metadata,
         None,
         capture_content,
+        events,
     )
     raise typer.Exit(code)
 
@@ -289,6 +300,7 @@ def _execute(
     metadata: dict[str, JsonValue],
     resume: tuple[ResumeState, JsonValue, Decimal] | None,
     capture_content: bool = False,
+    events: str | None = None,
 ) -> int:
     try:
         sinks = open_sinks(
@@ -305,18 +317,15 @@ def _execute(
         err.print(f"[yellow]warning:[/] {escape(note)}")
     listeners, store = sinks.listeners, sinks.store
     view = RunView(workflow)
+    live_ok = not as_json and events is None and err.is_terminal
+    view.wants_deltas = live_ok  # the live view shows the tail of running agents' text
     listeners.append(view)
+    if events == "jsonl":
+        listeners.append(JsonLinesWriter())
 
     broken: list[str] = []
-
-    def fan_out(event: Event) -> None:
-        # one faulty listener (a tracing exporter …) must not silence the others
-        for listener in list(listeners):
-            try:
-                listener(event)
-            except Exception as exc:
-                listeners.remove(listener)
-                broken.append(f"{type(exc).__name__}: {exc}")
+    # one faulty listener (a tracing exporter …) must not silence the others
+    on_event = fan_out(listeners, broken)
 
     async def go() -> RunOutput:
         async with open_project(loaded, workflow) as project:
@@ -333,11 +342,12 @@ def _execute(
                 state, task, spent = resume
                 budget.spent_usd = spent
                 run = project.orchestrator.run(
-                    task, budget=budget, on_event=fan_out, resume=state, run_id=state.run_id
+                    task, budget=budget, on_event=on_event, resume=state, run_id=state.run_id
                 )
             else:
-                run = project.orchestrator.run(project.task(given), budget=budget, on_event=fan_out)
-            live_ok = not as_json and err.is_terminal
+                run = project.orchestrator.run(
+                    project.task(given), budget=budget, on_event=on_event
+                )
             if live_ok:
                 with Live(
                     get_renderable=view.render, console=err, refresh_per_second=8, transient=True
@@ -375,7 +385,9 @@ def _execute(
         err.print(
             f"[yellow]warning:[/] an event listener failed and was dropped: {escape(problem)}"
         )
-    if as_json:
+    if events is not None:
+        pass  # the events said it all (run_finished last)
+    elif as_json:
         _print_json(output)
     else:
         print_result(out, view, output)
