@@ -1,12 +1,19 @@
 """A FastAPI app serving paraloom runs over HTTP.
 
-    POST   /runs                 start a run: {"task": ..., "workflow"?, "budget_usd"?, "router"?}
+    POST   /runs                 start a run: {"task": ..., "workflow"?, "budget_usd"?, "router"?,
+                                 "stream"?}
     GET    /runs                 runs in memory (newest last)
     GET    /runs/{id}            status and cost (memory, else the run store)
     GET    /runs/{id}/events     the run's events as server-sent events, live until it ends
                                  (resume with the ``Last-Event-ID`` header or ``?after=N``)
     GET    /runs/{id}/result     200 with the result once finished, 202 while running
     DELETE /runs/{id}            cancel a running run (409 if it has already finished)
+
+With ``"stream": true`` the run's LLM calls stream and its event stream also carries
+``llm_delta`` events: pieces of each model call's text (and tool-call arguments), each
+with its ``subtask_id``, ``llm_call_id`` and ``seq``; a client rebuilds every running
+branch's text by subtask id (see ``paraloom.TextSoFar``). Deltas are not kept in the
+run store.
 
 Runs that are no longer in memory (service restarted, or evicted) are answered from the
 run store when one is configured.
@@ -44,6 +51,9 @@ class StartRun(BaseModel):
         default=None, ge=0, description="Dollar limit of this run (default: the workflow's)."
     )
     router: str | None = Field(default=None, description="A model selector the service has.")
+    stream: bool = Field(
+        default=False, description="Stream LLM text: llm_delta events in /runs/{id}/events."
+    )
 
 
 class RunStatusView(BaseModel):
@@ -123,7 +133,11 @@ def create_app(
             )
         try:
             record = manager.start(
-                body.task, workflow=body.workflow, budget_usd=body.budget_usd, router=body.router
+                body.task,
+                workflow=body.workflow,
+                budget_usd=body.budget_usd,
+                router=body.router,
+                stream=body.stream,
             )
         except UnknownNameError as exc:
             field = "workflow" if "workflow" in str(exc) else "router"
