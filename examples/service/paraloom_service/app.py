@@ -8,6 +8,9 @@
                                  (resume with the ``Last-Event-ID`` header or ``?after=N``)
     GET    /runs/{id}/result     200 with the result once finished, 202 while running
     DELETE /runs/{id}            cancel a running run (409 if it has already finished)
+    GET    /ui?run={id}          a page showing the run's branches, each in its own box
+                                 with its streamed text, live (start the run with
+                                 ``"stream": true``)
 
 With ``"stream": true`` the run's LLM calls stream and its event stream also carries
 ``llm_delta`` events: pieces of each model call's text (and tool-call arguments), each
@@ -24,11 +27,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Header, HTTPException, Query
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from paraloom import Orchestrator
@@ -38,6 +42,8 @@ from paraloom.store import RunNotFoundError, RunStore
 from paraloom_service.runs import RunManager, RunRecord, UnknownNameError
 
 __all__ = ["RunStatusView", "StartRun", "create_app", "sse_frame"]
+
+_PAGE = Path(__file__).with_name("static") / "runs.html"
 
 
 class StartRun(BaseModel):
@@ -201,6 +207,10 @@ def create_app(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+    @app.get("/ui", response_class=HTMLResponse)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(_PAGE.read_text(encoding="utf-8"))
 
     @app.delete("/runs/{run_id}", status_code=202)
     async def cancel_run(run_id: str) -> RunStatusView:
