@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 pytest.importorskip("fastapi", reason='needs the service extra: pip install "paraloom[service]"')
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 
+import uvicorn
 from paraloom_service import create_app
 
 from paraloom import Orchestrator, Plan, StaticPlanner, Subtask
@@ -37,6 +38,18 @@ TEXTS = {"left": "The left branch writes about rivers.", "right": "The right one
 def handler(req: RecordedRequest) -> Streamed:
     side = re.findall(r"side (\w+)", str(req.body.messages[-1].content))[0]
     return Streamed(Reply(TEXTS[side]), chunk_chars=4, chunk_delay_s=0.005)
+
+
+class WebServer(uvicorn.Server):
+    """uvicorn, telling when it is up."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.up = anyio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.up.set()
 
 
 class Boxes(HTMLParser):
@@ -83,12 +96,12 @@ async def test_page_shows_each_branch_text_in_its_own_box() -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        web = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+        web = WebServer(uvicorn.Config(app, log_level="warning", access_log=False))
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: web.serve(sockets=[sock]))
             try:
-                while not web.started:
-                    await anyio.sleep(0.01)
+                with anyio.fail_after(20):
+                    await web.up.wait()
                 base = f"http://127.0.0.1:{port}"
                 async with httpx.AsyncClient(base_url=base) as client:
                     started = await client.post("/runs", json={"task": "go", "stream": True})
