@@ -188,7 +188,8 @@ async def call_model(
     )
     await call.begin()
     started = time.perf_counter()
-    sink = StreamSink(call.delta if context.deltas else None)
+    # a composite client (a cascade) makes several calls, maybe at once: no deltas
+    sink = StreamSink(call.delta if context.deltas and fanout == 1 else None)
     try:
         with tracking(call), streaming(sink):
             completion = await client.complete(request)
