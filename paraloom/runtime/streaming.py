@@ -9,8 +9,9 @@ events). Without a listener nothing streams: today's requests, cost and overhead
 
 The sink turns pieces into ``LLMDelta`` events: text and tool-call arguments, each with
 a per-call sequence number. Deltas are scrubbed of registered secrets at the source,
-cheaply: a secret split over two chunks is caught by holding back the last
-``longest secret - 1`` characters of each stream until more arrive (or it ends).
+cheaply: a registered secret split over chunks is caught by holding back the end of
+the text so far while it could be the beginning of a secret, until more arrives (or
+the stream ends); text that cannot begin a secret is sent at once.
 """
 
 from __future__ import annotations
@@ -29,19 +30,30 @@ __all__ = ["StreamSink", "current_sink", "streaming"]
 class _Scrubber:
     """Scrubs one growing text stream; see the module docstring."""
 
-    __slots__ = ("_held", "_hold")
+    __slots__ = ("_held", "_secrets")
 
-    def __init__(self, hold: int) -> None:
-        self._hold = hold
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        self._secrets = secrets
         self._held = ""
 
+    def _hold(self, text: str) -> int:
+        """How many trailing characters of ``text`` may begin a secret (held back)."""
+        hold = 0
+        for secret in self._secrets:
+            window = text[-(len(secret) - 1) :] if len(secret) > 1 else ""
+            i = window.find(secret[0])
+            while i >= 0 and len(window) - i > hold:
+                if secret.startswith(window[i:]):
+                    hold = len(window) - i
+                    break
+                i = window.find(secret[0], i + 1)
+        return hold
+
     def feed(self, piece: str) -> str:
-        if self._hold <= 0:
-            return REDACTOR.text(piece) if REDACTOR.search(piece) else piece
         text = self._held + piece
         if REDACTOR.search(text):
             text = REDACTOR.text(text)
-        cut = max(0, len(text) - self._hold)
+        cut = len(text) - self._hold(text) if self._secrets else len(text)
         self._held = text[cut:]
         return text[:cut]
 
@@ -62,7 +74,7 @@ class StreamSink:
         self.first_token_s: float | None = None
         self.seq = 0
         self._scrub: dict[int, _Scrubber] = {}
-        self._hold = max((len(s) for s in REDACTOR.secrets), default=1) - 1
+        self._secrets = tuple(REDACTOR.secrets)
         self._text = 0  # characters emitted in this attempt
 
     def start(self) -> None:
@@ -80,7 +92,7 @@ class StreamSink:
             return
         scrub = self._scrub.get(key)
         if scrub is None:
-            scrub = self._scrub[key] = _Scrubber(self._hold)
+            scrub = self._scrub[key] = _Scrubber(self._secrets)
         out = scrub.feed(piece)
         if out:
             self.seq += 1

@@ -142,6 +142,7 @@ class OpenAITestServer:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._errors: list[str] = []
+        self._first_chunk_at: dict[int, float] = {}
         self._stopping = threading.Event()
         self._startup_timeout_s = startup_timeout_s
         self._thread: threading.Thread | None = None
@@ -169,6 +170,13 @@ class OpenAITestServer:
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
             return list(self._requests)
+
+    @property
+    def first_chunk_at(self) -> dict[int, float]:
+        """Request index → when (``time.time()``) its stream's first content chunk was
+        sent (streamed replies only)."""
+        with self._lock:
+            return dict(self._first_chunk_at)
 
     @property
     def errors(self) -> list[str]:
@@ -249,6 +257,10 @@ class OpenAITestServer:
             ]
         )
 
+    def _first_chunk(self, index: int) -> None:
+        with self._lock:
+            self._first_chunk_at[index] = time.time()
+
     async def _ledger_view(self, request: Request) -> Response:
         if self._ledger is None:
             return _error(404, "this test server keeps no ledger", "not_found")
@@ -322,6 +334,7 @@ class OpenAITestServer:
                 model=recorded.model,
                 include_usage=isinstance(options, dict) and bool(options.get("include_usage")),
                 wire_usage=_wire_usage(usage) if streamed.reply.report_usage else None,
+                on_first_chunk=lambda: self._first_chunk(recorded.index),
             )
         if isinstance(reply, Streamed):
             reply = reply.reply

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -34,7 +34,9 @@ def stream_reply(
     model: str,
     include_usage: bool,
     wire_usage: dict[str, Any] | None,
+    on_first_chunk: Callable[[], None] | None = None,
 ) -> StreamingResponse:
+    """``on_first_chunk`` is called as the first content (or tool-call) chunk is sent."""
     reply = streamed.reply
     base = {
         "id": new_id("chatcmpl-"),
@@ -65,6 +67,8 @@ def stream_reply(
                 return
             if streamed.chunk_delay_s > 0:
                 await anyio.sleep(streamed.chunk_delay_s)
+            if n == 0 and on_first_chunk is not None:
+                on_first_chunk()
             yield chunk(delta)
         yield chunk({}, reply.finish())
         if include_usage and wire_usage is not None:

@@ -205,3 +205,21 @@ async def test_secret_split_across_chunks_is_scrubbed(
     await call_model(pool, _ctx(events), list(MSGS), default_model="m")
     text = _text(events)
     assert secret not in text and text.startswith("the key is ") and text.endswith(", keep it")
+
+
+def test_sink_holds_back_only_what_may_begin_a_secret() -> None:
+    from paraloom.runtime.streaming import StreamSink
+
+    secret = "zq-HOLD-me-secret-4242"
+    register_secret(secret)
+    out: list[dict[str, Any]] = []
+    sink = StreamSink(out.append)
+    sink.text("plain words ")  # cannot begin the secret: sent at once
+    assert [d["text"] for d in out] == ["plain words "]
+    for ch in f"then {secret} and zq-HO":  # one character at a time
+        sink.text(ch)
+    sink.end()
+    text = "".join(d["text"] for d in out)
+    assert secret not in text and text.startswith("plain words then ")
+    assert text.endswith(" and zq-HO")  # a prefix that never completed: flushed as is
+    assert [d["seq"] for d in out] == list(range(1, len(out) + 1))
