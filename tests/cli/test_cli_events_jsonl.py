@@ -97,3 +97,26 @@ def test_events_bad_format_is_bad_input(tmp_path: Path) -> None:
     proc = paraloom("run", str(config), "--events", "xml", env={})
     assert proc.returncode == 2
     assert "--events" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("stream", [True, False])
+def test_yaml_stream_option_forces_or_forbids(tmp_path: Path, stream: bool) -> None:
+    config = tmp_path / "ten.yaml"
+    flag = "true" if stream else "false"
+    config.write_text(
+        CONFIG.replace("output_price_per_m: 0.60}", f"output_price_per_m: 0.60, stream: {flag}}}")
+    )
+    with OpenAITestServer(handler=handler) as server:
+        env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "k"}
+        # --json has no delta listener, --events jsonl has one: the model option wins
+        args = ("--json",) if stream else ("--events", "jsonl")
+        proc = paraloom("run", str(config), *args, "--no-store", env=env)
+        requests = server.requests
+    assert proc.returncode == 0, proc.stderr
+    assert len(requests) == BRANCHES
+    assert all(bool(r.body.stream) is stream for r in requests)
+    if not stream:
+        lines = [json.loads(line) for line in proc.stdout.splitlines()]
+        assert not any(ev["type"] == "llm_delta" for ev in lines)
+        assert lines[-1]["type"] == "run_finished" and lines[-1]["status"] == "ok"
