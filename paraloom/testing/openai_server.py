@@ -47,7 +47,7 @@ from paraloom.models.base import ModelRequest, ResponseFormat
 from paraloom.models.wire import WireRequest, message_from_wire
 from paraloom.protocols.actions import TokenUsage, new_id
 from paraloom.testing.replies import Fault, Malformed, Reply, Slow, Streamed
-from paraloom.testing.sse import stream_reply
+from paraloom.testing.sse import quiet_stream_cuts, stream_reply
 
 __all__ = ["OpenAITestServer", "RecordedRequest", "ServerReply"]
 
@@ -203,6 +203,7 @@ class OpenAITestServer:
             timeout_graceful_shutdown=5,
         )
         ready = threading.Event()
+        quiet_stream_cuts()
         self._server = _Server(config, ready)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="openai-test"

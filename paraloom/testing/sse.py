@@ -6,6 +6,7 @@ chunk, a usage chunk with empty ``choices`` when ``stream_options.include_usage`
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -16,11 +17,27 @@ from starlette.responses import StreamingResponse
 from paraloom.protocols.actions import new_id
 from paraloom.testing.replies import Streamed
 
-__all__ = ["StreamCut", "stream_reply"]
+__all__ = ["StreamCut", "quiet_stream_cuts", "stream_reply"]
 
 
 class StreamCut(Exception):
     """Raised inside the response body to drop the connection mid-stream."""
+
+
+class _NoStreamCut(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, StreamCut)
+
+
+_FILTER = _NoStreamCut()
+
+
+def quiet_stream_cuts() -> None:
+    """An injected cut is a fault on purpose: keep its traceback out of uvicorn's log."""
+    logger = logging.getLogger("uvicorn.error")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
 
 
 def _pieces(text: str, size: int) -> list[str]:
