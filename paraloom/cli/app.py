@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
-from paraloom.cli.events_out import EVENT_FORMATS, JsonLinesWriter, fan_out
+from paraloom.cli.events_out import EVENT_FORMATS, JsonLinesWriter, fan_out_listener
 from paraloom.cli.graph import to_dot, to_mermaid, to_png
 from paraloom.cli.inputs import InputError, check_inputs, parse_inputs
 from paraloom.cli.output import RunOutput, run_output
@@ -317,15 +317,15 @@ def _execute(
         err.print(f"[yellow]warning:[/] {escape(note)}")
     listeners, store = sinks.listeners, sinks.store
     view = RunView(workflow)
-    live_ok = not as_json and events is None and err.is_terminal
-    view.wants_deltas = live_ok  # the live view shows the tail of running agents' text
+    # the live view (a terminal) shows the tail of running agents' streamed text
+    view.wants_deltas = not as_json and err.is_terminal
     listeners.append(view)
     if events == "jsonl":
         listeners.append(JsonLinesWriter())
 
     broken: list[str] = []
     # one faulty listener (a tracing exporter …) must not silence the others
-    on_event = fan_out(listeners, broken)
+    fan_out = fan_out_listener(listeners, broken)
 
     async def go() -> RunOutput:
         async with open_project(loaded, workflow) as project:
@@ -342,12 +342,11 @@ def _execute(
                 state, task, spent = resume
                 budget.spent_usd = spent
                 run = project.orchestrator.run(
-                    task, budget=budget, on_event=on_event, resume=state, run_id=state.run_id
+                    task, budget=budget, on_event=fan_out, resume=state, run_id=state.run_id
                 )
             else:
-                run = project.orchestrator.run(
-                    project.task(given), budget=budget, on_event=on_event
-                )
+                run = project.orchestrator.run(project.task(given), budget=budget, on_event=fan_out)
+            live_ok = not as_json and err.is_terminal
             if live_ok:
                 with Live(
                     get_renderable=view.render, console=err, refresh_per_second=8, transient=True

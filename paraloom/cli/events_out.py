@@ -11,7 +11,7 @@ from typing import TextIO
 from paraloom.orchestrator.events import Listener, delta_listener, wants_deltas
 from paraloom.protocols.events import Event, LLMDelta
 
-__all__ = ["EVENT_FORMATS", "JsonLinesWriter", "fan_out"]
+__all__ = ["EVENT_FORMATS", "JsonLinesWriter", "fan_out_listener"]
 
 EVENT_FORMATS = ("jsonl",)
 
@@ -29,7 +29,7 @@ class JsonLinesWriter:
         self.stream.flush()
 
 
-def fan_out(listeners: list[Listener], broken: list[str]) -> Listener:
+def fan_out_listener(listeners: list[Listener], broken: list[str]) -> Listener:
     """One listener calling ``listeners`` in turn (a faulty one is dropped, its error
     kept in ``broken``); ``LLMDelta`` events only go to the ones that want deltas, and
     the fan-out wants deltas only if one of them does."""
