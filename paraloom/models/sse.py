@@ -167,6 +167,10 @@ async def read_stream(lines: AsyncIterator[str], assembler: StreamAssembler) -> 
                 f"malformed stream chunk #{assembler.chunks + 1}: {where}: {err.get('msg', '')}",
                 assembler.partial,
             ) from None
+        error = (chunk.model_extra or {}).get("error")
+        if error is not None:  # some providers report a failure inside the stream
+            message = error.get("message", error) if isinstance(error, dict) else error
+            raise StreamBroken(f"provider error mid-stream: {message}", assembler.partial)
         assembler.add(chunk)
     if assembler.finish_reason is None:
         raise StreamBroken(

@@ -223,3 +223,21 @@ def test_sink_holds_back_only_what_may_begin_a_secret() -> None:
     assert secret not in text and text.startswith("plain words then ")
     assert text.endswith(" and zq-HO")  # a prefix that never completed: flushed as is
     assert [d["seq"] for d in out] == list(range(1, len(out) + 1))
+
+
+@pytest.mark.anyio
+async def test_error_inside_the_stream_is_a_broken_stream() -> None:
+    from collections.abc import AsyncIterator
+
+    from paraloom.models.sse import StreamAssembler, StreamBroken, read_stream
+
+    chunk = {"choices": [{"index": 0, "delta": {"content": "Hel"}}]}
+
+    async def lines() -> AsyncIterator[str]:
+        yield "data: " + json.dumps(chunk)
+        yield ""
+        yield 'data: {"error": {"message": "overloaded", "type": "server_error"}}'
+
+    with pytest.raises(StreamBroken) as info:
+        await read_stream(lines(), StreamAssembler())
+    assert "overloaded" in str(info.value) and info.value.partial == "Hel"
