@@ -705,6 +705,12 @@ def mcp_serve(
     store: StoreOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not record calls.")] = False,
     capture_content: CaptureOpt = False,
+    stream_text: Annotated[
+        bool,
+        typer.Option(
+            "--stream-text", help="Stream LLM calls; progress messages carry the latest text."
+        ),
+    ] = False,
 ) -> None:
     """Expose every tool, agent and workflow of FILE as the tools of an MCP server. Each
     call is a run with the file's budget, recorded in the run store (and traced)."""
@@ -734,7 +740,11 @@ def mcp_serve(
         err.print(f"serving at http://{host}:{port}/mcp")
 
     try:
-        anyio.run(lambda: serve_mcp(loaded, sinks, http=http, host=host, port=port))
+        anyio.run(
+            lambda: serve_mcp(
+                loaded, sinks, http=http, host=host, port=port, stream_text=stream_text
+            )
+        )
     except ConfigError as exc:
         _config_error(exc)
     except KeyboardInterrupt:
