@@ -31,6 +31,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from paraloom.cli.approvals import ApprovalMode, EditError, parse_edits, print_waiting, prompt_loop
+from paraloom.cli.events_out import EVENT_FORMATS, JsonLinesWriter, fan_out_listener
 from paraloom.cli.graph import to_dot, to_mermaid, to_png
 from paraloom.cli.inputs import InputError, check_inputs, parse_inputs
 from paraloom.cli.interrupts import STOP_REASON, watch_interrupts
@@ -51,7 +52,6 @@ from paraloom.config.projection import project_workflow
 from paraloom.config.schema import config_json_schema
 from paraloom.orchestrator.resume import ResumeState, plan_changes
 from paraloom.protocols.approval import ApprovalDecision
-from paraloom.protocols.events import Event
 from paraloom.protocols.plan import Plan
 from paraloom.runtime.stop import StopSignal
 
@@ -304,10 +304,20 @@ def run(
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the run.")] = False,
     capture_content: CaptureOpt = False,
     approvals: ApprovalsOpt = "auto",
+    events: Annotated[
+        str | None,
+        typer.Option(
+            "--events",
+            help="jsonl: print every event (streamed LLM text included) as JSON lines "
+            "on stdout instead of the result; the last line is the run_finished event.",
+        ),
+    ] = None,
 ) -> None:
     """Run a workflow with live progress, then print its output and a summary."""
     _json_errors(as_json)
     mode = _approval_mode(approvals)
+    if events is not None and events not in EVENT_FORMATS:
+        _fail(f"--events: unknown format {events!r} (expected one of: {', '.join(EVENT_FORMATS)})")
     files, workflow = _files_and_workflow(args)
     try:
         given = parse_inputs(input or [])
@@ -355,6 +365,7 @@ def run(
         None,
         capture_content,
         mode,
+        events,
     )
     raise typer.Exit(code)
 
@@ -372,6 +383,7 @@ def _execute(
     resume: tuple[ResumeState, JsonValue, Decimal] | None,
     capture_content: bool = False,
     approvals: ApprovalMode = "auto",
+    events: str | None = None,
 ) -> int:
     try:
         sinks = open_sinks(
@@ -388,7 +400,11 @@ def _execute(
         err.print(f"[yellow]warning:[/] {escape(note)}")
     listeners, store = sinks.listeners, sinks.store
     view = RunView(workflow)
+    # the live view (a terminal) shows the tail of running agents' streamed text
+    view.wants_deltas = not as_json and err.is_terminal
     listeners.append(view)
+    if events == "jsonl":
+        listeners.append(JsonLinesWriter())
     # a live table on a terminal; plain lines as things happen when output is piped
     live_ok = not as_json and err.is_terminal and out.is_terminal
     lines = ProgressLines(sys.stderr) if not as_json and not live_ok else None
@@ -396,15 +412,8 @@ def _execute(
         listeners.append(lines)
 
     broken: list[str] = []
-
-    def fan_out(event: Event) -> None:
-        # one faulty listener (a tracing exporter …) must not silence the others
-        for listener in list(listeners):
-            try:
-                listener(event)
-            except Exception as exc:
-                listeners.remove(listener)
-                broken.append(f"{type(exc).__name__}: {exc}")
+    # one faulty listener (a tracing exporter …) must not silence the others
+    fan_out = fan_out_listener(listeners, broken)
 
     stop = StopSignal()
 
@@ -501,7 +510,9 @@ def _execute(
         err.print(
             f"[yellow]warning:[/] an event listener failed and was dropped: {escape(problem)}"
         )
-    if as_json:
+    if events is not None:
+        pass  # the events said it all (run_finished last)
+    elif as_json:
         _print_json(output)
     elif output.status == "waiting":
         print_result(out, view, output)
@@ -926,6 +937,12 @@ def mcp_serve(
     store: StoreOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not record calls.")] = False,
     capture_content: CaptureOpt = False,
+    stream_text: Annotated[
+        bool,
+        typer.Option(
+            "--stream-text", help="Stream LLM calls; progress messages carry the latest text."
+        ),
+    ] = False,
 ) -> None:
     """Expose every tool, agent and workflow of FILE as the tools of an MCP server. Each
     call is a run with the file's budget, recorded in the run store (and traced)."""
@@ -955,7 +972,11 @@ def mcp_serve(
         err.print(f"serving at http://{host}:{port}/mcp")
 
     try:
-        anyio.run(lambda: serve_mcp(loaded, sinks, http=http, host=host, port=port))
+        anyio.run(
+            lambda: serve_mcp(
+                loaded, sinks, http=http, host=host, port=port, stream_text=stream_text
+            )
+        )
     except ConfigError as exc:
         _config_error(exc)
     except KeyboardInterrupt:

@@ -28,6 +28,7 @@ from paraloom.protocols.events import (
     Event,
     LLMCallFinished,
     LLMCallStarted,
+    LLMDelta,
     PlanCreated,
     RoundStarted,
     RunFinished,
@@ -62,6 +63,9 @@ def money(value: Decimal | None) -> str:
     return f"${value:.4f}" if abs(value) < 1 else f"${value:,.2f}"
 
 
+_TEXT_TAIL = 200
+
+
 @dataclass(slots=True)
 class _Row:
     key: str
@@ -79,12 +83,16 @@ class _Row:
     detail: str = ""
     progress: str = ""
     """The running action's latest progress report (``ActionProgress``)."""
+    text: str = ""
+    """The tail of the text its running model call streams (``LLMDelta``)."""
 
 
 class RunView:
     """Collects one run's events into a table (nested runs fold into their subtask)."""
 
     def __init__(self, workflow: str = "", budget_usd: Decimal | None = None) -> None:
+        self.wants_deltas = False
+        """Set it to get ``LLMDelta`` events (the run's LLM calls then stream)."""
         self.workflow = workflow
         self.budget_usd = budget_usd
         self.run_id: str | None = None
@@ -177,8 +185,14 @@ class RunView:
             if key is not None and key in self._rows:
                 self._llm[e.llm_call_id] = key
                 row = self._rows[key]
+                row.text = ""
                 if e.model not in row.models:
                     row.models.append(e.model)
+        elif isinstance(e, LLMDelta):
+            streaming = self._rows.get(self._llm.get(e.llm_call_id, ""))
+            if streaming is not None and e.kind != "tool_call":
+                text = "" if e.kind == "discarded" else streaming.text + e.text
+                streaming.text = text[-_TEXT_TAIL:]
         elif isinstance(e, LLMCallFinished):
             self.cost += e.cost_usd
             key = self._llm.get(e.llm_call_id)
@@ -226,7 +240,10 @@ class RunView:
         for r in rows:
             elapsed = "" if r.started is None else f"{(r.ended or now) - r.started:.2f}s"
             status = Text(r.status, style=_STYLE.get(r.status, "red"))
-            if r.progress and r.status in ("running", "retrying"):
+            if r.text and r.status == "running":
+                tail = " ".join(r.text.split())[-60:]
+                status.append(f" {tail}", style="dim italic")
+            elif r.progress and r.status in ("running", "retrying"):
                 status.append(f" {r.progress[:60]}", style="dim")
             elif r.detail and r.status not in ("ok", "running", "reused"):
                 status.append(f" {r.detail[:60]}", style="dim")

@@ -34,9 +34,16 @@ def call_budget(loaded: LoadedConfig, spec: ActionSpec) -> Budget:
 
 
 async def serve_mcp(
-    loaded: LoadedConfig, sinks: Sinks, *, http: bool, host: str, port: int
+    loaded: LoadedConfig,
+    sinks: Sinks,
+    *,
+    http: bool,
+    host: str,
+    port: int,
+    stream_text: bool = False,
 ) -> None:
-    """Serve until the client disconnects (stdio) or the process is interrupted (HTTP)."""
+    """Serve until the client disconnects (stdio) or the process is interrupted (HTTP).
+    ``stream_text``: progress messages carry the agents' latest streamed text."""
     from paraloom.tools import mcp_server
 
     bus = EventBus(sinks.listeners)
@@ -53,7 +60,14 @@ async def serve_mcp(
 
         if http:
             await mcp_server.serve_http(
-                actions, host=host, port=port, base_context=base, new_budget=new_budget
+                actions,
+                host=host,
+                port=port,
+                base_context=base,
+                new_budget=new_budget,
+                stream_text=stream_text,
             )
         else:
-            await mcp_server.serve_stdio(actions, base_context=base, new_budget=new_budget)
+            await mcp_server.serve_stdio(
+                actions, base_context=base, new_budget=new_budget, stream_text=stream_text
+            )

@@ -421,14 +421,15 @@ def _build_pool(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> Mo
     descriptors = model_descriptors(config)
     pool = ModelPool()
     clients: dict[
-        tuple[str | None, str | None, float, bool, tuple[tuple[str, str], ...]], OpenAICompatible
+        tuple[str | None, str | None, float, bool, tuple[tuple[str, str], ...], bool | None],
+        OpenAICompatible,
     ] = {}
     for name in [n for n in config.models if n in needs.models]:
         m = config.models[name]
         key = m.api_key.get_secret_value() if m.api_key is not None else None
         headers = {k: v.get_secret_value() for k, v in m.headers.items()}
         limited = m.max_concurrency is not None or m.rpm is not None or m.tpm is not None
-        ident = (m.base_url, key, m.timeout_s, limited, tuple(sorted(headers.items())))
+        ident = (m.base_url, key, m.timeout_s, limited, tuple(sorted(headers.items())), m.stream)
         if ident not in clients:
             clients[ident] = OpenAICompatible(
                 base_url=m.base_url,
@@ -437,6 +438,7 @@ def _build_pool(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> Mo
                 timeout_s=m.timeout_s,
                 provider=m.provider,
                 retry=RetryPolicy(attempts=1) if limited else None,
+                stream=m.stream,
             )
             stack.push_async_callback(clients[ident].aclose)
         client: ModelClient = clients[ident]

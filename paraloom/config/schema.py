@@ -145,6 +145,11 @@ class ModelConfig(BaseModel):
         "chat template, e.g. many small local models).",
     )
     description: str = ""
+    stream: bool | None = Field(
+        default=None,
+        description="Stream replies (SSE): true always, false never; default: only when "
+        "someone listens to LLM deltas (paraloom run --events jsonl, the live view).",
+    )
 
 
 class CascadeConfig(BaseModel):

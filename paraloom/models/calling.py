@@ -52,12 +52,13 @@ from paraloom.models.pool import ModelPool
 from paraloom.models.tool_mode import json_tool_completion, json_tool_request, uses_tools
 from paraloom.models.wire import message_to_wire
 from paraloom.protocols.actions import TokenUsage, new_id
-from paraloom.protocols.events import LLMCallFinished, LLMCallStarted, UsageAnomaly
+from paraloom.protocols.events import LLMCallFinished, LLMCallStarted, LLMDelta, UsageAnomaly
 from paraloom.protocols.messages import ChatMessage, ModelDescriptor
 from paraloom.runtime.attempts import tracking
 from paraloom.runtime.budget import BudgetExhausted, Reservation
 from paraloom.runtime.context import ActionContext
 from paraloom.runtime.selection import Selection, SelectionRequest, StepKind
+from paraloom.runtime.streaming import StreamSink, streaming
 from paraloom.runtime.worst_case import (
     WorstCase,
     measure_input,
@@ -198,8 +199,10 @@ async def call_model(
     )
     await call.begin()
     started = time.perf_counter()
+    # a composite client (a cascade) makes several calls, maybe at once: no deltas
+    sink = StreamSink(call.delta if context.deltas and fanout == 1 else None)
     try:
-        with tracking(call):
+        with tracking(call), streaming(sink):
             completion = await client.complete(request)
         if json_tools:
             completion = json_tool_completion(completion, json_answer=response_format is not None)
@@ -255,6 +258,7 @@ async def call_model(
             budget_left_usd=budget.remaining_usd if budget else None,
             output=message_to_wire(completion.message) if context.capture_content else None,
             usage_anomaly="; ".join(anomaly) if anomaly else None,
+            time_to_first_token_s=sink.first_token_s,
         )
     )
     return ModelCall(
@@ -363,6 +367,10 @@ class _Attempts:
             )
         )
         self.open = True
+
+    def delta(self, fields: dict[str, Any]) -> None:
+        """A streamed piece of the current attempt, as an ``LLMDelta``."""
+        self.context.emit(LLMDelta(**self.ids, subtask_id=self.context.subtask_id, **fields))
 
     async def before_retry(self, error: BaseException) -> None:
         async with self._lock:

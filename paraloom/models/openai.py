@@ -22,9 +22,11 @@ from pydantic import ValidationError
 
 from paraloom.models.base import Completion, ModelError, ModelRequest
 from paraloom.models.retry import RetryPolicy, call_with_retries
+from paraloom.models.sse import StreamAssembler, StreamBroken, read_stream
 from paraloom.models.wire import WireCompletion, completion_from_wire, request_to_wire
 from paraloom.runtime.attempts import note_sent
 from paraloom.runtime.redact import REDACTOR, register_secret
+from paraloom.runtime.streaming import StreamSink, current_sink
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAICompatible"]
 
@@ -41,6 +43,14 @@ class OpenAICompatible:
     :class:`ModelError`. ``timeout_s`` bounds each HTTP attempt.
     ``max_tokens_field="max_completion_tokens"`` suits OpenAI's reasoning models. Pass
     ``http_client`` to share a connection pool (it is then not closed by :meth:`aclose`).
+
+    ``stream``: ``None`` (the default) streams (``stream: true`` with
+    ``stream_options.include_usage``) only when someone listens to the run's
+    ``LLMDelta`` events, else sends today's plain request; ``True`` always streams
+    (time to first token is then measured); ``False`` never does. A stream cut before
+    its end is a retryable error, like a truncated body (the text already streamed is
+    reported by a ``discarded`` delta); a stream without a usage chunk is settled at
+    the call's worst case and flagged, like a reply without usage.
     """
 
     def __init__(
@@ -54,7 +64,9 @@ class OpenAICompatible:
         provider: str = "openai",
         max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens",
         http_client: httpx.AsyncClient | None = None,
+        stream: bool | None = None,
     ) -> None:
+        self.stream = stream
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
             "/"
         )
@@ -105,6 +117,9 @@ class OpenAICompatible:
         return ModelError(request.model, self._redact(message), provider=self.provider, **kw)
 
     async def _attempt(self, request: ModelRequest) -> Completion:
+        sink = current_sink()
+        if self.stream or (self.stream is None and sink is not None and sink.wants_deltas):
+            return await self._attempt_stream(request, sink)
         started = time.perf_counter()
         note_sent(True)
         try:
@@ -155,6 +170,82 @@ class OpenAICompatible:
                 retryable=True,
             ) from None
         return completion_from_wire(body, latency_s=latency, requested=request.model)
+
+    async def _attempt_stream(self, request: ModelRequest, sink: StreamSink | None) -> Completion:
+        """One streamed attempt (see the class docstring)."""
+        started = time.perf_counter()
+        if sink is not None:
+            sink.start()
+        note_sent(True)
+        body = request_to_wire(request, self.max_tokens_field)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        assembler = StreamAssembler(sink)
+        try:
+            async with self._client.stream(
+                "POST",
+                f"{self.base_url}/chat/completions",
+                json=body,
+                headers=self._request_headers(),
+                timeout=self.timeout_s,
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    note_sent(False)  # an error reply: assumed not billed
+                    raise self._error(
+                        request,
+                        _provider_message(response),
+                        status=response.status_code,
+                        retryable=response.status_code in _RETRYABLE_STATUS,
+                        retry_after_s=_retry_after(response),
+                    )
+                wire = await read_stream(response.aiter_lines(), assembler)
+        except StreamBroken as exc:
+            raise self._broken(request, sink, str(exc), exc.partial) from None
+        except httpx.TimeoutException as exc:
+            unsent = assembler.chunks == 0 and isinstance(
+                exc, httpx.ConnectTimeout | httpx.PoolTimeout
+            )
+            note_sent(not unsent)
+            raise self._broken(
+                request,
+                sink,
+                f"timed out after {self.timeout_s}s ({type(exc).__name__})",
+                assembler.partial,
+                maybe_billed=not unsent,
+            ) from None
+        except httpx.TransportError as exc:
+            unsent = assembler.chunks == 0 and isinstance(exc, httpx.ConnectError)
+            note_sent(not unsent)
+            raise self._broken(
+                request,
+                sink,
+                f"connection failed: {type(exc).__name__}: {exc}",
+                assembler.partial,
+                maybe_billed=not unsent,
+            ) from None
+        if sink is not None:
+            sink.end()
+        return completion_from_wire(
+            wire, latency_s=time.perf_counter() - started, requested=request.model
+        )
+
+    def _broken(
+        self,
+        request: ModelRequest,
+        sink: StreamSink | None,
+        message: str,
+        partial: str,
+        *,
+        maybe_billed: bool = True,
+    ) -> ModelError:
+        """A stream that ended early: retryable; its partial text is reported (a
+        ``discarded`` delta) and named in the message."""
+        if sink is not None:
+            sink.end(partial=partial)
+        if partial:
+            message += f"; partial text ({len(partial)} chars): {partial[:80]!r}"
+        return self._error(request, message, retryable=True, maybe_billed=maybe_billed)
 
 
 def _provider_message(response: httpx.Response) -> str:

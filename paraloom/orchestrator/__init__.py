@@ -1,11 +1,12 @@
 """Plan, schedule, recover: planners, plan validation, the scheduler, the Orchestrator."""
 
+from paraloom.orchestrator.deltas import TextSoFar
 from paraloom.orchestrator.errors import (
     PlanningError,
     PlanValidationError,
     ReferenceResolutionError,
 )
-from paraloom.orchestrator.events import EventBus, Listener
+from paraloom.orchestrator.events import EventBus, Listener, delta_listener
 from paraloom.orchestrator.executor import Executor, InProcessExecutor
 from paraloom.orchestrator.llm_planner import LLMPlanner
 from paraloom.orchestrator.orchestrator import Orchestrator, RunHandle
@@ -36,9 +37,11 @@ __all__ = [
     "RunStatus",
     "Scheduler",
     "StaticPlanner",
+    "TextSoFar",
     "ValidatedPlan",
     "WorkflowAction",
     "build_feedback",
+    "delta_listener",
     "find_references",
     "parse_reference",
     "resolve_references",

@@ -171,12 +171,17 @@ class Orchestrator:
         on_event: Listener | None = None,
         stop: StopSignal | None = None,
         approvals: ApprovalGate | None = None,
+        deltas: bool = False,
     ) -> AsyncIterator[RunHandle]:
         """Start a run in the background: ``async with orch.start(task) as run:`` then
         ``async for event in run.events()``, ``await run.result()``, ``run.cancel()``.
-        Leaving the block cancels the run if it is still going."""
+        Leaving the block cancels the run if it is still going.
+
+        ``deltas=True``: ``run.events()`` also yields the ``LLMDelta`` events of every
+        LLM call (which then streams); :class:`~paraloom.orchestrator.deltas.TextSoFar`
+        rebuilds each subtask's text from them."""
         bus = EventBus([*self.listeners, *([on_event] if on_event else [])])
-        stream = bus.subscribe()
+        stream = bus.subscribe(deltas=deltas)
         rid = run_id or (resume.run_id if resume else new_id("run_"))
         gate = approvals or self.approval_gate(resume=resume)
         handle = RunHandle(rid, stream, gate)
@@ -235,6 +240,7 @@ class Orchestrator:
             capture_content=self.capture_content or (parent.capture_content if parent else False),
             stop=options.stop or (parent.stop if parent else None),
             approvals=options.approvals or self._gate_for(run_id, parent, resume),
+            deltas=bus.wants_deltas or (parent.deltas if parent else False),
         )
         stop = context.stop
         # Subtask events only matter to listeners: with none, skip building them.

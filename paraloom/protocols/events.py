@@ -27,6 +27,7 @@ __all__ = [
     "Event",
     "LLMCallFinished",
     "LLMCallStarted",
+    "LLMDelta",
     "PlanCreated",
     "RoundFinished",
     "RoundStarted",
@@ -230,6 +231,33 @@ class LLMCallFinished(_Event):
     usage_anomaly: str | None = Field(
         default=None, description="Why the reported usage is outside the call's bound."
     )
+    time_to_first_token_s: float | None = Field(
+        default=None, description="Seconds from the request to the first streamed piece."
+    )
+
+
+class LLMDelta(_Event):
+    """A piece of a streamed LLM reply (only sent to listeners that want deltas).
+
+    ``kind``: ``text`` (assistant text), ``tool_call`` (a piece of the arguments of tool
+    call ``tool_call_index``), or ``discarded`` (the attempt's stream broke: ``text`` is
+    the partial text it had streamed; its earlier deltas are void, a retry follows or
+    the call fails). ``seq`` increases (from 1) over the deltas of one model call (its
+    retries included); a call's text is its ``text`` deltas joined in ``seq`` order."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["llm_delta"] = "llm_delta"
+    llm_call_id: str
+    parent_call_id: str | None = None
+    subtask_id: str | None = None
+    model: str
+    seq: int
+    kind: Literal["text", "tool_call", "discarded"] = "text"
+    text: str
+    tool_call_index: int | None = None
+    tool_call_id: str | None = None
+    tool_name: str | None = None
 
 
 class UsageAnomaly(_Event):
@@ -285,6 +313,7 @@ Event = Annotated[
     | ActionFinished
     | ActionProgress
     | LLMCallStarted
+    | LLMDelta
     | UsageAnomaly
     | LLMCallFinished
     | ApprovalRequested

@@ -61,6 +61,9 @@ class ActionContext:
     deadline: float | None = None
     capture_content: bool = False
     stop: StopSignal | None = None
+    deltas: bool = False
+    """Someone listens to ``LLMDelta`` events: LLM calls stream (see
+    :mod:`paraloom.runtime.streaming`)."""
     extras: Mapping[str, Any] = field(default_factory=dict)
     approvals: ApprovalGate | None = None
     """The run's approval gate (calls needing a person's approval wait there)."""

@@ -5,7 +5,7 @@ Import :class:`OpenAITestServer` from :mod:`paraloom.testing.openai_server` (it 
 """
 
 from paraloom.testing.models import FunctionModel, ModelReply, ScriptedModel
-from paraloom.testing.replies import Fault, Malformed, Reply, Slow, Truncated, tool_call
+from paraloom.testing.replies import Fault, Malformed, Reply, Slow, Streamed, Truncated, tool_call
 
 __all__ = [
     "Fault",
@@ -15,6 +15,7 @@ __all__ = [
     "Reply",
     "ScriptedModel",
     "Slow",
+    "Streamed",
     "Truncated",
     "tool_call",
 ]

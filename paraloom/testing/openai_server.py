@@ -10,7 +10,9 @@ Replies come from a script (consumed in order) or from a function of the request
 (``handler``), which wins when given. A reply is a :class:`Reply` (or plain text), or a
 fault: :class:`Fault` (HTTP error, optional ``Retry-After``), :class:`Slow` (delayed
 answer), :class:`Malformed` (a broken 200 body), :class:`Truncated` (a real reply's 200
-body cut off part-way). Usage numbers default to the
+body cut off part-way). A ``stream: true`` request gets its
+reply as server-sent events (:mod:`paraloom.testing.sse`); :class:`Streamed` sets the
+pieces and the stream's faults (cut mid-way, slow chunks). Usage numbers default to the
 conservative estimate of the request (see :class:`Reply`).
 """
 
@@ -45,11 +47,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from paraloom.models.base import ModelRequest, ResponseFormat
 from paraloom.models.wire import WireRequest, message_from_wire
 from paraloom.protocols.actions import TokenUsage, new_id
-from paraloom.testing.replies import Fault, Malformed, Reply, Slow, Truncated
+from paraloom.testing.replies import Fault, Malformed, Reply, Slow, Streamed, Truncated
+from paraloom.testing.sse import quiet_stream_cuts, stream_reply
 
 __all__ = ["OpenAITestServer", "RecordedRequest", "ServerReply"]
 
-ServerReply = Reply | str | Fault | Slow | Malformed | Truncated
+ServerReply = Reply | str | Fault | Slow | Malformed | Truncated | Streamed
 Handler = Callable[["RecordedRequest"], ServerReply]
 
 
@@ -140,6 +143,7 @@ class OpenAITestServer:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._errors: list[str] = []
+        self._first_chunk_at: dict[int, float] = {}
         self._stopping = threading.Event()
         self._startup_timeout_s = startup_timeout_s
         self._thread: threading.Thread | None = None
@@ -169,6 +173,13 @@ class OpenAITestServer:
             return list(self._requests)
 
     @property
+    def first_chunk_at(self) -> dict[int, float]:
+        """Request index → when (``time.time()``) its stream's first content chunk was
+        sent (streamed replies only)."""
+        with self._lock:
+            return dict(self._first_chunk_at)
+
+    @property
     def errors(self) -> list[str]:
         """Exceptions raised by the handler (each also answered with a 500)."""
         with self._lock:
@@ -193,6 +204,7 @@ class OpenAITestServer:
             timeout_graceful_shutdown=5,
         )
         ready = threading.Event()
+        quiet_stream_cuts()
         self._server = _Server(config, ready)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="openai-test"
@@ -246,6 +258,10 @@ class OpenAITestServer:
                 Route("/v1/ledger", self._ledger_view, methods=["GET"]),
             ]
         )
+
+    def _first_chunk(self, index: int) -> None:
+        with self._lock:
+            self._first_chunk_at[index] = time.time()
 
     async def _ledger_view(self, request: Request) -> Response:
         if self._ledger is None:
@@ -314,6 +330,19 @@ class OpenAITestServer:
             return Response(full[: int(len(full) * reply.keep)], media_type="application/json")
         if isinstance(reply, str):
             reply = Reply(content=reply)
+        if recorded.body.stream:
+            streamed = reply if isinstance(reply, Streamed) else Streamed(reply)
+            options = recorded.raw.get("stream_options")
+            usage = streamed.reply.usage_for(recorded.to_model_request())
+            return stream_reply(
+                streamed,
+                model=recorded.model,
+                include_usage=isinstance(options, dict) and bool(options.get("include_usage")),
+                wire_usage=_wire_usage(usage) if streamed.reply.report_usage else None,
+                on_first_chunk=lambda: self._first_chunk(recorded.index),
+            )
+        if isinstance(reply, Streamed):
+            reply = reply.reply
         usage = reply.usage_for(recorded.to_model_request())
         message: dict[str, Any] = {"role": "assistant", "content": reply.content}
         if reply.tool_calls:

@@ -12,7 +12,7 @@ from paraloom.models.estimate import estimate_request_tokens, estimate_text_toke
 from paraloom.protocols.actions import TokenUsage, new_id
 from paraloom.protocols.messages import ChatMessage, ToolCall
 
-__all__ = ["Fault", "Malformed", "Reply", "Slow", "Truncated", "tool_call"]
+__all__ = ["Fault", "Malformed", "Reply", "Slow", "Streamed", "Truncated", "tool_call"]
 
 
 def tool_call(
@@ -119,3 +119,19 @@ class Truncated:
     def __post_init__(self) -> None:
         if not 0 < self.keep < 1:
             raise ValueError(f"keep must be within (0, 1), got {self.keep}")
+
+
+@dataclass(frozen=True, slots=True)
+class Streamed:
+    """How the test server streams ``reply`` to a ``stream: true`` request (a plain
+    request gets ``reply`` as usual): text and tool-call arguments in pieces of
+    ``chunk_chars``, ``chunk_delay_s`` apart. ``cut_after``: the stream stops after
+    that many content chunks, with no finish, usage or ``[DONE]`` (``abort``: the
+    connection is dropped mid-body instead of ending cleanly). A ``reply`` with
+    ``report_usage=False`` streams no usage chunk."""
+
+    reply: Reply
+    chunk_chars: int = 3
+    chunk_delay_s: float = 0.0
+    cut_after: int | None = None
+    abort: bool = False

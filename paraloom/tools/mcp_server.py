@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import socket
 import time
 from collections.abc import Callable
@@ -62,6 +63,7 @@ from paraloom.protocols.events import (
     ActionStarted,
     Event,
     LLMCallFinished,
+    LLMDelta,
     PlanCreated,
     RoundFinished,
     RunFinished,
@@ -157,6 +159,7 @@ def create_mcp_server(
     base_context: ActionContext | None = None,
     call_timeout_s: float | None = None,
     new_budget: Callable[[ActionSpec], Budget | None] | None = None,
+    stream_text: bool = False,
 ) -> Server[Any]:
     """A lowlevel MCP ``Server`` whose tools are ``actions``.
 
@@ -164,6 +167,8 @@ def create_mcp_server(
     :class:`~paraloom.runtime.Budget` or a model selector through it); its event sink
     also receives the run's events. ``new_budget(spec)`` gives each call its own budget
     (``None``: the base context's). ``call_timeout_s`` bounds every call.
+    ``stream_text``: the calls' LLM calls stream, and progress messages (to clients
+    that ask for progress) carry each model call's latest text, at most 4 a second.
     """
     tools = [_tool_of(spec) for spec in actions.specs()]
     validators = {
@@ -199,6 +204,7 @@ def create_mcp_server(
             )
         budget = new_budget(action.spec) if new_budget is not None else None
         call_template = template if budget is None else dataclasses.replace(template, budget=budget)
+        call_template = dataclasses.replace(call_template, deltas=stream_text)
         return await _run(action, params.name, arguments, ctx, call_template, call_timeout_s)
 
     return Server(
@@ -225,7 +231,17 @@ async def _run(
     call = ActionCall(action=name, arguments=arguments, run_id=run_id, deadline=deadline)
     prefixes = _Prefixes(call.call_id)
 
+    texts = _LatestText()
+
     def emit(event: Event) -> None:
+        if isinstance(event, LLMDelta):  # with stream_text: into progress messages only
+            message = texts.update(event)
+            if message is not None:
+                with contextlib.suppress(
+                    anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError
+                ):
+                    send.send_nowait(prefixes.of(event) + message)
+            return
         outer_emit(event)
         try:
             prefix = prefixes.of(event)
@@ -315,6 +331,29 @@ _RUN_STATUS: dict[ActionStatus, Literal["ok", "cancelled", "budget_exhausted"]] 
     ActionStatus.CANCELLED: "cancelled",
     ActionStatus.BUDGET_EXHAUSTED: "budget_exhausted",
 }
+
+
+class _LatestText:
+    """Progress messages with the latest streamed text of each model call
+    (``<subtask or model>: …<tail>``), at most one per ``every_s`` (the first at once)."""
+
+    def __init__(self, every_s: float = 0.25, tail: int = 80) -> None:
+        self.every_s = every_s
+        self.tail = tail
+        self._text: dict[str, str] = {}
+        self._last = -math.inf
+
+    def update(self, event: LLMDelta) -> str | None:
+        if event.kind == "tool_call":
+            return None
+        text = "" if event.kind == "discarded" else self._text.get(event.llm_call_id, "")
+        text = (text + (event.text if event.kind == "text" else ""))[-self.tail :]
+        self._text[event.llm_call_id] = text
+        now = time.monotonic()
+        if not text or now - self._last < self.every_s:
+            return None
+        self._last = now
+        return f"{event.subtask_id or event.model}: {' '.join(text.split())}"
 
 
 class _Prefixes:

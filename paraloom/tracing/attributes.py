@@ -30,6 +30,8 @@ class GenAI:
     REQUEST_MODEL = "gen_ai.request.model"
     RESPONSE_MODEL = "gen_ai.response.model"
     RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+    TIME_TO_FIRST_TOKEN = "gen_ai.server.time_to_first_token"
+    """Seconds to the first streamed piece (the semconv metric's name, as an attribute)."""
     USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
     USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
     USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"

@@ -680,6 +680,12 @@ class TracingListener:
             attrs[OpenInference.LLM_TOKEN_COMPLETION_REASONING] = usage.reasoning_tokens
         if e.abandoned:
             attrs[Paraloom.ABANDONED] = True
+        if e.time_to_first_token_s is not None:
+            # streamed: when the first piece came (one attribute and one event, not a
+            # span per delta)
+            attrs[GenAI.TIME_TO_FIRST_TOKEN] = e.time_to_first_token_s
+            first = e.ts - e.latency_s + e.time_to_first_token_s
+            span.add_event("gen_ai.first_token", {}, ns(min(first, e.ts)))
         if e.usage_anomaly:
             attrs[Paraloom.USAGE_ANOMALY] = e.usage_anomaly
             span.add_event("usage_anomaly", {"reason": e.usage_anomaly}, ns(e.ts))

@@ -82,3 +82,33 @@ async def test_served_agent_keeps_the_file_budget_and_is_recorded_and_traced(
     assert agent_span["parent_id"] == run_span["span_id"]
     session = run_span["attributes"]["session.id"]  # one session for the server's calls
     assert session.startswith("mcp_") and agent_span["attributes"]["session.id"] == session
+
+
+async def test_stream_text_progress_carries_the_agents_text(tmp_path: Path) -> None:
+    from paraloom.testing import Reply, Streamed
+
+    text = "A streamed sentence, sent to the MCP client piece by piece."
+    reply = Streamed(Reply(text), chunk_chars=5, chunk_delay_s=0.01)
+    async with OpenAITestServer([reply]).running() as server:
+        (tmp_path / "flow.yaml").write_text(flow(server.base_url).replace("0.00001", "1"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PARALOOM_", "OTEL_"))}
+        env["PYTHONPATH"] = str(ROOT)
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "paraloom.cli", "mcp", "serve", "flow.yaml", "--no-store", "--stream-text"],
+            env=env,
+            cwd=str(tmp_path),
+        )
+        messages: list[str] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            messages.append(message or "")
+
+        async with Client(params) as client:
+            answer = await client.call_tool(
+                "writer", {"task": "hello"}, progress_callback=on_progress
+            )
+    assert not answer.is_error, answer.content
+    assert server.requests[0].body.stream is True
+    streamed = [m.removeprefix("small: ") for m in messages if m.startswith("small: ")]
+    assert streamed and all(text.startswith(t) for t in streamed)

@@ -62,7 +62,7 @@ CASES: list[tuple[str, str, list[str]]] = [
             "cached_input_price_per_m, cache_write_price_per_m, context_window, "
             "max_output_tokens, "
             "tokenizer_bytes_per_token, latency_s, timeout_s, max_concurrency, rpm, tpm, "
-            "tool_mode, description"
+            "tool_mode, description, stream"
         ],
     ),
     (

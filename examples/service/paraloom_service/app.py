@@ -1,6 +1,7 @@
 """A FastAPI app serving paraloom runs over HTTP.
 
-    POST   /runs                 start a run: {"task": ..., "workflow"?, "budget_usd"?, "router"?}
+    POST   /runs                 start a run: {"task": ..., "workflow"?, "budget_usd"?, "router"?,
+                                 "stream"?}
     GET    /runs                 runs in memory (newest last)
     GET    /runs/{id}            status and cost (memory, else the run store)
     GET    /runs/{id}/events     the run's events as server-sent events, live until it ends
@@ -10,6 +11,15 @@
     GET    /runs/{id}/pending    approvals (and ask_human questions) the run waits for
     POST   /runs/{id}/approvals/{key}   answer one: {"approve": true|false, "reason"?,
                                  "by"?, "arguments"? (edits), "answer"? (ask_human)}
+    GET    /ui?run={id}          a page showing the run's branches, each in its own box
+                                 with its streamed text, live (start the run with
+                                 ``"stream": true``)
+
+With ``"stream": true`` the run's LLM calls stream and its event stream also carries
+``llm_delta`` events: pieces of each model call's text (and tool-call arguments), each
+with its ``subtask_id``, ``llm_call_id`` and ``seq``; a client rebuilds every running
+branch's text by subtask id (see ``paraloom.TextSoFar``). Deltas are not kept in the
+run store.
 
 Runs that are no longer in memory (service restarted, or evicted) are answered from the
 run store when one is configured.
@@ -20,11 +30,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Header, HTTPException, Query
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from paraloom import ApprovalDecision, Orchestrator, PendingApproval
@@ -61,6 +72,9 @@ class Decide(BaseModel):
         )
 
 
+_PAGE = Path(__file__).with_name("static") / "runs.html"
+
+
 class StartRun(BaseModel):
     """The body of ``POST /runs``."""
 
@@ -72,6 +86,9 @@ class StartRun(BaseModel):
         default=None, ge=0, description="Dollar limit of this run (default: the workflow's)."
     )
     router: str | None = Field(default=None, description="A model selector the service has.")
+    stream: bool = Field(
+        default=False, description="Stream LLM text: llm_delta events in /runs/{id}/events."
+    )
 
 
 class RunStatusView(BaseModel):
@@ -151,7 +168,11 @@ def create_app(
             )
         try:
             record = manager.start(
-                body.task, workflow=body.workflow, budget_usd=body.budget_usd, router=body.router
+                body.task,
+                workflow=body.workflow,
+                budget_usd=body.budget_usd,
+                router=body.router,
+                stream=body.stream,
             )
         except UnknownNameError as exc:
             field = "workflow" if "workflow" in str(exc) else "router"
@@ -259,6 +280,10 @@ def create_app(
         except ValueError as exc:
             raise HTTPException(409, str(exc)) from None
         return decision
+
+    @app.get("/ui", response_class=HTMLResponse)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(_PAGE.read_text(encoding="utf-8"))
 
     @app.delete("/runs/{run_id}", status_code=202)
     async def cancel_run(run_id: str) -> RunStatusView:

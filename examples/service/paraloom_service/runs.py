@@ -20,7 +20,7 @@ from anyio.abc import TaskGroup
 from pydantic import JsonValue
 
 from paraloom import ApprovalDecision, Orchestrator, PendingApproval, RunHandle, RunResult
-from paraloom.protocols import Event
+from paraloom.protocols import Event, LLMDelta
 from paraloom.protocols.actions import new_id
 from paraloom.runtime import ModelSelector
 from paraloom.store import RunStore
@@ -143,8 +143,10 @@ class RunManager:
         workflow: str | None = None,
         budget_usd: Decimal | None = None,
         router: str | None = None,
+        stream: bool = False,
     ) -> RunRecord:
-        """Start a run in the background and return its record at once."""
+        """Start a run in the background and return its record at once. ``stream``: its
+        events include the ``LLMDelta`` events of its (then streaming) LLM calls."""
         if self._tg is None:
             raise RuntimeError("the RunManager is not running (use `async with manager:`)")
         name = workflow or next(iter(self.workflows))
@@ -164,6 +166,7 @@ class RunManager:
             task,
             budget_usd,
             selector,
+            stream,
             name=f"run:{record.run_id}",
         )
         return record
@@ -175,16 +178,21 @@ class RunManager:
         task: JsonValue,
         budget_usd: Decimal | None,
         selector: ModelSelector | None,
+        stream: bool = False,
     ) -> None:
         try:
             async with orchestrator.start(
-                task, budget=budget_usd, run_id=record.run_id, model_selector=selector
+                task,
+                budget=budget_usd,
+                run_id=record.run_id,
+                model_selector=selector,
+                deltas=stream,
             ) as handle:
                 record._handle = handle
                 if record._cancel_requested:
                     handle.cancel()
                 async for event in handle.events():
-                    if self.store is not None:
+                    if self.store is not None and not isinstance(event, LLMDelta):
                         self.store.record(event)
                     record._append(event)
                 record.result = await handle.result()
