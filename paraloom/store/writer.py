@@ -24,12 +24,18 @@ import sqlite3
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paraloom.protocols.actions import new_id
-from paraloom.protocols.events import Event
+from paraloom.protocols.actions import ActionCall, new_id
+from paraloom.protocols.events import (
+    Event,
+    PlanCreated,
+    RunFinished,
+    SubtaskFinished,
+    SubtaskStarted,
+)
 from paraloom.store.apply import (
     MAX_ROWS_PER_INSERT,
     RunTags,
@@ -54,6 +60,16 @@ class _Record:
 
 class _Stop:
     pass
+
+
+@dataclass(slots=True)
+class _RunMarks:
+    """What one run's attempts must wait for: the event numbers of its latest plan and
+    of its subtasks' finishes, and each started subtask's dependencies."""
+
+    plan: int = 0
+    deps: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    finished: dict[str, int] = field(default_factory=dict)
 
 
 class EventWriter:
@@ -81,17 +97,52 @@ class EventWriter:
         self._committed = 0
         self._done = threading.Condition()
         self._closed = False
+        self._runs: dict[str, _RunMarks] = {}
         self._thread = threading.Thread(target=self._loop, name="paraloom-store", daemon=True)
         self._thread.start()
 
     # -- producer side (any thread; quick) ----------------------------------------------
 
-    def submit(self, event: Event, tags: RunTags) -> None:
+    def submit(self, event: Event, tags: RunTags) -> int:
+        """Queue ``event``; returns its number."""
         with self._lock:
             if self._closed:
                 raise StoreError("the run store is closed")
-            self._submitted += 1
-            self._queue.put(_Record(self._submitted, event, tags))
+            self._submitted = seq = self._submitted + 1
+            self._queue.put(_Record(seq, event, tags))
+            if isinstance(event, SubtaskStarted | SubtaskFinished | PlanCreated | RunFinished):
+                self._mark(event, seq)
+            return seq
+
+    def _mark(self, event: Event, seq: int) -> None:
+        if isinstance(event, RunFinished):
+            self._runs.pop(event.run_id, None)
+            return
+        marks = self._runs.get(event.run_id)
+        if marks is None:
+            marks = self._runs[event.run_id] = _RunMarks()
+        if isinstance(event, SubtaskStarted):
+            marks.deps[event.subtask_id] = event.depends_on
+        elif isinstance(event, SubtaskFinished):
+            marks.finished[event.subtask_id] = seq
+        elif isinstance(event, PlanCreated):
+            marks.plan = seq
+
+    def needed(self, call: ActionCall) -> int:
+        """The event an attempt of ``call`` must see committed before it starts: the
+        latest plan of its run and the finishes of the subtasks it depends on (every
+        event before them, too: commits are in order). Not the finishes of unrelated
+        subtasks, nor its own start. For a call this writer cannot place (an agent's
+        tool call, a run it did not see planned), everything submitted so far."""
+        with self._lock:
+            marks = self._runs.get(call.run_id or "")
+            deps = None if marks is None else marks.deps.get(call.subtask_id or "")
+            if marks is None or deps is None or not marks.plan:
+                return self._submitted
+            need = marks.plan
+            for dep in deps:
+                need = max(need, marks.finished.get(dep, 0))
+            return need
 
     @property
     def submitted(self) -> int:
@@ -106,6 +157,12 @@ class EventWriter:
         """Block until event ``seq`` (and so every earlier one) is committed."""
         with self._done:
             return self._done.wait_for(lambda: self._committed >= seq, timeout)
+
+    def wait_beyond(self, seq: int) -> None:
+        """Block until a commit goes past event ``seq`` (the next commit, if ``seq`` is
+        the last one committed)."""
+        with self._done:
+            self._done.wait_for(lambda: self._committed > seq)
 
     def close(self, timeout: float | None = None) -> None:
         """Commit what is queued, stop the thread and close the connection."""
