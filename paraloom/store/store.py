@@ -56,6 +56,7 @@ process (see :mod:`paraloom.store.liveness`).
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import heapq
@@ -332,64 +333,62 @@ class RunStore:
         return await anyio.to_thread.run_sync(self.resume_state, run_id)
 
 
-# Per event loop and writer, at most one coroutine (the "pump") waits in a worker thread
-# for the writer's next commit; the others wait on an anyio.Event that the pump sets once
-# a commit covers them. So a burst of ready attempts costs one thread hop per commit, not
-# one per attempt, and an attempt whose events are committed already does not wait.
+# Waiting for a commit without a thread per waiter: on asyncio the writer thread, after
+# each commit, schedules one wake-up on every loop that has waiters (call_soon_threadsafe)
+# and that wake-up sets the events of the waiters the commit covers. So a burst of ready
+# attempts costs one wake-up per group commit, and an attempt whose inputs are committed
+# already does not wait at all. Other backends wait in a worker thread.
 _COMMIT_WAITERS: weakref.WeakKeyDictionary[Any, dict[int, _Waiters]] = weakref.WeakKeyDictionary()
 
 
 class _Waiters:
-    def __init__(self, writer: EventWriter) -> None:
+    """The coroutines of one asyncio loop waiting for commits of one writer."""
+
+    def __init__(self, writer: EventWriter, loop: asyncio.AbstractEventLoop) -> None:
         self.writer = writer
-        self.pumping = False
-        self.heap: list[tuple[int, int, anyio.Event, list[bool]]] = []
+        self.loop = loop
+        self.armed = False  # read by the writer thread: anyone waiting?
+        self.heap: list[tuple[int, int, anyio.Event]] = []
         self.count = itertools.count()
+        writer.add_commit_hook(self)
 
-    async def wait(self, seq: int) -> None:
-        writer = self.writer
-        while writer.committed < seq:
-            if not self.pumping:
-                self.pumping = True
-                try:
-                    while writer.committed < seq:
-                        await anyio.to_thread.run_sync(writer.wait_beyond, writer.committed)
-                        self._wake(pass_on=False)
-                finally:
-                    self.pumping = False
-                    self._wake(pass_on=True)
-                return
-            event, alive = anyio.Event(), [True]
-            heapq.heappush(self.heap, (seq, next(self.count), event, alive))
-            try:
-                await event.wait()
-            except BaseException:
-                alive[0] = False
-                if event.is_set() and not self.pumping:
-                    self._wake(pass_on=True)  # it was chosen to pump: choose another
-                raise
+    def on_commit(self) -> None:
+        """Called by the writer thread after each commit."""
+        if self.armed:
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                self.loop.call_soon_threadsafe(self._wake)
 
-    def _wake(self, *, pass_on: bool) -> None:
-        """Set the events of the waiters the last commit covers; with ``pass_on``, also
-        wake the first waiter still waiting, to pump in turn."""
+    def _wake(self) -> None:
         committed = self.writer.committed
         heap = self.heap
-        while heap and (heap[0][0] <= committed or not heap[0][3][0]):
+        while heap and heap[0][0] <= committed:
             heapq.heappop(heap)[2].set()
-        if pass_on and heap:
-            heapq.heappop(heap)[2].set()
+        self.armed = bool(heap)
+
+    async def wait(self, seq: int) -> None:
+        event = anyio.Event()
+        heapq.heappush(self.heap, (seq, next(self.count), event))
+        self.armed = True
+        # the writer sets ``committed`` before it reads ``armed``; we set ``armed`` before
+        # we read ``committed``: one of us sees the other's write, so no wake-up is lost
+        if self.writer.committed >= seq:
+            self._wake()
+        await event.wait()  # a cancelled waiter's event is set later, to no one
 
 
 async def _wait_committed(writer: EventWriter, seq: int) -> None:
     if writer.committed >= seq:
         return
     loop = anyio.lowlevel.current_token().native_token
+    if not isinstance(loop, asyncio.AbstractEventLoop):
+        await anyio.to_thread.run_sync(writer.wait_committed, seq)
+        return
     per_loop = _COMMIT_WAITERS.get(loop)
     if per_loop is None:
         per_loop = _COMMIT_WAITERS[loop] = {}
     waiters = per_loop.get(id(writer))
     if waiters is None or waiters.writer is not writer:
-        waiters = per_loop[id(writer)] = _Waiters(writer)
+        waiters = per_loop[id(writer)] = _Waiters(writer, loop)
     await waiters.wait(seq)
 
 

@@ -24,9 +24,10 @@ import sqlite3
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from paraloom.protocols.actions import ActionCall, new_id
 from paraloom.protocols.events import (
@@ -60,6 +61,10 @@ class _Record:
 
 class _Stop:
     pass
+
+
+class CommitHook(Protocol):
+    def on_commit(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -98,6 +103,7 @@ class EventWriter:
         self._done = threading.Condition()
         self._closed = False
         self._runs: dict[str, _RunMarks] = {}
+        self._hooks: weakref.WeakSet[CommitHook] = weakref.WeakSet()
         self._thread = threading.Thread(target=self._loop, name="paraloom-store", daemon=True)
         self._thread.start()
 
@@ -158,11 +164,18 @@ class EventWriter:
         with self._done:
             return self._done.wait_for(lambda: self._committed >= seq, timeout)
 
-    def wait_beyond(self, seq: int) -> None:
-        """Block until a commit goes past event ``seq`` (the next commit, if ``seq`` is
-        the last one committed)."""
-        with self._done:
-            self._done.wait_for(lambda: self._committed > seq)
+    def add_commit_hook(self, hook: CommitHook) -> None:
+        """Call ``hook.on_commit()`` (in the writer thread) after every commit, for as
+        long as ``hook`` lives (it is held weakly)."""
+        with self._lock:
+            self._hooks.add(hook)
+
+    def _run_hooks(self) -> None:
+        with self._lock:
+            hooks = list(self._hooks)
+        for hook in hooks:
+            with contextlib.suppress(Exception):
+                hook.on_commit()
 
     def close(self, timeout: float | None = None) -> None:
         """Commit what is queued, stop the thread and close the connection."""
@@ -209,6 +222,7 @@ class EventWriter:
                     with self._done:
                         self._committed = records[-1].seq
                         self._done.notify_all()
+                    self._run_hooks()
         finally:
             with contextlib.suppress(sqlite3.Error):
                 self._unregister()
@@ -218,6 +232,7 @@ class EventWriter:
             with self._done:  # nobody may wait forever on a dead writer
                 self._committed = sys.maxsize
                 self._done.notify_all()
+            self._run_hooks()
 
     def _write(self, records: list[_Record]) -> None:
         try:

@@ -151,9 +151,9 @@ async def test_many_waiters_share_commits_and_all_start(store: RunStore) -> None
                 with doomed:
                     await executor.invoke(action, call("d0"), ctx)
 
-            tg.start_soon(executor.invoke, action, call("d1"), ctx)  # waits in a thread
+            tg.start_soon(executor.invoke, action, call("d1"), ctx)  # the first waiter
             await anyio.wait_all_tasks_blocked()
-            tg.start_soon(cancelled_one)  # waits on an event
+            tg.start_soon(cancelled_one)  # a later one
             for i in range(2, 50):
                 tg.start_soon(executor.invoke, action, call(f"d{i}"), ctx)
             await anyio.wait_all_tasks_blocked()
