@@ -40,7 +40,9 @@ Hence (read "crash" as "process crash"; with ``FULL``, any crash):
    had finished within the last commit window — whose results no started attempt had
    consumed yet. Every result some attempt consumed is reused. Ready attempts whose
    inputs are durable already start at once; the others wait for the next group commit
-   (one commit wait per step of a chain: see ``benchmarks/engine_overhead.py --store``);
+   (one commit wait per step of a chain: see ``benchmarks/engine_overhead.py --store``).
+   An attempt's own ``ActionStarted`` may not be committed yet while it runs (waiting
+   for it would mean waiting for every earlier event);
 4. ``flush()`` / ``await aflush()`` return once everything emitted before the call is
    committed; ``close()`` (and leaving the ``with`` block, and interpreter exit) flushes.
 

@@ -166,3 +166,15 @@ async def test_many_waiters_share_commits_and_all_start(store: RunStore) -> None
         if blocker.in_transaction:
             blocker.execute("ROLLBACK")
         blocker.close()
+
+
+@pytest.mark.parametrize(("given", "pragma"), [(None, 1), ("NORMAL", 1), ("FULL", 2)])
+def test_wal_and_synchronous_mode(tmp_path: Path, given: str | None, pragma: int) -> None:
+    """WAL + synchronous=NORMAL by default (survives a process kill), FULL on request."""
+    kwargs = {} if given is None else {"synchronous": given}
+    with RunStore(tmp_path / "runs.sqlite", **kwargs) as store:  # type: ignore[arg-type]
+        store.record(RunStarted(run_id=RUN, workflow="w"))
+        store.flush()
+        writer = store._get_writer()
+        assert writer._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert writer._conn.execute("PRAGMA synchronous").fetchone()[0] == pragma
