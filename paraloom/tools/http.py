@@ -32,12 +32,11 @@ import re
 import ssl
 import time
 from collections.abc import Mapping
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import quote
 
 import anyio
 import httpx
-import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr, model_validator
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
@@ -51,6 +50,9 @@ from paraloom.protocols.actions import (
 from paraloom.runtime.context import ActionContext
 from paraloom.runtime.redact import redact, register_secret, register_secrets_of
 from paraloom.tools.mcp_config import MissingEnvironmentVariable, resolve_env_refs
+
+if TYPE_CHECKING:
+    import jsonschema
 
 __all__ = ["HttpTool", "HttpToolConfig", "host_allowed"]
 
@@ -137,6 +139,8 @@ class HttpToolConfig(BaseModel):
         host = httpx.URL(self.url.split("{", 1)[0]).host
         if self.allowed_hosts is not None and not host_allowed(host, self.allowed_hosts):
             raise ValueError(f"url host {host!r} is not in allowed_hosts {self.allowed_hosts}")
+        import jsonschema  # on first use: slow to import
+
         try:
             jsonschema.validators.validator_for(self.input_schema).check_schema(self.input_schema)
         except jsonschema.SchemaError as exc:
@@ -192,6 +196,8 @@ class HttpTool:
     def __init__(self, config: HttpToolConfig, *, client: httpx.AsyncClient | None = None) -> None:
         self.config = config
         self._client = client
+        import jsonschema  # on first use: slow to import
+
         self._validator = jsonschema.validators.validator_for(config.input_schema)(
             config.input_schema
         )
