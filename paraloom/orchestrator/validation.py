@@ -218,6 +218,10 @@ def _literal_parts_valid(arguments: dict[str, JsonValue], checks: _Checks) -> bo
         return False
     referenced = frozenset(k for k, v in arguments.items() if is_reference(v))
     literal = {k: v for k, v in arguments.items() if k not in referenced}
+    if not literal and checks.schema.get("type", "object") == "object":
+        # only local keywords: an empty object is valid iff nothing else is required
+        required = checks.schema.get("required", ())
+        return isinstance(required, list) and referenced.issuperset(required)
     return bool(checks.without(referenced).is_valid(literal))
 
 
