@@ -178,3 +178,38 @@ def test_wal_and_synchronous_mode(tmp_path: Path, given: str | None, pragma: int
         writer = store._get_writer()
         assert writer._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert writer._conn.execute("PRAGMA synchronous").fetchone()[0] == pragma
+
+
+@pytest.mark.parametrize(("setting", "pragma"), [("", 1), ("store: {synchronous: FULL}\n", 2)])
+def test_the_cli_store_takes_the_synchronous_setting(
+    tmp_path: Path, setting: str, pragma: int
+) -> None:
+    from paraloom.cli.sinks import open_sinks
+    from paraloom.config.load import load_config
+
+    (tmp_path / "flow.yaml").write_text(setting + "tracing: {capture_content: false}\n")
+    loaded = load_config([tmp_path / "flow.yaml"])
+    sinks = open_sinks(
+        loaded,
+        trace=None,
+        store_path=tmp_path / "runs.sqlite",
+        no_store=False,
+        capture_flag=False,
+        metadata={},
+    )
+    assert sinks.store is not None
+    try:
+        conn = sinks.store._get_writer()._conn
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == pragma
+    finally:
+        sinks.store.close()
+
+
+def test_a_bad_synchronous_setting_is_a_located_error(tmp_path: Path) -> None:
+    from paraloom.config.errors import ConfigError
+    from paraloom.config.load import load_config
+
+    (tmp_path / "flow.yaml").write_text("store:\n  synchronous: OFF\n")
+    with pytest.raises(ConfigError) as info:
+        load_config([tmp_path / "flow.yaml"])
+    assert "flow.yaml:2:" in str(info.value) and "synchronous" in str(info.value)
