@@ -9,10 +9,15 @@ thread takes everything queued, writes it in ONE transaction (``BEGIN IMMEDIATE`
   the one exception is an event SQLite refuses, which is skipped and reported through
   ``errors`` and ``RunStore.flush``);
 - an event is durable one commit after it was emitted (group commit: a busy run pays one
-  fsync per batch, not per event); how long that is depends on the load: see
-  ``benchmarks/store_overhead.py`` for the lag in events;
+  commit per batch, not per event — in WAL mode with ``synchronous=NORMAL`` a commit is
+  a write to the WAL file, no fsync; with ``FULL`` one fsync); how long that is depends
+  on the load: see ``benchmarks/store_overhead.py`` for the lag in events;
 - a process killed with SIGKILL loses at most the events emitted since the last commit:
-  nothing whose *next* event is in the file.
+  nothing whose *next* event is in the file (an OS crash or power loss may lose more
+  with ``NORMAL``: the last commits not yet checkpointed or synced);
+- :meth:`EventWriter.needed` tells the durable executor which event an attempt must see
+  committed (its run's plan and its dependencies' finishes), and commit hooks let it
+  wake waiters once per commit instead of a thread per waiter.
 """
 
 from __future__ import annotations
