@@ -41,10 +41,11 @@ def test_router_training_still_imports_sklearn_when_it_fits() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_import_paraloom_loads_no_schema_validator_numpy_or_networkx() -> None:
-    """jsonschema (plan, tool-call and output checks), numpy (routing) and networkx
-    (naming a plan's cycle) are imported by the code that uses them, on first use."""
-    lazy = ("jsonschema", "numpy", "networkx")
+def test_import_paraloom_loads_no_jsonschema_numpy_networkx_or_httpx() -> None:
+    """jsonschema (plan, tool-call and output checks), numpy (routing), networkx (naming
+    a plan's cycle) and httpx (model and HTTP tool calls; importing it loads rich
+    through its CLI) are imported by the code that uses them, on first use."""
+    lazy = ("jsonschema", "numpy", "networkx", "httpx", "rich")
     code = (
         f"import sys\nimport paraloom\nprint(','.join(m for m in {lazy!r} if m in sys.modules))\n"
     )

@@ -15,9 +15,8 @@ import json
 import os
 import time
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import ValidationError
 
 from paraloom.models.base import Completion, ModelError, ModelRequest
@@ -25,6 +24,9 @@ from paraloom.models.retry import RetryPolicy, call_with_retries
 from paraloom.models.wire import WireCompletion, completion_from_wire, request_to_wire
 from paraloom.runtime.attempts import note_sent
 from paraloom.runtime.redact import REDACTOR, register_secret
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAICompatible"]
 
@@ -66,6 +68,8 @@ class OpenAICompatible:
         self._headers = dict(headers or {})
         register_secret(self.__api_key, *self._headers.values())
         self._own_client = http_client is None
+        import httpx  # on first use: slow to import
+
         self._client = http_client or httpx.AsyncClient(timeout=timeout_s)
 
     def __repr__(self) -> str:
@@ -105,6 +109,8 @@ class OpenAICompatible:
         return ModelError(request.model, self._redact(message), provider=self.provider, **kw)
 
     async def _attempt(self, request: ModelRequest) -> Completion:
+        import httpx
+
         started = time.perf_counter()
         note_sent(True)
         try:
