@@ -41,10 +41,12 @@ def commands(tmp: Path) -> dict[str, list[str]]:
     }
 
 
-def timed(argv: list[str], pythonpath: Path) -> float:
+def timed(argv: list[str], pythonpath: Path, cwd: Path) -> float:
+    # cwd: a directory without a paraloom package (``-c``/``-m`` put the cwd first on
+    # sys.path, ahead of PYTHONPATH)
     env = dict(os.environ, PYTHONPATH=str(pythonpath), NO_COLOR="1")
     start = time.perf_counter()
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=ROOT, check=False)
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=cwd, check=False)
     elapsed = time.perf_counter() - start
     if done.returncode not in (0, 3, 4):
         raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr[-2000:]}")
@@ -64,11 +66,11 @@ def main() -> None:
         times: dict[tuple[str, str], list[float]] = {(t, c): [] for t in trees for c in cmds}
         for path in trees.values():  # warm-up (bytecode caches, the OS file cache)
             for argv in cmds.values():
-                timed(argv, path)
+                timed(argv, path, Path(tmp))
         for _ in range(args.repeats):
             for name, argv in cmds.items():
                 for tree, path in trees.items():
-                    times[(tree, name)].append(timed(argv, path))
+                    times[(tree, name)].append(timed(argv, path, Path(tmp)))
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"median of {args.repeats} interleaved runs (s); x = ratio to python -c pass")
     head = f"{'command':<17}" + "".join(f"{t + ' (' + str(trees[t]) + ')':>44}" for t in trees)
