@@ -77,3 +77,12 @@ def test_plan_validation_still_checks_arguments_with_jsonschema() -> None:
         "subtask 'x': argument a: 'one' is not of type 'integer'",
         "True",
     ]
+
+
+def test_cli_import_loads_no_networkx() -> None:
+    """The CLI's graph, build order and config checks import networkx when they run."""
+    code = "import sys\nimport paraloom.cli\nprint('networkx' in sys.modules)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "False"

@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 
 from paraloom.agents.llm_agent import AGENT_INPUT_SCHEMA
@@ -30,6 +29,10 @@ from paraloom.orchestrator.references import find_references, parse_reference
 from paraloom.protocols.messages import ChatMessage, ModelDescriptor
 from paraloom.runtime.selection import ModelSelector, SelectionRequest, StepKind
 from paraloom.runtime.worst_case import InputSize, measure_input, worst_case
+
+if TYPE_CHECKING:
+    import networkx as nx
+
 
 __all__ = ["ASSUMPTIONS", "ProjectedStep", "Projection", "project_workflow"]
 
@@ -331,6 +334,8 @@ def _step(sid: str, action: str, kind: _Kind, t: _Tally) -> ProjectedStep:
 
 
 def _critical_path(loaded: LoadedConfig, name: str, steps: list[ProjectedStep]) -> float:
+    import networkx as nx  # on first use: slow to import
+
     wf = loaded.config.workflows[name]
     weight = {s.id: s.latency_s for s in steps}
     if wf.planner == "llm":
