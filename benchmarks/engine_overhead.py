@@ -10,17 +10,36 @@ tracking, reference resolution, limits, events and the run result. Prints µs/no
 the ratios (medians of interleaved runs, so machine noise hits all sides alike).
 
     python benchmarks/engine_overhead.py [--width 1000] [--chain 200] [--repeats 7]
+
+With ``--store``, the same workloads recording into a SQLite run store with the durable
+executor (what every CLI run does), each run timed until its last event is committed,
+side by side with the no-listener run: ``store`` is the store as shipped (WAL,
+synchronous=NORMAL, an attempt waits only for its plan and its dependencies' commits,
+one thread hop per group commit); ``store-before`` reproduces the previous behaviour
+(synchronous=FULL, every attempt waits in its own thread hop for every earlier event).
+
+    python benchmarks/engine_overhead.py --store [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+import weakref
+from pathlib import Path
+from typing import Any
 
 import anyio
+import anyio.lowlevel
+import anyio.to_thread
 
 from paraloom import ActionCall, ActionContext, Orchestrator, Plan, StaticPlanner, Subtask, tool
+from paraloom.orchestrator.executor import Executor, InProcessExecutor
+from paraloom.protocols.actions import ActionResult
+from paraloom.runtime.context import Action
+from paraloom.store import RunStore
 
 
 async def noop_fn(i: int) -> int:
@@ -112,12 +131,100 @@ def measure(repeats: int, width: int, chain: int, *, events: bool) -> dict[str, 
     return times
 
 
+_LIMITERS: weakref.WeakKeyDictionary[Any, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
+
+
+class BeforeDurable:
+    """The durable executor before group-commit waits: every attempt waits, in a worker
+    thread of its own (one at a time), for every event submitted before it."""
+
+    def __init__(self, store: RunStore, inner: Executor) -> None:
+        self.store, self.inner = store, inner
+
+    async def invoke(self, action: Action, call: ActionCall, ctx: ActionContext) -> ActionResult:
+        writer = self.store._writer
+        if writer is not None and writer.committed < writer.submitted:
+            loop = anyio.lowlevel.current_token().native_token
+            limiter = _LIMITERS.setdefault(loop, anyio.CapacityLimiter(1))
+            await anyio.to_thread.run_sync(writer.wait_committed, writer.submitted, limiter=limiter)
+        return await self.inner.invoke(action, call, ctx)
+
+
+def measure_store(repeats: int, width: int, chain: int, tmp: Path) -> dict[str, list[float]]:
+    now = RunStore(tmp / "now.sqlite")
+    before = RunStore(tmp / "before.sqlite", synchronous="FULL")
+    listener_now, listener_before = now.listener(), before.listener()
+
+    def orch(plan: Plan, store: RunStore | None, *, old: bool = False) -> Orchestrator:
+        executor: Executor | None = None
+        if store is not None:
+            executor = BeforeDurable(store, InProcessExecutor()) if old else store.executor()
+        return Orchestrator(
+            [noop], StaticPlanner(plan), max_concurrency=max(width, 1), executor=executor
+        )
+
+    cases: dict[str, Any] = {}
+    for shape, plan in (("fanout", fanout_plan(width)), ("chain", chain_plan(chain))):
+        bare = orch(plan, None)
+        o_now, o_before = orch(plan, now), orch(plan, before, old=True)
+
+        async def run_bare(o: Orchestrator = bare) -> None:
+            await o.run()
+
+        async def run_now(o: Orchestrator = o_now) -> None:
+            await o.run(on_event=listener_now)
+            await now.aflush()
+
+        async def run_before(o: Orchestrator = o_before) -> None:
+            await o.run(on_event=listener_before)
+            await before.aflush()
+
+        cases[f"{shape}_bare"] = run_bare
+        cases[f"{shape}_store"] = run_now
+        cases[f"{shape}_before"] = run_before
+    times: dict[str, list[float]] = {k: [] for k in cases}
+
+    async def once(fn: Any) -> float:
+        start = time.perf_counter()
+        await fn()
+        return time.perf_counter() - start
+
+    for fn in cases.values():  # warm-up
+        anyio.run(once, fn)
+    for _ in range(repeats):  # interleaved
+        for k, fn in cases.items():
+            times[k].append(anyio.run(once, fn))
+    now.close()
+    before.close()
+    return times
+
+
+def report_store(repeats: int, width: int, chain: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        t = {
+            k: statistics.median(v)
+            for k, v in measure_store(repeats, width, chain, Path(tmp)).items()
+        }
+    print(f"[run store + durable executor, to durable] median of {repeats} runs")
+    for shape, n in (("fanout", width), ("chain", chain)):
+        bare, now, before = t[f"{shape}_bare"], t[f"{shape}_store"], t[f"{shape}_before"]
+        print(
+            f"  {shape:6s} n={n:5d}: no store {bare / n * 1e6:7.1f} µs/node | "
+            f"store before {before / n * 1e6:7.1f} ({before / bare:5.2f}x) | "
+            f"store now {now / n * 1e6:7.1f} ({now / bare:5.2f}x) | before/now {before / now:5.2f}x"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--width", type=int, default=1000)
     ap.add_argument("--chain", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--store", action="store_true", help="the run store variants only")
     args = ap.parse_args()
+    if args.store:
+        report_store(args.repeats, args.width, args.chain)
+        return
     for events in (False, True):
         t = {
             k: statistics.median(v)

@@ -39,3 +39,50 @@ def test_router_training_still_imports_sklearn_when_it_fits() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_import_paraloom_loads_no_jsonschema_numpy_networkx_or_httpx() -> None:
+    """jsonschema (plan, tool-call and output checks), numpy (routing), networkx (naming
+    a plan's cycle) and httpx (model and HTTP tool calls; importing it loads rich
+    through its CLI) are imported by the code that uses them, on first use."""
+    lazy = ("jsonschema", "numpy", "networkx", "httpx", "rich")
+    code = (
+        f"import sys\nimport paraloom\nprint(','.join(m for m in {lazy!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "", f"import paraloom loaded: {done.stdout.strip()}"
+
+
+def test_plan_validation_still_checks_arguments_with_jsonschema() -> None:
+    code = (
+        "import sys\n"
+        "from paraloom import ActionSet, Plan, PlanValidationError, Subtask, tool\n"
+        "from paraloom import validate_plan\n"
+        "@tool\n"
+        "def add(a: int, b: int) -> int:\n"
+        "    return a + b\n"
+        "plan = Plan(subtasks=(Subtask(id='x', action='add', arguments={'a': 'one', 'b': 2}),))\n"
+        "try:\n"
+        "    validate_plan(plan, ActionSet([add]))\n"
+        "except PlanValidationError as exc:\n"
+        "    print(exc.problems[0])\n"
+        "print('jsonschema' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.splitlines() == [
+        "subtask 'x': argument a: 'one' is not of type 'integer'",
+        "True",
+    ]
+
+
+def test_cli_import_loads_no_networkx() -> None:
+    """The CLI's graph, build order and config checks import networkx when they run."""
+    code = "import sys\nimport paraloom.cli\nprint('networkx' in sys.modules)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "False"

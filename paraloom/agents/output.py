@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, JsonValue, TypeAdapter, ValidationError
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 __all__ = ["OutputError", "OutputSpec"]
 
@@ -30,6 +31,9 @@ class OutputSpec:
             self._model = schema
             self.json_schema = schema.model_json_schema()
         elif isinstance(schema, dict):
+            from jsonschema import Draft202012Validator  # on first use: slow to import
+            from jsonschema.exceptions import SchemaError
+
             try:
                 Draft202012Validator.check_schema(schema)
             except SchemaError as exc:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from jsonschema import Draft202012Validator
 
 from paraloom.protocols.actions import ActionCall, ActionResult, ActionStatus
 from paraloom.protocols.approval import PendingApproval
@@ -40,6 +39,8 @@ def _check_arguments(actions: ActionSet, tc: ToolCall) -> dict[str, Any] | str:
         return f"arguments are not valid JSON ({exc.msg} at {exc.pos})"
     if not isinstance(args, dict):
         return f"arguments must be a JSON object, got {type(args).__name__}"
+    from jsonschema import Draft202012Validator  # on first use: slow to import
+
     schema = actions.get(tc.name).spec.input_schema
     errors = sorted(Draft202012Validator(schema).iter_errors(args), key=lambda e: e.path)
     if errors:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import networkx as nx
+if TYPE_CHECKING:
+    import networkx as nx
+
 
 __all__ = ["to_dot", "to_mermaid", "to_png"]
 
@@ -67,6 +70,8 @@ def to_dot(g: nx.DiGraph[str]) -> str:
 
 def to_png(g: nx.DiGraph[str], path: Path) -> None:
     """Draw with matplotlib (layers left to right by dependency depth)."""
+    import networkx as nx  # on first use: slow to import
+
     try:
         import matplotlib
 

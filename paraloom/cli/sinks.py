@@ -71,7 +71,11 @@ def open_sinks(
         from paraloom.store import RunStore, StoreError
 
         try:
-            sinks.store = RunStore(store_path, redact=loaded.config.store.redact)
+            sinks.store = RunStore(
+                store_path,
+                redact=loaded.config.store.redact,
+                synchronous=loaded.config.store.synchronous,
+            )
         except StoreError as exc:
             raise SinkError(f"cannot open the run store: {exc}") from None
         files = metadata.get("files")

@@ -19,10 +19,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-import networkx as nx
 from pydantic import JsonValue
 
 from paraloom.agents.llm_agent import LLMAgent
@@ -53,6 +52,10 @@ from paraloom.runtime.selection import ModelSelector
 from paraloom.tools.actionset import ActionSet
 from paraloom.tools.function import FunctionTool
 from paraloom.tools.wrappers import renamed, with_retry, with_timeout
+
+if TYPE_CHECKING:
+    import networkx as nx
+
 
 __all__ = [
     "Needs",
@@ -681,6 +684,8 @@ def _workflow_input_schema(wf: WorkflowConfig) -> dict[str, Any] | None:
 
 def _build_order(config: ParaloomConfig, needs: Needs) -> list[str]:
     """Agents and workflows, callees first (the checks rule out cycles)."""
+    import networkx as nx  # on first use: slow to import
+
     graph: nx.DiGraph[str] = nx.DiGraph()
     nodes = needs.agents | needs.workflows
     graph.add_nodes_from(sorted(nodes))

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from paraloom.config.errors import ConfigProblem
 from paraloom.config.schema import ParaloomConfig, WorkflowConfig
 from paraloom.config.source import DataPath, SourceMap
 from paraloom.models.cascade import cascade_name
 from paraloom.orchestrator.references import find_references, parse_reference
+
+if TYPE_CHECKING:
+    import networkx as nx
+
 
 __all__ = ["check_config"]
 
@@ -175,6 +178,8 @@ class _Checker:
             )
 
     def workflow(self, name: str, wf: WorkflowConfig) -> None:
+        import networkx as nx  # on first use: slow to import
+
         base: DataPath = ("workflows", name)
         who = f"workflow {name!r}"
         if wf.policy is not None and wf.policy.fallback is not None:
@@ -274,6 +279,8 @@ class _Checker:
         return ref.root
 
     def call_cycles(self) -> None:
+        import networkx as nx  # on first use: slow to import
+
         graph: nx.DiGraph[str] = nx.DiGraph()
         for name, agent in self.config.agents.items():
             graph.add_node(name)

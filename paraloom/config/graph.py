@@ -4,11 +4,15 @@ workflows; agents and the actions they may call, as dashed edges."""
 
 from __future__ import annotations
 
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from paraloom.config.build import choose_workflow
 from paraloom.config.load import LoadedConfig
 from paraloom.orchestrator.references import find_references, parse_reference
+
+if TYPE_CHECKING:
+    import networkx as nx
+
 
 __all__ = ["workflow_graph"]
 
@@ -17,6 +21,8 @@ def workflow_graph(loaded: LoadedConfig, workflow: str | None = None) -> nx.DiGr
     """Nodes carry ``label``, ``kind`` (tool, agent, workflow, planner, input, output)
     and ``action``; edges carry ``style``: ``data`` (dependency / reference),
     ``plan`` (the planner may schedule it) or ``calls`` (an agent may call it)."""
+    import networkx as nx  # on first use: slow to import
+
     config = loaded.config
     name = choose_workflow(loaded, workflow)
     wf = config.workflows[name]

@@ -13,9 +13,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field
 
 from paraloom.agents.llm_agent import AGENT_INPUT_SCHEMA
@@ -32,6 +31,10 @@ from paraloom.protocols.messages import ChatMessage, ModelDescriptor
 from paraloom.protocols.plan import Plan, Subtask
 from paraloom.runtime.selection import ModelSelector, SelectionRequest, StepKind
 from paraloom.runtime.worst_case import InputSize, measure_input, worst_case
+
+if TYPE_CHECKING:
+    import networkx as nx
+
 
 __all__ = ["ASSUMPTIONS", "ProjectedStep", "Projection", "project_plan", "project_workflow"]
 
@@ -344,6 +347,8 @@ def _critical_path(
     steps: list[ProjectedStep],
     subtasks: Sequence[Subtask] | None = None,
 ) -> float:
+    import networkx as nx  # on first use: slow to import
+
     wf = loaded.config.workflows[name]
     weight = {s.id: s.latency_s for s in steps}
     if subtasks is None and wf.planner == "llm":

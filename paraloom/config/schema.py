@@ -246,6 +246,12 @@ class StoreConfig(BaseModel):
         "secret-named keys in inputs, outputs and messages, besides the configured "
         "credentials that are never stored).",
     )
+    synchronous: Literal["NORMAL", "FULL"] = Field(
+        default="NORMAL",
+        description="SQLite synchronous mode of the store (WAL). NORMAL: a committed "
+        "result survives the process being killed, not an OS crash or power loss; FULL: "
+        "an fsync per commit, so it survives those too (slower).",
+    )
 
 
 class TracingConfig(BaseModel):

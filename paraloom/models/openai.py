@@ -15,9 +15,8 @@ import json
 import os
 import time
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import ValidationError
 
 from paraloom.models.base import Completion, ModelError, ModelRequest
@@ -27,6 +26,9 @@ from paraloom.models.wire import WireCompletion, completion_from_wire, request_t
 from paraloom.runtime.attempts import note_sent
 from paraloom.runtime.redact import REDACTOR, register_secret
 from paraloom.runtime.streaming import StreamSink, current_sink
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAICompatible"]
 
@@ -78,6 +80,8 @@ class OpenAICompatible:
         self._headers = dict(headers or {})
         register_secret(self.__api_key, *self._headers.values())
         self._own_client = http_client is None
+        import httpx  # on first use: slow to import
+
         self._client = http_client or httpx.AsyncClient(timeout=timeout_s)
 
     def __repr__(self) -> str:
@@ -117,6 +121,8 @@ class OpenAICompatible:
         return ModelError(request.model, self._redact(message), provider=self.provider, **kw)
 
     async def _attempt(self, request: ModelRequest) -> Completion:
+        import httpx
+
         sink = current_sink()
         if self.stream or (self.stream is None and sink is not None and sink.wants_deltas):
             return await self._attempt_stream(request, sink)
@@ -173,6 +179,8 @@ class OpenAICompatible:
 
     async def _attempt_stream(self, request: ModelRequest, sink: StreamSink | None) -> Completion:
         """One streamed attempt (see the class docstring)."""
+        import httpx
+
         started = time.perf_counter()
         if sink is not None:
             sink.start()

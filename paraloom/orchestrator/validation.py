@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
 from pydantic import JsonValue
 
 from paraloom.orchestrator.errors import PlanValidationError
 from paraloom.orchestrator.references import find_references, is_reference, parse_reference
 from paraloom.protocols.plan import RESERVED_IDS, Plan, Subtask
 from paraloom.tools.actionset import ActionSet
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 __all__ = ["ValidatedPlan", "validate_plan"]
 
@@ -74,6 +76,7 @@ def validate_plan(
 
     deps: dict[str, set[str]] = {sid: set() for sid in ids}
     known_hint = ", ".join(sorted(in_plan | earlier)) or "(none)"
+    with_references: set[str] = set()  # references are scanned once per subtask
     for s in plan.subtasks:
         if s.action not in actions:
             problems.append(
@@ -93,6 +96,7 @@ def validate_plan(
                     f"subtask {s.id!r}: depends on unknown subtask {dep!r}; known: {known_hint}"
                 )
         for text in find_references(s.arguments):
+            with_references.add(s.id)
             try:
                 ref = parse_reference(text)
             except ValueError as exc:
@@ -115,18 +119,17 @@ def validate_plan(
     except CycleError:
         problems.append(f"dependency cycle: {_name_cycle(deps)}")
     if check_arguments:
-        validators: dict[str, Draft202012Validator] = {}
         for s in plan.subtasks:
             if s.action in actions:
                 action = actions.get(s.action)
-                accepts = getattr(action, "accepts_arguments", None)
-                if accepts is not None and not _has_reference(s.arguments) and accepts(s.arguments):
-                    continue  # the action's own validator accepts them: nothing to report
-                validator = validators.get(s.action)
-                if validator is None:
-                    validator = Draft202012Validator(actions.get(s.action).spec.input_schema)
-                    validators[s.action] = validator
-                problems.extend(_argument_problems(s, validator))
+                if s.id not in with_references:
+                    accepts = getattr(action, "accepts_arguments", None)
+                    if accepts is not None and accepts(s.arguments):
+                        continue  # the action's own validator accepts them
+                checks = _checks(action.spec.input_schema)
+                if s.id in with_references and _literal_parts_valid(s.arguments, checks):
+                    continue  # every literal part is valid (references are checked later)
+                problems.extend(_argument_problems(s, checks.strict))
     if problems:
         raise PlanValidationError(problems)
     return ValidatedPlan(plan=plan, deps={k: frozenset(v) for k, v in deps.items()}, order=order)
@@ -143,6 +146,85 @@ def _name_cycle(deps: Mapping[str, Collection[str]]) -> str:
     return " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
 
 
+@dataclass(slots=True)
+class _Checks:
+    """An input schema's validators, compiled once: ``strict`` (for the messages) and,
+    per set of top-level arguments given by reference, one that checks the other
+    (literal) arguments without requiring those: a quick yes that builds no errors."""
+
+    schema: Mapping[str, Any]
+    strict: Draft202012Validator
+    literal: dict[frozenset[str], Draft202012Validator]
+    local: bool  # only _LOCAL_KEYWORDS at the top: the quick check is exact
+
+    def without(self, referenced: frozenset[str]) -> Draft202012Validator:
+        validator = self.literal.get(referenced)
+        if validator is None:
+            from jsonschema import Draft202012Validator
+
+            schema = dict(self.schema)
+            required = schema.get("required")
+            if isinstance(required, list):
+                schema["required"] = [r for r in required if r not in referenced]
+            validator = self.literal[referenced] = Draft202012Validator(schema)
+        return validator
+
+
+# Top-level keywords under which checking the literal arguments alone is exact (no
+# keyword about the object as a whole that the referenced arguments take part in).
+_LOCAL_KEYWORDS = frozenset(
+    {
+        "$schema",
+        "$id",
+        "$defs",
+        "definitions",
+        "title",
+        "description",
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "examples",
+        "default",
+    }
+)
+
+_CHECKS: dict[int, _Checks] = {}
+_MAX_CHECKS = 512
+
+
+def _checks(schema: Mapping[str, Any]) -> _Checks:
+    cached = _CHECKS.get(id(schema))
+    if cached is not None and cached.schema is schema:
+        return cached
+    from jsonschema import Draft202012Validator  # imported on first use: slow to import
+
+    checks = _Checks(
+        schema=schema,
+        strict=Draft202012Validator(schema),
+        literal={},
+        local=set(schema) <= _LOCAL_KEYWORDS,
+    )
+    if len(_CHECKS) >= _MAX_CHECKS:
+        _CHECKS.clear()
+    _CHECKS[id(schema)] = checks  # keyed by identity; the entry keeps ``schema`` alive
+    return checks
+
+
+def _literal_parts_valid(arguments: dict[str, JsonValue], checks: _Checks) -> bool:
+    """Whether the arguments not given by reference are valid (a nested reference or an
+    invalid literal: False, and the strict validator explains)."""
+    if not checks.local:
+        return False
+    referenced = frozenset(k for k, v in arguments.items() if is_reference(v))
+    literal = {k: v for k, v in arguments.items() if k not in referenced}
+    if not literal and checks.schema.get("type", "object") == "object":
+        # only local keywords: an empty object is valid iff nothing else is required
+        required = checks.schema.get("required", ())
+        return isinstance(required, list) and referenced.issuperset(required)
+    return bool(checks.without(referenced).is_valid(literal))
+
+
 def _argument_problems(subtask: Subtask, validator: Draft202012Validator) -> list[str]:
     """Schema errors of the literal parts of the arguments; values given by reference
     are checked when they are resolved, just before the call."""
@@ -154,10 +236,6 @@ def _argument_problems(subtask: Subtask, validator: Draft202012Validator) -> lis
         where = ".".join(str(p) for p in path) or "(arguments)"
         out.append(f"subtask {subtask.id!r}: argument {where}: {err.message}")
     return out
-
-
-def _has_reference(arguments: JsonValue) -> bool:
-    return next(find_references(arguments), None) is not None
 
 
 def _under_reference(value: JsonValue, path: list[str | int]) -> bool:

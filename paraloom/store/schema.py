@@ -207,7 +207,7 @@ def default_store_path() -> Path:
 def connect(
     path: Path,
     *,
-    synchronous: Synchronous = "FULL",
+    synchronous: Synchronous = "NORMAL",
     busy_timeout_s: float = 30.0,
     create: bool = True,
 ) -> sqlite3.Connection:

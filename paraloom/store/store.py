@@ -16,24 +16,33 @@ Usage::
 
 **Durability guarantee.** The listener returned by :meth:`RunStore.listener` does no
 I/O on the event loop: it numbers the event and hands it to the store's writer thread,
-which commits everything queued in one transaction, in emission order (WAL mode,
-``synchronous=FULL`` by default, so a commit survives a process kill *and* a power cut;
-``NORMAL`` survives a process kill only). Hence:
+which commits everything queued in one transaction (group commit), in emission order.
+The file is in WAL mode with ``synchronous=NORMAL`` by default: a committed transaction
+is in the WAL file (the OS page cache) when ``COMMIT`` returns, so it survives the
+*process* being killed (SIGKILL, OOM kill, a crash) but not an OS crash or power loss,
+which may lose the last commits (never corrupting the file). ``synchronous="FULL"``
+fsyncs every commit, so commits survive a power cut as well, at a few ms per commit.
+Hence (read "crash" as "process crash"; with ``FULL``, any crash):
 
 1. the file always holds a gap-free *prefix* of the events emitted through this store;
    in particular, when a ``SubtaskStarted`` (or any later event) of a run is in the file,
    every ``SubtaskFinished`` emitted before it is too;
 2. with the listener alone an event becomes durable one batch commit after it is
-   emitted: milliseconds when the event loop waits on I/O (LLM calls, tools), more —
-   tens of milliseconds, several trivial subtasks — when the loop is CPU-bound, because
-   the writer shares the GIL. A SIGKILL loses the events emitted since the last commit;
-   a subtask whose ``SubtaskFinished`` was among them is re-run on resume;
-3. with ``Orchestrator(executor=store.executor())`` as well, every attempt *starts only
-   once all events recorded before it are committed*: no action runs while a finished
-   subtask's result is not durable. After a SIGKILL only the subtasks that were in
-   flight (plus, at most, ones that finished with no action started after them) run
-   again on resume; every other finished subtask is reused. This costs a commit wait
-   per attempt (see ``benchmarks/store_overhead.py``); use it for runs with side effects;
+   emitted: well under a millisecond when the event loop waits on I/O, more — several
+   trivial subtasks — when the loop is CPU-bound, because the writer shares the GIL. A
+   crash loses the events emitted since the last commit; a subtask whose
+   ``SubtaskFinished`` was among them is re-run on resume;
+3. with ``Orchestrator(executor=store.executor())`` as well, every attempt starts only
+   once the results *it depends on* are committed: its run's latest plan and its
+   dependencies' ``SubtaskFinished`` (and, commits being in order, every event emitted
+   before them). So no action ever runs on an input that is not durable, and after a
+   crash resume re-runs only (a) the attempts that were in flight and (b) subtasks that
+   had finished within the last commit window — whose results no started attempt had
+   consumed yet. Every result some attempt consumed is reused. Ready attempts whose
+   inputs are durable already start at once; the others wait for the next group commit
+   (one commit wait per step of a chain: see ``benchmarks/engine_overhead.py --store``).
+   An attempt's own ``ActionStarted`` may not be committed yet while it runs (waiting
+   for it would mean waiting for every earlier event);
 4. ``flush()`` / ``await aflush()`` return once everything emitted before the call is
    committed; ``close()`` (and leaving the ``with`` block, and interpreter exit) flushes.
 
@@ -49,8 +58,11 @@ process (see :mod:`paraloom.store.liveness`).
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
+import heapq
+import itertools
 import sqlite3
 import threading
 import weakref
@@ -115,7 +127,7 @@ class RunStore:
         self,
         path: str | Path | None = None,
         *,
-        synchronous: Synchronous = "FULL",
+        synchronous: Synchronous = "NORMAL",
         busy_timeout_s: float = 30.0,
         create: bool = True,
         redact: bool = False,
@@ -241,9 +253,9 @@ class RunStore:
 
     def executor(self, inner: Executor | None = None) -> Executor:
         """An :class:`~paraloom.orchestrator.executor.Executor` for
-        ``Orchestrator(executor=...)`` that starts each attempt only once every event
-        recorded before it is committed: then no action ever runs while a finished
-        subtask's result is not yet durable (see the module docs)."""
+        ``Orchestrator(executor=...)`` that starts each attempt only once the results it
+        depends on (and its run's plan) are committed: then no action ever runs on an
+        input that is not durable (see the module docs)."""
         return DurableExecutor(self, inner or InProcessExecutor())
 
     def set_score(self, run_id: str, score: float) -> None:
@@ -348,25 +360,69 @@ class RunStore:
         return await anyio.to_thread.run_sync(self.resume_state, run_id)
 
 
-# Per event loop, one worker thread waits for commits on behalf of all coroutines: the
-# waits are short and ordered (a later waiter needs a later event), so they queue on
-# this limiter instead of each holding a thread of anyio's default pool.
-_COMMIT_WAITERS: weakref.WeakKeyDictionary[Any, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
+# Waiting for a commit without a thread per waiter: on asyncio the writer thread, after
+# each commit, schedules one wake-up on every loop that has waiters (call_soon_threadsafe)
+# and that wake-up sets the events of the waiters the commit covers. So a burst of ready
+# attempts costs one wake-up per group commit, and an attempt whose inputs are committed
+# already does not wait at all. Other backends wait in a worker thread.
+_COMMIT_WAITERS: weakref.WeakKeyDictionary[Any, dict[int, _Waiters]] = weakref.WeakKeyDictionary()
+
+
+class _Waiters:
+    """The coroutines of one asyncio loop waiting for commits of one writer."""
+
+    def __init__(self, writer: EventWriter, loop: asyncio.AbstractEventLoop) -> None:
+        self.writer = writer
+        self.loop = loop
+        self.armed = False  # read by the writer thread: anyone waiting?
+        self.heap: list[tuple[int, int, anyio.Event]] = []
+        self.count = itertools.count()
+        writer.add_commit_hook(self)
+
+    def on_commit(self) -> None:
+        """Called by the writer thread after each commit."""
+        if self.armed:
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                self.loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        committed = self.writer.committed
+        heap = self.heap
+        while heap and heap[0][0] <= committed:
+            heapq.heappop(heap)[2].set()
+        self.armed = bool(heap)
+
+    async def wait(self, seq: int) -> None:
+        event = anyio.Event()
+        heapq.heappush(self.heap, (seq, next(self.count), event))
+        self.armed = True
+        # the writer sets ``committed`` before it reads ``armed``; we set ``armed`` before
+        # we read ``committed``: one of us sees the other's write, so no wake-up is lost
+        if self.writer.committed >= seq:
+            self._wake()
+        await event.wait()  # a cancelled waiter's event is set later, to no one
 
 
 async def _wait_committed(writer: EventWriter, seq: int) -> None:
     if writer.committed >= seq:
         return
     loop = anyio.lowlevel.current_token().native_token
-    limiter = _COMMIT_WAITERS.get(loop)
-    if limiter is None:
-        limiter = _COMMIT_WAITERS[loop] = anyio.CapacityLimiter(1)
-    await anyio.to_thread.run_sync(writer.wait_committed, seq, limiter=limiter)
+    if not isinstance(loop, asyncio.AbstractEventLoop):
+        await anyio.to_thread.run_sync(writer.wait_committed, seq)
+        return
+    per_loop = _COMMIT_WAITERS.get(loop)
+    if per_loop is None:
+        per_loop = _COMMIT_WAITERS[loop] = {}
+    waiters = per_loop.get(id(writer))
+    if waiters is None or waiters.writer is not writer:
+        waiters = per_loop[id(writer)] = _Waiters(writer, loop)
+    await waiters.wait(seq)
 
 
 class DurableExecutor:
-    """Runs each attempt through ``inner`` once everything recorded so far (the
-    dependencies' ``SubtaskFinished``, this attempt's ``ActionStarted``) is committed."""
+    """Runs each attempt through ``inner`` once the results it depends on are durable:
+    the commit covering its run's latest plan and its dependencies' ``SubtaskFinished``
+    (see :meth:`EventWriter.needed`). Unrelated subtasks' finishes are not waited for."""
 
     def __init__(self, store: RunStore, inner: Executor) -> None:
         self.store = store
@@ -377,5 +433,7 @@ class DurableExecutor:
     ) -> ActionResult:
         writer = self.store._writer
         if writer is not None:
-            await _wait_committed(writer, writer.submitted)
+            need = writer.needed(call)
+            if writer.committed < need:
+                await _wait_committed(writer, need)
         return await self.inner.invoke(action, call, context)

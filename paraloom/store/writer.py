@@ -9,10 +9,15 @@ thread takes everything queued, writes it in ONE transaction (``BEGIN IMMEDIATE`
   the one exception is an event SQLite refuses, which is skipped and reported through
   ``errors`` and ``RunStore.flush``);
 - an event is durable one commit after it was emitted (group commit: a busy run pays one
-  fsync per batch, not per event); how long that is depends on the load: see
-  ``benchmarks/store_overhead.py`` for the lag in events;
+  commit per batch, not per event — in WAL mode with ``synchronous=NORMAL`` a commit is
+  a write to the WAL file, no fsync; with ``FULL`` one fsync); how long that is depends
+  on the load: see ``benchmarks/store_overhead.py`` for the lag in events;
 - a process killed with SIGKILL loses at most the events emitted since the last commit:
-  nothing whose *next* event is in the file.
+  nothing whose *next* event is in the file (an OS crash or power loss may lose more
+  with ``NORMAL``: the last commits not yet checkpointed or synced);
+- :meth:`EventWriter.needed` tells the durable executor which event an attempt must see
+  committed (its run's plan and its dependencies' finishes), and commit hooks let it
+  wake waiters once per commit instead of a thread per waiter.
 """
 
 from __future__ import annotations
@@ -24,12 +29,19 @@ import sqlite3
 import sys
 import threading
 import time
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from paraloom.protocols.actions import new_id
-from paraloom.protocols.events import Event
+from paraloom.protocols.actions import ActionCall, new_id
+from paraloom.protocols.events import (
+    Event,
+    PlanCreated,
+    RunFinished,
+    SubtaskFinished,
+    SubtaskStarted,
+)
 from paraloom.store.apply import (
     MAX_ROWS_PER_INSERT,
     RunTags,
@@ -54,6 +66,20 @@ class _Record:
 
 class _Stop:
     pass
+
+
+class CommitHook(Protocol):
+    def on_commit(self) -> None: ...
+
+
+@dataclass(slots=True)
+class _RunMarks:
+    """What one run's attempts must wait for: the event numbers of its latest plan and
+    of its subtasks' finishes, and each started subtask's dependencies."""
+
+    plan: int = 0
+    deps: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    finished: dict[str, int] = field(default_factory=dict)
 
 
 class EventWriter:
@@ -81,17 +107,53 @@ class EventWriter:
         self._committed = 0
         self._done = threading.Condition()
         self._closed = False
+        self._runs: dict[str, _RunMarks] = {}
+        self._hooks: weakref.WeakSet[CommitHook] = weakref.WeakSet()
         self._thread = threading.Thread(target=self._loop, name="paraloom-store", daemon=True)
         self._thread.start()
 
     # -- producer side (any thread; quick) ----------------------------------------------
 
-    def submit(self, event: Event, tags: RunTags) -> None:
+    def submit(self, event: Event, tags: RunTags) -> int:
+        """Queue ``event``; returns its number."""
         with self._lock:
             if self._closed:
                 raise StoreError("the run store is closed")
-            self._submitted += 1
-            self._queue.put(_Record(self._submitted, event, tags))
+            self._submitted = seq = self._submitted + 1
+            self._queue.put(_Record(seq, event, tags))
+            if isinstance(event, SubtaskStarted | SubtaskFinished | PlanCreated | RunFinished):
+                self._mark(event, seq)
+            return seq
+
+    def _mark(self, event: Event, seq: int) -> None:
+        if isinstance(event, RunFinished):
+            self._runs.pop(event.run_id, None)
+            return
+        marks = self._runs.get(event.run_id)
+        if marks is None:
+            marks = self._runs[event.run_id] = _RunMarks()
+        if isinstance(event, SubtaskStarted):
+            marks.deps[event.subtask_id] = event.depends_on
+        elif isinstance(event, SubtaskFinished):
+            marks.finished[event.subtask_id] = seq
+        elif isinstance(event, PlanCreated):
+            marks.plan = seq
+
+    def needed(self, call: ActionCall) -> int:
+        """The event an attempt of ``call`` must see committed before it starts: the
+        latest plan of its run and the finishes of the subtasks it depends on (every
+        event before them, too: commits are in order). Not the finishes of unrelated
+        subtasks, nor its own start. For a call this writer cannot place (an agent's
+        tool call, a run it did not see planned), everything submitted so far."""
+        with self._lock:
+            marks = self._runs.get(call.run_id or "")
+            deps = None if marks is None else marks.deps.get(call.subtask_id or "")
+            if marks is None or deps is None or not marks.plan:
+                return self._submitted
+            need = marks.plan
+            for dep in deps:
+                need = max(need, marks.finished.get(dep, 0))
+            return need
 
     @property
     def submitted(self) -> int:
@@ -106,6 +168,19 @@ class EventWriter:
         """Block until event ``seq`` (and so every earlier one) is committed."""
         with self._done:
             return self._done.wait_for(lambda: self._committed >= seq, timeout)
+
+    def add_commit_hook(self, hook: CommitHook) -> None:
+        """Call ``hook.on_commit()`` (in the writer thread) after every commit, for as
+        long as ``hook`` lives (it is held weakly)."""
+        with self._lock:
+            self._hooks.add(hook)
+
+    def _run_hooks(self) -> None:
+        with self._lock:
+            hooks = list(self._hooks)
+        for hook in hooks:
+            with contextlib.suppress(Exception):
+                hook.on_commit()
 
     def close(self, timeout: float | None = None) -> None:
         """Commit what is queued, stop the thread and close the connection."""
@@ -152,6 +227,7 @@ class EventWriter:
                     with self._done:
                         self._committed = records[-1].seq
                         self._done.notify_all()
+                    self._run_hooks()
         finally:
             with contextlib.suppress(sqlite3.Error):
                 self._unregister()
@@ -161,6 +237,7 @@ class EventWriter:
             with self._done:  # nobody may wait forever on a dead writer
                 self._committed = sys.maxsize
                 self._done.notify_all()
+            self._run_hooks()
 
     def _write(self, records: list[_Record]) -> None:
         try:

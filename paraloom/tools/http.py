@@ -32,12 +32,10 @@ import re
 import ssl
 import time
 from collections.abc import Mapping
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 from urllib.parse import quote
 
 import anyio
-import httpx
-import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr, model_validator
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
@@ -52,6 +50,10 @@ from paraloom.runtime.context import ActionContext
 from paraloom.runtime.redact import redact, register_secret, register_secrets_of
 from paraloom.tools.mcp_config import MissingEnvironmentVariable, resolve_env_refs
 
+if TYPE_CHECKING:
+    import httpx
+    import jsonschema
+
 __all__ = ["HttpTool", "HttpToolConfig", "host_allowed"]
 
 logger = logging.getLogger(__name__)
@@ -59,12 +61,12 @@ logger = logging.getLogger(__name__)
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _SNIPPET_CHARS = 500
-_RETRY_ON_TRANSPORT = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-    httpx.RemoteProtocolError,
-)
+
+
+def _retry_on_transport() -> tuple[type[Exception], ...]:
+    import httpx
+
+    return (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.RemoteProtocolError)
 
 
 def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
@@ -134,9 +136,13 @@ class HttpToolConfig(BaseModel):
         authority = rest.split("/", 1)[0].split("?", 1)[0]
         if "{" in authority or not authority:
             raise ValueError("url: the host cannot be empty or contain {placeholders}")
+        import httpx  # on first use: slow to import (it loads its CLI's deps too)
+
         host = httpx.URL(self.url.split("{", 1)[0]).host
         if self.allowed_hosts is not None and not host_allowed(host, self.allowed_hosts):
             raise ValueError(f"url host {host!r} is not in allowed_hosts {self.allowed_hosts}")
+        import jsonschema  # on first use: slow to import
+
         try:
             jsonschema.validators.validator_for(self.input_schema).check_schema(self.input_schema)
         except jsonschema.SchemaError as exc:
@@ -164,6 +170,8 @@ class HttpToolConfig(BaseModel):
         """The effective allow-list."""
         if self.allowed_hosts is not None:
             return self.allowed_hosts
+        import httpx
+
         return (httpx.URL(self.url.split("{", 1)[0]).host,)
 
 
@@ -192,6 +200,8 @@ class HttpTool:
     def __init__(self, config: HttpToolConfig, *, client: httpx.AsyncClient | None = None) -> None:
         self.config = config
         self._client = client
+        import jsonschema  # on first use: slow to import
+
         self._validator = jsonschema.validators.validator_for(config.input_schema)(
             config.input_schema
         )
@@ -271,6 +281,8 @@ class HttpTool:
     def _build_request(
         self, arguments: Mapping[str, JsonValue], env_headers: dict[str, str]
     ) -> httpx.Request:
+        import httpx
+
         config = self.config
         used = set(config.placeholders)
         url = _PLACEHOLDER.sub(lambda m: quote(_scalar(arguments[m.group(1)]), safe=""), config.url)
@@ -325,11 +337,13 @@ class HttpTool:
     # -- sending -----------------------------------------------------------------------
 
     async def _send_with_retries(self, request: httpx.Request, secrets: list[str]) -> JsonValue:
+        import httpx
+
         config = self.config
         retrying = AsyncRetrying(
             stop=stop_after_attempt(config.max_retries + 1),
             wait=self._wait,
-            retry=retry_if_exception_type((_RetryableStatus, *_RETRY_ON_TRANSPORT)),
+            retry=retry_if_exception_type((_RetryableStatus, *_retry_on_transport())),
             sleep=anyio.sleep,
             reraise=True,
         )
@@ -368,6 +382,8 @@ class HttpTool:
         return min(delay, config.max_retry_wait_s)
 
     async def _send_once(self, request: httpx.Request, secrets: list[str]) -> JsonValue:
+        import httpx
+
         if self._client is not None:
             return await self._exchange(self._client, request, secrets)
         async with httpx.AsyncClient(follow_redirects=False, verify=_ssl_context()) as client:
@@ -467,6 +483,8 @@ def _mask(text: str, secrets: list[str]) -> str:
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
     """One verified TLS context for the per-call clients (building one costs ~0.1 s)."""
+    import httpx
+
     return httpx.create_ssl_context()
 
 

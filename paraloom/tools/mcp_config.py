@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from typing import Literal, Self
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from paraloom.runtime.redact import register_secret
@@ -142,6 +141,8 @@ class MCPServerConfig(MCPToolOptions):
         """A short, secret-free description of where the server is."""
         if self.transport == "stdio":
             return f"stdio command {self.command!r}"
+        import httpx  # on first use: slow to import
+
         url = httpx.URL(self.url or "")
         port = f":{url.port}" if url.port else ""
         return f"http {url.scheme}://{url.host}{port}{url.path}"

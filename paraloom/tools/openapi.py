@@ -15,13 +15,15 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from paraloom.tools.http import HttpTool, HttpToolConfig
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "OpenAPIDocument",

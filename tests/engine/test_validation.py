@@ -67,6 +67,53 @@ def test_references_imply_dependencies_and_skip_schema_checks() -> None:
     assert vp.order == ("a", "b")
 
 
+def test_literal_arguments_beside_references_are_still_checked() -> None:
+    """The quick check (literal arguments only) must not hide a literal's error, a
+    missing argument, an unknown one, or a nested reference's literal siblings."""
+    problems = _problems(
+        _plan(
+            Subtask(id="a", action="add", arguments={"a": 1, "b": 2}),
+            Subtask(id="b", action="add", arguments={"a": {"from": "a.output"}, "b": "two"}),
+            Subtask(id="c", action="add", arguments={"a": {"from": "a.output"}}),
+            Subtask(id="d", action="add", arguments={"a": {"from": "a.output"}, "b": 1, "z": 0}),
+        )
+    )
+    assert "subtask 'b': argument b: 'two' is not of type 'integer'" in problems
+    assert "subtask 'c': argument (arguments): 'b' is a required property" in problems
+    assert any(p.startswith("subtask 'd': argument (arguments): Additional") for p in problems)
+    assert len(problems) == 3
+
+
+def test_whole_object_keywords_are_checked_with_references() -> None:
+    """A schema keyword about the whole object (here maxProperties) counts referenced
+    arguments too: the quick literal-only check is not used for it."""
+    from paraloom.protocols.actions import ActionSpec
+    from paraloom.tools.function import FunctionTool
+
+    def pair(a: int, b: int = 0) -> int:
+        return a + b
+
+    class Narrow(FunctionTool):
+        def __init__(self) -> None:
+            super().__init__(pair)
+            base = super().spec
+            schema = {**base.input_schema, "maxProperties": 1}
+            self._narrow = base.model_copy(update={"input_schema": schema})
+
+        @property
+        def spec(self) -> ActionSpec:
+            return self._narrow
+
+    narrow = Narrow()
+    plan = _plan(
+        Subtask(id="a", action="pair", arguments={"a": 1}),
+        Subtask(id="b", action="pair", arguments={"a": {"from": "a.output"}, "b": 1}),
+    )
+    with pytest.raises(PlanValidationError) as info:
+        validate_plan(plan, ActionSet([narrow]))
+    assert any("subtask 'b'" in p and "too many properties" in p for p in info.value.problems)
+
+
 def test_earlier_round_ids_may_be_referenced_but_not_reused() -> None:
     plan = _plan(Subtask(id="n", action="add", arguments={"a": {"from": "old.output"}, "b": 1}))
     validate_plan(plan, ACTIONS, earlier_ids={"old"})

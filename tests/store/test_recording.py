@@ -328,8 +328,9 @@ async def test_set_score(store: RunStore) -> None:
 
 
 async def test_durable_executor_commits_before_each_attempt(store: RunStore) -> None:
-    """With ``store.executor()`` an action starts only once its dependency's finish (and
-    its own start) is in the file: a second connection sees them from inside the tool."""
+    """With ``store.executor()`` an action starts only once its dependency's finish is in
+    the file: a second connection sees it from inside the tool. (Its own start need not
+    be committed yet: the executor waits for its inputs, not for every earlier event.)"""
     seen: dict[str, tuple[str | None, str | None]] = {}
 
     def check(name: str, after: str) -> str:  # sync: runs in a worker thread
@@ -362,9 +363,10 @@ async def test_durable_executor_commits_before_each_attempt(store: RunStore) -> 
     )
     result = await orch.run()
     assert result.ok
-    assert seen["s0"] == (None, "running")
+    assert seen["s0"][0] is None
     for i in range(1, 6):
-        assert seen[f"s{i}"] == ("ok", "running"), i
+        assert seen[f"s{i}"][0] == "ok", i
+        assert seen[f"s{i}"][1] in (None, "running"), i
 
 
 def test_a_failing_event_is_reported_and_the_rest_is_kept(tmp_path: Path) -> None:
