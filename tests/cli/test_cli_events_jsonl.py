@@ -4,15 +4,14 @@ branch's text from the JSON lines, by subtask id, equal to the final outputs."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import run_cli
 
 from paraloom.testing import Reply, Streamed
 from paraloom.testing.openai_server import OpenAITestServer, RecordedRequest
@@ -49,16 +48,7 @@ def handler(req: RecordedRequest) -> Streamed:
 
 
 def paraloom(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PARALOOM_"))}
-    full_env.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "paraloom.cli", *args],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        cwd=ROOT,
-    )
+    return run_cli(*args, cwd=ROOT, env=env)
 
 
 @pytest.mark.timeout(120)
