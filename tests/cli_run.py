@@ -28,6 +28,7 @@ def run_cli(
     env: Mapping[str, str] | None = None,
     drop: tuple[str, ...] = ("OPENAI_", "PARALOOM_"),
     timeout: float = 90,
+    stdin: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``paraloom *args`` to completion and capture its output as text."""
     return subprocess.run(
@@ -37,4 +38,5 @@ def run_cli(
         text=True,
         timeout=timeout,
         cwd=cwd,
+        stdin=stdin,
     )

@@ -4,14 +4,13 @@ subtasks are reused (executed exactly once), the in-flight one runs again."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from cli_run import CLI, cli_env, run_cli
 
 from paraloom.cli import RunOutput
 from paraloom.store import RunStore
@@ -94,18 +93,12 @@ def test_resume_after_sigkill_reuses_finished_subtasks(tmp_path: Path) -> None:
     log = tmp_path / "log.txt"
     log.touch()
     store_path = tmp_path / "runs.sqlite"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PARALOOM_"))}
-    env["RESUME_TEST_LOG"] = str(log)
-    cmd = [sys.executable, "-m", "paraloom.cli"]
+    env = cli_env({"RESUME_TEST_LOG": str(log)})
+    cmd = CLI
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*cmd, *args, "--store", str(store_path)],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=STEP_TIMEOUT_S,
+        return run_cli(
+            *args, "--store", str(store_path), cwd=ROOT, env=env, drop=(), timeout=STEP_TIMEOUT_S
         )
 
     proc = subprocess.Popen(
