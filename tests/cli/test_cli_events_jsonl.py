@@ -4,20 +4,19 @@ branch's text from the JSON lines, by subtask id, equal to the final outputs."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
+from branches import BRANCHES, topic_of
 from cli_run import run_cli
 
 from paraloom.testing import Reply, Streamed
 from paraloom.testing.openai_server import OpenAITestServer, RecordedRequest
 
 ROOT = Path(__file__).resolve().parents[2]
-BRANCHES = 10
 
 CONFIG = """
 version: 1
@@ -42,7 +41,7 @@ def branch_text(n: int) -> str:
 
 
 def handler(req: RecordedRequest) -> Streamed:
-    n = int(re.findall(r"topic (\d+)", str(req.body.messages[-1].content))[0])
+    n = topic_of(req)
     reply = Reply(branch_text(n), input_tokens=20 + n, output_tokens=12 + n)
     return Streamed(reply, chunk_chars=4, chunk_delay_s=0.002)
 
