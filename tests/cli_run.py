@@ -40,3 +40,16 @@ def run_cli(
         cwd=cwd,
         stdin=stdin,
     )
+
+
+def logging_tools(log_env: str, functions: str, *, imports: tuple[str, ...] = ()) -> str:
+    """The source of a tools module for a CLI test: ``_log(name)`` appends ``name`` as a
+    line to the file that the environment variable ``log_env`` names, then ``functions``."""
+    modules = "".join(f"import {m}\n" for m in sorted({"os", *imports}))
+    return (
+        f"\n{modules}from pathlib import Path\n\n"
+        f'LOG = Path(os.environ["{log_env}"])\n\n\n'
+        "def _log(name: str) -> None:\n"
+        '    with LOG.open("a", encoding="utf-8") as fh:\n'
+        '        fh.write(name + "\\n")\n' + functions
+    )

@@ -13,24 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_run import CLI, cli_env, run_cli
+from cli_run import CLI, cli_env, logging_tools, run_cli
 
 from paraloom.cli import RunOutput
 from paraloom.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
-TOOLS = """
-import os
-from pathlib import Path
-
-LOG = Path(os.environ["APPROVAL_TEST_LOG"])
-
-
-def _log(name: str) -> None:
-    with LOG.open("a", encoding="utf-8") as fh:
-        fh.write(name + "\\n")
-
+TOOLS = logging_tools(
+    "APPROVAL_TEST_LOG",
+    """
 
 def work(x: int) -> int:
     _log(f"work{x}")
@@ -45,7 +37,8 @@ def pay(amount: int) -> int:
 def after(x: int) -> int:
     _log(f"after{x}")
     return x + 1
-"""
+""",
+)
 
 FLOW = """
 tools:

@@ -10,25 +10,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from cli_run import CLI, cli_env, run_cli
+from cli_run import CLI, cli_env, logging_tools, run_cli
 
 from paraloom.cli import RunOutput
 from paraloom.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
-TOOLS = """
-import os
-import time
-from pathlib import Path
-
-LOG = Path(os.environ["RESUME_TEST_LOG"])
-
-
-def _log(name: str) -> None:
-    with LOG.open("a", encoding="utf-8") as fh:
-        fh.write(name + "\\n")
-
+TOOLS = logging_tools(
+    "RESUME_TEST_LOG",
+    """
 
 def first(x: int) -> int:
     _log("first")
@@ -51,7 +42,9 @@ def blocker(x: int) -> int:
 def last(a: int, b: int) -> int:
     _log("last")
     return a + b
-"""
+""",
+    imports=("time",),
+)
 
 FLOW = """
 tools:

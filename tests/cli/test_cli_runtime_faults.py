@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from cli_run import CLI, cli_env, run_cli
+from cli_run import CLI, cli_env, logging_tools, run_cli
 
 from paraloom.cli import RunOutput
 from paraloom.store import RunStore
@@ -25,19 +25,9 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 
-TOOLS = """
-import os
-import sys
-import time
-from pathlib import Path
-
-LOG = Path(os.environ["FAULT_TEST_LOG"])
-
-
-def _log(name: str) -> None:
-    with LOG.open("a", encoding="utf-8") as fh:
-        fh.write(name + "\\n")
-
+TOOLS = logging_tools(
+    "FAULT_TEST_LOG",
+    """
 
 def quit_now(x: int) -> int:
     _log("quit_now")
@@ -73,7 +63,9 @@ def wait_for(x: int, name: str) -> int:
     while not gate.exists():  # held open until the test creates the file
         time.sleep(0.01)
     return x
-"""
+""",
+    imports=("sys", "time"),
+)
 
 
 @pytest.fixture
