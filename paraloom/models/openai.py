@@ -120,6 +120,17 @@ class OpenAICompatible:
     def _error(self, request: ModelRequest, message: str, **kw: Any) -> ModelError:
         return ModelError(request.model, self._redact(message), provider=self.provider, **kw)
 
+    def _error_reply(self, request: ModelRequest, response: httpx.Response) -> ModelError:
+        """The error for a 4xx/5xx reply (its body already read), noted as not billed."""
+        note_sent(False)  # an error reply: assumed not billed
+        return self._error(
+            request,
+            _provider_message(response),
+            status=response.status_code,
+            retryable=response.status_code in _RETRYABLE_STATUS,
+            retry_after_s=_retry_after(response),
+        )
+
     async def _attempt(self, request: ModelRequest) -> Completion:
         import httpx
 
@@ -155,14 +166,7 @@ class OpenAICompatible:
             ) from None
         latency = time.perf_counter() - started
         if response.status_code >= 400:
-            note_sent(False)  # an error reply: assumed not billed
-            raise self._error(
-                request,
-                _provider_message(response),
-                status=response.status_code,
-                retryable=response.status_code in _RETRYABLE_STATUS,
-                retry_after_s=_retry_after(response),
-            )
+            raise self._error_reply(request, response)
         try:
             body = WireCompletion.model_validate_json(response.content)
         except ValidationError as exc:
@@ -199,14 +203,7 @@ class OpenAICompatible:
             ) as response:
                 if response.status_code >= 400:
                     await response.aread()
-                    note_sent(False)  # an error reply: assumed not billed
-                    raise self._error(
-                        request,
-                        _provider_message(response),
-                        status=response.status_code,
-                        retryable=response.status_code in _RETRYABLE_STATUS,
-                        retry_after_s=_retry_after(response),
-                    )
+                    raise self._error_reply(request, response)
                 wire = await read_stream(response.aiter_lines(), assembler)
         except StreamBroken as exc:
             raise self._broken(request, sink, str(exc), exc.partial) from None

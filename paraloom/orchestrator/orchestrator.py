@@ -307,6 +307,21 @@ class Orchestrator:
             )
             return result
 
+        def end_round(*notes: str) -> StateFeedback:
+            """The planner's feedback on the round just ended, announced as RoundFinished."""
+            ended = build_feedback(
+                round=round_no,
+                results=results,
+                rounds_of=rounds_of,
+                spent=shared_budget.spent_usd - spent_before,
+                left=shared_budget.remaining_usd,
+                elapsed_s=time.time() - started,
+                output_chars=self.feedback_output_chars,
+                notes=notes,
+            )
+            emit(RoundFinished(run_id=run_id, round=round_no, feedback=ended))
+            return ended
+
         try:
             while True:
                 if stop is not None and stop.requested:
@@ -385,17 +400,7 @@ class Orchestrator:
                             f"A person rejected your plan of round {round_no}{why}. "
                             "Plan again, taking this into account."
                         )
-                        feedback = build_feedback(
-                            round=round_no,
-                            results=results,
-                            rounds_of=rounds_of,
-                            spent=shared_budget.spent_usd - spent_before,
-                            left=shared_budget.remaining_usd,
-                            elapsed_s=time.time() - started,
-                            output_chars=self.feedback_output_chars,
-                            notes=(note,),
-                        )
-                        emit(RoundFinished(run_id=run_id, round=round_no, feedback=feedback))
+                        feedback = end_round(note)
                         continue
                     if verdict.arguments:
                         vplan = validate_plan(
@@ -420,16 +425,7 @@ class Orchestrator:
                     status = "waiting"
                     error = "waiting for approval: " + ", ".join(sorted(outcome.deferred))
                     break
-                feedback = build_feedback(
-                    round=round_no,
-                    results=results,
-                    rounds_of=rounds_of,
-                    spent=shared_budget.spent_usd - spent_before,
-                    left=shared_budget.remaining_usd,
-                    elapsed_s=time.time() - started,
-                    output_chars=self.feedback_output_chars,
-                )
-                emit(RoundFinished(run_id=run_id, round=round_no, feedback=feedback))
+                feedback = end_round()
                 if outcome.failed_by is not None:
                     failed = results[outcome.failed_by]
                     status = "failed"

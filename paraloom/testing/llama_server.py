@@ -20,13 +20,12 @@ import os
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-import httpx
+from paraloom.runtime.processes import stop_process, wait_until_healthy
 
 __all__ = [
     "ENV_MODEL",
@@ -196,37 +195,25 @@ class LlamaServer:
 
     def _wait_ready(self) -> None:
         assert self._process is not None
-        deadline = time.monotonic() + self.ready_timeout_s
-        with httpx.Client(timeout=2.0) as client:
-            while True:
-                code = self._process.poll()
-                if code is not None:
-                    raise LlamaServerError(
-                        f"llama-server exited with code {code} before it was ready; "
-                        f"log {self.log_path}:\n{self.log_tail()}"
-                    )
-                try:
-                    if client.get(f"{self.root_url}/health").status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass  # not listening yet
-                if time.monotonic() > deadline:
-                    raise LlamaServerError(
-                        f"llama-server was not ready within {self.ready_timeout_s}s; "
-                        f"log {self.log_path}:\n{self.log_tail()}"
-                    )
-                time.sleep(0.1)  # polling interval of a bounded readiness wait
+        wait_until_healthy(
+            self._process,
+            f"{self.root_url}/health",
+            timeout_s=self.ready_timeout_s,
+            interval_s=0.1,
+            exited=lambda code: LlamaServerError(
+                f"llama-server exited with code {code} before it was ready; "
+                f"log {self.log_path}:\n{self.log_tail()}"
+            ),
+            timed_out=lambda: LlamaServerError(
+                f"llama-server was not ready within {self.ready_timeout_s}s; "
+                f"log {self.log_path}:\n{self.log_tail()}"
+            ),
+        )
 
     def stop(self) -> None:
         """Terminate the server (kill it after 10 s); idempotent."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_process(process, grace_s=10)
 
     def close(self) -> None:
         self.stop()

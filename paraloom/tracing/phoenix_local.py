@@ -17,7 +17,6 @@ working directory, telemetry and the agent assistant's outside access disabled.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import socket
@@ -31,6 +30,8 @@ from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from paraloom.runtime.processes import stop_process, wait_until_healthy
 
 __all__ = ["LocalPhoenix", "PhoenixError", "PhoenixSpan", "phoenix_installed"]
 
@@ -158,22 +159,20 @@ class LocalPhoenix:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout_s
-        with httpx.Client(timeout=2.0) as client:
-            while True:
-                assert self._proc is not None
-                if self._proc.poll() is not None:
-                    raise PhoenixError(
-                        f"phoenix exited with code {self._proc.returncode}; log: {self.log_tail()}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(f"{self.base_url}/healthz").status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    raise PhoenixError(
-                        f"phoenix not ready after {self.startup_timeout_s}s; log: {self.log_tail()}"
-                    )
-                time.sleep(0.25)  # polling interval, not a wait for correctness
+        assert self._proc is not None
+        wait_until_healthy(
+            self._proc,
+            f"{self.base_url}/healthz",
+            timeout_s=self.startup_timeout_s,
+            interval_s=0.25,
+            exited=lambda code: PhoenixError(
+                f"phoenix exited with code {code}; log: {self.log_tail()}"
+            ),
+            timed_out=lambda: PhoenixError(
+                f"phoenix not ready after {self.startup_timeout_s}s; log: {self.log_tail()}"
+            ),
+            not_listening=(httpx.HTTPError,),
+        )
 
     def log_tail(self, chars: int = 2000) -> str:
         try:
@@ -183,13 +182,7 @@ class LocalPhoenix:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
+        stop_process(proc, grace_s=15)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -13,23 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_run import CLI, cli_env, logging_tools, run_cli
 
 from paraloom.cli import RunOutput
 from paraloom.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
-TOOLS = """
-import os
-from pathlib import Path
-
-LOG = Path(os.environ["APPROVAL_TEST_LOG"])
-
-
-def _log(name: str) -> None:
-    with LOG.open("a", encoding="utf-8") as fh:
-        fh.write(name + "\\n")
-
+TOOLS = logging_tools(
+    "APPROVAL_TEST_LOG",
+    """
 
 def work(x: int) -> int:
     _log(f"work{x}")
@@ -44,7 +37,8 @@ def pay(amount: int) -> int:
 def after(x: int) -> int:
     _log(f"after{x}")
     return x + 1
-"""
+""",
+)
 
 FLOW = """
 tools:
@@ -82,19 +76,17 @@ class _Project:
         self.log = tmp_path / "log.txt"
         self.log.touch()
         self.store = tmp_path / "runs.sqlite"
-        self.env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PARALOOM_"))
-        }
-        self.env["APPROVAL_TEST_LOG"] = str(self.log)
-        self.cmd = [sys.executable, "-m", "paraloom.cli"]
+        self.env = cli_env({"APPROVAL_TEST_LOG": str(self.log)})
+        self.cmd = CLI
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*self.cmd, *args, "--store", str(self.store)],
-            env=self.env,
+        return run_cli(
+            *args,
+            "--store",
+            str(self.store),
             cwd=ROOT,
-            capture_output=True,
-            text=True,
+            env=self.env,
+            drop=(),
             timeout=120,
             stdin=subprocess.DEVNULL,
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from cli_fake_llm import ExampleModels
+from cli_run import run_cli
 
 from paraloom.cli import RunOutput
 from paraloom.testing.openai_server import OpenAITestServer
@@ -34,16 +35,7 @@ def server() -> Iterator[OpenAITestServer]:
 def paraloom(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PARALOOM_"))}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "paraloom.cli", *args],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+    return run_cli(*args, cwd=ROOT, env=env, timeout=timeout)
 
 
 def endpoint(server: OpenAITestServer) -> dict[str, str]:

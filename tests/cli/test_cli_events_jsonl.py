@@ -4,21 +4,19 @@ branch's text from the JSON lines, by subtask id, equal to the final outputs."""
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
+from branches import BRANCHES, topic_of
+from cli_run import run_cli
 
 from paraloom.testing import Reply, Streamed
 from paraloom.testing.openai_server import OpenAITestServer, RecordedRequest
 
 ROOT = Path(__file__).resolve().parents[2]
-BRANCHES = 10
 
 CONFIG = """
 version: 1
@@ -43,22 +41,13 @@ def branch_text(n: int) -> str:
 
 
 def handler(req: RecordedRequest) -> Streamed:
-    n = int(re.findall(r"topic (\d+)", str(req.body.messages[-1].content))[0])
+    n = topic_of(req)
     reply = Reply(branch_text(n), input_tokens=20 + n, output_tokens=12 + n)
     return Streamed(reply, chunk_chars=4, chunk_delay_s=0.002)
 
 
 def paraloom(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PARALOOM_"))}
-    full_env.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "paraloom.cli", *args],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        cwd=ROOT,
-    )
+    return run_cli(*args, cwd=ROOT, env=env)
 
 
 @pytest.mark.timeout(120)

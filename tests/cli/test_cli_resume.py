@@ -4,32 +4,22 @@ subtasks are reused (executed exactly once), the in-flight one runs again."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from cli_run import CLI, cli_env, logging_tools, run_cli
 
 from paraloom.cli import RunOutput
 from paraloom.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
-TOOLS = """
-import os
-import time
-from pathlib import Path
-
-LOG = Path(os.environ["RESUME_TEST_LOG"])
-
-
-def _log(name: str) -> None:
-    with LOG.open("a", encoding="utf-8") as fh:
-        fh.write(name + "\\n")
-
+TOOLS = logging_tools(
+    "RESUME_TEST_LOG",
+    """
 
 def first(x: int) -> int:
     _log("first")
@@ -52,7 +42,9 @@ def blocker(x: int) -> int:
 def last(a: int, b: int) -> int:
     _log("last")
     return a + b
-"""
+""",
+    imports=("time",),
+)
 
 FLOW = """
 tools:
@@ -94,18 +86,12 @@ def test_resume_after_sigkill_reuses_finished_subtasks(tmp_path: Path) -> None:
     log = tmp_path / "log.txt"
     log.touch()
     store_path = tmp_path / "runs.sqlite"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PARALOOM_"))}
-    env["RESUME_TEST_LOG"] = str(log)
-    cmd = [sys.executable, "-m", "paraloom.cli"]
+    env = cli_env({"RESUME_TEST_LOG": str(log)})
+    cmd = CLI
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*cmd, *args, "--store", str(store_path)],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=STEP_TIMEOUT_S,
+        return run_cli(
+            *args, "--store", str(store_path), cwd=ROOT, env=env, drop=(), timeout=STEP_TIMEOUT_S
         )
 
     proc = subprocess.Popen(

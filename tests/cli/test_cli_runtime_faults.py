@@ -3,11 +3,9 @@ never leaks a traceback, never throws finished work away."""
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -16,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cli_run import CLI, cli_env, logging_tools, run_cli
 
 from paraloom.cli import RunOutput
 from paraloom.store import RunStore
@@ -26,19 +25,9 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 
-TOOLS = """
-import os
-import sys
-import time
-from pathlib import Path
-
-LOG = Path(os.environ["FAULT_TEST_LOG"])
-
-
-def _log(name: str) -> None:
-    with LOG.open("a", encoding="utf-8") as fh:
-        fh.write(name + "\\n")
-
+TOOLS = logging_tools(
+    "FAULT_TEST_LOG",
+    """
 
 def quit_now(x: int) -> int:
     _log("quit_now")
@@ -74,7 +63,9 @@ def wait_for(x: int, name: str) -> int:
     while not gate.exists():  # held open until the test creates the file
         time.sleep(0.01)
     return x
-"""
+""",
+    imports=("sys", "time"),
+)
 
 
 @pytest.fixture
@@ -85,9 +76,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def env_for(project: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PARALOOM_"))}
-    env["FAULT_TEST_LOG"] = str(project / "log.txt")
-    return env
+    return cli_env({"FAULT_TEST_LOG": str(project / "log.txt")})
 
 
 def write_flow(project: Path, text: str) -> Path:
@@ -101,14 +90,7 @@ def log_of(project: Path) -> Counter[str]:
 
 
 def paraloom(project: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "paraloom.cli", *args],
-        env=env_for(project),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(*args, cwd=ROOT, env=env_for(project), drop=(), timeout=timeout)
 
 
 def assert_no_traceback(stderr: str) -> None:
@@ -217,7 +199,7 @@ class Running:
 
     def __init__(self, project: Path, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "paraloom.cli", *args],
+            [*CLI, *args],
             env=env_for(project),
             cwd=ROOT,
             stdout=subprocess.PIPE,

@@ -4,14 +4,13 @@ tracing collector that is not running (one clear line, no wait at exit)."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_run import run_cli
 
 from paraloom.config.load import load_config
 from paraloom.testing.openai_server import OpenAITestServer
@@ -34,18 +33,7 @@ workflows:
 def cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PARALOOM_", "PHOENIX_"))
-    }
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "paraloom.cli", *args],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-    )
+    return run_cli(*args, cwd=cwd, env=env, drop=("OTEL_", "PARALOOM_", "PHOENIX_"), timeout=60)
 
 
 def closed_port() -> int:

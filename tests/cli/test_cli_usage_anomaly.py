@@ -4,12 +4,11 @@ human summary and in --json, and the run store keeps them."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import run_cli
 
 from paraloom.testing import Reply
 from paraloom.testing.openai_server import OpenAITestServer, RecordedRequest
@@ -32,16 +31,7 @@ def liar(req: RecordedRequest) -> Reply:
 
 
 def run(args: list[str], base_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PARALOOM_"))}
-    env.update({"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "sk-x"})
-    return subprocess.run(
-        [sys.executable, "-m", "paraloom.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        cwd=cwd,
-    )
+    return run_cli(*args, cwd=cwd, env={"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "sk-x"})
 
 
 def test_usage_anomaly_in_cli_summary_json_and_store(tmp_path: Path) -> None:

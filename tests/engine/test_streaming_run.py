@@ -3,21 +3,18 @@ rebuilt from the run's delta events, by subtask id."""
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 
 import pytest
+from branches import BRANCHES, ten_writers, topic_of
 
-from paraloom.agents import LLMAgent
-from paraloom.models import ModelPool, OpenAICompatible
-from paraloom.orchestrator import Orchestrator, StaticPlanner, TextSoFar, delta_listener
+from paraloom.models import OpenAICompatible
+from paraloom.orchestrator import Orchestrator, TextSoFar, delta_listener
 from paraloom.protocols.events import Event, LLMCallFinished, LLMDelta
 from paraloom.protocols.messages import ModelDescriptor
-from paraloom.protocols.plan import Plan, Subtask
 from paraloom.testing import Reply, Streamed
 from paraloom.testing.openai_server import OpenAITestServer, RecordedRequest
 
-BRANCHES = 10
 MODEL = ModelDescriptor(
     name="writer-model",
     model_id="gpt-writer",
@@ -31,22 +28,14 @@ def branch_text(n: int) -> str:
 
 
 def handler(req: RecordedRequest) -> Streamed:
-    n = int(re.findall(r"topic (\d+)", str(req.body.messages[-1].content))[0])
+    n = topic_of(req)
     # fixed usage, so that streamed and plain runs are billed alike
     reply = Reply(branch_text(n), input_tokens=20 + n, output_tokens=15 + n)
     return Streamed(reply, chunk_chars=3, chunk_delay_s=0.002)
 
 
 def orchestrator(client: OpenAICompatible) -> Orchestrator:
-    pool = ModelPool([MODEL], client=client)
-    writer = LLMAgent("writer", instructions="Write.", model="writer-model", pool=pool)
-    plan = Plan(
-        subtasks=[
-            Subtask(id=f"b{n}", action="writer", arguments={"task": f"Write on topic {n}"})
-            for n in range(BRANCHES)
-        ]
-    )
-    return Orchestrator([writer], StaticPlanner(plan), max_concurrency=BRANCHES)
+    return ten_writers(client, MODEL)
 
 
 @pytest.mark.anyio

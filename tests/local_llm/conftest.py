@@ -19,9 +19,12 @@ from typing import Any, Literal
 import httpx
 import pytest
 
+from paraloom.agents import LLMAgent
+from paraloom.models import ModelPool
 from paraloom.protocols.events import Event, LLMCallFinished, LLMCallStarted
 from paraloom.protocols.messages import ModelDescriptor
 from paraloom.testing.llama_server import LlamaServer, LlamaServerError, find_local_llm
+from paraloom.tools import tool
 
 # 4 slots of 4096 tokens each: the research example runs 3 agents in parallel and its
 # planner prompt is ~1500 tokens.
@@ -100,6 +103,47 @@ def local_model(
         context_window=SLOT_CONTEXT,
         max_output_tokens=max_output_tokens,
         tool_mode=tool_mode,
+    )
+
+
+@tool
+def add(a: float, b: float) -> float:
+    """Add two numbers.
+
+    Args:
+        a: The first number.
+        b: The second number.
+    """
+    return a + b
+
+
+CAPITALS = {"france": "Paris", "japan": "Tokyo", "kenya": "Nairobi"}
+
+
+@tool
+def capital_of(country: str) -> str:
+    """The capital city of a country.
+
+    Args:
+        country: The country's English name, e.g. "Japan".
+    """
+    return CAPITALS.get(country.strip().lower(), "unknown")
+
+
+def geographer(pool: ModelPool, *, model: str, max_tokens: int) -> LLMAgent:
+    """An agent that answers questions about countries after asking ``capital_of``;
+    SmolLM2 repeats the tool call rather than answer, hence ``answer_on_last_turn``."""
+    return LLMAgent(
+        "geographer",
+        instructions="You answer questions about countries. Always look the answer up "
+        "with the capital_of tool first, then answer in one short sentence.",
+        model=model,
+        pool=pool,
+        actions=[capital_of],
+        max_tokens=max_tokens,
+        max_turns=3,
+        answer_on_last_turn=True,
+        temperature=0,
     )
 
 

@@ -12,30 +12,16 @@ from decimal import Decimal
 
 import pytest
 
-from paraloom.agents import LLMAgent
 from paraloom.models import ModelPool, OpenAICompatible
 from paraloom.orchestrator import Orchestrator, StaticPlanner
 from paraloom.protocols.actions import ActionStatus
 from paraloom.protocols.events import ActionFinished, Event, LLMCallFinished
 from paraloom.protocols.plan import Plan, Subtask
 from paraloom.testing.llama_server import LlamaServer
-from paraloom.tools import tool
 
-from .conftest import MEASURED, Wire, check_reservations, local_model
+from .conftest import MEASURED, Wire, check_reservations, geographer, local_model
 
 pytestmark = [pytest.mark.local_llm, pytest.mark.anyio, pytest.mark.timeout(300)]
-
-CAPITALS = {"france": "Paris", "japan": "Tokyo", "kenya": "Nairobi"}
-
-
-@tool
-def capital_of(country: str) -> str:
-    """The capital city of a country.
-
-    Args:
-        country: The country's English name, e.g. "Japan".
-    """
-    return CAPITALS.get(country.strip().lower(), "unknown")
 
 
 async def test_agent_calls_a_tool_in_json_mode_and_answers_with_its_result(
@@ -47,18 +33,7 @@ async def test_agent_calls_a_tool_in_json_mode_and_answers_with_its_result(
         base_url=llama.base_url, http_client=wire.http_client(), timeout_s=300
     ) as client:
         pool = ModelPool([local_model(tool_mode="json")], client=client)
-        agent = LLMAgent(
-            "geographer",
-            instructions="You answer questions about countries. Always look the answer up "
-            "with the capital_of tool first, then answer in one short sentence.",
-            model="smol",
-            pool=pool,
-            actions=[capital_of],
-            max_tokens=120,
-            max_turns=3,
-            answer_on_last_turn=True,  # SmolLM2 repeats the call rather than answer
-            temperature=0,
-        )
+        agent = geographer(pool, model="smol", max_tokens=120)
         plan = Plan(
             subtasks=(
                 Subtask(

@@ -13,22 +13,10 @@ from paraloom.orchestrator import Orchestrator
 from paraloom.orchestrator.llm_planner import LLMPlanner
 from paraloom.protocols.events import Event, LLMCallFinished, LLMCallStarted
 from paraloom.testing.llama_server import LlamaServer
-from paraloom.tools import tool
 
-from .conftest import MEASURED, Wire, check_reservations, local_model, server_metric
+from .conftest import MEASURED, Wire, add, check_reservations, local_model, server_metric
 
 pytestmark = [pytest.mark.local_llm, pytest.mark.anyio, pytest.mark.timeout(300)]
-
-
-@tool
-def add(a: float, b: float) -> float:
-    """Add two numbers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
 
 
 TASK = "Add 19 and 23, then answer with the sum."

@@ -22,20 +22,9 @@ from paraloom.protocols.events import Event, LLMCallStarted, PlanCreated, Subtas
 from paraloom.testing.llama_server import LlamaServer
 from paraloom.tools import tool
 
-from .conftest import MEASURED, Wire, check_reservations, local_model
+from .conftest import MEASURED, Wire, add, check_reservations, local_model
 
 pytestmark = [pytest.mark.local_llm, pytest.mark.anyio, pytest.mark.timeout(600)]
-
-
-@tool
-def add(a: float, b: float) -> float:
-    """Add two numbers.
-
-    Args:
-        a: The first number.
-        b: The second number.
-    """
-    return a + b
 
 
 @tool

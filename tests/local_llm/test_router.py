@@ -10,16 +10,14 @@ from decimal import Decimal
 
 import pytest
 
-from paraloom.agents import LLMAgent
 from paraloom.models import ModelPool, OpenAICompatible
 from paraloom.orchestrator import Orchestrator, StaticPlanner
 from paraloom.protocols.events import Event, LLMCallFinished, LLMCallStarted
 from paraloom.protocols.plan import Plan, Subtask
 from paraloom.routing import FixedRouter, RouterSelector
 from paraloom.testing.llama_server import LlamaServer
-from paraloom.tools import tool
 
-from .conftest import MEASURED, Wire, check_reservations, local_model
+from .conftest import MEASURED, Wire, check_reservations, geographer, local_model
 
 pytestmark = [pytest.mark.local_llm, pytest.mark.anyio, pytest.mark.timeout(300)]
 
@@ -30,16 +28,6 @@ CHEAP = local_model("cheap", price_in="0.1", price_out="1", max_output_tokens=64
 MARGIN = Decimal("0.0005")  # > any cheap turn's worst case, << any premium turn's cost
 
 
-@tool
-def capital_of(country: str) -> str:
-    """The capital city of a country.
-
-    Args:
-        country: The country's English name, e.g. "Japan".
-    """
-    return {"japan": "Tokyo", "france": "Paris"}.get(country.strip().lower(), "unknown")
-
-
 async def test_router_picks_per_turn_between_two_entries_of_the_same_server(
     llama: LlamaServer,
 ) -> None:
@@ -48,18 +36,7 @@ async def test_router_picks_per_turn_between_two_entries_of_the_same_server(
         base_url=llama.base_url, http_client=wire.http_client(), timeout_s=300
     ) as client:
         pool = ModelPool([PREMIUM, CHEAP], client=client)
-        agent = LLMAgent(
-            "geographer",
-            instructions="You answer questions about countries. Always look the answer up "
-            "with the capital_of tool first, then answer in one short sentence.",
-            model="cheap",
-            pool=pool,
-            actions=[capital_of],
-            max_tokens=256,
-            max_turns=3,
-            answer_on_last_turn=True,  # SmolLM2 repeats the tool call rather than answer
-            temperature=0,
-        )
+        agent = geographer(pool, model="cheap", max_tokens=256)
         plan = Plan(
             subtasks=(
                 Subtask(id="ask", action="geographer", arguments={"task": "Capital of Japan?"}),

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import anyio.to_thread
 import pytest
+from cli_run import run_cli
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -132,18 +133,7 @@ def leaks(blob: str) -> list[str]:
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PARALOOM_", "OTEL_"))
-    }
-    env.update(ENV)
-    return subprocess.run(
-        [sys.executable, "-m", "paraloom.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        cwd=cwd,
-    )
+    return run_cli(*args, cwd=cwd, env=ENV, drop=("OPENAI_", "PARALOOM_", "OTEL_"))
 
 
 def cli_exports(project: Path) -> dict[str, str]:

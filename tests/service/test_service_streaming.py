@@ -3,19 +3,18 @@ rebuilds each branch's text exactly, by subtask id, equal to the final outputs."
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from decimal import Decimal
 
 import pytest
+from branches import BRANCHES, ten_writers, topic_of
 
 pytest.importorskip("fastapi", reason='needs the service extra: pip install "paraloom[service]"')
 
 from paraloom_service import create_app
 
-from paraloom import Orchestrator, Plan, StaticPlanner, Subtask
-from paraloom.agents import LLMAgent
-from paraloom.models import ModelPool, OpenAICompatible
+from paraloom import Orchestrator
+from paraloom.models import OpenAICompatible
 from paraloom.protocols import ModelDescriptor
 from paraloom.testing import Reply, Streamed
 from paraloom.testing.openai_server import OpenAITestServer, RecordedRequest
@@ -24,7 +23,6 @@ from .conftest import parse_sse, serve
 
 pytestmark = pytest.mark.anyio
 
-BRANCHES = 10
 MODEL = ModelDescriptor(
     name="m", model_id="gpt-m", input_price_per_m=Decimal(1), output_price_per_m=Decimal(2)
 )
@@ -35,21 +33,13 @@ def branch_text(n: int) -> str:
 
 
 def handler(req: RecordedRequest) -> Streamed:
-    n = int(re.findall(r"topic (\d+)", str(req.body.messages[-1].content))[0])
+    n = topic_of(req)
     reply = Reply(branch_text(n), input_tokens=20 + n, output_tokens=30 + n)
     return Streamed(reply, chunk_chars=5, chunk_delay_s=0.002)
 
 
 def workflow(client: OpenAICompatible) -> Orchestrator:
-    pool = ModelPool([MODEL], client=client)
-    writer = LLMAgent("writer", instructions="Write.", model="m", pool=pool)
-    plan = Plan(
-        subtasks=[
-            Subtask(id=f"b{n}", action="writer", arguments={"task": f"Write on topic {n}"})
-            for n in range(BRANCHES)
-        ]
-    )
-    return Orchestrator([writer], StaticPlanner(plan), max_concurrency=BRANCHES)
+    return ten_writers(client, MODEL)
 
 
 @pytest.mark.timeout(60)

@@ -14,6 +14,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+from paraloom.orchestrator.executor import Executor
 from paraloom.protocols.actions import ActionCall, ActionResult, ActionStatus
 from paraloom.protocols.events import (
     PlanCreated,
@@ -53,6 +54,20 @@ def call(sid: str | None, run_id: str = RUN) -> ActionCall:
     return ActionCall(action="t", run_id=run_id, subtask_id=sid)
 
 
+def record_plan(store: RunStore) -> None:
+    """Run ``RUN`` started and planned (round 1)."""
+    store.record(RunStarted(run_id=RUN, workflow="w"))
+    store.record(PlanCreated(run_id=RUN, round=1, call_id="p1"))
+
+
+def durable(store: RunStore) -> tuple[Recorder, Executor, Action, ActionContext]:
+    """The store's durable executor around a :class:`Recorder`, with run ``RUN`` planned."""
+    inner = Recorder()
+    executor = store.executor(inner)
+    record_plan(store)
+    return inner, executor, cast(Action, object()), ActionContext(run_id=RUN)
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> RunStore:
     s = RunStore(tmp_path / "runs.sqlite", busy_timeout_s=30.0)
@@ -61,8 +76,7 @@ def store(tmp_path: Path) -> RunStore:
 
 
 def test_needed_is_the_plan_and_the_dependencies_finish(store: RunStore) -> None:
-    store.record(RunStarted(run_id=RUN, workflow="w"))
-    store.record(PlanCreated(run_id=RUN, round=1, call_id="p1"))
+    record_plan(store)
     writer = store._get_writer()
     plan_seq = writer.submitted
     store.record(started("a"))
@@ -85,12 +99,7 @@ def test_needed_is_the_plan_and_the_dependencies_finish(store: RunStore) -> None
 @pytest.mark.anyio
 @pytest.mark.timeout(60)
 async def test_an_attempt_does_not_wait_for_an_unrelated_finish(store: RunStore) -> None:
-    inner = Recorder()
-    executor = store.executor(inner)
-    action = cast(Action, object())
-    ctx = ActionContext(run_id=RUN)
-    store.record(RunStarted(run_id=RUN, workflow="w"))
-    store.record(PlanCreated(run_id=RUN, round=1, call_id="p1"))
+    inner, executor, action, ctx = durable(store)
     for sid in ("a", "z"):
         store.record(started(sid))
     store.record(finished("a"))
@@ -130,12 +139,7 @@ async def test_an_attempt_does_not_wait_for_an_unrelated_finish(store: RunStore)
 async def test_many_waiters_share_commits_and_all_start(store: RunStore) -> None:
     """A burst of attempts waiting for one uncommitted finish all start once it is
     committed, and a waiter that is cancelled does not strand the others."""
-    inner = Recorder()
-    executor = store.executor(inner)
-    action = cast(Action, object())
-    ctx = ActionContext(run_id=RUN)
-    store.record(RunStarted(run_id=RUN, workflow="w"))
-    store.record(PlanCreated(run_id=RUN, round=1, call_id="p1"))
+    inner, executor, action, ctx = durable(store)
     store.record(started("a"))
     await store.aflush()
     blocker = sqlite3.connect(store.path, timeout=30, isolation_level=None)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cli_run import CLI
 
 from paraloom.testing.openai_server import OpenAITestServer, RecordedRequest, ServerReply
 from paraloom.tracing import tracing_listener_for
@@ -157,35 +157,43 @@ def _cli_model(rec: RecordedRequest) -> ServerReply:
     return f"notes from {rec.system.split('.')[0][:40]}"
 
 
+def cli_to_phoenix(
+    phoenix: LocalPhoenix,
+    server: OpenAITestServer,
+    api_key: str,
+    *args: str,
+    cwd: Path,
+    timeout: float,
+) -> subprocess.CompletedProcess[str]:
+    """``paraloom *args`` against the test server, exporting traces to ``phoenix``."""
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": server.base_url,
+        "OPENAI_API_KEY": api_key,
+        "PHOENIX_COLLECTOR_ENDPOINT": phoenix.base_url,
+    }
+    env.pop("PARALOOM_TRACE", None)
+    return subprocess.run(
+        [*CLI, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def test_cli_run_example_with_trace_phoenix(phoenix: LocalPhoenix, tmp_path: Path) -> None:
     with OpenAITestServer(handler=_cli_model) as server:
-        env = {
-            **os.environ,
-            "OPENAI_BASE_URL": server.base_url,
-            "OPENAI_API_KEY": "sk-cli-test-key-0123456789abcdef",
-            "PHOENIX_COLLECTOR_ENDPOINT": phoenix.base_url,
-        }
-        env.pop("PARALOOM_TRACE", None)
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "paraloom.cli",
-                "run",
-                str(REPO / "examples" / "research.yaml"),
-                "--input",
-                "topic=home batteries",
-                "--trace",
-                "phoenix",
-                "--no-store",
-                "--json",
-            ],
-            env=env,
+        proc = cli_to_phoenix(
+            phoenix,
+            server,
+            "sk-cli-test-key-0123456789abcdef",
+            "run",
+            str(REPO / "examples" / "research.yaml"),
+            "--input",
+            "topic=home batteries",
+            "--trace",
+            "phoenix",
+            "--no-store",
+            "--json",
             cwd=tmp_path,
-            capture_output=True,
-            text=True,
             timeout=180,
-            check=False,
         )
     assert proc.returncode == 0, proc.stderr[-3000:]
     agents = ("market_analyst", "tech_analyst", "risk_analyst", "writer")
@@ -234,32 +242,19 @@ def test_llm_span_shows_messages_and_paraloom_cost_of_a_model_phoenix_does_not_p
     messages, and a cost equal to paraloom's for a model missing from its price table."""
     (tmp_path / "flow.yaml").write_text(UNPRICED_FLOW)
     with OpenAITestServer(["waves keep the moon's time"]) as server:
-        env = {
-            **os.environ,
-            "OPENAI_BASE_URL": server.base_url,
-            "OPENAI_API_KEY": "sk-unpriced-test-0123456789abcdef",
-            "PHOENIX_COLLECTOR_ENDPOINT": phoenix.base_url,
-        }
-        env.pop("PARALOOM_TRACE", None)
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "paraloom.cli",
-                "run",
-                "flow.yaml",
-                "--json",
-                "--no-store",
-                "--trace",
-                "phoenix",
-                "--capture-content",
-            ],
-            env=env,
+        proc = cli_to_phoenix(
+            phoenix,
+            server,
+            "sk-unpriced-test-0123456789abcdef",
+            "run",
+            "flow.yaml",
+            "--json",
+            "--no-store",
+            "--trace",
+            "phoenix",
+            "--capture-content",
             cwd=tmp_path,
-            capture_output=True,
-            text=True,
             timeout=120,
-            check=False,
         )
     assert proc.returncode == 0, proc.stderr[-3000:]
     paraloom_cost = float(json.loads(proc.stdout)["cost_usd"])
