@@ -76,6 +76,7 @@ MODULES = [
     "paraloom.tools.process",
     "paraloom.tracing",
     "paraloom.tracing.attributes",
+    "paraloom.tracing.calls",
     "paraloom.tracing.content",
     "paraloom.tracing.jsonl",
     "paraloom.tracing.listener",
@@ -84,6 +85,7 @@ MODULES = [
     "paraloom.tracing.phoenix_prices",
     "paraloom.tracing.propagation",
     "paraloom.tracing.setup",
+    "paraloom.tracing.spanbook",
     "paraloom.tracing.spanstate",
 ]
 
