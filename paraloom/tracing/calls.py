@@ -1,0 +1,346 @@
+"""Spans of calls for :class:`~paraloom.tracing.listener.TracingListener`: planner
+rounds, action calls (tools, agents, nested workflows) and LLM calls, with the GenAI
+metrics of every LLM call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from paraloom.protocols.actions import ActionKind, ActionResult, TokenUsage
+from paraloom.protocols.events import (
+    ActionFinished,
+    ActionProgress,
+    ActionStarted,
+    LLMCallFinished,
+    LLMCallStarted,
+    PlanCreated,
+    RoundStarted,
+)
+from paraloom.tracing.attributes import GenAI, OpenInference, Paraloom
+from paraloom.tracing.metrics import GenAIMetrics
+from paraloom.tracing.spanbook import Attrs, SpanBook
+from paraloom.tracing.spanstate import Open, RunState, error_type_of, ns, usd
+
+__all__ = ["CallSpans"]
+
+
+class CallSpans(SpanBook):
+    """Handlers of planner-round, action-call and LLM-call events (the listener's
+    ``__init__`` sets these attributes too)."""
+
+    capture_content: bool
+    _metrics: GenAIMetrics
+    _silent: set[str]
+
+    # -- planner rounds ----------------------------------------------------------------
+
+    def _round_started(self, e: RoundStarted) -> None:
+        run = self._runs.get(e.run_id)
+        if e.call_id in self._open or run is None:
+            return
+        run.pending_rounds[e.call_id] = e
+
+    def _draw_round(self, run_id: str, call_id: str) -> None:
+        """Start the span of a pending planner round (it called a model or failed)."""
+        run = self._runs.get(run_id)
+        e = run.pending_rounds.pop(call_id, None) if run is not None else None
+        if e is None:
+            return
+        ctx, node = self._parent(e.run_id, None)
+        self._start(
+            e.call_id, e.run_id, f"plan {e.planner}", ctx, e.ts, self._round_attrs(e), node_id=node
+        )
+
+    def _round_attrs(self, e: RoundStarted | PlanCreated) -> Attrs:
+        attrs: Attrs = {
+            GenAI.OPERATION_NAME: "plan",
+            GenAI.AGENT_NAME: e.planner,
+            OpenInference.SPAN_KIND: "CHAIN",
+            OpenInference.GRAPH_NODE_ID: e.call_id,
+            OpenInference.GRAPH_NODE_NAME: f"plan round {e.round}",
+            Paraloom.ROUND: e.round,
+            Paraloom.CALL_ID: e.call_id,
+            Paraloom.RUN_ID: e.run_id,
+        }
+        run = self._runs.get(e.run_id)
+        if run is not None:
+            attrs[OpenInference.GRAPH_NODE_PARENT_ID] = run.node_id
+        return attrs
+
+    def _plan_created(self, e: PlanCreated) -> None:
+        run = self._runs.get(e.run_id)
+        if run is not None:
+            if e.call_id in run.rounds_done:
+                return
+            run.rounds_done.add(e.call_id)
+            if e.plan is not None:
+                actions = [s.action for s in e.plan.subtasks]
+                run.twins.update(a for a in actions if actions.count(a) > 1)
+            if e.call_id in run.pending_rounds:
+                if e.error is None:  # an instant round: an event, not a 0 ms row
+                    del run.pending_rounds[e.call_id]
+                    self._plan_event(run, e)
+                    return
+                self._draw_round(e.run_id, e.call_id)
+        entry = self._pop(e.call_id)
+        if entry is None:
+            if run is None or not e.replayed:
+                return
+            ctx, node = self._parent(e.run_id, None)
+            attrs = self._round_attrs(e)
+            attrs[Paraloom.REPLAYED] = True
+            entry = self._start(
+                e.call_id, e.run_id, f"plan {e.planner}", ctx, e.ts, attrs, node_id=node
+            )
+            self._pop(e.call_id)
+        span = entry.span
+        if e.plan is not None:
+            span.set_attribute(Paraloom.PLAN_SUBTASKS, [s.id for s in e.plan.subtasks])
+        span.set_attribute(Paraloom.PLAN_FINAL, e.plan is None and e.error is None)
+        if self.capture_content:
+            attrs = {}
+            out: Any = e.plan.model_dump(mode="json", by_alias=True) if e.plan else e.final_output
+            self._content.io(attrs, "output", out)
+            span.set_attributes(attrs)
+        if e.error is not None:
+            self._fail(span, "PlanningError", e.error)
+        else:
+            span.set_status(Status(StatusCode.OK))
+        span.end(ns(e.ts))
+
+    def _plan_event(self, run: RunState, e: PlanCreated) -> None:
+        attrs: Attrs = {
+            Paraloom.ROUND: e.round,
+            Paraloom.CALL_ID: e.call_id,
+            Paraloom.PLAN_FINAL: e.plan is None,
+            GenAI.AGENT_NAME: e.planner,
+        }
+        if e.plan is not None:
+            attrs[Paraloom.PLAN_SUBTASKS] = [s.id for s in e.plan.subtasks]
+        run.span.add_event("paraloom.plan", attrs, timestamp=ns(e.ts))
+
+    def _action_started(self, e: ActionStarted) -> None:
+        if e.call_id in self._open:
+            return
+        run = self._runs.get(e.run_id)
+        ctx, parent_node = self._parent(e.run_id, e.parent_call_id)
+        attrs: Attrs = {
+            Paraloom.CALL_ID: e.call_id,
+            Paraloom.ACTION_KIND: e.kind.value,
+            Paraloom.ATTEMPT: e.attempt,
+            Paraloom.RUN_ID: e.run_id,
+            OpenInference.GRAPH_NODE_NAME: e.action,
+        }
+        if e.parent_call_id:
+            attrs[Paraloom.PARENT_CALL_ID] = e.parent_call_id
+        node = e.call_id
+        top = run is not None and e.parent_call_id == run.root_call
+        if e.subtask_id:
+            attrs[Paraloom.SUBTASK_ID] = e.subtask_id
+        if top and run is not None and e.subtask_id:
+            node = e.subtask_id
+            run.with_action.add(e.subtask_id)
+            started = run.subtasks.get(e.subtask_id)
+            deps = started.depends_on if started else ()
+            parent_node = deps[0] if deps else run.node_id
+            attrs[Paraloom.DEPENDS_ON] = list(deps)
+            if started is not None:
+                attrs[Paraloom.ROUND] = started.round
+        attrs[OpenInference.GRAPH_NODE_ID] = node
+        if parent_node:
+            attrs[OpenInference.GRAPH_NODE_PARENT_ID] = parent_node
+        if e.kind is ActionKind.AGENT:
+            name = f"invoke_agent {e.action}"
+            attrs[GenAI.OPERATION_NAME] = "invoke_agent"
+            attrs[GenAI.AGENT_NAME] = attrs[OpenInference.AGENT_NAME] = e.action
+            attrs[GenAI.AGENT_ID] = e.action
+            attrs[OpenInference.SPAN_KIND] = "AGENT"
+        elif e.kind is ActionKind.WORKFLOW:
+            name = f"invoke_workflow {e.action}"
+            attrs[GenAI.OPERATION_NAME] = "invoke_workflow"
+            attrs[GenAI.WORKFLOW_NAME] = e.action
+            attrs[OpenInference.SPAN_KIND] = "CHAIN"
+        else:
+            name = f"execute_tool {e.action}"
+            if top and run is not None and e.subtask_id and e.action in run.twins:
+                name += f" [{e.subtask_id}]"  # parallel calls of one tool, told apart
+            attrs[GenAI.OPERATION_NAME] = "execute_tool"
+            attrs[GenAI.TOOL_NAME] = attrs[OpenInference.TOOL_NAME] = e.action
+            attrs[GenAI.TOOL_CALL_ID] = e.call_id
+            attrs[GenAI.TOOL_TYPE] = "function"
+            attrs[OpenInference.SPAN_KIND] = "TOOL"
+        if self.capture_content:
+            self._content.io(attrs, "input", e.arguments)
+            if e.kind is ActionKind.TOOL:
+                attrs[GenAI.TOOL_CALL_ARGUMENTS] = self._content.json(e.arguments)
+        entry = self._start(e.call_id, e.run_id, name, ctx, e.ts, attrs, node_id=node)
+        entry.kind = e.kind.value
+
+    def _action_progress(self, e: ActionProgress) -> None:
+        entry = self._open.get(e.call_id)
+        if entry is None:
+            return
+        attrs: Attrs = {"paraloom.progress": e.progress}
+        if e.total is not None:
+            attrs["paraloom.progress.total"] = e.total
+        if e.message:
+            attrs["paraloom.progress.message"] = self._content.text(e.message)[:1000]
+        entry.span.add_event("paraloom.action.progress", attrs, timestamp=ns(e.ts))
+
+    def _action_finished(self, e: ActionFinished) -> None:
+        entry = self._pop(e.call_id)
+        if entry is None:
+            return
+        span, r = entry.span, e.result
+        attrs: Attrs = {
+            Paraloom.ACTION_STATUS: r.status.value,
+            Paraloom.COST_USD: usd(r.cost_usd),
+        }
+        if r.usage:
+            total = sum(r.usage.values(), TokenUsage())
+            attrs[Paraloom.USAGE_INPUT_TOKENS] = total.input_tokens
+            attrs[Paraloom.USAGE_OUTPUT_TOKENS] = total.output_tokens
+        if self.capture_content and r.ok:
+            self._content.io(attrs, "output", r.output)
+            if e.kind is ActionKind.TOOL:
+                attrs[GenAI.TOOL_CALL_RESULT] = self._content.json(r.output)
+        span.set_attributes(attrs)
+        self._result_status(span, r)
+        span.end(ns(e.ts))
+
+    def _result_status(self, span: Span, r: ActionResult) -> None:
+        if r.ok:
+            span.set_status(Status(StatusCode.OK))
+        else:
+            self._fail(
+                span,
+                r.error.type if r.error else r.status.value,
+                r.error.message if r.error else None,
+                r.error.traceback if r.error else None,
+            )
+
+    # -- LLM calls ---------------------------------------------------------------------
+
+    def _llm_started(self, e: LLMCallStarted) -> None:
+        if e.llm_call_id in self._open:
+            return
+        if e.run_id in self._silent:  # metrics only
+            self._open[e.llm_call_id] = Open(
+                trace.INVALID_SPAN,
+                e.run_id,
+                "",
+                e.ts,
+                provider=e.provider,
+                model=e.request_model or e.model,
+            )
+            return
+        if e.parent_call_id:
+            self._draw_round(e.run_id, e.parent_call_id)
+        ctx, parent_node = self._parent(e.run_id, e.parent_call_id)
+        model = e.request_model or e.model
+        attrs: Attrs = {
+            GenAI.OPERATION_NAME: "chat",
+            GenAI.PROVIDER_NAME: e.provider,
+            GenAI.REQUEST_MODEL: model,
+            OpenInference.SPAN_KIND: "LLM",
+            OpenInference.LLM_MODEL_NAME: model,
+            OpenInference.LLM_PROVIDER: e.provider,
+            Paraloom.POOL_MODEL: e.model,
+            Paraloom.LLM_CALL_ID: e.llm_call_id,
+            Paraloom.STEP_KIND: e.step_kind,
+            Paraloom.RESERVED_USD: usd(e.reserved_usd),
+            Paraloom.RUN_ID: e.run_id,
+        }
+        if e.parent_call_id:
+            attrs[Paraloom.PARENT_CALL_ID] = e.parent_call_id
+        if e.routing:
+            self._content.routing(attrs, Paraloom.ROUTING, e.routing)
+        self._content.parameters(attrs, e.parameters)
+        if self.capture_content and e.tools:
+            self._content.tools(attrs, e.tools)
+        if self.capture_content and e.messages:
+            self._content.messages(attrs, "input", e.messages)
+            self._content.io(attrs, "input", e.messages)
+        entry = self._start(
+            e.llm_call_id,
+            e.run_id,
+            f"chat {model}",
+            ctx,
+            e.ts,
+            attrs,
+            node_id=parent_node,
+            kind=SpanKind.CLIENT,
+        )
+        entry.provider, entry.model = e.provider, model
+
+    def _llm_finished(self, e: LLMCallFinished) -> None:
+        entry = self._pop(e.llm_call_id)
+        if entry is None:
+            return
+        usage = e.usage
+        error_type = error_type_of(e.error) if e.error is not None else None
+        self._metrics.record(
+            provider=entry.provider,
+            request_model=entry.model,
+            response_model=e.response_model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            duration_s=e.ts - entry.started,
+            cost_usd=e.cost_usd,
+            error_type=error_type,
+        )
+        span = entry.span
+        if not span.is_recording():
+            return
+        attrs: Attrs = {
+            GenAI.USAGE_INPUT_TOKENS: usage.input_tokens,
+            GenAI.USAGE_OUTPUT_TOKENS: usage.output_tokens,
+            OpenInference.LLM_TOKEN_PROMPT: usage.input_tokens,
+            OpenInference.LLM_TOKEN_COMPLETION: usage.output_tokens,
+            OpenInference.LLM_TOKEN_TOTAL: usage.total_tokens,
+            OpenInference.LLM_COST_TOTAL: float(e.cost_usd),
+            Paraloom.COST_USD: usd(e.cost_usd),
+        }
+        if usage.cached_input_tokens:
+            attrs[GenAI.USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_input_tokens
+            attrs[OpenInference.LLM_TOKEN_PROMPT_CACHE_READ] = usage.cached_input_tokens
+        if usage.cache_write_tokens:
+            attrs[GenAI.USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
+            attrs[OpenInference.LLM_TOKEN_PROMPT_CACHE_WRITE] = usage.cache_write_tokens
+        if usage.reasoning_tokens:
+            attrs[GenAI.USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
+            attrs[OpenInference.LLM_TOKEN_COMPLETION_REASONING] = usage.reasoning_tokens
+        if e.abandoned:
+            attrs[Paraloom.ABANDONED] = True
+        if e.time_to_first_token_s is not None:
+            # streamed: when the first piece came (one attribute and one event, not a
+            # span per delta)
+            attrs[GenAI.TIME_TO_FIRST_TOKEN] = e.time_to_first_token_s
+            first = e.ts - e.latency_s + e.time_to_first_token_s
+            span.add_event("gen_ai.first_token", {}, ns(min(first, e.ts)))
+        if e.usage_anomaly:
+            attrs[Paraloom.USAGE_ANOMALY] = e.usage_anomaly
+            span.add_event("usage_anomaly", {"reason": e.usage_anomaly}, ns(e.ts))
+        if e.input_cost_usd is not None:
+            attrs[OpenInference.LLM_COST_PROMPT] = float(e.input_cost_usd)
+            attrs[OpenInference.LLM_COST_COMPLETION] = float(e.cost_usd - e.input_cost_usd)
+        if e.response_model:
+            attrs[GenAI.RESPONSE_MODEL] = e.response_model
+            attrs[OpenInference.LLM_MODEL_NAME] = e.response_model  # what Phoenix prices
+        if e.finish_reason:
+            attrs[GenAI.RESPONSE_FINISH_REASONS] = [e.finish_reason]
+        if e.budget_left_usd is not None:
+            attrs[Paraloom.BUDGET_LEFT_USD] = usd(e.budget_left_usd)
+        if self.capture_content and e.output:
+            self._content.messages(attrs, "output", [e.output])
+            content = e.output.get("content")
+            self._content.io(attrs, "output", content if content is not None else e.output)
+        span.set_attributes(attrs)
+        if error_type is not None:
+            self._fail(span, error_type, e.error)
+        else:
+            span.set_status(Status(StatusCode.OK))
+        span.end(ns(e.ts))
