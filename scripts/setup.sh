@@ -4,14 +4,27 @@
 # Creates .venv with paraloom (editable) and every extra the test suite exercises, and
 # installs the reference MCP server used by the MCP tests (node/npm) into
 # ~/.cache/paraloom/mcp-everything, where the tests find it.
-# PARALOOM_EXTRAS overrides the extras (default: dev,mcp,otlp,ray,phoenix,service,plot).
+# Installs Debian's PostgreSQL server binaries (apt-get, when missing and run as root) for
+# the Postgres run-store tests, which start a private server on 127.0.0.1.
+# PARALOOM_EXTRAS overrides the extras (default: dev,mcp,otlp,ray,phoenix,service,plot,postgres).
 # PARALOOM_LOCAL_LLM=1 also installs a local model server (llama.cpp's llama-server, built
 # from source: ~20-35 min on 2 cores the first time, cached) and a small model into
 # ~/.cache/paraloom/local-llm, for the local_llm tests (scripts/install_local_llm.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
-EXTRAS="${PARALOOM_EXTRAS:-dev,mcp,otlp,ray,phoenix,service,plot}"
+EXTRAS="${PARALOOM_EXTRAS:-dev,mcp,otlp,ray,phoenix,service,plot,postgres}"
+
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && [ -z "${PARALOOM_PG_BIN:-}" ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing PostgreSQL (Debian packages) for the Postgres store tests"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q >/dev/null
+        apt-get install -y -q --no-install-recommends postgresql >/dev/null
+    else
+        echo "PostgreSQL server not found and not root: the postgres tests will be skipped" >&2
+    fi
+fi
 
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+
 import pytest
 
 # The slow integration checks (real Phoenix, Ray, SIGKILLed processes, the reference MCP
 # server, the local model server, CLI subprocess end-to-end runs). A plain `pytest` leaves
 # them out so the default run stays quick; `pytest --integration` (what CI runs) selects
 # everything, and `-m EXPR` selects by marker as usual.
-INTEGRATION_MARKERS = ("slow", "ray", "phoenix", "node", "local_llm")
+INTEGRATION_MARKERS = ("slow", "ray", "phoenix", "node", "local_llm", "postgres")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,3 +44,28 @@ def no_real_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     every test starts with no key and a base URL pointing at a closed local port."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # discard port
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server on 127.0.0.1 for the session (tests marked ``postgres``).
+
+    Skips when the server binaries are missing, except under CI, where it fails: CI
+    installs them (scripts/setup.sh) and must exercise the real database."""
+    from paraloom.testing.postgres import PostgresServer, PostgresUnavailable, find_pg_bin
+
+    if find_pg_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL binaries missing under CI: scripts/setup.sh installs them")
+        pytest.skip("PostgreSQL server binaries not installed (scripts/setup.sh)")
+    try:
+        server = PostgresServer()
+        server.start()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    try:
+        yield server.url
+    finally:
+        server.stop()
