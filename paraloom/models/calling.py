@@ -48,6 +48,7 @@ from paraloom.models.base import (
     ModelRequest,
     ResponseFormat,
 )
+from paraloom.models.estimate import request_input_size
 from paraloom.models.pool import ModelPool
 from paraloom.models.tool_mode import json_tool_completion, json_tool_request, uses_tools
 from paraloom.models.wire import message_to_wire
@@ -61,7 +62,6 @@ from paraloom.runtime.selection import Selection, SelectionRequest, StepKind
 from paraloom.runtime.streaming import StreamSink, streaming
 from paraloom.runtime.worst_case import (
     WorstCase,
-    measure_input,
     output_token_cap,
     worst_case,
 )
@@ -126,8 +126,17 @@ async def call_model(
 ) -> ModelCall:
     step = step or StepInfo()
     budget = context.budget
-    size = measure_input(
-        messages, tools, response_format.json_schema if response_format is not None else None
+    request = ModelRequest(
+        model=default_model,  # the pool name until a model is selected
+        messages=tuple(messages),
+        tools=tuple(tools),
+        temperature=temperature,
+        response_format=response_format,
+    )
+    # one measure for the selector's budget rule and the reservation: a tool_mode json
+    # candidate is measured as the rewritten request it would be sent
+    size = request_input_size(
+        request, json_tools=any(d.tool_mode == "json" for d in pool.descriptors)
     )
     if max_tokens is None and default_model in pool:
         # tell the selector the output bound the default model would get
@@ -163,23 +172,11 @@ async def call_model(
             name, f"the model selector chose a model not in the pool {pool.names}", provider="pool"
         )
     descriptor = pool.descriptor(name)
-    request = ModelRequest(
-        model=descriptor.provider_model,
-        messages=tuple(messages),
-        tools=tuple(tools),
-        temperature=temperature,
-        response_format=response_format,
-    )
+    request = request.model_copy(update={"model": descriptor.provider_model})
     json_tools = descriptor.tool_mode == "json" and uses_tools(request)
     if json_tools:  # no native tool calling: ask through constrained JSON (tool_mode.py)
         request = json_tool_request(request)
-        # bound what is really sent: the tools now travel in the prompt and the schema
-        sent_format = request.response_format
-        size = measure_input(
-            request.messages,
-            request.tools,
-            sent_format.json_schema if sent_format is not None else None,
-        )
+    # what is really sent (size.json_tools for a json-mode model), as the selector saw it
     bound = worst_case(descriptor, size, max_tokens)
     request = request.model_copy(update={"max_tokens": bound.output_tokens})
     client = pool.client(name)

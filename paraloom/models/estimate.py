@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from paraloom.models.base import ModelRequest
+from paraloom.models.tool_mode import json_tool_request, uses_tools
 from paraloom.protocols.messages import ChatMessage
 from paraloom.runtime.worst_case import InputSize, measure_input, worst_case_cost
 
@@ -63,8 +65,17 @@ def estimate_request_tokens(request: ModelRequest) -> int:
     return estimate_tokens(request.messages, extra)
 
 
-def request_input_size(request: ModelRequest) -> InputSize:
-    """The :class:`~paraloom.runtime.worst_case.InputSize` of a request (what its
-    worst case is computed from)."""
+def _measure(request: ModelRequest) -> InputSize:
     schema = request.response_format.json_schema if request.response_format else None
     return measure_input(request.messages, request.tools, schema)
+
+
+def request_input_size(request: ModelRequest, *, json_tools: bool = True) -> InputSize:
+    """The :class:`~paraloom.runtime.worst_case.InputSize` of a request (what its
+    worst case is computed from), with the size of its ``tool_mode: json`` rewrite
+    (:func:`~paraloom.models.tool_mode.json_tool_request`) when it uses tools and
+    ``json_tools`` (``False``: no model it may go to is in that mode)."""
+    size = _measure(request)
+    if json_tools and uses_tools(request):
+        size = replace(size, json_tools=_measure(json_tool_request(request)))
+    return size

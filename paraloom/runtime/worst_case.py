@@ -73,16 +73,41 @@ besides its JSON text (the ``namespace functions {`` preamble, ``type name = (_:
 
 @dataclass(frozen=True, slots=True)
 class InputSize:
-    """What a request's input is made of, independent of the model: its text's UTF-8
-    bytes and its framing tokens. :func:`input_token_bound` turns it into tokens."""
+    """What a request's input is made of: its text's UTF-8 bytes and its framing tokens.
+    :func:`input_token_bound` turns it into tokens.
+
+    A request that uses tools is sent differently to a ``tool_mode: json`` model (the
+    tools move into the prompt, the reply schema lists them:
+    :mod:`paraloom.models.tool_mode`); ``json_tools`` is then the size of that rewritten
+    request, and :meth:`for_model` picks the one a model is really sent. The router's
+    budget rule and the reservation both go through it, so they agree in both modes."""
 
     text_bytes: int = 0
     framing_tokens: int = 0
+    json_tools: InputSize | None = None
+    """The size of the request as rewritten for ``tool_mode: json`` (``None``: the
+    request uses no tools, so it is sent unchanged in that mode too)."""
+
+    def for_model(self, model: ModelDescriptor) -> InputSize:
+        """The size of what ``model`` is sent (the JSON-tool-mode rewrite, or this)."""
+        if model.tool_mode == "json" and self.json_tools is not None:
+            return self.json_tools
+        return self
 
     def __add__(self, other: InputSize) -> InputSize:
+        json_tools = None
+        if self.json_tools is not None or other.json_tools is not None:
+            json_tools = (self.json_tools or self.native) + (other.json_tools or other.native)
         return InputSize(
-            self.text_bytes + other.text_bytes, self.framing_tokens + other.framing_tokens
+            self.text_bytes + other.text_bytes,
+            self.framing_tokens + other.framing_tokens,
+            json_tools,
         )
+
+    @property
+    def native(self) -> InputSize:
+        """This size without its JSON-tool-mode variant."""
+        return InputSize(self.text_bytes, self.framing_tokens)
 
 
 def _bytes(text: str | None) -> int:
@@ -123,8 +148,10 @@ def measure_texts(*texts: str) -> InputSize:
 
 
 def input_token_bound(model: ModelDescriptor, size: InputSize) -> int:
-    """The most input tokens ``model`` may count for ``size``: one per UTF-8 byte plus
-    the framing, or the bytes over the model's vouched ``tokenizer_bytes_per_token``."""
+    """The most input tokens ``model`` may count for ``size`` (as ``model`` is sent it,
+    :meth:`InputSize.for_model`): one per UTF-8 byte plus the framing, or the bytes over
+    the model's vouched ``tokenizer_bytes_per_token``."""
+    size = size.for_model(model)
     ratio = model.tokenizer_bytes_per_token
     text = size.text_bytes if ratio is None else math.ceil(Decimal(size.text_bytes) / ratio)
     return text + size.framing_tokens

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from paraloom.config import ConfigError, load_config
 from paraloom.config.build import model_descriptors
 from paraloom.models import ModelPool, call_model, cascade_descriptor
+from paraloom.models.base import ModelRequest
+from paraloom.models.estimate import request_input_size
 from paraloom.protocols.events import Event, LLMCallStarted
 from paraloom.protocols.messages import ChatMessage, ModelDescriptor
 from paraloom.routing.base import Estimate, Router
@@ -154,21 +156,37 @@ async def test_router_never_picks_a_model_the_reservation_refuses() -> None:
     assert started.routing["info"]["worst_case_cost_usd"] == str(cheap_wc)
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    text=st.text(min_size=0, max_size=300),
-    limit=st.decimals(min_value=0, max_value=Decimal("0.01"), places=7),
-    max_tokens=st.none() | st.integers(1, 500),
+TOOLS = (
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "description": "Look a word up in the dictionary.",
+            "parameters": {
+                "type": "object",
+                "properties": {"word": {"type": "string"}},
+                "required": ["word"],
+            },
+        },
+    },
 )
-def test_router_and_reservation_agree(text: str, limit: Decimal, max_tokens: int | None) -> None:
-    """Whatever the text and budget: when the router picks a model, its reservation
-    fits and equals the router's worst case; when it picks none, nothing is sent."""
-    import anyio
 
-    small = CHEAP.model_copy(update={"max_output_tokens": 300})
-    vouched = DEAR.model_copy(update={"tokenizer_bytes_per_token": Decimal(2)})
+
+def _sent_worst_case(model: ModelDescriptor, request: ModelRequest) -> Decimal:
+    """The worst case of the request a client really received (as sent: rewritten for
+    tool_mode json, with the ``max_tokens`` sent)."""
+    return worst_case(model, request_input_size(request), request.max_tokens).usd
+
+
+async def _route_once(
+    models: Sequence[ModelDescriptor],
+    limit: Decimal,
+    msgs: Sequence[ChatMessage],
+    tools: Sequence[dict[str, object]],
+    max_tokens: int | None,
+) -> tuple[list[Event], FunctionModel, list[str]]:
     client = FunctionModel(lambda r: Reply("ok", input_tokens=1, output_tokens=1))
-    pool = ModelPool([small, vouched], client=client)
+    pool = ModelPool(list(models), client=client)
     events: list[Event] = []
     context = ActionContext(
         run_id="r",
@@ -176,23 +194,88 @@ def test_router_and_reservation_agree(text: str, limit: Decimal, max_tokens: int
         budget=Budget(limit),
         model_selector=RouterSelector(PrefersDear(pacing="none"), offload=False),
     )
-    msgs = [ChatMessage(role="user", content=text)]
-
     refused: list[str] = []
+    try:
+        await call_model(
+            pool, context, msgs, default_model=models[0].name, tools=tools, max_tokens=max_tokens
+        )
+    except BudgetExhausted as exc:
+        refused.append(str(exc))
+    return events, client, refused
 
-    async def go() -> None:
-        try:
-            await call_model(pool, context, msgs, default_model="cheap", max_tokens=max_tokens)
-        except BudgetExhausted as exc:
-            refused.append(str(exc))
 
-    anyio.run(go)
+@settings(max_examples=60, deadline=None)
+@given(
+    text=st.text(min_size=0, max_size=300),
+    limit=st.decimals(min_value=0, max_value=Decimal("0.01"), places=7),
+    max_tokens=st.none() | st.integers(1, 500),
+    with_tools=st.booleans(),
+    modes=st.tuples(st.sampled_from(["native", "json"]), st.sampled_from(["native", "json"])),
+)
+def test_router_and_reservation_agree(
+    text: str,
+    limit: Decimal,
+    max_tokens: int | None,
+    with_tools: bool,
+    modes: tuple[str, str],
+) -> None:
+    """Whatever the text, budget, tools and tool modes: when the router picks a model,
+    its reservation fits, equals the router's worst case and bounds what was really
+    sent (the tool_mode json rewrite included); when it picks none, nothing is sent."""
+    import anyio
+
+    small = CHEAP.model_copy(update={"max_output_tokens": 300, "tool_mode": modes[0]})
+    vouched = DEAR.model_copy(
+        update={"tokenizer_bytes_per_token": Decimal(2), "tool_mode": modes[1]}
+    )
+    msgs = [ChatMessage(role="user", content=text)]
+    tools = TOOLS if with_tools else ()
+    events, client, refused = anyio.run(
+        _route_once, [small, vouched], limit, msgs, tools, max_tokens
+    )
     if refused:  # refused by the router's budget rule, never by the reservation after it
         assert "no model fits" in refused[0] and client.requests == []
+    by_name = {m.name: m for m in (small, vouched)}
     for e in events:
         if isinstance(e, LLMCallStarted):
             assert e.routing is not None
             assert e.routing["info"]["worst_case_cost_usd"] == str(e.reserved_usd)
+            [sent] = client.requests
+            assert e.reserved_usd == _sent_worst_case(by_name[e.model], sent)
+
+
+@pytest.mark.anyio
+async def test_router_measures_a_json_tool_mode_model_as_it_is_sent() -> None:
+    """A tool_mode json model is sent the tools in its prompt and a reply schema that
+    lists them: a bigger input than the native request. With a budget between the two
+    worst cases of the dear json-mode model, the router must see it does not fit and
+    pick the cheap one (before: it measured the native request, picked dear, and the
+    reservation refused it with BudgetExhausted)."""
+    dear = DEAR.model_copy(update={"tool_mode": "json"})
+    msgs = [ChatMessage(role="user", content="Define 'paraloom'.")]
+    native = request_input_size(ModelRequest(model="x", messages=tuple(msgs), tools=TOOLS))
+    assert native.json_tools is not None
+    as_native, as_sent = worst_case(DEAR, native, 100).usd, worst_case(dear, native, 100).usd
+    assert as_native < as_sent
+    events, client, refused = await _route_once(
+        [CHEAP, dear], (as_native + as_sent) / 2, msgs, TOOLS, 100
+    )
+    assert refused == []
+    [sent] = client.requests
+    assert sent.tools == TOOLS and sent.model == "cheap"
+    started = next(e for e in events if isinstance(e, LLMCallStarted))
+    assert started.model == "cheap"
+    assert started.reserved_usd == worst_case(CHEAP, native, 100).usd
+    # with room for dear as sent, dear is picked and its reservation is what it was sent
+    events, client, refused = await _route_once([CHEAP, dear], as_sent, msgs, TOOLS, 100)
+    [sent] = client.requests
+    assert refused == [] and sent.model == "dear" and sent.tools == ()
+    started = next(e for e in events if isinstance(e, LLMCallStarted))
+    assert (
+        started.reserved_usd
+        == as_sent
+        == _sent_worst_case(dear, sent.model_copy(update={"max_tokens": 100}))
+    )
 
 
 def test_yaml_ratio_is_validated_and_reaches_the_descriptor(tmp_path: Path) -> None:
