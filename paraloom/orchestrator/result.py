@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -13,6 +14,7 @@ from paraloom.protocols.actions import ActionResult, ActionStatus, TokenUsage
 from paraloom.protocols.events import Event, LLMCallFinished, RunStatus, UsageAnomaly
 from paraloom.protocols.feedback import StateFeedback, SubtaskFeedback
 from paraloom.runtime.budget import Budget
+from paraloom.runtime.context import ActionContext
 
 __all__ = [
     "MESSAGE_CHARS",
@@ -68,7 +70,11 @@ class CostTally:
     run's planner rounds, every attempt of every subtask, abandoned calls at the worst
     case held, nested workflows' calls), plus ``prior`` (what earlier sessions of a
     resumed run spent). ``RunResult.cost_usd``, ``RunFinished.cost_usd`` and the store's
-    run cost are this number. Usage anomalies seen become the run's warnings."""
+    run cost are this number. Usage anomalies seen become the run's warnings.
+
+    The scheduler keeps one per subtask and one per attempt (:meth:`watch`,
+    :meth:`charge`): a subtask's ``cost_usd`` is the sum of its attempts' calls, so the
+    subtasks' costs (plus the planner's calls) add up to the run's."""
 
     def __init__(self, prior_usd: Decimal = Decimal(0)) -> None:
         self.cost_usd = prior_usd
@@ -90,6 +96,26 @@ class CostTally:
                 + "; ".join(event.reasons)
                 + f" (charged ${event.cost_usd}, reserved ${event.reserved_usd})"
             )
+
+    def watch(self, context: ActionContext) -> ActionContext:
+        """``context`` with every event emitted under it also observed here (a subtask's
+        tally sees each LLM call of each of its attempts, nested calls included)."""
+        emit = context.emit
+
+        def observe_and_emit(event: Event) -> None:
+            self.observe(event)
+            emit(event)
+
+        return replace(context, emit=observe_and_emit)
+
+    def charge(self, result: ActionResult) -> ActionResult:
+        """``result`` with the cost and usage of every LLM call this tally saw: what its
+        attempts really spent, timed-out, cancelled and retried ones included (an
+        attempt's own result knows only its last calls). Unchanged when it saw none (a
+        tool that reports its own cost keeps it)."""
+        if self.calls == 0:
+            return result
+        return result.model_copy(update={"cost_usd": self.cost_usd, "usage": dict(self.usage)})
 
     def warnings(self, budget: Budget | None) -> list[str]:
         out = list(self.anomalies)

@@ -37,6 +37,7 @@ from pydantic import JsonValue
 from paraloom.orchestrator.errors import ReferenceResolutionError
 from paraloom.orchestrator.executor import Executor, InProcessExecutor
 from paraloom.orchestrator.references import resolve_references, root_value
+from paraloom.orchestrator.result import CostTally
 from paraloom.orchestrator.validation import ValidatedPlan
 from paraloom.protocols.actions import (
     ActionCall,
@@ -254,18 +255,21 @@ class _Round:
                 )
             )
         started = time.time()
+        spent = CostTally()  # every LLM call of every attempt: the subtask's cost
         try:
-            result = await self._execute(subtask, policy, approval)
+            result = spent.charge(await self._execute(subtask, policy, spent, approval))
         except anyio.get_cancelled_exc_class():
             self._finish(
                 sid,
-                _status_result(
-                    sid,
-                    subtask.action,
-                    ActionStatus.CANCELLED,
-                    "Cancelled",
-                    "the run was cancelled",
-                    started,
+                spent.charge(
+                    _status_result(
+                        sid,
+                        subtask.action,
+                        ActionStatus.CANCELLED,
+                        "Cancelled",
+                        "the run was cancelled",
+                        started,
+                    )
                 ),
             )
             raise
@@ -308,6 +312,7 @@ class _Round:
         self,
         subtask: Subtask,
         policy: FailurePolicy,
+        spent: CostTally,
         edited: object = None,
     ) -> ActionResult:
         try:
@@ -327,10 +332,10 @@ class _Round:
             )
         assert isinstance(arguments, dict)
         action = self.scheduler.actions.get(subtask.action)
-        result = await self._attempts(subtask, action, arguments, policy)
+        result = await self._attempts(subtask, action, arguments, policy, spent)
         if not result.ok and policy.fallback is not None:
             fallback = self.scheduler.actions.get(policy.fallback)
-            result = await self._attempts(subtask, fallback, arguments, policy)
+            result = await self._attempts(subtask, fallback, arguments, policy, spent)
         return result
 
     async def _attempts(
@@ -339,6 +344,7 @@ class _Round:
         action: Action,
         arguments: dict[str, JsonValue],
         policy: FailurePolicy,
+        spent: CostTally,
     ) -> ActionResult:
         spec = action.spec
         action_limiter = self.action_limiters.get(spec.name)
@@ -367,7 +373,8 @@ class _Round:
                         if policy.timeout_s is None
                         else time.time() + policy.timeout_s,
                     )
-                    ctx = self.context.child(call)
+                    attempt_spent = CostTally()
+                    ctx = attempt_spent.watch(spent.watch(self.context.child(call)))
                     if self.emitting:
                         self.context.emit(
                             ActionStarted(
@@ -389,6 +396,7 @@ class _Round:
             finally:
                 if action_limiter is not None:
                     action_limiter.release()
+            result = attempt_spent.charge(result)  # a timed-out attempt's calls too
             if self.emitting:
                 self.context.emit(
                     ActionFinished(
