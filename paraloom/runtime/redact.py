@@ -33,11 +33,14 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, SecretStr
+
+if TYPE_CHECKING:
+    import regex
 
 __all__ = [
     "REDACTED",
@@ -146,6 +149,7 @@ class Redactor:
         self._literal: re.Pattern[str] | None = None
         self._literals: tuple[str, ...] = ()
         self._shapes = re.compile("|".join(f"(?:{p})" for _, p in SECRET_SHAPES))
+        self._partial: _Partials | None = None
         self.register(*secrets)
 
     @property
@@ -170,6 +174,7 @@ class Redactor:
         literal = sorted(self._registered | self._env, key=len, reverse=True)
         self._literal = re.compile("|".join(map(re.escape, literal))) if literal else None
         self._literals = tuple(literal)
+        self._partial = None
 
     # -- strings ------------------------------------------------------------------------
 
@@ -186,7 +191,7 @@ class Redactor:
         if not _triggered(text):
             return text
         text = self._shapes.sub(REDACTED, text)
-        return _PAIR.sub(lambda m: m.group(1) + REDACTED, text)
+        return _PAIR.sub(_pair_value, text)
 
     def search(self, text: str) -> bool:
         """Whether ``text`` may hold a credential, a secret shape or a secret pair (a
@@ -196,6 +201,72 @@ class Redactor:
         if not _triggered(text):
             return False
         return self._shapes.search(text) is not None or _PAIR.search(text) is not None
+
+    def pending(self, text: str) -> int:
+        """Where the redaction of ``text`` may still change when more text follows: the
+        start of the first credential, secret shape or secret pair that ``text`` ends
+        with the beginning of (``"… sk-ab"``, ``"… eyJhbG"``), or that runs to its end
+        (it may go on), or that overlaps such a place; else ``len(text)``.
+        ``text(t[:pending(t)])`` is final: a stream may send it
+        (:mod:`paraloom.runtime.streaming`).
+
+        Each pass of :meth:`text` (credentials, shapes, pairs) is checked on the text
+        the previous passes made of it, mapped back to ``text``'s positions (a pair's
+        value may be a ``[REDACTED]`` of the shapes pass)."""
+        size = stable = len(text)
+        if not self.search(text):  # nothing to redact: only a beginning at the end counts
+            begun = self._partials()[3].search(text, partial=True)
+            return size if begun is None else begun.start()
+        done: list[tuple[int, int]] = []  # complete matches that cannot grow
+        cur = text
+        starts, ends = list(range(size)), list(range(1, size + 1))  # cur[i] in text
+        for compiled, partials, replace in self._passes():
+            for pattern in partials:
+                for m in pattern.finditer(cur, partial=True):
+                    first = starts[m.start()] if m.start() < len(cur) else size
+                    if first >= stable:
+                        break
+                    if m.partial or m.end() == len(cur):
+                        stable = first
+                        break
+                    done.append((first, ends[m.end() - 1]))
+            cur, starts, ends = _substitute(compiled, replace, cur, starts, ends)
+        # a match overlapping the unsettled end may be redacted differently once it
+        # settles: hold it back too
+        moved = True
+        while moved:
+            moved = False
+            for start, end in done:
+                if start < stable < end:
+                    stable, moved = start, True
+        return stable
+
+    def _passes(self) -> list[tuple[re.Pattern[str], tuple[regex.Pattern[str], ...], _Replace]]:
+        """The passes of :meth:`text`, each with its regex-module patterns (re has no
+        partial matching). Each shape is also checked on its own: a complete match of
+        one must not hide the beginning of another (a JWT inside a private key block
+        whose END has not arrived yet)."""
+        literal, shapes, pair, _ = self._partials()
+        passes = [] if self._literal is None else [(self._literal, literal, _whole)]
+        return [*passes, (self._shapes, shapes, _whole), (_PAIR, pair, _pair_value)]
+
+    def _partials(self) -> _Partials:
+        partial = self._partial
+        if partial is None:
+            import regex
+
+            literal = () if self._literal is None else (self._literal.pattern,)
+            shapes = (self._shapes.pattern, *(p for _, p in SECRET_SHAPES))
+            every = "|".join(f"(?:{p})" for p in (*literal, *shapes))
+            partial = self._partial = (
+                tuple(regex.compile(p) for p in literal),
+                tuple(regex.compile(p) for p in shapes),
+                (regex.compile(_PAIR.pattern, _PAIR.flags),),
+                # all at once: for a text without any complete match (none can hide
+                # the beginning of another)
+                regex.compile(f"{every}|(?i:{_PAIR.pattern})"),
+            )
+        return partial
 
     # -- JSON-like values -----------------------------------------------------------------
 
@@ -227,9 +298,54 @@ class Redactor:
         return self.text(value)
 
 
+_Replace = Callable[["re.Match[str]"], str]
+_Partials = tuple[
+    tuple["regex.Pattern[str]", ...],
+    tuple["regex.Pattern[str]", ...],
+    tuple["regex.Pattern[str]", ...],
+    "regex.Pattern[str]",
+]
+
+
+def _whole(m: re.Match[str]) -> str:
+    return REDACTED
+
+
+def _pair_value(m: re.Match[str]) -> str:
+    return m.group(1) + REDACTED
+
+
+def _substitute(
+    pattern: re.Pattern[str], replace: _Replace, text: str, starts: list[int], ends: list[int]
+) -> tuple[str, list[int], list[int]]:
+    """``pattern.sub(replace, text)`` with, for each character of the result, where it
+    starts and ends in the original text (``starts``/``ends`` of ``text``'s characters);
+    a replacement's characters span all of what they replace."""
+    out: list[str] = []
+    new_starts: list[int] = []
+    new_ends: list[int] = []
+    at = 0
+    for m in pattern.finditer(text):
+        a, b = m.span()
+        out.append(text[at:a])
+        new_starts += starts[at:a]
+        new_ends += ends[at:a]
+        piece = replace(m)
+        out.append(piece)
+        new_starts += [starts[a]] * len(piece)
+        new_ends += [ends[b - 1]] * len(piece)
+        at = b
+    if not at:
+        return text, starts, ends
+    out.append(text[at:])
+    return "".join(out), new_starts + starts[at:], new_ends + ends[at:]
+
+
+_TRIGGERED = re.compile("|".join(map(re.escape, _TRIGGERS)))
+
+
 def _triggered(text: str) -> bool:
-    low = text.lower()
-    return any(t in low for t in _TRIGGERS)
+    return _TRIGGERED.search(text.lower()) is not None
 
 
 def _secret_key(key: object, value: Any) -> bool:

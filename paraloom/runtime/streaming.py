@@ -8,14 +8,18 @@ configured to (``stream=True``) or, by default (``stream=None``), only when the 
 events). Without a listener nothing streams: today's requests, cost and overhead.
 
 The sink turns pieces into ``LLMDelta`` events: text and tool-call arguments, each with
-a per-call sequence number. Deltas are scrubbed of registered secrets at the source,
-cheaply: a registered secret split over chunks is caught by holding back the end of
-the text so far while it could be the beginning of a secret, until more arrives (or
-the stream ends); text that cannot begin a secret is sent at once.
+a per-call sequence number. Deltas are scrubbed at the source over a sliding window:
+the end of the text so far is held back from where a registered secret, a secret shape
+or a ``password=…`` pair may have begun (``"… sk-ab"``, a JWT's first segment, a private
+key block without its END line: :meth:`~paraloom.runtime.redact.Redactor.pending`) until
+more text settles it (or the stream ends), so a secret split over chunks never leaves
+in pieces, and the deltas put together are exactly the redaction of the whole text.
+Text that cannot begin a secret is sent at once.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,39 +31,62 @@ from paraloom.runtime.redact import REDACTOR
 __all__ = ["StreamSink", "current_sink", "streaming"]
 
 
+_NEUTRAL = re.compile(r"[^\w:/]")
+"""A character after which the redaction of what follows does not depend on what came
+before: not a word character (``\b`` sees the same as at a string's start) nor part of
+``://`` (the one look-behind of the secret shapes)."""
+_WORDS = re.compile(r"\w\w")
+_LONG_RUN = 256
+"""A run this long without a neutral character (a base64 blob) is cut anyway."""
+_KEPT = 64
+
+
+def _cut(raw: str, stable: int) -> int:
+    """Where ``raw[:stable]`` can be let go of: after its last neutral character; in a
+    long run without one, between two word characters where nothing may begin a secret
+    out of context either (``\b`` would see a boundary there); else 0."""
+    cut = stable
+    while cut > 0 and not _NEUTRAL.match(raw, cut - 1):
+        cut -= 1
+    if cut or stable < _LONG_RUN:
+        return cut
+    cut = stable - _KEPT
+    if _WORDS.match(raw, cut - 1) and REDACTOR.pending(raw[cut:]) == stable - cut:
+        return cut
+    return 0
+
+
 class _Scrubber:
-    """Scrubs one growing text stream; see the module docstring."""
+    """Scrubs one growing text stream; see the module docstring.
 
-    __slots__ = ("_held", "_secrets")
+    Invariant: what was sent is ``REDACTOR.text`` of the stream's text up to the first
+    place where a secret may have begun (:meth:`~paraloom.runtime.redact.Redactor.pending`);
+    only the text from a cut before that place on is kept (:func:`_cut`)."""
 
-    def __init__(self, secrets: tuple[str, ...]) -> None:
-        self._secrets = secrets
-        self._held = ""
+    __slots__ = ("_raw", "_sent")
 
-    def _hold(self, text: str) -> int:
-        """How many trailing characters of ``text`` may begin a secret (held back)."""
-        hold = 0
-        for secret in self._secrets:
-            window = text[-(len(secret) - 1) :] if len(secret) > 1 else ""
-            i = window.find(secret[0])
-            while i >= 0 and len(window) - i > hold:
-                if secret.startswith(window[i:]):
-                    hold = len(window) - i
-                    break
-                i = window.find(secret[0], i + 1)
-        return hold
+    def __init__(self) -> None:
+        self._raw = ""  # the stream's text from the last cut on
+        self._sent = 0  # characters of the redaction of _raw already sent
 
     def feed(self, piece: str) -> str:
-        text = self._held + piece
-        if REDACTOR.search(text):
-            text = REDACTOR.text(text)
-        cut = len(text) - self._hold(text) if self._secrets else len(text)
-        self._held = text[cut:]
-        return text[:cut]
+        raw = self._raw + piece
+        stable = REDACTOR.pending(raw)
+        out = REDACTOR.text(raw[:stable])
+        sent = out[self._sent :]
+        cut = _cut(raw, stable)
+        head = REDACTOR.text(raw[:cut]) if cut else ""
+        if cut and head + REDACTOR.text(raw[cut:stable]) == out:
+            # raw[:cut] is done with: its redaction is a settled prefix of what was sent
+            self._raw, self._sent = raw[cut:], len(out) - len(head)
+        else:  # nothing to let go of, or the cut is inside a secret: keep it all
+            self._raw, self._sent = raw, len(out)
+        return sent
 
     def flush(self) -> str:
-        text, self._held = self._held, ""
-        return REDACTOR.text(text) if text and REDACTOR.search(text) else text
+        rest = REDACTOR.text(self._raw)[self._sent :]
+        self._raw, self._sent = "", 0
+        return rest
 
 
 class StreamSink:
@@ -74,7 +101,6 @@ class StreamSink:
         self.first_token_s: float | None = None
         self.seq = 0
         self._scrub: dict[int, _Scrubber] = {}
-        self._secrets = tuple(REDACTOR.secrets)
         self._text = 0  # characters emitted in this attempt
 
     def start(self) -> None:
@@ -92,7 +118,7 @@ class StreamSink:
             return
         scrub = self._scrub.get(key)
         if scrub is None:
-            scrub = self._scrub[key] = _Scrubber(self._secrets)
+            scrub = self._scrub[key] = _Scrubber()
         out = scrub.feed(piece)
         if out:
             self.seq += 1

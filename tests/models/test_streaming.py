@@ -207,6 +207,35 @@ async def test_secret_split_across_chunks_is_scrubbed(
     assert secret not in text and text.startswith("the key is ") and text.endswith(", keep it")
 
 
+@pytest.mark.anyio
+async def test_secret_shapes_split_over_sse_chunks_never_leave(
+    server: OpenAITestServer, sleeps: SleepRecorder
+) -> None:
+    """Unregistered secret shapes (an sk- key, a JWT) split over SSE chunks of every
+    size from 1 to 7 characters: no delta holds one, and the deltas put together are
+    the redaction of the whole reply."""
+    from paraloom.runtime.redact import REDACTOR
+
+    key = "sk-proj-" + "Zz9" * 8
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9"
+    reply = f"use {key} and then {jwt} to log in"
+    sizes = range(1, 8)
+    server.script(*(Streamed(Reply(reply), chunk_chars=n) for n in sizes))
+    pool = ModelPool([DESC], client=_client(server, sleeps))
+    for _ in sizes:
+        events: list[Event] = []
+        mc = await call_model(pool, _ctx(events), list(MSGS), default_model="m")
+        assert mc.completion.content == reply  # the caller gets the reply itself
+        deltas = [e.text for e in events if isinstance(e, LLMDelta)]
+        assert len(deltas) > 1
+        assert (
+            "".join(deltas)
+            == REDACTOR.text(reply)
+            == "use [REDACTED] and then [REDACTED] to log in"
+        )
+        assert not any("sk-proj" in d or "eyJhbGci" in d for d in deltas)
+
+
 def test_sink_holds_back_only_what_may_begin_a_secret() -> None:
     from paraloom.runtime.streaming import StreamSink
 
