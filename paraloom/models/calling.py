@@ -224,8 +224,9 @@ async def call_model(
                 update={"input_tokens": bound.input_tokens, "output_tokens": bound.output_tokens}
             )
             anomaly = [*(anomaly or []), "no usage reported: charged the worst case"]
-        if call.reservation is not None:
-            await call.reservation.settle(cost, tokens=usage.total_tokens, calls=usage.calls)
+        # members' abandoned attempts retried inside a cascade: at their worst cases
+        cost, usage = cost + call.held_usd, usage + call.held_usage
+        await call.settle(cost, usage)
     except BaseException as exc:
         await call.failed(exc, time.perf_counter() - started)
         raise
@@ -325,6 +326,11 @@ class _Attempts:
         self.name = name
         self.sent: bool | None = None
         self.reservation: Reservation | None = None
+        self.extra: list[Reservation] = []
+        """Reservations for members' retries (see :meth:`before_member_retry`)."""
+        self.held_usd = Decimal(0)
+        """The worst cases of members' abandoned attempts, kept as spent."""
+        self.held_usage = TokenUsage()
         self.ids: dict[str, Any] = {}
         self.open = False
         """An attempt was started and has no LLMCallFinished yet."""
@@ -342,6 +348,7 @@ class _Attempts:
             self.reservation = await budget.reserve(
                 self.bound.usd, tokens=self.bound.tokens * self.fanout, calls=self.fanout
             )
+        self.extra, self.held_usd, self.held_usage = [], Decimal(0), TokenUsage()
         self.sent = None
         self.started = time.perf_counter()
         self.ids = {
@@ -377,6 +384,37 @@ class _Attempts:
             await self._finish_abandoned(error, time.perf_counter() - self.started)
             await self.begin()
 
+    async def before_member_retry(
+        self, error: BaseException, sent: bool | None, worst: WorstCase
+    ) -> None:
+        """A cascade member retries: its abandoned attempt keeps that member's worst case
+        (it is inside this call's reservation, which covers each member once), and a
+        new reservation of that worst case covers the retry."""
+        async with self._lock:
+            if not (self.bill_abandoned and abandoned_error(error, sent)):
+                return
+            self.held_usd += worst.usd
+            self.held_usage += TokenUsage(
+                input_tokens=worst.input_tokens, output_tokens=worst.output_tokens, calls=1
+            )
+            budget = self.context.budget
+            if budget is not None:  # BudgetExhausted ends the member's retries
+                self.extra.append(await budget.reserve(worst.usd, tokens=worst.tokens))
+
+    async def settle(self, cost: Decimal, usage: TokenUsage) -> None:
+        """Close this attempt's reservations with ``cost`` spent (the main one first,
+        each up to its amount; a cost above them all is an overrun of the last)."""
+        held = [r for r in (self.reservation, *self.extra) if r is not None and not r.closed]
+        for i, r in enumerate(held):
+            first = i == 0
+            part = cost if i == len(held) - 1 else min(cost, r.usd)
+            cost -= part
+            await r.settle(
+                part,
+                tokens=usage.total_tokens if first else 0,
+                calls=usage.calls if first else 0,
+            )
+
     async def failed(self, exc: BaseException, latency_s: float) -> None:
         if isinstance(exc, ModelError) and exc.pool_model is None:
             exc.pool_model = self.name
@@ -389,28 +427,30 @@ class _Attempts:
                 return
             spent = exc.cost_usd if isinstance(exc, ModelError) else None
             spent_usage = (exc.usage if isinstance(exc, ModelError) else None) or TokenUsage()
-            reservation = self.reservation
-            if reservation is not None and not reservation.closed:
-                if spent is not None:
-                    await reservation.settle(
-                        spent, tokens=spent_usage.total_tokens, calls=spent_usage.calls
-                    )
-                else:
-                    await reservation.release()
+            if self.held_usd:
+                spent = (spent or Decimal(0)) + self.held_usd
+                spent_usage += self.held_usage
+            if spent is not None:
+                await self.settle(spent, spent_usage)
+            else:
+                for r in (self.reservation, *self.extra):
+                    if r is not None:
+                        await r.release()
             self._finished(
                 spent_usage, spent or Decimal(0), latency_s, _describe(exc), abandoned=abandoned
             )
 
     async def _finish_abandoned(self, exc: BaseException, latency_s: float) -> None:
-        reservation = self.reservation
-        if reservation is not None and not reservation.closed:
-            await reservation.keep()
+        # everything in flight may have been billed: keep every reservation
+        cost = self.bound.usd + sum((r.usd for r in self.extra), Decimal(0))
         usage = TokenUsage(
             input_tokens=self.bound.input_tokens * self.fanout,
             output_tokens=self.bound.output_tokens * self.fanout,
             calls=self.fanout,
         )
-        self._finished(usage, self.bound.usd, latency_s, _describe(exc), abandoned=True)
+        await self.settle(cost, usage)
+        usage += self.held_usage
+        self._finished(usage, cost, latency_s, _describe(exc), abandoned=True)
 
     def _finished(
         self,

@@ -9,6 +9,9 @@ its members' prices, so the worst case :func:`~paraloom.models.calling.call_mode
 reserves (every member called with the same input and ``max_tokens``) is an upper
 bound of what it may spend; the exact cost of the calls made is reported in
 :attr:`Completion.cost_usd <paraloom.models.base.Completion.cost_usd>` and settled.
+A member client that retries after an abandoned attempt (a timeout) keeps and
+re-reserves that member's worst case only (:func:`paraloom.runtime.attempts.member`);
+the abandoned attempt is charged at that worst case in the cascade call's cost.
 
 Routers see a cascade as one more candidate named ``cascade(p1+p2>e)``
 (:func:`cascade_name`); :mod:`paraloom.routing.cascade` replays the same rule offline on
@@ -30,8 +33,11 @@ from functools import partial
 import anyio
 
 from paraloom.models.base import CascadeOutcome, Completion, ModelClient, ModelError, ModelRequest
+from paraloom.models.estimate import request_input_size
 from paraloom.protocols.actions import TokenUsage
 from paraloom.protocols.messages import ModelDescriptor, ToolCall
+from paraloom.runtime.attempts import member
+from paraloom.runtime.worst_case import worst_case
 
 __all__ = [
     "CASCADE_PROVIDER",
@@ -249,10 +255,16 @@ class CascadeModel:
     async def complete(self, request: ModelRequest) -> Completion:
         started = time.perf_counter()
         results: list[Completion | ModelError | None] = [None] * len(self.probes)
+        size = request_input_size(request, json_tools=False)
+
+        async def call(descriptor: ModelDescriptor, client: ModelClient) -> Completion:
+            # a retry of this member after an abandoned attempt holds its worst case only
+            with member(worst_case(descriptor, size, request.max_tokens)):
+                return await client.complete(_for(request, descriptor))
 
         async def probe(i: int, descriptor: ModelDescriptor, client: ModelClient) -> None:
             try:
-                results[i] = await client.complete(_for(request, descriptor))
+                results[i] = await call(descriptor, client)
             except ModelError as exc:
                 results[i] = exc
 
@@ -295,7 +307,7 @@ class CascadeModel:
 
         descriptor, client = self.escalate
         try:
-            final = await client.complete(_for(request, descriptor))
+            final = await call(descriptor, client)
         except ModelError as exc:
             for probe_error in errors:
                 exc.add_note(f"cascade {self.name!r}: probe failed: {probe_error}")

@@ -15,6 +15,10 @@ in the same task, so they reach the call through a context variable:
   :class:`~paraloom.runtime.budget.BudgetExhausted`, which ends the retries).
 
 Outside a budgeted call both are no-ops.
+
+A composite client (a cascade) runs each member's calls inside :func:`member` with that
+member's worst case: a member's retry after an abandoned attempt then keeps and
+re-reserves only that member's worst case, not the whole cascade's.
 """
 
 from __future__ import annotations
@@ -24,13 +28,22 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Protocol
 
-__all__ = ["AttemptTracker", "before_retry", "note_sent", "tracking"]
+from paraloom.runtime.worst_case import WorstCase
+
+__all__ = ["AttemptTracker", "before_retry", "member", "note_sent", "tracking"]
 
 
 class AttemptTracker(Protocol):
     sent: bool | None
 
     async def before_retry(self, error: BaseException) -> None: ...
+
+    async def before_member_retry(
+        self, error: BaseException, sent: bool | None, worst: WorstCase
+    ) -> None:
+        """A member of a composite call retries after ``error`` (its request was
+        ``sent``): keep and re-reserve ``worst`` (that member's worst case) if the
+        failed attempt may have been billed."""
 
 
 _CURRENT: ContextVar[AttemptTracker | None] = ContextVar("paraloom_attempt", default=None)
@@ -55,3 +68,33 @@ def tracking(tracker: AttemptTracker) -> Iterator[None]:
         yield
     finally:
         _CURRENT.reset(token)
+
+
+class _Member:
+    """The tracker of one member's calls inside a composite call."""
+
+    def __init__(self, call: AttemptTracker, worst: WorstCase) -> None:
+        self.call = call
+        self.worst = worst
+        self.sent: bool | None = None
+
+    async def before_retry(self, error: BaseException) -> None:
+        await self.call.before_member_retry(error, self.sent, self.worst)
+        self.sent = None
+
+    async def before_member_retry(
+        self, error: BaseException, sent: bool | None, worst: WorstCase
+    ) -> None:
+        await self.call.before_member_retry(error, sent, worst)  # a nested composite
+
+
+@contextmanager
+def member(worst: WorstCase) -> Iterator[None]:
+    """Run one member's calls of a composite client (a cascade member whose worst case
+    is ``worst``) under the budgeted call (a no-op outside one)."""
+    call = _CURRENT.get()
+    if call is None:
+        yield
+        return
+    with tracking(_Member(call, worst)):
+        yield

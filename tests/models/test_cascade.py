@@ -451,3 +451,94 @@ def test_a_cascade_is_retried_per_member_not_whole() -> None:
         RetryingModel(cascade(member, member, member))
     # retrying members inside a cascade is the supported shape
     assert isinstance(cascade(RetryingModel(member), member, member), CascadeModel)
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(30)
+async def test_a_member_retry_holds_only_that_members_worst_case() -> None:
+    """Probe p1's first request times out on the client (abandoned: it may be billed)
+    and its retry answers. The abandoned attempt keeps p1's worst case and the retry
+    reserves p1's worst case anew, not the whole cascade's: a budget with room for the
+    cascade plus one p1 call is enough (before: the retry asked for a second cascade
+    worst case and the call failed with BudgetExhausted), and the spend is exact."""
+    from paraloom.models import OpenAICompatible, RetryPolicy
+    from paraloom.models.estimate import request_input_size
+    from paraloom.runtime.worst_case import worst_case
+    from paraloom.testing import Slow
+    from paraloom.testing.openai_server import OpenAITestServer, RecordedRequest
+
+    slow_once = {"p1-v1"}
+
+    def handler(req: RecordedRequest) -> Reply | Slow:
+        if req.model in slow_once:
+            slow_once.discard(req.model)
+            return Slow(30, Reply("late"))
+        return reply("B", 10, 2)
+
+    server = OpenAITestServer(handler=handler)
+    retry = RetryPolicy(attempts=2, initial_wait_s=0)
+    async with (
+        server.running(),
+        OpenAICompatible(server.base_url, "k", timeout_s=0.3, retry=retry) as client,
+    ):
+        model = cascade(client, client, client)
+        size = request_input_size(ModelRequest(model="x", messages=MSGS))
+        whole, p1 = worst_case(model.descriptor, size, 20), worst_case(P1, size, 20)
+        budget = Budget(whole.usd + p1.usd)
+        events: list[Event] = []
+        mc = await call_model(
+            pool_with(model), ctx(events, budget), MSGS, default_model=model.name, max_tokens=20
+        )
+    assert [r.model for r in server.requests].count("p1-v1") == 2
+    assert mc.completion.cascade is not None and not mc.completion.cascade.escalated
+    answered = P1.cost(10, 2) + P2.cost(10, 2)
+    assert mc.cost_usd == p1.usd + answered
+    assert budget.spent_usd == mc.cost_usd and budget.reserved_usd == 0
+    assert budget.overrun_usd == 0
+    [started] = [e for e in events if isinstance(e, LLMCallStarted)]
+    [finished] = [e for e in events if isinstance(e, LLMCallFinished)]
+    assert started.reserved_usd == whole.usd
+    assert finished.cost_usd == mc.cost_usd and not finished.abandoned
+    assert finished.usage.calls == 3  # the abandoned attempt, its retry and p2
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(30)
+async def test_a_failed_cascade_still_charges_its_members_abandoned_attempt() -> None:
+    """p1's first request is abandoned and retried, the probes disagree and the
+    escalation model refuses (HTTP 400, not billed): the call fails, and what it
+    charges is the answered probes plus p1's abandoned attempt at p1's worst case."""
+    from paraloom.models import OpenAICompatible, RetryPolicy
+    from paraloom.models.estimate import request_input_size
+    from paraloom.runtime.worst_case import worst_case
+    from paraloom.testing import Fault, Slow
+    from paraloom.testing.openai_server import OpenAITestServer, RecordedRequest
+
+    slow_once = {"p1-v1"}
+
+    def handler(req: RecordedRequest) -> Reply | Slow | Fault:
+        if req.model in slow_once:
+            slow_once.discard(req.model)
+            return Slow(30, Reply("late"))
+        if req.model == "big-v2":
+            return Fault(400, "refused", type="invalid_request_error")
+        return reply("A" if req.model == "p1-v1" else "B", 10, 2)
+
+    server = OpenAITestServer(handler=handler)
+    retry = RetryPolicy(attempts=2, initial_wait_s=0)
+    async with (
+        server.running(),
+        OpenAICompatible(server.base_url, "k", timeout_s=0.3, retry=retry) as client,
+    ):
+        model = cascade(client, client, client)
+        p1 = worst_case(P1, request_input_size(ModelRequest(model="x", messages=MSGS)), 20)
+        budget = Budget("1.00")
+        events: list[Event] = []
+        with pytest.raises(ModelError, match="refused"):
+            await call_model(
+                pool_with(model), ctx(events, budget), MSGS, default_model=model.name, max_tokens=20
+            )
+    expected = p1.usd + P1.cost(10, 2) + P2.cost(10, 2)
+    assert budget.spent_usd == expected and budget.reserved_usd == 0
+    [finished] = [e for e in events if isinstance(e, LLMCallFinished)]
+    assert finished.cost_usd == expected and not finished.abandoned
