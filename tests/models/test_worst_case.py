@@ -70,6 +70,24 @@ def test_bound_counts_every_byte_and_the_framing() -> None:
     assert with_tool.text_bytes > size.text_bytes
 
 
+def test_a_json_tool_mode_model_is_measured_as_it_is_sent() -> None:
+    """InputSize carries the size of the tool_mode json rewrite; the bound of a json-mode
+    model is that one's, of a native model the request's own; sums keep both."""
+    request = ModelRequest(model="x", messages=(ChatMessage(role="user", content="hi"),))
+    assert request_input_size(request).json_tools is None  # no tools: sent unchanged
+    with_tools = request_input_size(request.model_copy(update={"tools": TOOLS}))
+    json_size = with_tools.json_tools
+    assert json_size is not None and json_size.text_bytes > with_tools.text_bytes
+    as_json = CHEAP.model_copy(update={"tool_mode": "json"})
+    assert input_token_bound(CHEAP, with_tools) == input_token_bound(CHEAP, with_tools.native)
+    assert input_token_bound(as_json, with_tools) == input_token_bound(CHEAP, json_size)
+    extra = InputSize(10, 2)
+    total = with_tools + extra
+    assert total.native == InputSize(with_tools.text_bytes + 10, with_tools.framing_tokens + 2)
+    assert total.json_tools == json_size + extra
+    assert (extra + extra).json_tools is None
+
+
 def test_vouched_ratio_divides_the_text_only() -> None:
     vouched = CHEAP.model_copy(update={"tokenizer_bytes_per_token": Decimal(4)})
     size = InputSize(text_bytes=10, framing_tokens=7)
