@@ -34,6 +34,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -149,7 +150,7 @@ class Redactor:
         self._literal: re.Pattern[str] | None = None
         self._literals: tuple[str, ...] = ()
         self._shapes = re.compile("|".join(f"(?:{p})" for _, p in SECRET_SHAPES))
-        self._partial: _Partials | None = None
+        self._partial: _Partial | None = None
         self.register(*secrets)
 
     @property
@@ -215,8 +216,7 @@ class Redactor:
         value may be a ``[REDACTED]`` of the shapes pass)."""
         size = stable = len(text)
         if not self.search(text):  # nothing to redact: only a beginning at the end counts
-            begun = self._partials()[3].search(text, partial=True)
-            return size if begun is None else begun.start()
+            return self._begun(text)
         done: list[tuple[int, int]] = []  # complete matches that cannot grow
         cur = text
         starts, ends = list(range(size)), list(range(1, size + 1))  # cur[i] in text
@@ -246,26 +246,29 @@ class Redactor:
         partial matching). Each shape is also checked on its own: a complete match of
         one must not hide the beginning of another (a JWT inside a private key block
         whose END has not arrived yet)."""
-        literal, shapes, pair, _ = self._partials()
-        passes = [] if self._literal is None else [(self._literal, literal, _whole)]
-        return [*passes, (self._shapes, shapes, _whole), (_PAIR, pair, _pair_value)]
+        p = self._partials()
+        passes = [] if self._literal is None else [(self._literal, p.literal, _whole)]
+        return [*passes, (self._shapes, p.shapes, _whole), (_PAIR, p.pair, _pair_value)]
 
-    def _partials(self) -> _Partials:
+    def _begun(self, text: str) -> int:
+        """Where the first beginning of a secret is in ``text``, which holds no complete
+        one (else ``len(text)``). At each character only the patterns that may start
+        with it are tried."""
+        partial = self._partials()
+        if "://" in text:  # a password in a URL may start at any character after it
+            begun = partial.every.search(text, partial=True)
+            return len(text) if begun is None else begun.start()
+        by_first = partial.by_first
+        for i, ch in enumerate(text):
+            pattern = by_first.get(ch, partial.every) if ch >= "\x80" else by_first.get(ch)
+            if pattern is not None and pattern.match(text, i, partial=True):
+                return i
+        return len(text)
+
+    def _partials(self) -> _Partial:
         partial = self._partial
         if partial is None:
-            import regex
-
-            literal = () if self._literal is None else (self._literal.pattern,)
-            shapes = (self._shapes.pattern, *(p for _, p in SECRET_SHAPES))
-            every = "|".join(f"(?:{p})" for p in (*literal, *shapes))
-            partial = self._partial = (
-                tuple(regex.compile(p) for p in literal),
-                tuple(regex.compile(p) for p in shapes),
-                (regex.compile(_PAIR.pattern, _PAIR.flags),),
-                # all at once: for a text without any complete match (none can hide
-                # the beginning of another)
-                regex.compile(f"{every}|(?i:{_PAIR.pattern})"),
-            )
+            partial = self._partial = _Partial.of(self._literal, self._shapes)
         return partial
 
     # -- JSON-like values -----------------------------------------------------------------
@@ -299,12 +302,50 @@ class Redactor:
 
 
 _Replace = Callable[["re.Match[str]"], str]
-_Partials = tuple[
-    tuple["regex.Pattern[str]", ...],
-    tuple["regex.Pattern[str]", ...],
-    tuple["regex.Pattern[str]", ...],
-    "regex.Pattern[str]",
-]
+
+
+@dataclass(frozen=True, slots=True)
+class _Partial:
+    """The redactor's patterns compiled with the regex module, for partial matching."""
+
+    literal: tuple[regex.Pattern[str], ...]
+    shapes: tuple[regex.Pattern[str], ...]
+    """The shapes at once, then each on its own."""
+    pair: tuple[regex.Pattern[str], ...]
+    every: regex.Pattern[str]
+    """All of them at once (for a text without a complete match: none can hide the
+    beginning of another)."""
+    by_first: Mapping[str, regex.Pattern[str]]
+    """For each ASCII character, the patterns that may start with it, at once."""
+
+    @classmethod
+    def of(cls, literal: re.Pattern[str] | None, shapes: re.Pattern[str]) -> _Partial:
+        import regex
+
+        parts = [] if literal is None else [literal.pattern]
+        parts += [p for _, p in SECRET_SHAPES]
+        parts.append(f"(?i:{_PAIR.pattern})")
+        compiled = [regex.compile(p) for p in parts]
+        by_first: dict[str, regex.Pattern[str]] = {}
+        alternations: dict[tuple[int, ...], regex.Pattern[str]] = {}
+        for c in map(chr, range(128)):
+            # may a match start with c, after any kind of character but "://"?
+            which = tuple(
+                i
+                for i, p in enumerate(compiled)
+                if any(p.match(x + c, len(x), partial=True) for x in ("", " ", "a"))
+            )
+            if which:
+                if which not in alternations:
+                    alternations[which] = regex.compile("|".join(parts[i] for i in which))
+                by_first[c] = alternations[which]
+        return cls(
+            literal=tuple(regex.compile(p) for p in parts[: -len(SECRET_SHAPES) - 1]),
+            shapes=(regex.compile(shapes.pattern), *compiled[-len(SECRET_SHAPES) - 1 : -1]),
+            pair=(regex.compile(_PAIR.pattern, _PAIR.flags),),
+            every=regex.compile("|".join(parts)),
+            by_first=by_first,
+        )
 
 
 def _whole(m: re.Match[str]) -> str:
