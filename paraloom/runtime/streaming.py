@@ -33,7 +33,7 @@ __all__ = ["StreamSink", "current_sink", "streaming"]
 
 _NEUTRAL = re.compile(r"[^\w:/]")
 """A character after which the redaction of what follows does not depend on what came
-before: not a word character (``\b`` sees the same as at a string's start) nor part of
+before: not a word character (``\\b`` sees the same as at a string's start) nor part of
 ``://`` (the one look-behind of the secret shapes)."""
 _WORDS = re.compile(r"\w\w")
 _LONG_RUN = 256
@@ -44,7 +44,7 @@ _KEPT = 64
 def _cut(raw: str, stable: int) -> int:
     """Where ``raw[:stable]`` can be let go of: after its last neutral character; in a
     long run without one, between two word characters where nothing may begin a secret
-    out of context either (``\b`` would see a boundary there); else 0."""
+    out of context either (``\\b`` would see a boundary there); else 0."""
     cut = stable
     while cut > 0 and not _NEUTRAL.match(raw, cut - 1):
         cut -= 1
