@@ -42,8 +42,9 @@ Awaiting object refs
 No thread waits for a task. Each call asks Ray for a callback when its object is ready
 (``ObjectRef.future()``); Ray runs it on its own thread, and the callback only schedules
 the setting of an :class:`anyio.Event` in the event loop, without waiting for the loop
-(``run_sync_soon`` of anyio's backend: ``call_soon_threadsafe`` on asyncio), so Ray's
-thread never blocks on the loop (a loop busy submitting to Ray cannot deadlock it). The
+(``run_sync_soon`` of anyio's backend: ``call_soon_threadsafe`` on asyncio; tasks that
+finish together are woken by one loop callback), so Ray's thread never blocks on the
+loop (a loop busy submitting to Ray cannot deadlock it). The
 awaiting task just waits for that event, so thousands of calls in flight cost no thread
 each; :class:`anyio.CapacityLimiter` ``max_in_flight`` still bounds how many tasks this
 executor has submitted at once. Cancelling a call (above) is the only time a thread is
@@ -112,6 +113,33 @@ def ships_to_ray(action: Action) -> bool:
         and not action.is_async
         and not action.wants_context
     )
+
+
+class _Wakeups:
+    """Sets events of one event loop from Ray's callback thread without waiting for the
+    loop: one loop callback per batch of completions (``run_sync_soon``: on asyncio
+    ``call_soon_threadsafe``), however many tasks finish together."""
+
+    def __init__(self, token: anyio.lowlevel.EventLoopToken) -> None:
+        self.token = token
+        self._lock = threading.Lock()
+        self._due: list[anyio.Event] = []
+
+    def set_soon(self, event: anyio.Event) -> None:
+        """Have the loop set ``event`` soon (from any thread; never blocks on the loop)."""
+        with self._lock:
+            self._due.append(event)
+            if len(self._due) > 1:
+                return  # the loop is already due to set a batch, this one included
+        # (fails only once the event loop has ended: nobody is waiting any more)
+        with contextlib.suppress(Exception):
+            self.token.backend_class.run_sync_soon(self._set_due, (), self.token.native_token)
+
+    def _set_due(self) -> None:
+        with self._lock:
+            due, self._due = self._due, []
+        for event in due:
+            event.set()
 
 
 class _RayOwner(threading.Thread):
@@ -207,6 +235,7 @@ class RayExecutor:
         self._init_lock = anyio.Lock()
         self._owner: _RayOwner | None = None
         self._task: Any = None
+        self._wakeups: _Wakeups | None = None
 
     def runs_remotely(self, action: Action) -> bool:
         return ships_to_ray(action) and (self.remote is None or self.remote(action))
@@ -285,15 +314,12 @@ class RayExecutor:
         """The outcome of the task of ``ref``, awaited without a thread (see the module
         docstring); raises Ray's exception when the task failed in Ray."""
         token = anyio.lowlevel.current_token()
+        wakeups = self._wakeups
+        if wakeups is None or wakeups.token != token:  # first use in this event loop
+            self._wakeups = wakeups = _Wakeups(token)
         ready = anyio.Event()
-
-        def wake(_: object) -> None:  # on a Ray thread: schedule, never wait for the loop
-            # (it fails only once the event loop has ended: nobody is waiting any more)
-            with contextlib.suppress(Exception):
-                token.backend_class.run_sync_soon(ready.set, (), token.native_token)
-
         future = ref.future()
-        future.add_done_callback(wake)
+        future.add_done_callback(lambda _: wakeups.set_soon(ready))  # on a Ray thread
         await ready.wait()
         outcome: _Outcome = future.result()
         return outcome

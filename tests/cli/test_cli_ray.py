@@ -82,16 +82,23 @@ def project(tmp_path: Path, executor: str = "") -> Path:
     return flow
 
 
-def run(tmp_path: Path, server: OpenAITestServer, flow: Path, *extra: str) -> RunOutput:
+def run(
+    tmp_path: Path,
+    server: OpenAITestServer,
+    flow: Path,
+    *extra: str,
+    budget: str = "0.5",
+    code: int = 0,
+) -> RunOutput:
     store = tmp_path / "runs.sqlite"
     env = {
         "OPENAI_BASE_URL": server.base_url,
         "OPENAI_API_KEY": KEY,
         "RAY_USAGE_STATS_ENABLED": "0",
     }
-    args = ("run", str(flow), "--json", "--store", str(store), "--budget", "0.5", *extra)
+    args = ("run", str(flow), "--json", "--store", str(store), "--budget", budget, *extra)
     proc = run_cli(*args, cwd=tmp_path, env=env, timeout=400)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == code, proc.stderr
     assert "Traceback" not in proc.stderr
     return RunOutput.model_validate_json(proc.stdout)
 
@@ -140,6 +147,11 @@ def test_executor_option_runs_python_tools_on_ray_workers(
     assert out.usage["small"].calls == 1 and len(server.requests) == 1
     assert out.cost_usd == expected_cost(out) > 0 and out.budget_usd == Decimal("0.5")
     check_recorded(tmp_path, out, "ray")
+    # a budget too small for the agent's call: refused in the driver, nothing is sent
+    poor = run(tmp_path, server, project(tmp_path), "--executor", "ray", budget="0.000001", code=1)
+    assert len(server.requests) == 1 and poor.cost_usd == 0
+    failed = {s.id: s.status for s in poor.subtasks if s.status != "ok"}
+    assert list(failed) == ["sum"]
 
 
 def test_executor_section_in_the_file_and_the_option_overriding_it(

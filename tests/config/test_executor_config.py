@@ -139,3 +139,36 @@ def test_ray_missing_names_the_option_and_the_extra(
     # the option overrides the file: local runs without Ray
     run = runner.invoke(app, ["run", str(in_file), "--executor", "local", "--no-store"])
     assert run.exit_code == 0, run.stderr
+
+
+@pytest.mark.anyio
+async def test_open_project_places_the_ray_executor(tmp_path: Path) -> None:
+    """What runs where under ``kind: ray`` (nothing is started: Ray starts on first use)."""
+    pytest.importorskip("ray", reason='needs the ray extra: pip install "paraloom[ray]"')
+    from paraloom.config import open_project
+    from paraloom.executors import RayExecutor, ships_to_ray
+    from paraloom.orchestrator import InProcessExecutor
+
+    (tmp_path / "beside_tools.py").write_text(
+        "import os\n\ndef here() -> int:\n    return os.getpid()\n", encoding="utf-8"
+    )
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        BASE.replace('"os:getpid"}\n  slow', '"beside_tools:here"}\n  slow')
+        + "  chat:\n    subtasks: [{id: c, action: helper, arguments: {task: hi}}]\n",
+        encoding="utf-8",
+    )
+    loaded = load_config(flow, environ={})
+    async with open_project(loaded, "main", executor="ray", check_env=False) as project:
+        executor = project.orchestrator.scheduler.executor
+        assert isinstance(executor, RayExecutor)
+        assert executor.address == "local"
+        assert [m.__name__ for m in executor.ship_by_value] == ["beside_tools"]
+        assert executor.runs_remotely(project.actions.get("pid"))
+    async with open_project(loaded, "chat", executor="ray", check_env=False) as project:
+        agent = project.actions.get("helper")
+        # an LLM agent never ships: it runs (and spends from the run's budget) in the driver
+        assert not ships_to_ray(agent)
+        assert not project.orchestrator.scheduler.executor.runs_remotely(agent)  # type: ignore[attr-defined]
+    async with open_project(loaded, "main", check_env=False) as project:
+        assert isinstance(project.orchestrator.scheduler.executor, InProcessExecutor)
