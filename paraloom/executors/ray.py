@@ -176,6 +176,17 @@ class _RayOwner(threading.Thread):
         self.join()
 
 
+def _bound(func: Callable[..., Any]) -> Callable[[dict[str, Any]], _Outcome]:
+    """``func`` run the way :func:`_run_in_worker` runs it, as a one-argument function
+    (named after ``func``, as Ray shows it)."""
+
+    def run(kwargs: dict[str, Any]) -> _Outcome:
+        return _run_in_worker(func, kwargs)
+
+    run.__name__ = run.__qualname__ = getattr(func, "__name__", "tool")
+    return run
+
+
 def _run_in_worker(func: Callable[..., Any], kwargs: dict[str, Any]) -> _Outcome:
     """Runs on the Ray worker's main thread (so ``ray.cancel`` can interrupt it)."""
     try:
@@ -234,7 +245,8 @@ class RayExecutor:
         self._in_flight = anyio.CapacityLimiter(max_in_flight)
         self._init_lock = anyio.Lock()
         self._owner: _RayOwner | None = None
-        self._task: Any = None
+        self._started = False
+        self._remotes: dict[tuple[Callable[..., Any], str], Any] = {}
         self._wakeups: _Wakeups | None = None
 
     def runs_remotely(self, action: Action) -> bool:
@@ -253,11 +265,10 @@ class RayExecutor:
             # the in-process tool reports invalid arguments without calling the function
             return await action.invoke(call, context)
         kwargs = {k: getattr(parsed, k) for k in type(parsed).model_fields}
-        task = await self._ensure_started()
+        await self._ensure_started()
         async with self._in_flight:
             try:
-                options = self.action_options.get(call.action, self.remote_options)
-                ref = task.options(**options).remote(action.func, kwargs)
+                ref = self._remote_for(action.func, call.action).remote(kwargs)
             except Exception as exc:  # bad options; the function or arguments do not pickle
                 return ActionResult.failure(
                     call,
@@ -278,25 +289,37 @@ class RayExecutor:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def _ensure_started(self) -> Any:
-        if self._task is not None and self._ray.is_initialized():
-            return self._task
+    async def _ensure_started(self) -> None:
+        if self._started and self._ray.is_initialized():
+            return
         async with self._init_lock:
             if not self._ray.is_initialized():
                 init = functools.partial(self._ray.init, address=self.address, **self.init_kwargs)
                 self._owner = owner = _RayOwner(init, self._ray.shutdown)
                 owner.start()
                 await anyio.to_thread.run_sync(owner.wait_started)
-            if self._task is None:
+            if not self._started:
                 for module in self.ship_by_value:
                     self._ray.cloudpickle.register_pickle_by_value(module)
-                self._task = self._ray.remote(_run_in_worker)
-            return self._task
+                self._started = True
+
+    def _remote_for(self, func: Callable[..., Any], action: str) -> Any:
+        """The Ray remote function (with its options) running ``func`` for ``action``:
+        made once, so Ray exports the function once and each call ships its arguments
+        only. Raises (nothing cached) when Ray rejects the options."""
+        key = (func, action)
+        remote = self._remotes.get(key)
+        if remote is None:
+            options = self.action_options.get(action, self.remote_options)
+            remote = self._ray.remote(_bound(func)).options(**options)
+            self._remotes[key] = remote
+        return remote
 
     async def aclose(self) -> None:
         """Shut Ray down if this executor started it (a no-op otherwise)."""
-        if self._task is not None:
-            self._task = None
+        self._remotes.clear()
+        if self._started:
+            self._started = False
             for module in self.ship_by_value:
                 with contextlib.suppress(ValueError):  # someone unregistered it already
                     self._ray.cloudpickle.unregister_pickle_by_value(module)
