@@ -147,7 +147,7 @@ async def open_project(
         _check_env(loaded, needs)
     async with AsyncExitStack() as stack:
         b = await _build(loaded, needs, stack)
-        await _place(loaded, needs, b, stack, executor)
+        _place(loaded, needs, b, stack, executor)
         yield Project(
             loaded=loaded,
             workflow=name,
@@ -182,7 +182,7 @@ async def open_actions(
         yield ActionSet(b.actions.values()), b.selector
 
 
-async def _place(
+def _place(
     loaded: LoadedConfig,
     needs: Needs,
     built: _Built,
