@@ -30,6 +30,7 @@ from typer.core import TyperGroup
 from paraloom.cli.approvals import ApprovalMode
 from paraloom.config.build import choose_workflow
 from paraloom.config.errors import ConfigError, ConfigProblem
+from paraloom.config.executor import EXECUTOR_KINDS, ExecutorKind
 from paraloom.config.load import LoadedConfig, load_config
 
 if TYPE_CHECKING:
@@ -130,6 +131,22 @@ def _approval_mode(value: str) -> ApprovalMode:
     if value not in _APPROVAL_MODES:
         _fail(f"--approvals {value!r}: expected one of {', '.join(_APPROVAL_MODES)}")
     return value  # type: ignore[return-value]
+
+
+ExecutorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        help="Where python tools run: local (in this process) or ray (as Ray tasks; needs "
+        "the ray extra). Default: the file's executor.kind, else local.",
+    ),
+]
+
+
+def _executor_kind(value: str | None) -> ExecutorKind | None:
+    if value is not None and value not in EXECUTOR_KINDS:
+        _fail(f"--executor {value!r}: expected one of {', '.join(EXECUTOR_KINDS)}")
+    return value
 
 
 CaptureOpt = Annotated[

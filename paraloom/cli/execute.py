@@ -15,6 +15,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from paraloom.cli.app import (
+    EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -23,16 +24,19 @@ from paraloom.cli.app import (
     EXIT_WARNING,
     ApprovalsOpt,
     CaptureOpt,
+    ExecutorOpt,
     StoreOpt,
     _approval_mode,
     _budget,
     _config_error,
+    _executor_kind,
     _fail,
     _files_and_workflow,
     _json_errors,
     _load,
     _open_store,
     _print_json,
+    _problems,
     _split_target,
     app,
     err,
@@ -48,6 +52,7 @@ from paraloom.cli.render import print_projection, print_result
 from paraloom.cli.sinks import SinkError, open_sinks
 from paraloom.config.build import endpoint_problem, open_project
 from paraloom.config.errors import ConfigError
+from paraloom.config.executor import ExecutorKind, executor_problem
 from paraloom.config.load import LoadedConfig
 from paraloom.config.projection import project_workflow
 from paraloom.orchestrator.resume import ResumeState
@@ -90,10 +95,12 @@ def run(
             "on stdout instead of the result; the last line is the run_finished event.",
         ),
     ] = None,
+    executor: ExecutorOpt = None,
 ) -> None:
     """Run a workflow with live progress, then print its output and a summary."""
     _json_errors(as_json)
     mode = _approval_mode(approvals)
+    executor_kind = _executor_kind(executor)
     if events is not None and events not in EVENT_FORMATS:
         _fail(f"--events: unknown format {events!r} (expected one of: {', '.join(EVENT_FORMATS)})")
     files, workflow = _files_and_workflow(args)
@@ -125,10 +132,14 @@ def run(
             f"or see what the run would cost without calling anything:\n"
             f"  paraloom run {' '.join(str(f) for f in files)} {name} --dry-run"
         )
+    unavailable = executor_problem(loaded, executor_kind)
+    if unavailable is not None:
+        _problems([unavailable], EXIT_BAD_INPUT)
     metadata: dict[str, JsonValue] = {
         "files": [str(f.resolve()) for f in files],
         "budget_usd": None if limit is None else str(limit),
         "input": given,
+        "executor": executor_kind or loaded.config.executor.kind,
     }
     code = _execute(
         loaded,
@@ -144,6 +155,7 @@ def run(
         capture_content,
         mode,
         events,
+        executor_kind,
     )
     raise typer.Exit(code)
 
@@ -162,6 +174,7 @@ def _execute(
     capture_content: bool = False,
     approvals: ApprovalMode = "auto",
     events: str | None = None,
+    executor: ExecutorKind | None = None,
 ) -> int:
     try:
         sinks = open_sinks(
@@ -196,7 +209,7 @@ def _execute(
     stop = StopSignal()
 
     async def go() -> RunOutput | None:
-        async with open_project(loaded, workflow) as project:
+        async with open_project(loaded, workflow, executor=executor) as project:
             for orch in project.orchestrators.values():
                 orch.capture_content = orch.capture_content or sinks.capture_content
             if store is not None:

@@ -22,6 +22,7 @@ from pydantic import JsonValue
 
 from paraloom.agents.llm_agent import LLMAgent
 from paraloom.config.errors import ConfigError, ConfigProblem
+from paraloom.config.executor import ExecutorKind, build_executor
 from paraloom.config.load import LoadedConfig
 from paraloom.config.needs import (
     Needs,
@@ -133,17 +134,20 @@ async def open_project(
     workflow: str | None = None,
     *,
     check_env: bool = True,
+    executor: ExecutorKind | None = None,
 ) -> AsyncIterator[Project]:
     """Build every object ``workflow`` needs; closes clients and MCP sessions on exit.
 
     ``check_env=False`` tolerates unset ``${env:…}`` variables (for validation: nothing
-    is called)."""
+    is called). ``executor`` overrides the file's ``executor.kind`` (``local`` or
+    ``ray``: every orchestrator then runs its python tools as Ray tasks)."""
     name = choose_workflow(loaded, workflow)
     needs = needs_of(loaded.config, name)
     if check_env:
         _check_env(loaded, needs)
     async with AsyncExitStack() as stack:
         b = await _build(loaded, needs, stack)
+        _place(loaded, needs, b, stack, executor)
         yield Project(
             loaded=loaded,
             workflow=name,
@@ -176,6 +180,24 @@ async def open_actions(
     async with AsyncExitStack() as stack:
         b = await _build(loaded, needs, stack)
         yield ActionSet(b.actions.values()), b.selector
+
+
+def _place(
+    loaded: LoadedConfig,
+    needs: Needs,
+    built: _Built,
+    stack: AsyncExitStack,
+    kind: ExecutorKind | None,
+) -> None:
+    """Give every orchestrator the executor of the ``executor:`` section (if not local)."""
+    tools = loaded.config.tools
+    modules = [ref.split(":", 1)[0] for n in needs.tools if (ref := tools[n].python) is not None]
+    executor = build_executor(loaded, modules, kind)
+    if executor is None:
+        return
+    stack.push_async_callback(executor.aclose)  # shuts down a Ray it started
+    for orch in built.orchestrators.values():
+        orch.scheduler.executor = executor
 
 
 async def _build(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> _Built:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from paraloom.config.errors import ConfigProblem
+from paraloom.config.executor import check_executor
 from paraloom.config.schema import ParaloomConfig, WorkflowConfig
 from paraloom.config.source import DataPath, SourceMap
 from paraloom.models.cascade import cascade_name
@@ -319,4 +320,4 @@ def _path_of_reference(value: object, text: str) -> DataPath:
 
 
 def check_config(config: ParaloomConfig, marks: SourceMap) -> list[ConfigProblem]:
-    return _Checker(config, marks).run()
+    return [*_Checker(config, marks).run(), *check_executor(config, marks)]

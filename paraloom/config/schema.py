@@ -9,6 +9,7 @@
       - {name: quick, probes: [small, tiny], escalate: large}
     router: {kind: cheapest}      # optional: picks a model per LLM call
     budget: 0.50                  # dollars per run (or {usd, max_tokens, max_calls})
+    executor: {kind: ray, num_cpus: 4}   # optional: python tools as Ray tasks
     tools:
       load_rows: {python: "pipeline_tools:load_rows"}
       weather: {http: {method: GET, url: "https://api.example.com/w/{city}", ...}}
@@ -39,6 +40,7 @@ from pydantic import (
     model_validator,
 )
 
+from paraloom.config.executor import ExecutorConfig
 from paraloom.models.cascade import cascade_name
 from paraloom.protocols.plan import FailurePolicy, Subtask
 from paraloom.tools.http import HttpToolConfig
@@ -48,6 +50,7 @@ __all__ = [
     "AgentConfig",
     "BudgetConfig",
     "CascadeConfig",
+    "ExecutorConfig",
     "ModelConfig",
     "ParaloomConfig",
     "RouterConfig",
@@ -460,6 +463,10 @@ class ParaloomConfig(BaseModel):
     budget: BudgetConfig | None = None
     store: StoreConfig = Field(default_factory=StoreConfig)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
+    executor: ExecutorConfig = Field(
+        default_factory=ExecutorConfig,
+        description="Where actions run: local (default) or ray (python tools as Ray tasks).",
+    )
     tools: dict[str, ToolConfig] = Field(default_factory=dict)
     agents: dict[str, AgentConfig] = Field(default_factory=dict)
     workflows: dict[str, WorkflowConfig] = Field(default_factory=dict)

@@ -254,6 +254,7 @@ def _load_one(
             "budget",
             "store",
             "tracing",
+            "executor",
             "tools",
             "agents",
             "workflows",

@@ -39,29 +39,35 @@ propagates, so the scheduler records ``timeout``/``cancelled`` exactly as in-pro
 
 Awaiting object refs
 --------------------
-``ray.wait``/``ray.get`` run in an anyio worker thread (``abandon_on_cancel=True``)
-under a :class:`anyio.CapacityLimiter` sized ``max_in_flight``; the same limit bounds how
-many tasks this executor has submitted at once, so the waiting threads are bounded too.
-The thread polls (``ray.wait`` with a short timeout), so an abandoned wait ends by
-itself rather than blocking a non-daemon thread, and the process's exit, until the task
-returns. We chose this over ``ObjectRef.future()`` callbacks: those run on a
-Ray-internal thread, and waking the event loop from there portably
-(``anyio.from_thread``) blocks that thread until the loop answers, which can deadlock
-with a loop thread busy submitting to Ray; ``await ref`` is asyncio-only. The thread hop
-costs tens of microseconds, small next to a Ray task's own overhead (see
-``benchmarks/ray_overhead.py``).
+No thread waits for a task. Each call asks Ray for a callback when its object is ready
+(``ObjectRef.future()``); Ray runs it on its own thread, and the callback only schedules
+the setting of an :class:`anyio.Event` in the event loop, without waiting for the loop
+(``run_sync_soon`` of anyio's backend: ``call_soon_threadsafe`` on asyncio; tasks that
+finish together are woken by one loop callback), so Ray's thread never blocks on the
+loop (a loop busy submitting to Ray cannot deadlock it). The
+awaiting task just waits for that event, so thousands of calls in flight cost no thread
+each; :class:`anyio.CapacityLimiter` ``max_in_flight`` still bounds how many tasks this
+executor has submitted at once. Cancelling a call (above) is the only time a thread is
+used, to wait for Ray to report the task ended. ``benchmarks/ray_overhead.py`` compares
+``RayExecutor.invoke`` with plain ``.remote()`` + ``ray.get``.
+
+Python tools beside a YAML file are not importable on the workers; ``ship_by_value``
+names such modules, whose functions are then pickled by value
+(``ray.cloudpickle.register_pickle_by_value``) while this executor is open.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 from pydantic import ValidationError
 
@@ -84,13 +90,9 @@ _Outcome = tuple[ActionStatus, Any, str, str]
 """(status, return value, error type, error message) as computed on the worker."""
 
 _POLL_S = 0.2
-"""How often a waiting thread checks whether its caller gave up."""
+"""How often a cancelling thread checks whether Ray reports the task gone."""
 _FORCED_WAIT_S = 10.0
 """How long to wait for Ray to report a force-cancelled task gone."""
-
-
-class _Abandoned(Exception):
-    """Ends a waiting thread whose caller was cancelled (nobody reads it)."""
 
 
 def import_ray() -> ModuleType:
@@ -111,6 +113,78 @@ def ships_to_ray(action: Action) -> bool:
         and not action.is_async
         and not action.wants_context
     )
+
+
+class _Wakeups:
+    """Sets events of one event loop from Ray's callback thread without waiting for the
+    loop: one loop callback per batch of completions (``run_sync_soon``: on asyncio
+    ``call_soon_threadsafe``), however many tasks finish together."""
+
+    def __init__(self, token: anyio.lowlevel.EventLoopToken) -> None:
+        self.token = token
+        self._lock = threading.Lock()
+        self._due: list[anyio.Event] = []
+
+    def set_soon(self, event: anyio.Event) -> None:
+        """Have the loop set ``event`` soon (from any thread; never blocks on the loop)."""
+        with self._lock:
+            self._due.append(event)
+            if len(self._due) > 1:
+                return  # the loop is already due to set a batch, this one included
+        # (fails only once the event loop has ended: nobody is waiting any more)
+        with contextlib.suppress(Exception):
+            self.token.backend_class.run_sync_soon(self._set_due, (), self.token.native_token)
+
+    def _set_due(self) -> None:
+        with self._lock:
+            due, self._due = self._due, []
+        for event in due:
+            event.set()
+
+
+class _RayOwner(threading.Thread):
+    """Starts Ray and lives until it is shut down. Ray's local processes (GCS, raylet)
+    die with the *thread* that started them (``PR_SET_PDEATHSIG``), so ``ray.init``
+    must not run on a pooled worker thread, which ends when idle."""
+
+    def __init__(self, init: Callable[[], object], shutdown: Callable[[], object]) -> None:
+        super().__init__(name="paraloom-ray-owner", daemon=True)
+        self._ray_init, self._ray_shutdown = init, shutdown
+        self._ray_up, self._ray_stop = threading.Event(), threading.Event()
+        self._ray_error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._ray_init()
+        except BaseException as exc:  # reported to the caller of wait_started
+            self._ray_error = exc
+            return
+        finally:
+            self._ray_up.set()
+        self._ray_stop.wait()
+        self._ray_shutdown()
+
+    def wait_started(self) -> None:
+        """Block until Ray is up; raise what ``ray.init`` raised."""
+        self._ray_up.wait()
+        if self._ray_error is not None:
+            raise self._ray_error
+
+    def stop(self) -> None:
+        """Shut Ray down (on this thread) and wait until it is."""
+        self._ray_stop.set()
+        self.join()
+
+
+def _bound(func: Callable[..., Any]) -> Callable[[dict[str, Any]], _Outcome]:
+    """``func`` run the way :func:`_run_in_worker` runs it, as a one-argument function
+    (named after ``func``, as Ray shows it)."""
+
+    def run(kwargs: dict[str, Any]) -> _Outcome:
+        return _run_in_worker(func, kwargs)
+
+    run.__name__ = run.__qualname__ = getattr(func, "__name__", "tool")
+    return run
 
 
 def _run_in_worker(func: Callable[..., Any], kwargs: dict[str, Any]) -> _Outcome:
@@ -134,7 +208,8 @@ class RayExecutor:
     action's calls fail with a clear ``error`` result (nothing is submitted).
     ``remote`` narrows which eligible actions ship (default: all of them).
     ``force_cancel`` and ``cancel_grace_s``: how a cancelled call's task is stopped (see
-    the module docstring).
+    the module docstring). ``ship_by_value``: modules the workers cannot import (e.g.
+    tools beside a YAML file), whose functions are pickled by value.
     """
 
     def __init__(
@@ -149,6 +224,7 @@ class RayExecutor:
         max_in_flight: int = 256,
         force_cancel: bool = False,
         cancel_grace_s: float = 2.0,
+        ship_by_value: Iterable[ModuleType] = (),
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
@@ -165,11 +241,13 @@ class RayExecutor:
         self.fallback: Executor = fallback or InProcessExecutor()
         self.force_cancel = force_cancel
         self.cancel_grace_s = cancel_grace_s
+        self.ship_by_value = list(ship_by_value)
         self._in_flight = anyio.CapacityLimiter(max_in_flight)
-        self._threads = anyio.CapacityLimiter(max_in_flight)
         self._init_lock = anyio.Lock()
-        self._owns_ray = False
-        self._task: Any = None
+        self._owner: _RayOwner | None = None
+        self._started = False
+        self._remotes: dict[tuple[Callable[..., Any], str], Any] = {}
+        self._wakeups: _Wakeups | None = None
 
     def runs_remotely(self, action: Action) -> bool:
         return ships_to_ray(action) and (self.remote is None or self.remote(action))
@@ -187,11 +265,10 @@ class RayExecutor:
             # the in-process tool reports invalid arguments without calling the function
             return await action.invoke(call, context)
         kwargs = {k: getattr(parsed, k) for k in type(parsed).model_fields}
-        task = await self._ensure_started()
+        await self._ensure_started()
         async with self._in_flight:
             try:
-                options = self.action_options.get(call.action, self.remote_options)
-                ref = task.options(**options).remote(action.func, kwargs)
+                ref = self._remote_for(action.func, call.action).remote(kwargs)
             except Exception as exc:  # bad options; the function or arguments do not pickle
                 return ActionResult.failure(
                     call,
@@ -200,13 +277,9 @@ class RayExecutor:
                     f"could not submit to Ray: {exc}",
                     started_at=started,
                 )
-            abandoned = threading.Event()
             try:
-                outcome: _Outcome = await anyio.to_thread.run_sync(
-                    self._await, ref, abandoned, abandon_on_cancel=True, limiter=self._threads
-                )
+                outcome = await self._outcome(ref)
             except anyio.get_cancelled_exc_class():
-                abandoned.set()
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(self.cancel_task, ref)
                 raise
@@ -216,23 +289,43 @@ class RayExecutor:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def _ensure_started(self) -> Any:
-        if self._task is not None and self._ray.is_initialized():
-            return self._task
+    async def _ensure_started(self) -> None:
+        if self._started and self._ray.is_initialized():
+            return
         async with self._init_lock:
             if not self._ray.is_initialized():
                 init = functools.partial(self._ray.init, address=self.address, **self.init_kwargs)
-                await anyio.to_thread.run_sync(init)
-                self._owns_ray = True
-            if self._task is None:
-                self._task = self._ray.remote(_run_in_worker)
-            return self._task
+                self._owner = owner = _RayOwner(init, self._ray.shutdown)
+                owner.start()
+                await anyio.to_thread.run_sync(owner.wait_started)
+            if not self._started:
+                for module in self.ship_by_value:
+                    self._ray.cloudpickle.register_pickle_by_value(module)
+                self._started = True
+
+    def _remote_for(self, func: Callable[..., Any], action: str) -> Any:
+        """The Ray remote function (with its options) running ``func`` for ``action``:
+        made once, so Ray exports the function once and each call ships its arguments
+        only. Raises (nothing cached) when Ray rejects the options."""
+        key = (func, action)
+        remote = self._remotes.get(key)
+        if remote is None:
+            options = self.action_options.get(action, self.remote_options)
+            remote = self._ray.remote(_bound(func)).options(**options)
+            self._remotes[key] = remote
+        return remote
 
     async def aclose(self) -> None:
         """Shut Ray down if this executor started it (a no-op otherwise)."""
-        if self._owns_ray:
-            self._owns_ray = False
-            await anyio.to_thread.run_sync(self._ray.shutdown)
+        self._remotes.clear()
+        if self._started:
+            self._started = False
+            for module in self.ship_by_value:
+                with contextlib.suppress(ValueError):  # someone unregistered it already
+                    self._ray.cloudpickle.unregister_pickle_by_value(module)
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            await anyio.to_thread.run_sync(owner.stop)
 
     async def __aenter__(self) -> RayExecutor:
         return self
@@ -240,15 +333,19 @@ class RayExecutor:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def _await(self, ref: Any, abandoned: threading.Event) -> _Outcome:
-        """The task's outcome (blocking); ends early once ``abandoned`` is set."""
-        while True:
-            ready, _ = self._ray.wait([ref], timeout=_POLL_S)
-            if ready:
-                outcome: _Outcome = self._ray.get(ref)
-                return outcome
-            if abandoned.is_set():
-                raise _Abandoned
+    async def _outcome(self, ref: Any) -> _Outcome:
+        """The outcome of the task of ``ref``, awaited without a thread (see the module
+        docstring); raises Ray's exception when the task failed in Ray."""
+        token = anyio.lowlevel.current_token()
+        wakeups = self._wakeups
+        if wakeups is None or wakeups.token != token:  # first use in this event loop
+            self._wakeups = wakeups = _Wakeups(token)
+        ready = anyio.Event()
+        future = ref.future()
+        future.add_done_callback(lambda _: wakeups.set_soon(ready))  # on a Ray thread
+        await ready.wait()
+        outcome: _Outcome = future.result()
+        return outcome
 
     def cancel_task(self, ref: Any) -> bool:
         """Cancel the task of ``ref`` and wait (blocking, bounded) until Ray reports it

@@ -29,7 +29,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         "",
         [
             "{f}:1:1: the file is empty; expected a mapping with sections version, models, "
-            "cascades, router, budget, store, tracing, tools, agents, workflows"
+            "cascades, router, budget, store, tracing, executor, tools, agents, workflows"
         ],
     ),
     (
@@ -37,7 +37,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         "- a\n- b\n",
         [
             "{f}:1:1: expected a mapping with sections version, models, cascades, router, "
-            "budget, store, tracing, tools, agents, workflows"
+            "budget, store, tracing, executor, tools, agents, workflows"
         ],
     ),
     (
@@ -50,7 +50,7 @@ CASES: list[tuple[str, str, list[str]]] = [
         "agent:\n  x: {}\n",
         [
             "{f}:1:1: unknown field 'agent' in (top level); expected one of: version, models, "
-            "cascades, router, budget, store, tracing, tools, agents, workflows"
+            "cascades, router, budget, store, tracing, executor, tools, agents, workflows"
         ],
     ),
     (
