@@ -23,6 +23,7 @@ from paraloom import (
 from paraloom.protocols.events import Event, RunStarted, SubtaskStarted
 from paraloom.store import RunNotFoundError, RunStore, StoreError, default_store_path
 from paraloom.tools.function import FunctionTool, RetryableError
+from tests.store.conftest import query
 
 pytestmark = pytest.mark.anyio
 
@@ -69,8 +70,9 @@ class TwoRounds:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    with RunStore(tmp_path / "runs.sqlite") as s:
+def store(store_location: str) -> Any:
+    """A store on each backend (SQLite, PostgreSQL)."""
+    with RunStore(store_location) as s:
         yield s
 
 
@@ -152,12 +154,12 @@ async def test_retries_failures_and_skips_are_recorded(store: RunStore) -> None:
     assert "boom 2" in by_id["bad"].result.error.message
     assert by_id["after"].status == "skipped"
     assert by_id["after"].reason is not None and "bad" in by_id["after"].reason
-    with sqlite3.connect(store.path) as conn:
-        attempts = conn.execute(
-            "SELECT attempt, status FROM attempts WHERE run_id = ? AND subtask_id = 'f'"
-            " ORDER BY attempt",
-            (result.run_id,),
-        ).fetchall()
+    attempts = query(
+        store.location,
+        "SELECT attempt, status FROM attempts WHERE run_id = ? AND subtask_id = 'f'"
+        " ORDER BY attempt",
+        (result.run_id,),
+    )
     assert attempts == [(1, "retryable_error"), (2, "retryable_error"), (3, "ok")]
 
 
@@ -261,8 +263,8 @@ async def test_nested_workflow_runs_name_their_parent(store: RunStore) -> None:
     assert child.output == 16
 
 
-def test_unknown_ids_and_closed_store(tmp_path: Path) -> None:
-    store = RunStore(tmp_path / "s.sqlite")
+def test_unknown_ids_and_closed_store(store_location: str) -> None:
+    store = RunStore(store_location)
     with pytest.raises(RunNotFoundError, match="no run 'nope'"):
         store.get_run("nope")
     with pytest.raises(RunNotFoundError):
@@ -334,14 +336,9 @@ async def test_durable_executor_commits_before_each_attempt(store: RunStore) -> 
     seen: dict[str, tuple[str | None, str | None]] = {}
 
     def check(name: str, after: str) -> str:  # sync: runs in a worker thread
-        with sqlite3.connect(store.path) as conn:
-            dep = conn.execute(
-                "SELECT status FROM subtasks WHERE subtask_id = ?", (after,)
-            ).fetchone()
-            own = conn.execute(
-                "SELECT status FROM attempts WHERE subtask_id = ?", (name,)
-            ).fetchone()
-        seen[name] = (dep[0] if dep else None, own[0] if own else None)
+        dep = query(store.location, "SELECT status FROM subtasks WHERE subtask_id = ?", (after,))
+        own = query(store.location, "SELECT status FROM attempts WHERE subtask_id = ?", (name,))
+        seen[name] = (dep[0][0] if dep else None, own[0][0] if own else None)
         return name
 
     plan = Plan(
