@@ -25,14 +25,20 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from paraloom.runtime.redact import register_secret
 from paraloom.store.backend import Backend, SessionHold
 from paraloom.store.db import Db
 from paraloom.store.dialect import POSTGRES
 from paraloom.store.liveness import Liveness, NoLock, WriterSession, lease_seconds, session_liveness
-from paraloom.store.schema import SCHEMA_VERSION, StoreError, Synchronous, ensure_schema
+from paraloom.store.schema import (
+    SCHEMA_VERSION,
+    StoreError,
+    Synchronous,
+    ensure_schema,
+    redact_url,
+)
 from paraloom.store.store import RunStore
 
 try:
@@ -40,23 +46,9 @@ try:
 except ImportError:  # pragma: no cover - the extra is missing
     psycopg = None  # type: ignore[assignment]
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT_S", "PostgresBackend", "PostgresRunStore", "redact_url"]
+__all__ = ["DEFAULT_CONNECT_TIMEOUT_S", "PostgresBackend", "PostgresRunStore"]
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "postgresql://***"
-    if not password:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    user = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[2]}"))
 
 
 class PostgresBackend(Backend):

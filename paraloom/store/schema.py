@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from paraloom.store.db import Db
 from paraloom.store.dialect import SQLITE
@@ -46,6 +47,7 @@ __all__ = [
     "ensure_schema",
     "immediate",
     "is_postgres_url",
+    "redact_url",
 ]
 
 SCHEMA_VERSION = 1
@@ -222,6 +224,19 @@ def is_postgres_url(location: str | os.PathLike[str]) -> bool:
     return isinstance(location, str) and location.lower().startswith(
         ("postgresql://", "postgres://")
     )
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``: fit to print."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url.partition("://")[0] + "://***"
+    if not password:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def connect(

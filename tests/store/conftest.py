@@ -1,37 +1,14 @@
-"""Store fixtures: the store location, parametrized over the backends (SQLite file,
-PostgreSQL database — a fresh database per test), and a second connection to read it
-as another process would."""
+"""Store test helpers: a second connection to read a store as another process would (the
+``store_location`` fixture, over both backends, is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from paraloom.store.schema import is_postgres_url
-
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture
-def pg_database(postgres_url: str) -> Iterator[str]:
-    """The URL of a new database, dropped after the test."""
-    from paraloom.testing.postgres import scratch_database
-
-    with scratch_database(postgres_url) as url:
-        yield url
-
-
-@pytest.fixture(params=BACKENDS)
-def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where a test's store lives: a SQLite file, or a PostgreSQL URL."""
-    if request.param == "sqlite":
-        return str(tmp_path / "runs.sqlite")
-    url: str = request.getfixturevalue("pg_database")
-    return url
 
 
 def query(location: str | Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
