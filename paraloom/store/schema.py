@@ -215,7 +215,9 @@ def default_store_location() -> str:
 
 
 def default_store_path() -> Path:
-    """``$PARALOOM_STORE`` if set, else ``.paraloom/runs.sqlite`` under the current dir."""
+    """``$PARALOOM_STORE`` if set, else ``.paraloom/runs.sqlite`` under the current dir, as
+    a SQLite path (a ``postgresql://`` URL is not a path: use
+    :func:`default_store_location`)."""
     return Path(default_store_location())
 
 
