@@ -68,6 +68,26 @@ class Db:
                 with contextlib.suppress(*self.errors):
                     self.raw.execute("ROLLBACK")
 
+    def write_batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Run ``statements`` in one write transaction. On PostgreSQL ``BEGIN``, the
+        statements and ``COMMIT`` go out in one pipeline: one network round trip per
+        batch (an error rolls the whole batch back and is raised)."""
+        if not self.dialect.postgres:
+            with self.write():
+                for sql, params in statements:
+                    self.execute(sql, params)
+            return
+        try:
+            with self.raw.pipeline():
+                self.raw.execute(self.dialect.begin_write)
+                for sql, params in statements:
+                    self.execute(sql, params)
+                self.raw.execute("COMMIT")
+        finally:
+            if self.in_transaction:
+                with contextlib.suppress(*self.errors):
+                    self.raw.execute("ROLLBACK")
+
     def close(self) -> None:
         with contextlib.suppress(*self.errors):
             self.raw.close()

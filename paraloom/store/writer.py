@@ -314,9 +314,6 @@ class EventWriter:
             for r in part:
                 params.extend(flatten(r.event, r.tags, self.session, r.seq))
             chunks.append((insert_sql(len(part)), params))
-        db = self._conn
-        with db.write():
-            for sql, params in chunks:
-                db.execute(sql, params)
-            if not db.dialect.postgres:  # PostgreSQL's trigger keeps no staged row
-                db.execute("DELETE FROM incoming")
+        if not self._conn.dialect.postgres:  # PostgreSQL's trigger keeps no staged row
+            chunks.append(("DELETE FROM incoming", []))
+        self._conn.write_batch(chunks)

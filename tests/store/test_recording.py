@@ -21,7 +21,13 @@ from paraloom import (
     tool,
 )
 from paraloom.protocols.events import Event, RunStarted, SubtaskStarted
-from paraloom.store import RunNotFoundError, RunStore, StoreError, default_store_path
+from paraloom.store import (
+    RunNotFoundError,
+    RunStore,
+    StoreError,
+    default_store_path,
+    is_postgres_url,
+)
 from paraloom.tools.function import FunctionTool, RetryableError
 from tests.store.conftest import query
 
@@ -366,14 +372,31 @@ async def test_durable_executor_commits_before_each_attempt(store: RunStore) -> 
         assert seen[f"s{i}"][1] in (None, "running"), i
 
 
-def test_a_failing_event_is_reported_and_the_rest_is_kept(tmp_path: Path) -> None:
-    path = tmp_path / "runs.sqlite"
-    with RunStore(path) as store:
-        with sqlite3.connect(path) as conn:  # sabotage: the file refuses one subtask
-            conn.execute(
-                "CREATE TRIGGER refuse BEFORE INSERT ON subtasks WHEN NEW.subtask_id = 'poison'"
-                " BEGIN SELECT RAISE(ABORT, 'refused'); END"
-            )
+_REFUSE_SQLITE = (
+    "CREATE TRIGGER refuse BEFORE INSERT ON subtasks WHEN NEW.subtask_id = 'poison'"
+    " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+)
+_REFUSE_POSTGRES = (
+    "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    " IF NEW.subtask_id = 'poison' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW;"
+    " END $$;"
+    " CREATE TRIGGER refuse BEFORE INSERT ON subtasks FOR EACH ROW EXECUTE FUNCTION refuse()"
+)
+
+
+def test_a_failing_event_is_reported_and_the_rest_is_kept(store_location: str) -> None:
+    """A batch the database refuses is rolled back and written again event by event (on
+    PostgreSQL the batch went out as one pipeline)."""
+    with RunStore(store_location) as store:
+        # sabotage: the database refuses one subtask
+        if is_postgres_url(store_location):
+            import psycopg
+
+            with psycopg.connect(store_location, autocommit=True) as pg:
+                pg.execute(_REFUSE_POSTGRES)
+        else:
+            with sqlite3.connect(store_location) as conn:
+                conn.execute(_REFUSE_SQLITE)
         store.record(RunStarted(run_id="r", workflow="w"))
         for sid in ("good1", "poison", "good2"):
             store.record(SubtaskStarted(run_id="r", round=1, subtask_id=sid, action="a"))
