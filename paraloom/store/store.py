@@ -3,6 +3,7 @@
 Usage::
 
     with RunStore() as store:                       # .paraloom/runs.sqlite or $PARALOOM_STORE
+                                                    # (or RunStore("postgresql://…"))
         orch = Orchestrator(
             actions,
             planner,
