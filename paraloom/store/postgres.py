@@ -51,6 +51,19 @@ __all__ = ["DEFAULT_CONNECT_TIMEOUT_S", "PostgresBackend", "PostgresRunStore"]
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 
 
+def _password_of(url: str) -> str | None:
+    """The password in ``url`` (user part or ``password=`` parameter), if any."""
+    assert psycopg is not None
+    try:
+        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+    except (ValueError, psycopg.Error):
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            password = None
+    return str(password) if password else None
+
+
 class PostgresBackend(Backend):
     dialect = POSTGRES
 
@@ -73,13 +86,9 @@ class PostgresBackend(Backend):
         )
         self.url = url
         self.location = redact_url(url)
-        try:
-            password = urlsplit(url).password
-        except ValueError:
-            password = None
-        self._password = password
-        if password:
-            register_secret(password)
+        self._password = _password_of(url)
+        if self._password:
+            register_secret(self._password)
         try:
             self.lease_s = lease_seconds(lease_s)
             psycopg.conninfo.conninfo_to_dict(url)

@@ -229,16 +229,23 @@ def is_postgres_url(location: str | os.PathLike[str]) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``: fit to print."""
+    """``url`` with its password (in the user part or a ``password=`` parameter)
+    replaced by ``***``: fit to print."""
     try:
         parts = urlsplit(url)
         password = parts.password
     except ValueError:
         return url.partition("://")[0] + "://***"
-    if not password:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    if password:
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    if "password" in parts.query.lower():
+        query = "&".join(
+            f"{k}=***" if k.strip().lower() == "password" else f"{k}={v}" if sep else k
+            for k, sep, v in (pair.partition("=") for pair in parts.query.split("&"))
+        )
+        parts = parts._replace(query=query)
+    return urlunsplit(parts)
 
 
 def connect(

@@ -67,3 +67,23 @@ def test_the_location_picks_the_backend(tmp_path: Path, monkeypatch: pytest.Monk
         paraloom.store.RunStore(connect_timeout_s=1)
     assert "pw-x7" not in str(info.value) and "postgresql://u:***@127.0.0.1:9/db" in str(info.value)
     assert issubclass(PostgresRunStore, paraloom.store.RunStore)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:pw-1@h:5432/db", "postgresql://u:***@h:5432/db"),
+        (
+            "postgres://u@h/db?password=pw-1&sslmode=require",
+            "postgres://u@h/db?password=***&sslmode=require",
+        ),
+        ("postgresql://u:pw-1@h/db?PASSWORD=pw-1", "postgresql://u:***@h/db?PASSWORD=***"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+        ("postgresql://u:pw-1@[bad/db", "postgresql://***"),
+    ],
+)
+def test_store_urls_are_shown_without_their_password(url: str, shown: str) -> None:
+    from paraloom.store.schema import redact_url
+
+    assert redact_url(url) == shown
+    assert "pw-1" not in redact_url(url)
