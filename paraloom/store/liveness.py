@@ -14,10 +14,13 @@ Two mechanisms, one rule (:func:`session_liveness`):
   ``running`` for up to ``lease_s`` and ``crashed`` after. A writer starved for longer
   than ``lease_s`` (a stopped process, a partition) reads as dead although it may come
   back: resume only runs whose process you know is gone, or wait well past the lease.
+  (A writer whose database connection broke stops renewing too: its runs are no longer
+  recorded, and they read ``crashed``.)
 
-The kernel lock of SQLite sessions:
+SQLite keeps the lock rather than a lease because it is exact and immediate on the one
+host that shares the file; a lease can only be judged after it expired.
 
-Every writer session (one :class:`~paraloom.store.writer.EventWriter`, i.e. one open
+The kernel lock of SQLite sessions: every SQLite writer session (one :class:`~paraloom.store.writer.EventWriter`, i.e. one open
 :class:`~paraloom.store.RunStore` that records) holds an exclusive advisory lock
 (``flock``) on its own file ``<store>-sessions/<session>.lock`` for as long as it is
 open, and registers itself (host, pid, whether it holds the lock) in the ``sessions``
