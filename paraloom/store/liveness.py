@@ -20,7 +20,8 @@ Two mechanisms, one rule (:func:`session_liveness`):
 SQLite keeps the lock rather than a lease because it is exact and immediate on the one
 host that shares the file; a lease can only be judged after it expired.
 
-The kernel lock of SQLite sessions: every SQLite writer session (one :class:`~paraloom.store.writer.EventWriter`, i.e. one open
+The kernel lock of SQLite sessions: every SQLite writer session (one
+:class:`~paraloom.store.writer.EventWriter`, i.e. one open
 :class:`~paraloom.store.RunStore` that records) holds an exclusive advisory lock
 (``flock``) on its own file ``<store>-sessions/<session>.lock`` for as long as it is
 open, and registers itself (host, pid, whether it holds the lock) in the ``sessions``
