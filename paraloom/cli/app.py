@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from contextvars import ContextVar
@@ -108,9 +109,11 @@ err = Console(stderr=True, soft_wrap=True)  # never break file:line:col messages
 
 Files = Annotated[list[Path], typer.Argument(help="YAML file(s); several are merged.")]
 StoreOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
-        "--store", help="Run store file (default: $PARALOOM_STORE or .paraloom/runs.sqlite)."
+        "--store",
+        help="Run store: a SQLite file, or a postgresql://user:password@host/db URL "
+        "(default: $PARALOOM_STORE or .paraloom/runs.sqlite).",
     ),
 ]
 
@@ -241,18 +244,39 @@ def _budget(value: str | None) -> Decimal | None:
     return amount
 
 
-def _open_store(store: Path | None) -> RunStore:
-    """The run store of a read-only command: a missing file is bad input, never created."""
-    from paraloom.store import RunStore, StoreError, default_store_path
+def _store_where(store: str | None) -> str:
+    """Where the store option points, for messages (a URL without its password)."""
+    from paraloom.store.schema import STORE_ENV, default_store_location, is_postgres_url, redact_url
 
-    path = store if store is not None else default_store_path()
-    if not path.is_file():
-        where = f"--store {store}" if store is not None else f"{path} (the default store)"
-        _fail(f"no run store at {where}; nothing has been recorded there")
+    location = store if store is not None else default_store_location()
+    shown = redact_url(location) if is_postgres_url(location) else location
+    if store is not None:
+        return f"--store {shown}"
+    if os.environ.get(STORE_ENV, "").strip():
+        return f"${STORE_ENV} ({shown})"
+    return f"{shown} (the default store)"
+
+
+def _store_exists(store: str | None) -> bool:
+    """A URL may name a store; a file must exist (read-only commands never create one)."""
+    from paraloom.store.schema import default_store_location, is_postgres_url
+
+    location = store if store is not None else default_store_location()
+    return is_postgres_url(location) or Path(location).is_file()
+
+
+def _open_store(store: str | None) -> RunStore:
+    """The run store of a read-only command: a missing file is bad input, never created;
+    an unreachable database is bad input too (exit 2, the option named, no password)."""
+    from paraloom.store import RunStore, StoreError
+    from paraloom.store.schema import default_store_location
+
+    if not _store_exists(store):
+        _fail(f"no run store at {_store_where(store)}; nothing has been recorded there")
     try:
-        return RunStore(path, create=False)
+        return RunStore(store if store is not None else default_store_location(), create=False)
     except StoreError as exc:
-        _fail(f"cannot read the run store: {exc}")
+        _fail(f"{_store_where(store)}: cannot read the run store: {exc}")
 
 
 def _print_json(model: Any) -> None:

@@ -167,7 +167,7 @@ def _execute(
     limit: Decimal | None,
     as_json: bool,
     trace: str | None,
-    store_path: Path | None,
+    store_path: str | None,
     no_store: bool,
     metadata: dict[str, JsonValue],
     resume: tuple[ResumeState, JsonValue, Decimal] | None,
@@ -283,7 +283,7 @@ def _execute(
             return run_output(
                 result,
                 budget_usd=project.budget_usd(limit),
-                store=str(store.path) if store is not None else None,
+                store=store.location if store is not None else None,
             )
 
     try:
@@ -315,7 +315,7 @@ def _execute(
         if store is None:
             err.print("[yellow]the run was not recorded (--no-store): it cannot be resumed[/]")
         else:
-            with _open_store(store.path) as s:
+            with _open_store(store_path) as s:
                 print_waiting(err, output.run_id, s.get_run(output.run_id).pending_approvals)
         return EXIT_WAITING
     if stop.requested and not output.ok:

@@ -41,12 +41,13 @@ def runs_list(
     """Recorded runs, newest first. A run whose process died before it finished is
     ``crashed`` (resume it with ``paraloom resume ID``)."""
     _json_errors(as_json)
-    from paraloom.store import FINISHED_STATUSES, StoreError, default_store_path
+    from paraloom.cli.app import _store_exists
+    from paraloom.store import FINISHED_STATUSES, StoreError
 
     statuses = sorted(FINISHED_STATUSES | {"running", "crashed"})
     if status is not None and status not in statuses:
         _fail(f"--status {status!r}: expected one of {', '.join(statuses)}")
-    if store is None and not default_store_path().is_file():
+    if store is None and not _store_exists(store):
         infos = []  # nothing recorded here yet (and nothing is created)
     else:
         try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import JsonValue
@@ -57,7 +56,7 @@ def open_sinks(
     loaded: LoadedConfig,
     *,
     trace: str | None,
-    store_path: Path | None,
+    store_path: str | None,
     no_store: bool,
     capture_flag: bool,
     metadata: dict[str, JsonValue],
@@ -77,7 +76,11 @@ def open_sinks(
                 synchronous=loaded.config.store.synchronous,
             )
         except StoreError as exc:
-            raise SinkError(f"cannot open the run store: {exc}") from None
+            from paraloom.cli.app import _store_where
+
+            raise SinkError(
+                f"{_store_where(store_path)}: cannot open the run store: {exc}"
+            ) from None
         files = metadata.get("files")
         source = str(files[0]) if isinstance(files, list) and files else None
         sinks.listeners.append(sinks.store.listener(source=source, metadata=metadata))

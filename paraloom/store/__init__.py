@@ -1,5 +1,6 @@
-"""The run store: every run, round, subtask, attempt and LLM call in a SQLite file,
-written as it happens; resume of crashed or cancelled runs; trajectory export."""
+"""The run store: every run, round, subtask, attempt and LLM call in a SQLite file or a
+PostgreSQL database (``open_store(url_or_path)``), written as it happens; resume of
+crashed or cancelled runs; trajectory export."""
 
 from paraloom.store.models import (
     FINISHED_STATUSES,
@@ -15,8 +16,9 @@ from paraloom.store.schema import (
     STORE_ENV,
     StoreError,
     default_store_path,
+    is_postgres_url,
 )
-from paraloom.store.store import DurableExecutor, RunStore
+from paraloom.store.store import DurableExecutor, RunStore, open_store
 
 __all__ = [
     "DEFAULT_STORE_PATH",
@@ -32,4 +34,6 @@ __all__ = [
     "StoreError",
     "SubtaskRecord",
     "default_store_path",
+    "is_postgres_url",
+    "open_store",
 ]

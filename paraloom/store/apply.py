@@ -1,4 +1,4 @@
-"""How events land in the tables: flattened in Python, applied by SQLite triggers.
+"""How events land in the tables: flattened in Python, applied by database triggers.
 
 Each event is serialised once, as the raw event JSON (``data_json``); the triggers take
 its fields with ``json_extract`` (GIL-free, inside SQLite), so the Python side of the
@@ -11,13 +11,15 @@ upsert ``runs``/``rounds``/``subtasks``/``attempts``/``llm_calls``. A batch thus
 four calls into SQLite (per 500 events), whatever the event types: every call releases
 and re-takes the GIL, and while the event loop is busy each re-take can wait up to the
 interpreter's switch interval.
+
+The rules (:data:`_TRIGGERS`) are written once; PostgreSQL runs the same text in one
+trigger function (see :func:`install_projection` and :mod:`paraloom.store.dialect`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +32,9 @@ from paraloom.protocols.events import (
     RunFinished,
     RunStarted,
 )
+from paraloom.store.db import Db
+from paraloom.store.dialect import POSTGRES
+from paraloom.store.schema import _SCHEMA_LOCK
 
 __all__ = [
     "MAX_ROWS_PER_INSERT",
@@ -37,7 +42,7 @@ __all__ = [
     "dumps",
     "flatten",
     "insert_sql",
-    "install_triggers",
+    "install_projection",
 ]
 
 
@@ -49,20 +54,21 @@ class RunTags:
     metadata: Mapping[str, JsonValue] = field(default_factory=dict)
 
 
-_COLUMNS = (
-    "session",
-    "emit_seq",
-    "run_id",
-    "type",
-    "ts",
-    "data_json",
-    "source",
-    "metadata_json",
-    "task_json",
-    "output_json",
-    "final_output_json",
-    "has_final",
+_TYPED_COLUMNS = (
+    ("session", "TEXT"),
+    ("emit_seq", "INTEGER"),
+    ("run_id", "TEXT"),
+    ("type", "TEXT"),
+    ("ts", "REAL"),
+    ("data_json", "TEXT"),
+    ("source", "TEXT"),
+    ("metadata_json", "TEXT"),
+    ("task_json", "TEXT"),
+    ("output_json", "TEXT"),
+    ("final_output_json", "TEXT"),
+    ("has_final", "INTEGER"),
 )
+_COLUMNS = tuple(name for name, _ in _TYPED_COLUMNS)
 
 MAX_ROWS_PER_INSERT = 500
 """Rows per multi-row INSERT (far below SQLite's bound-parameter limit)."""
@@ -112,10 +118,18 @@ def flatten(event: Event, tags: RunTags, session: str, seq: int) -> tuple[Any, .
     )
 
 
-_TEMP_TABLE = "CREATE TEMP TABLE IF NOT EXISTS incoming (" + ", ".join(_COLUMNS) + ")"
+_STAGING_TABLE = (
+    "CREATE TABLE IF NOT EXISTS incoming ("
+    + ", ".join(f"{name} {kind}" for name, kind in _TYPED_COLUMNS)
+    + ")"
+)
+_TEMP_TABLE = _STAGING_TABLE.replace("CREATE TABLE", "CREATE TEMP TABLE")
 
-# In trigger bodies ``$a.b`` stands for json_extract(NEW.data_json, '$.a.b'): a field of
-# the raw event (SQLite caches the parse, so several fields cost one parse).
+# In trigger bodies ``$a.b`` stands for a field of the raw event: on SQLite
+# json_extract(NEW.data_json, '$.a.b') (SQLite caches the parse, so several fields cost
+# one parse); on PostgreSQL the text at that path, cast to its FIELD_TYPES type. The
+# statements use the SQL both databases share (ON CONFLICT … DO UPDATE, no INSERT OR
+# REPLACE; flags compared with ``= 1``).
 _TRIGGERS: dict[str, str] = {
     "log": """
         INSERT INTO events (session, emit_seq, run_id, type, ts, data_json)
@@ -147,8 +161,10 @@ _TRIGGERS: dict[str, str] = {
         VALUES (NEW.run_id, $round, $call_id, $planner, NEW.ts)
         ON CONFLICT (run_id, round) DO UPDATE SET call_id = excluded.call_id,
             planner = excluded.planner, started_at = excluded.started_at, finished_at = NULL;
-        INSERT OR REPLACE INTO plan_calls (call_id, run_id, round)
-        VALUES ($call_id, NEW.run_id, $round);
+        INSERT INTO plan_calls (call_id, run_id, round)
+        VALUES ($call_id, NEW.run_id, $round)
+        ON CONFLICT (call_id) DO UPDATE SET run_id = excluded.run_id,
+            round = excluded.round, outcome = NULL;
     """,
     "plan_created": """
         INSERT INTO rounds (run_id, round, call_id, planner, started_at)
@@ -159,7 +175,7 @@ _TRIGGERS: dict[str, str] = {
             replayed = $replayed, planned_at = NEW.ts
         WHERE run_id = NEW.run_id AND round = $round;
         UPDATE plan_calls SET outcome = CASE WHEN $error IS NOT NULL THEN 'error'
-            WHEN NEW.has_final THEN 'final' ELSE 'plan' END
+            WHEN NEW.has_final = 1 THEN 'final' ELSE 'plan' END
         WHERE call_id = $call_id;
     """,
     "round_finished": """
@@ -187,14 +203,14 @@ _TRIGGERS: dict[str, str] = {
                               cost_usd, reused, finished_at)
         SELECT NEW.run_id, $subtask_id, $round, $result.action, $result.status, $result,
                $result.cost_usd, $reused, NEW.ts
-        WHERE NOT ($reused AND EXISTS (SELECT 1 FROM subtasks WHERE run_id = NEW.run_id
+        WHERE NOT ($reused = 1 AND EXISTS (SELECT 1 FROM subtasks WHERE run_id = NEW.run_id
                    AND subtask_id = $subtask_id AND status = 'ok'))
         ON CONFLICT (run_id, subtask_id) DO UPDATE SET status = excluded.status,
             result_json = excluded.result_json, cost_usd = excluded.cost_usd,
             reused = excluded.reused, round = excluded.round,
             finished_at = excluded.finished_at;
         UPDATE subtasks SET reused = 1, round = $round
-        WHERE $reused AND run_id = NEW.run_id AND subtask_id = $subtask_id;
+        WHERE $reused = 1 AND run_id = NEW.run_id AND subtask_id = $subtask_id;
     """,
     "subtask_skipped": """
         INSERT INTO subtasks (run_id, subtask_id, round, action, status, reason, finished_at)
@@ -204,10 +220,15 @@ _TRIGGERS: dict[str, str] = {
             finished_at = excluded.finished_at;
     """,
     "action_started": """
-        INSERT OR REPLACE INTO attempts (call_id, run_id, subtask_id, parent_call_id, action,
-                                         kind, attempt, arguments_json, status, started_at)
+        INSERT INTO attempts (call_id, run_id, subtask_id, parent_call_id, action, kind,
+                              attempt, arguments_json, status, started_at)
         VALUES ($call_id, NEW.run_id, $subtask_id, $parent_call_id, $action, $kind, $attempt,
-                $arguments, 'running', NEW.ts);
+                $arguments, 'running', NEW.ts)
+        ON CONFLICT (call_id) DO UPDATE SET run_id = excluded.run_id,
+            subtask_id = excluded.subtask_id, parent_call_id = excluded.parent_call_id,
+            action = excluded.action, kind = excluded.kind, attempt = excluded.attempt,
+            arguments_json = excluded.arguments_json, status = 'running',
+            result_json = NULL, started_at = excluded.started_at, finished_at = NULL;
     """,
     "action_finished": """
         UPDATE attempts SET status = $result.status, result_json = $result,
@@ -239,18 +260,28 @@ _TRIGGERS: dict[str, str] = {
             offline = COALESCE($offline, 0)
         WHERE run_id = NEW.run_id AND key = $key;
         UPDATE runs SET status = 'running', updated_at = NEW.ts
-        WHERE run_id = NEW.run_id AND status = 'waiting' AND NOT COALESCE($offline, 0)
+        WHERE run_id = NEW.run_id AND status = 'waiting' AND COALESCE($offline, 0) = 0
             AND NOT EXISTS (SELECT 1 FROM approvals WHERE run_id = NEW.run_id
                             AND outcome IS NULL);
     """,
     "llm_call_started": """
-        INSERT OR REPLACE INTO llm_calls (llm_call_id, run_id, parent_call_id, round,
-            subtask_id, model, provider, step_kind, routing_json, reserved_usd,
-            messages_json, started_at)
+        INSERT INTO llm_calls (llm_call_id, run_id, parent_call_id, round, subtask_id,
+            model, provider, step_kind, routing_json, reserved_usd, messages_json, started_at)
         VALUES ($llm_call_id, NEW.run_id, $parent_call_id,
                 (SELECT round FROM plan_calls WHERE call_id = $parent_call_id),
                 (SELECT subtask_id FROM attempts WHERE call_id = $parent_call_id),
-                $model, $provider, $step_kind, $routing, $reserved_usd, $messages, NEW.ts);
+                $model, $provider, $step_kind, $routing, $reserved_usd, $messages, NEW.ts)
+        ON CONFLICT (llm_call_id) DO UPDATE SET run_id = excluded.run_id,
+            parent_call_id = excluded.parent_call_id, round = excluded.round,
+            subtask_id = excluded.subtask_id, model = excluded.model,
+            provider = excluded.provider, step_kind = excluded.step_kind,
+            routing_json = excluded.routing_json, reserved_usd = excluded.reserved_usd,
+            messages_json = excluded.messages_json, started_at = excluded.started_at,
+            response_model = NULL, input_tokens = NULL, output_tokens = NULL,
+            cost_usd = NULL, finish_reason = NULL, latency_s = NULL, error = NULL,
+            budget_left_usd = NULL, output_json = NULL, cached_input_tokens = NULL,
+            reasoning_tokens = NULL, cache_write_tokens = NULL, abandoned = 0,
+            usage_anomaly = NULL, finished_at = NULL;
     """,
     "llm_call_finished": """
         INSERT INTO llm_calls (llm_call_id, run_id, parent_call_id, model, started_at)
@@ -269,19 +300,76 @@ _TRIGGERS: dict[str, str] = {
     """,
 }
 
-_FIELD = re.compile(r"\$([a-z_]+(?:\.[a-z_]+)*)")
+_RULES = {name: body for name, body in _TRIGGERS.items() if name != "log"}
+
+FIELD_TYPES: dict[str, str] = {
+    "round": "INTEGER",
+    "attempt": "INTEGER",
+    "request.round": "INTEGER",
+    "usage.input_tokens": "INTEGER",
+    "usage.output_tokens": "INTEGER",
+    "usage.cached_input_tokens": "INTEGER",
+    "usage.reasoning_tokens": "INTEGER",
+    "usage.cache_write_tokens": "INTEGER",
+    "latency_s": "REAL",
+    "waited_s": "REAL",
+    "request.requested_at": "REAL",
+    "decision.decided_at": "REAL",
+    "reused": "flag",
+    "replayed": "flag",
+    "offline": "flag",
+    "abandoned": "flag",
+}
+"""The SQL type of the event fields the rules read that are not text (``flag``: a JSON
+boolean, stored as 0/1). SQLite's ``json_extract`` types them itself; PostgreSQL casts."""
+
+_PG_FUNCTION = "paraloom_apply_event"
 
 
-def _expand(body: str) -> str:
-    return _FIELD.sub(lambda m: f"json_extract(NEW.data_json, '$.{m.group(1)}')", body)
+def _pg_function_sql() -> str:
+    branches = "\n".join(
+        f"    {'IF' if i == 0 else 'ELSIF'} NEW.type = '{name}' THEN\n"
+        + POSTGRES.expand(body, FIELD_TYPES, "j")
+        for i, (name, body) in enumerate(_RULES.items())
+    )
+    return (
+        f"CREATE OR REPLACE FUNCTION {_PG_FUNCTION}() RETURNS trigger"
+        " LANGUAGE plpgsql AS $fn$\nDECLARE j json := NEW.data_json::json;\nBEGIN\n"
+        + POSTGRES.expand(_TRIGGERS["log"], FIELD_TYPES, "j")
+        + f"\n{branches}\n    END IF;\n    RETURN NULL;\nEND\n$fn$"
+    )
 
 
-def install_triggers(conn: sqlite3.Connection) -> None:
-    """Create this connection's TEMP staging table and its triggers."""
-    conn.execute(_TEMP_TABLE)
-    for name, body in _TRIGGERS.items():
-        when = "" if name == "log" else f" WHEN NEW.type = '{name}'"
-        conn.execute(
-            f"CREATE TEMP TRIGGER IF NOT EXISTS incoming_{name} AFTER INSERT ON incoming"
-            f"{when} BEGIN {_expand(body)} END"
+def install_projection(db: Db) -> None:
+    """Make inserts into ``incoming`` apply the rules: SQLite TEMP triggers on this
+    connection's TEMP table; PostgreSQL one ``BEFORE INSERT`` trigger function (shared,
+    installed or replaced when its text changed, under the schema lock), which drops
+    the staged row, so ``incoming`` stays empty."""
+    dialect = db.dialect
+    if not dialect.postgres:
+        db.execute(_TEMP_TABLE)
+        for name, body in _TRIGGERS.items():
+            when = "" if name == "log" else f" WHEN NEW.type = '{name}'"
+            db.execute(
+                f"CREATE TEMP TRIGGER IF NOT EXISTS incoming_{name} AFTER INSERT ON incoming"
+                f"{when} BEGIN {dialect.expand(body, FIELD_TYPES, 'NEW.data_json')} END"
+            )
+        return
+    function = _pg_function_sql()
+    digest = hashlib.sha256(function.encode()).hexdigest()
+    with db.write():
+        db.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+        row = db.execute("SELECT value FROM meta WHERE key = 'projection'").fetchone()
+        if row is not None and row[0] == digest:
+            return
+        db.execute(dialect.ddl(_STAGING_TABLE).replace("CREATE TABLE", "CREATE UNLOGGED TABLE"))
+        db.execute(function)
+        db.execute(
+            "CREATE OR REPLACE TRIGGER incoming_apply BEFORE INSERT ON incoming"
+            f" FOR EACH ROW EXECUTE FUNCTION {_PG_FUNCTION}()"
+        )
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES ('projection', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (digest,),
         )

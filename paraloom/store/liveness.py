@@ -1,7 +1,27 @@
 """Is the process that records a run still alive? A run left ``running`` by a dead
 process is reported as ``crashed``.
 
-Every writer session (one :class:`~paraloom.store.writer.EventWriter`, i.e. one open
+Two mechanisms, one rule (:func:`session_liveness`):
+
+- **SQLite** (one host shares the file): a kernel lock per writer session, exact and
+  immediate (below);
+- **PostgreSQL** (writers on any host): a *lease*. Each writer session's row in
+  ``sessions`` carries ``expires_at``, set by the database's clock to now +
+  ``lease_s`` (default :data:`DEFAULT_LEASE_S`, ``$PARALOOM_STORE_LEASE_S``) when it
+  registers and renewed by its writer thread every ``lease_s / 3``. A session whose
+  lease has expired (judged by the database's clock, so host clocks never matter) is
+  **dead**; one whose lease runs is **alive**. A SIGKILLed writer's run therefore reads
+  ``running`` for up to ``lease_s`` and ``crashed`` after. A writer starved for longer
+  than ``lease_s`` (a stopped process, a partition) reads as dead although it may come
+  back: resume only runs whose process you know is gone, or wait well past the lease.
+  (A writer whose database connection broke stops renewing too: its runs are no longer
+  recorded, and they read ``crashed``.)
+
+SQLite keeps the lock rather than a lease because it is exact and immediate on the one
+host that shares the file; a lease can only be judged after it expired.
+
+The kernel lock of SQLite sessions: every SQLite writer session (one
+:class:`~paraloom.store.writer.EventWriter`, i.e. one open
 :class:`~paraloom.store.RunStore` that records) holds an exclusive advisory lock
 (``flock``) on its own file ``<store>-sessions/<session>.lock`` for as long as it is
 open, and registers itself (host, pid, whether it holds the lock) in the ``sessions``
@@ -35,13 +55,35 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
+    "DEFAULT_LEASE_S",
+    "LEASE_ENV",
     "Liveness",
+    "NoLock",
     "SessionLock",
     "WriterSession",
     "hostname",
+    "lease_seconds",
     "session_liveness",
     "sessions_dir",
 ]
+
+
+DEFAULT_LEASE_S = 15.0
+LEASE_ENV = "PARALOOM_STORE_LEASE_S"
+
+
+def lease_seconds(given: float | None = None) -> float:
+    """The lease of a PostgreSQL writer session: ``given``, else ``$PARALOOM_STORE_LEASE_S``,
+    else :data:`DEFAULT_LEASE_S`."""
+    if given is None:
+        raw = os.environ.get(LEASE_ENV, "").strip()
+        try:
+            given = float(raw) if raw else DEFAULT_LEASE_S
+        except ValueError:
+            raise ValueError(f"${LEASE_ENV}={raw!r}: expected seconds, e.g. 15") from None
+    if not given > 0:
+        raise ValueError(f"the writer lease must be positive seconds, got {given}")
+    return given
 
 
 class Liveness(Enum):
@@ -101,22 +143,36 @@ class SessionLock:
         os.close(fd)  # closing the last descriptor releases the flock
 
 
+class NoLock:
+    """The session hold of a leased writer: no kernel lock (the lease row is its proof)."""
+
+    held = False
+
+    def release(self) -> None:
+        pass
+
+
 @dataclass(frozen=True, slots=True)
 class WriterSession:
-    """A row of the ``sessions`` table."""
+    """A row of the ``sessions`` table (``lease_left``: seconds until its lease expires,
+    by the database's clock; None for a session without a lease)."""
 
     session: str
     host: str
     pid: int
     locked: bool
     closed: bool
+    lease_left: float | None = None
 
 
-def session_liveness(store_path: Path, writer: WriterSession) -> Liveness:
-    """Whether ``writer`` is still open (see the module docs for the rule)."""
+def session_liveness(store_path: Path | None, writer: WriterSession) -> Liveness:
+    """Whether ``writer`` is still open (see the module docs for the rule); without a
+    ``store_path`` only the lease can tell."""
     if writer.closed:
         return Liveness.DEAD
-    if not writer.locked or fcntl is None or writer.host != hostname():
+    if writer.lease_left is not None:
+        return Liveness.ALIVE if writer.lease_left > 0 else Liveness.DEAD
+    if store_path is None or not writer.locked or fcntl is None or writer.host != hostname():
         return Liveness.UNKNOWN
     path = _lock_path(sessions_dir(store_path), writer.session)
     try:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, JsonValue, TypeAdapter, ValidationError
@@ -16,7 +14,8 @@ from paraloom.protocols.actions import ActionKind, ActionResult, TokenUsage
 from paraloom.protocols.approval import ApprovalDecision
 from paraloom.protocols.events import Event
 from paraloom.protocols.plan import FinalAnswer, Plan
-from paraloom.store.liveness import Liveness, WriterSession, session_liveness
+from paraloom.store.db import Db
+from paraloom.store.liveness import Liveness, WriterSession
 from paraloom.store.models import (
     ApprovalRecord,
     LLMCallRecord,
@@ -67,7 +66,7 @@ def _record(model: type[_M], columns: tuple[_Column, ...], row: tuple[Any, ...])
 
 
 def _records(
-    conn: sqlite3.Connection,
+    conn: Db,
     model: type[_M],
     columns: tuple[_Column, ...],
     rest: str,
@@ -180,23 +179,32 @@ _LLM_CALL: tuple[_Column, ...] = (
 _LIVE_STATUSES = frozenset({"running", "crashed"})
 """Statuses decided at read time from the stored ``running`` and the writer's liveness."""
 
+Judge = Callable[[WriterSession], Liveness]
+"""How a backend tells whether a writer session is alive (its kernel lock, its lease)."""
+
 _WRITER_SQL = (
-    "SELECT s.session, s.host, s.pid, s.locked, s.closed_at IS NOT NULL"
+    "SELECT s.session, s.host, s.pid, s.locked, s.closed_at IS NOT NULL,"
+    " s.expires_at - {now}"
     " FROM events e JOIN sessions s ON s.session = e.session"
     " WHERE e.run_id = ? ORDER BY e.id DESC LIMIT 1"
 )
 
 
-def _with_writer(conn: sqlite3.Connection, info: _I, store_path: Path | None) -> _I:
+def _with_writer(conn: Db, info: _I, judge: Judge | None) -> _I:
     """``info`` with its last writer session's host/pid/liveness; a ``running`` run
     whose writer is dead becomes ``crashed``."""
-    row = conn.execute(_WRITER_SQL, (info.run_id,)).fetchone()
+    row = conn.execute(_WRITER_SQL.format(now=conn.dialect.now_sql), (info.run_id,)).fetchone()
     if row is None:  # no events yet, or written before sessions were tracked
         return info
     writer = WriterSession(
-        session=row[0], host=row[1], pid=row[2], locked=bool(row[3]), closed=bool(row[4])
+        session=row[0],
+        host=row[1],
+        pid=row[2],
+        locked=bool(row[3]),
+        closed=bool(row[4]),
+        lease_left=row[5],
     )
-    liveness = Liveness.UNKNOWN if store_path is None else session_liveness(store_path, writer)
+    liveness = Liveness.UNKNOWN if judge is None else judge(writer)
     update: dict[str, Any] = {
         "writer_host": writer.host,
         "writer_pid": writer.pid,
@@ -208,16 +216,16 @@ def _with_writer(conn: sqlite3.Connection, info: _I, store_path: Path | None) ->
 
 
 def list_runs(
-    conn: sqlite3.Connection,
+    conn: Db,
     *,
     limit: int | None = 50,
     status: str | None = None,
     workflow: str | None = None,
     include_children: bool = False,
-    store_path: Path | None = None,
+    judge: Judge | None = None,
 ) -> list[RunInfo]:
     """Newest first. Nested workflow runs are left out unless ``include_children``.
-    With ``store_path``, runs whose recording process is gone are ``crashed``."""
+    With ``judge``, runs whose recording process is gone are ``crashed``."""
     where: list[str] = []
     params: list[Any] = []
     if not include_children:
@@ -235,13 +243,13 @@ def list_runs(
         rest += " LIMIT ?"
         params.append(limit)
     infos = _records(conn, RunInfo, _INFO, rest, params)
-    infos = [_with_writer(conn, i, store_path) for i in infos]
+    infos = [_with_writer(conn, i, judge) for i in infos]
     if post_filter:
         infos = [i for i in infos if i.status == status][:limit]
     return infos
 
 
-def resolve_run_id(conn: sqlite3.Connection, run_id: str) -> str:
+def resolve_run_id(conn: Db, run_id: str) -> str:
     """The full id of ``run_id``, which may be a unique prefix of it."""
     if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
         return run_id
@@ -258,10 +266,10 @@ def resolve_run_id(conn: sqlite3.Connection, run_id: str) -> str:
     raise RunNotFoundError(f"run id prefix {run_id!r} is ambiguous: {ids}…")
 
 
-def get_run(conn: sqlite3.Connection, run_id: str, *, store_path: Path | None = None) -> RunSummary:
+def get_run(conn: Db, run_id: str, *, judge: Judge | None = None) -> RunSummary:
     run_id = resolve_run_id(conn, run_id)
     (info,) = _records(conn, RunInfo, _INFO, "FROM runs r WHERE r.run_id = ?", (run_id,))
-    info = _with_writer(conn, info, store_path)
+    info = _with_writer(conn, info, judge)
     extra = conn.execute(
         "SELECT task_json, metadata_json, parent_call_id, budget_usd, output_json, error, score"
         " FROM runs WHERE run_id = ?",
@@ -299,7 +307,7 @@ def get_run(conn: sqlite3.Connection, run_id: str, *, store_path: Path | None = 
     )
 
 
-def approvals(conn: sqlite3.Connection, run_id: str) -> list[ApprovalRecord]:
+def approvals(conn: Db, run_id: str) -> list[ApprovalRecord]:
     """The run's approval requests and decisions, oldest request first."""
     return _records(
         conn,
@@ -310,13 +318,13 @@ def approvals(conn: sqlite3.Connection, run_id: str) -> list[ApprovalRecord]:
     )
 
 
-def _rounds(conn: sqlite3.Connection, run_id: str) -> list[RoundRecord]:
+def _rounds(conn: Db, run_id: str) -> list[RoundRecord]:
     return _records(
         conn, RoundRecord, _ROUND, "FROM rounds WHERE run_id = ? ORDER BY round", (run_id,)
     )
 
 
-def _subtasks(conn: sqlite3.Connection, run_id: str) -> list[SubtaskRecord]:
+def _subtasks(conn: Db, run_id: str) -> list[SubtaskRecord]:
     return _records(
         conn,
         SubtaskRecord,
@@ -327,7 +335,7 @@ def _subtasks(conn: sqlite3.Connection, run_id: str) -> list[SubtaskRecord]:
     )
 
 
-def _llm_calls(conn: sqlite3.Connection, run_id: str) -> list[LLMCallRecord]:
+def _llm_calls(conn: Db, run_id: str) -> list[LLMCallRecord]:
     return _records(
         conn,
         LLMCallRecord,
@@ -337,7 +345,7 @@ def _llm_calls(conn: sqlite3.Connection, run_id: str) -> list[LLMCallRecord]:
     )
 
 
-def read_events(conn: sqlite3.Connection, run_id: str) -> list[Event]:
+def read_events(conn: Db, run_id: str) -> list[Event]:
     """The run's events in the order they were written."""
     run_id = resolve_run_id(conn, run_id)
     rows = conn.execute(
@@ -354,7 +362,7 @@ def read_events(conn: sqlite3.Connection, run_id: str) -> list[Event]:
     return out
 
 
-def resume_state(conn: sqlite3.Connection, run_id: str) -> ResumeState:
+def resume_state(conn: Db, run_id: str) -> ResumeState:
     """The planner decisions of rounds 1..k (contiguous, ending at the first final
     answer; a round whose planner failed or never answered is asked again) and the
     ``ok`` results of the run's subtasks.
@@ -402,13 +410,14 @@ def resume_state(conn: sqlite3.Connection, run_id: str) -> ResumeState:
     )
 
 
-def llm_cost(conn: sqlite3.Connection, run_id: str) -> Decimal:
+def llm_cost(conn: Db, run_id: str) -> Decimal:
     """What every recorded LLM call of a run and of its nested runs cost (exact): the
     store's side of the run's one cost tally."""
     rows = conn.execute(
-        "WITH RECURSIVE tree(id) AS (SELECT ? UNION SELECT r.run_id FROM runs r"
+        "WITH RECURSIVE tree(id) AS (SELECT CAST(? AS TEXT) UNION SELECT r.run_id FROM runs r"
         " JOIN tree t ON r.parent_run_id = t.id)"
-        " SELECT cost_usd FROM llm_calls WHERE run_id IN tree AND cost_usd IS NOT NULL",
+        " SELECT cost_usd FROM llm_calls WHERE run_id IN (SELECT id FROM tree)"
+        " AND cost_usd IS NOT NULL",
         (run_id,),
     ).fetchall()
     return sum((Decimal(str(c)) for (c,) in rows), Decimal(0))

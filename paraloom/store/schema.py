@@ -12,12 +12,13 @@ One file holds many runs. Tables (all keyed by ``run_id``):
 - ``approvals``: every approval request and its decision (who, when, reason, edited
   arguments); ``outcome`` is NULL while it is pending.
 - ``sessions``: one row per writer session (host, pid, whether it holds its liveness
-  lock, when it closed): how a reader tells a crashed run from a running one (see
-  :mod:`paraloom.store.liveness`).
+  lock, its lease's expiry, when it closed): how a reader tells a crashed run from a
+  running one (see :mod:`paraloom.store.liveness`).
 
 Money is stored as decimal strings (exact), JSON as text, times as ``time.time()``.
-Connections use WAL (readers never block the writer, several processes may share the
-file) and a busy timeout; every write happens inside ``BEGIN IMMEDIATE … COMMIT``.
+The same DDL serves PostgreSQL (:mod:`paraloom.store.dialect` adapts the types).
+SQLite connections use WAL (readers never block the writer, several processes may share
+the file) and a busy timeout; every write happens inside ``BEGIN IMMEDIATE … COMMIT``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from paraloom.store.db import Db
+from paraloom.store.dialect import SQLITE
 
 __all__ = [
     "DEFAULT_STORE_PATH",
@@ -37,8 +42,12 @@ __all__ = [
     "StoreError",
     "Synchronous",
     "connect",
+    "default_store_location",
     "default_store_path",
+    "ensure_schema",
     "immediate",
+    "is_postgres_url",
+    "redact_url",
 ]
 
 SCHEMA_VERSION = 1
@@ -198,10 +207,45 @@ CREATE TABLE IF NOT EXISTS sessions (
 """
 
 
-def default_store_path() -> Path:
-    """``$PARALOOM_STORE`` if set, else ``.paraloom/runs.sqlite`` under the current dir."""
+def default_store_location() -> str:
+    """``$PARALOOM_STORE`` if set (a file path or a ``postgresql://`` URL), else
+    ``.paraloom/runs.sqlite`` under the current dir."""
     env = os.environ.get(STORE_ENV, "").strip()
-    return Path(env) if env else DEFAULT_STORE_PATH
+    return env or str(DEFAULT_STORE_PATH)
+
+
+def default_store_path() -> Path:
+    """``$PARALOOM_STORE`` if set, else ``.paraloom/runs.sqlite`` under the current dir, as
+    a SQLite path (a ``postgresql://`` URL is not a path: use
+    :func:`default_store_location`)."""
+    return Path(default_store_location())
+
+
+def is_postgres_url(location: str | os.PathLike[str]) -> bool:
+    """Whether ``location`` names a PostgreSQL database (else it is a SQLite file)."""
+    return isinstance(location, str) and location.lower().startswith(
+        ("postgresql://", "postgres://")
+    )
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (in the user part or a ``password=`` parameter)
+    replaced by ``***``: fit to print."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url.partition("://")[0] + "://***"
+    if password:
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    if "password" in parts.query.lower():
+        query = "&".join(
+            f"{k}=***" if k.strip().lower() == "password" else f"{k}={v}" if sep else k
+            for k, sep, v in (pair.partition("=") for pair in parts.query.split("&"))
+        )
+        parts = parts._replace(query=query)
+    return urlunsplit(parts)
 
 
 def connect(
@@ -210,7 +254,7 @@ def connect(
     synchronous: Synchronous = "NORMAL",
     busy_timeout_s: float = 30.0,
     create: bool = True,
-) -> sqlite3.Connection:
+) -> Db:
     """Open ``path`` in WAL mode with the schema in place (blocking: call it off the
     event loop). ``create=False`` refuses to create a missing file."""
     if not create and not path.exists():
@@ -223,6 +267,7 @@ def connect(
         )
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open run store {str(path)!r}: {exc}") from exc
+    db = Db(conn, SQLITE, (sqlite3.Error,))
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         _retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"), busy_timeout_s)
@@ -230,28 +275,21 @@ def connect(
         conn.execute("PRAGMA temp_store = MEMORY")
         if conn.execute("""SELECT json_extract('{"a":[1]}', '$.a')""").fetchone()[0] != "[1]":
             raise StoreError("SQLite's JSON functions do not behave as expected")
-        _retry_busy(lambda: _ensure_schema(conn), busy_timeout_s)
+        _retry_busy(lambda: ensure_schema(db), busy_timeout_s)
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise StoreError(f"{str(path)!r} is not a usable run store: {exc}") from exc
     except StoreError:
         conn.close()
         raise
-    return conn
+    return db
 
 
 @contextlib.contextmanager
-def immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` around the block, ``ROLLBACK`` if it raises (the
-    writer thread's batch transaction is spelled out by hand: it is the hot path)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+def immediate(db: Db) -> Iterator[None]:
+    """A write transaction around the block (see :meth:`Db.write`)."""
+    with db.write():
         yield
-        conn.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        raise
 
 
 # Columns added after schema version 1 shipped: created on stores that lack them
@@ -263,25 +301,39 @@ _ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("llm_calls", "cache_write_tokens", "INTEGER"),
     ("llm_calls", "abandoned", "INTEGER NOT NULL DEFAULT 0"),
     ("llm_calls", "usage_anomaly", "TEXT"),
+    ("sessions", "expires_at", "REAL"),
 )
 
+_SCHEMA_LOCK = 0x70A7A1003
+"""PostgreSQL advisory lock key: one process at a time sets the schema up."""
 
-def _add_columns(conn: sqlite3.Connection) -> None:
+
+def _add_columns(db: Db) -> None:
     for table, column, kind in _ADDED_COLUMNS:
-        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if db.dialect.postgres:
+            db.execute(
+                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {db.dialect.ddl(kind)}"
+            )
+            continue
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         if column not in have:
-            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
-def _ensure_schema(conn: sqlite3.Connection) -> None:
-    with immediate(conn):
-        for statement in _DDL.split(";"):
+def ensure_schema(db: Db) -> None:
+    """Create the tables (idempotent; PostgreSQL: one process at a time)."""
+    with db.write():
+        if db.dialect.postgres:
+            db.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+        for statement in db.dialect.ddl(_DDL).split(";"):
             if statement.strip():
-                conn.execute(statement)
-        _add_columns(conn)
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                db.execute(statement)
+        _add_columns(db)
+        for statement in db.dialect.extra_ddl():
+            db.execute(statement)
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
-            conn.execute(
+            db.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
         elif row[0] != str(SCHEMA_VERSION):

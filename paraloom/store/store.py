@@ -3,6 +3,7 @@
 Usage::
 
     with RunStore() as store:                       # .paraloom/runs.sqlite or $PARALOOM_STORE
+                                                    # (or RunStore("postgresql://…"))
         orch = Orchestrator(
             actions,
             planner,
@@ -52,18 +53,23 @@ processes at the same time (resume a run only once its first process is gone).
 
 **Crashed runs.** A run that never finished reads as ``running`` while the process
 recording it is alive and as ``crashed`` once it is gone (``RunInfo.writer_alive``,
-``list_runs(status="crashed")``): each writer holds a kernel lock that dies with its
-process (see :mod:`paraloom.store.liveness`).
+``list_runs(status="crashed")``): a SQLite writer holds a kernel lock that dies with
+its process; a PostgreSQL writer holds a lease it renews every few seconds, so its run
+reads ``crashed`` once the lease expired (``lease_s``, 15 s by default; see
+:mod:`paraloom.store.liveness`).
+
+**PostgreSQL** (:class:`~paraloom.store.postgres.PostgresRunStore`, chosen by a
+``postgresql://`` URL) gives the same guarantees through the same code: each commit is a
+PostgreSQL transaction (durable when ``COMMIT`` returns, as far as the server's
+``fsync``/``synchronous_commit`` make it), events are committed in order by one writer
+thread per store, and any process — on any host — may read, resume or approve a run.
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
-import heapq
-import itertools
-import sqlite3
+import os
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
@@ -73,33 +79,32 @@ from types import TracebackType
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 from pydantic import JsonValue
 
 from paraloom.orchestrator.events import Listener
 from paraloom.orchestrator.executor import Executor, InProcessExecutor
 from paraloom.orchestrator.resume import ResumeState
-from paraloom.protocols.actions import ActionCall, ActionResult
 from paraloom.protocols.approval import ApprovalDecision
 from paraloom.protocols.events import ApprovalDecided, Event
 from paraloom.routing.trajectory import TrajectoryRecord, write_trajectories
-from paraloom.runtime.context import Action, ActionContext
 from paraloom.runtime.redact import scrub_model
 from paraloom.store import reader
 from paraloom.store.apply import RunTags
+from paraloom.store.backend import Backend, SqliteBackend
+from paraloom.store.db import Db
+from paraloom.store.durable import DurableExecutor, wait_committed
 from paraloom.store.models import RunInfo, RunSummary
 from paraloom.store.schema import (
     StoreError,
     Synchronous,
-    connect,
-    default_store_path,
-    immediate,
+    default_store_location,
+    is_postgres_url,
 )
 from paraloom.store.trajectories import iter_trajectories
 from paraloom.store.writer import EventWriter
 
-__all__ = ["DurableExecutor", "RunStore"]
+__all__ = ["DurableExecutor", "RunStore", "open_store"]
 
 _OPEN: weakref.WeakSet[RunStore] = weakref.WeakSet()
 
@@ -111,39 +116,74 @@ def _close_all() -> None:  # pragma: no cover - exercised by subprocess tests
             store.close()
 
 
+def open_store(location: str | os.PathLike[str] | None = None, **options: Any) -> RunStore:
+    """The run store at ``location``: a ``postgresql://`` (or ``postgres://``) URL opens
+    a :class:`~paraloom.store.postgres.PostgresRunStore`, anything else is a SQLite file
+    (default: ``$PARALOOM_STORE`` or ``.paraloom/runs.sqlite``). ``RunStore(location)``
+    does the same."""
+    return RunStore(location, **options)
+
+
 class RunStore:
-    """A SQLite run store at ``path`` (default: ``$PARALOOM_STORE`` or
-    ``.paraloom/runs.sqlite``). Opening creates the file and schema (blocking: open it
-    before the event loop starts or through ``anyio.to_thread``); with ``create=False`` a
-    missing file is a :class:`StoreError` instead (for read-only commands). Reads are
-    synchronous and use their own connection; use the ``a…`` variants from async code.
+    """A run store: SQLite at ``path`` (default: ``$PARALOOM_STORE`` or
+    ``.paraloom/runs.sqlite``), or PostgreSQL when ``path`` is a ``postgresql://`` URL
+    (then this returns a :class:`~paraloom.store.postgres.PostgresRunStore`). Opening
+    creates the file and schema (blocking: open it before the event loop starts or
+    through ``anyio.to_thread``); with ``create=False`` a missing file is a
+    :class:`StoreError` instead (for read-only commands). Reads are synchronous and use
+    their own connection; use the ``a…`` variants from async code.
 
     Registered credentials never reach the store (events are scrubbed when emitted);
     ``redact=True`` also scrubs every recorded event with the full redactor (secret shapes
     and secret-named keys in inputs, outputs and messages: see
     :mod:`paraloom.runtime.redact`). Trajectory exports are redacted by default."""
 
+    location: str
+    """Where the store is, fit to print: the file, or the URL without its password."""
+
+    def __new__(cls, path: str | os.PathLike[str] | None = None, **options: Any) -> RunStore:
+        if cls is RunStore:
+            location = path if path is not None else default_store_location()
+            if is_postgres_url(location):
+                from paraloom.store.postgres import PostgresRunStore
+
+                return super().__new__(PostgresRunStore)
+        return super().__new__(cls)
+
     def __init__(
         self,
-        path: str | Path | None = None,
+        path: str | os.PathLike[str] | None = None,
         *,
         synchronous: Synchronous = "NORMAL",
         busy_timeout_s: float = 30.0,
         create: bool = True,
         redact: bool = False,
     ) -> None:
-        self.path = Path(path) if path is not None else default_store_path()
-        self.redact = redact
-        self._synchronous: Synchronous = synchronous
-        self._busy_timeout_s = busy_timeout_s
-        self._read_conn = connect(
-            self.path, synchronous=synchronous, busy_timeout_s=busy_timeout_s, create=create
+        file = Path(path) if path is not None else Path(default_store_location())
+        self._path: Path | None = file
+        self._open(
+            SqliteBackend(file, synchronous=synchronous, busy_timeout_s=busy_timeout_s),
+            create=create,
+            redact=redact,
         )
+
+    def _open(self, backend: Backend, *, create: bool, redact: bool) -> None:
+        self._backend = backend
+        self.location = backend.location
+        self.redact = redact
+        self._read_conn: Db = backend.connect(create=create)
         self._read_lock = threading.Lock()
         self._writer: EventWriter | None = None
         self._writer_lock = threading.Lock()
         self._closed = False
         _OPEN.add(self)
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (a PostgreSQL store has none: see :attr:`location`)."""
+        if self._path is None:
+            raise AttributeError("a PostgreSQL run store has no file path; see .location")
+        return self._path
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -174,9 +214,7 @@ class RunStore:
             if self._closed:
                 raise StoreError("the run store is closed")
             if self._writer is None:
-                self._writer = EventWriter(
-                    self.path, synchronous=self._synchronous, busy_timeout_s=self._busy_timeout_s
-                )
+                self._writer = EventWriter(self._backend)
             return self._writer
 
     # -- recording ----------------------------------------------------------------------
@@ -248,7 +286,7 @@ class RunStore:
         """:meth:`flush` without blocking the event loop."""
         writer = self._writer
         if writer is not None:
-            await _wait_committed(writer, writer.submitted)
+            await wait_committed(writer, writer.submitted)
         self.flush()
 
     def executor(self, inner: Executor | None = None) -> Executor:
@@ -264,13 +302,13 @@ class RunStore:
             raise ValueError(f"score must be within [0, 1], got {score}")
         with self._reading(snapshot=False) as conn:
             full = reader.resolve_run_id(conn, run_id)
-            with immediate(conn):
+            with conn.write():
                 conn.execute("UPDATE runs SET score = ? WHERE run_id = ?", (score, full))
 
     # -- reading ------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _reading(self, *, snapshot: bool = True) -> Iterator[sqlite3.Connection]:
+    def _reading(self, *, snapshot: bool = True) -> Iterator[Db]:
         """The read connection; with ``snapshot`` inside one read transaction, so a
         multi-query read sees one consistent state while writers go on."""
         with self._read_lock:
@@ -278,15 +316,10 @@ class RunStore:
                 raise StoreError("the run store is closed")
             conn = self._read_conn
             try:
-                if snapshot:
-                    conn.execute("BEGIN")
-                try:
+                with conn.read() if snapshot else contextlib.nullcontext():
                     yield conn
-                finally:
-                    if snapshot and conn.in_transaction:
-                        conn.execute("ROLLBACK")
-            except sqlite3.Error as exc:
-                raise StoreError(f"run store {str(self.path)!r}: {exc}") from exc
+            except self._backend.errors as exc:
+                raise StoreError(f"run store {self.location!r}: {exc}") from exc
 
     def list_runs(
         self,
@@ -305,14 +338,14 @@ class RunStore:
                 status=status,
                 workflow=workflow,
                 include_children=include_children,
-                store_path=self.path,
+                judge=self._backend.liveness,
             )
 
     def get_run(self, run_id: str) -> RunSummary:
         """Everything about one run; ``run_id`` may be a unique prefix. Raises
         :class:`~paraloom.store.models.RunNotFoundError`."""
         with self._reading() as conn:
-            return reader.get_run(conn, run_id, store_path=self.path)
+            return reader.get_run(conn, run_id, judge=self._backend.liveness)
 
     def llm_cost(self, run_id: str) -> Decimal:
         """What every recorded LLM call of the run and of its nested runs cost: equal to
@@ -358,82 +391,3 @@ class RunStore:
 
     async def aresume_state(self, run_id: str) -> ResumeState:
         return await anyio.to_thread.run_sync(self.resume_state, run_id)
-
-
-# Waiting for a commit without a thread per waiter: on asyncio the writer thread, after
-# each commit, schedules one wake-up on every loop that has waiters (call_soon_threadsafe)
-# and that wake-up sets the events of the waiters the commit covers. So a burst of ready
-# attempts costs one wake-up per group commit, and an attempt whose inputs are committed
-# already does not wait at all. Other backends wait in a worker thread.
-_COMMIT_WAITERS: weakref.WeakKeyDictionary[Any, dict[int, _Waiters]] = weakref.WeakKeyDictionary()
-
-
-class _Waiters:
-    """The coroutines of one asyncio loop waiting for commits of one writer."""
-
-    def __init__(self, writer: EventWriter, loop: asyncio.AbstractEventLoop) -> None:
-        self.writer = writer
-        self.loop = loop
-        self.armed = False  # read by the writer thread: anyone waiting?
-        self.heap: list[tuple[int, int, anyio.Event]] = []
-        self.count = itertools.count()
-        writer.add_commit_hook(self)
-
-    def on_commit(self) -> None:
-        """Called by the writer thread after each commit."""
-        if self.armed:
-            with contextlib.suppress(RuntimeError):  # the loop is closed
-                self.loop.call_soon_threadsafe(self._wake)
-
-    def _wake(self) -> None:
-        committed = self.writer.committed
-        heap = self.heap
-        while heap and heap[0][0] <= committed:
-            heapq.heappop(heap)[2].set()
-        self.armed = bool(heap)
-
-    async def wait(self, seq: int) -> None:
-        event = anyio.Event()
-        heapq.heappush(self.heap, (seq, next(self.count), event))
-        self.armed = True
-        # the writer sets ``committed`` before it reads ``armed``; we set ``armed`` before
-        # we read ``committed``: one of us sees the other's write, so no wake-up is lost
-        if self.writer.committed >= seq:
-            self._wake()
-        await event.wait()  # a cancelled waiter's event is set later, to no one
-
-
-async def _wait_committed(writer: EventWriter, seq: int) -> None:
-    if writer.committed >= seq:
-        return
-    loop = anyio.lowlevel.current_token().native_token
-    if not isinstance(loop, asyncio.AbstractEventLoop):
-        await anyio.to_thread.run_sync(writer.wait_committed, seq)
-        return
-    per_loop = _COMMIT_WAITERS.get(loop)
-    if per_loop is None:
-        per_loop = _COMMIT_WAITERS[loop] = {}
-    waiters = per_loop.get(id(writer))
-    if waiters is None or waiters.writer is not writer:
-        waiters = per_loop[id(writer)] = _Waiters(writer, loop)
-    await waiters.wait(seq)
-
-
-class DurableExecutor:
-    """Runs each attempt through ``inner`` once the results it depends on are durable:
-    the commit covering its run's latest plan and its dependencies' ``SubtaskFinished``
-    (see :meth:`EventWriter.needed`). Unrelated subtasks' finishes are not waited for."""
-
-    def __init__(self, store: RunStore, inner: Executor) -> None:
-        self.store = store
-        self.inner = inner
-
-    async def invoke(
-        self, action: Action, call: ActionCall, context: ActionContext
-    ) -> ActionResult:
-        writer = self.store._writer
-        if writer is not None:
-            need = writer.needed(call)
-            if writer.committed < need:
-                await _wait_committed(writer, need)
-        return await self.inner.invoke(action, call, context)

@@ -29,21 +29,19 @@ outcome to learn from). Field sources:
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
 from paraloom.routing.trajectory import TrajectoryRecord
+from paraloom.store.db import Db
 
 __all__ = ["iter_trajectories"]
 
 _FAILED_RUN = frozenset({"failed", "max_rounds", "budget_exhausted"})
 
 
-def iter_trajectories(
-    conn: sqlite3.Connection, run_ids: Iterable[str] | None = None
-) -> Iterator[TrajectoryRecord]:
+def iter_trajectories(conn: Db, run_ids: Iterable[str] | None = None) -> Iterator[TrajectoryRecord]:
     if run_ids is None:
         ids = [r[0] for r in conn.execute("SELECT run_id FROM runs ORDER BY started_at, run_id")]
     else:
@@ -52,7 +50,7 @@ def iter_trajectories(
         yield from _run_records(conn, run_id)
 
 
-def _run_records(conn: sqlite3.Connection, run_id: str) -> Iterator[TrajectoryRecord]:
+def _run_records(conn: Db, run_id: str) -> Iterator[TrajectoryRecord]:
     run = conn.execute(
         "SELECT workflow, status, task_json, score FROM runs WHERE run_id = ?", (run_id,)
     ).fetchone()

@@ -2,7 +2,8 @@
 
 The listener (on the event loop) only numbers the event and puts it on a queue; this
 thread takes everything queued, writes it in ONE transaction (``BEGIN IMMEDIATE`` …
-``COMMIT``) and starts over. So:
+``COMMIT`` on SQLite, ``BEGIN`` … ``COMMIT`` on PostgreSQL: the same code, through a
+:class:`~paraloom.store.backend.Backend`) and starts over. So:
 
 - events are committed in the order they were emitted, and what the file holds is
   always a *prefix* of the events emitted through this writer (no gaps, no reordering;
@@ -17,7 +18,9 @@ thread takes everything queued, writes it in ONE transaction (``BEGIN IMMEDIATE`
   with ``NORMAL``: the last commits not yet checkpointed or synced);
 - :meth:`EventWriter.needed` tells the durable executor which event an attempt must see
   committed (its run's plan and its dependencies' finishes), and commit hooks let it
-  wake waiters once per commit instead of a thread per waiter.
+  wake waiters once per commit instead of a thread per waiter;
+- with a leased backend (PostgreSQL) the thread also renews its session's lease every
+  ``lease_s / 3`` (see :mod:`paraloom.store.liveness`): it dies with the process.
 """
 
 from __future__ import annotations
@@ -25,14 +28,14 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import sqlite3
 import sys
 import threading
 import time
 import weakref
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+import tenacity
 
 from paraloom.protocols.actions import ActionCall, new_id
 from paraloom.protocols.events import (
@@ -47,10 +50,12 @@ from paraloom.store.apply import (
     RunTags,
     flatten,
     insert_sql,
-    install_triggers,
 )
-from paraloom.store.liveness import SessionLock, hostname
-from paraloom.store.schema import StoreError, Synchronous, connect, immediate
+from paraloom.store.liveness import hostname
+from paraloom.store.schema import StoreError
+
+if TYPE_CHECKING:
+    from paraloom.store.backend import Backend
 
 __all__ = ["EventWriter"]
 
@@ -89,18 +94,20 @@ class EventWriter:
     number whose batch was committed (or given up on: see ``errors``).
     """
 
-    def __init__(self, path: Path, *, synchronous: Synchronous, busy_timeout_s: float) -> None:
+    def __init__(self, backend: Backend) -> None:
         self.session = new_id("w_")
         self.errors: list[str] = []
-        self._conn = connect(path, synchronous=synchronous, busy_timeout_s=busy_timeout_s)
-        self._session_lock = SessionLock(path, self.session)
+        self._backend = backend
+        self._lease_s = backend.lease_s
+        self._conn = backend.connect_writer()
+        self._session_lock = backend.hold_session(self.session)
         try:
-            install_triggers(self._conn)
             self._register()
-        except sqlite3.Error as exc:
+        except backend.errors as exc:
             self._conn.close()
             self._session_lock.release()
             raise StoreError(f"cannot prepare the run store writer: {exc}") from exc
+        self._beat_due = self._next_beat()
         self._queue: queue.SimpleQueue[_Record | _Stop] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._submitted = 0
@@ -196,11 +203,26 @@ class EventWriter:
         return self._thread.is_alive()
 
     def _register(self) -> None:
-        with immediate(self._conn):
+        now = self._conn.dialect.now_sql
+        lease = "NULL" if self._lease_s is None else f"{now} + {float(self._lease_s)!r}"
+        with self._conn.write():
             self._conn.execute(
-                "INSERT INTO sessions (session, host, pid, locked, started_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO sessions (session, host, pid, locked, started_at, expires_at)"
+                f" VALUES (?, ?, ?, ?, ?, {lease})",
                 (self.session, hostname(), os.getpid(), int(self._session_lock.held), time.time()),
+            )
+
+    def _next_beat(self) -> float:
+        return time.monotonic() + (self._lease_s or 0.0) / 3
+
+    def _heartbeat(self) -> None:
+        """Renew the lease (a leased backend only; a failure is retried next beat)."""
+        self._beat_due = self._next_beat()
+        with contextlib.suppress(*self._backend.errors):
+            self._conn.execute(
+                f"UPDATE sessions SET expires_at = {self._conn.dialect.now_sql} + ?"
+                " WHERE session = ?",
+                (float(self._lease_s or 0.0), self.session),
             )
 
     def _unregister(self) -> None:
@@ -208,13 +230,27 @@ class EventWriter:
             "UPDATE sessions SET closed_at = ? WHERE session = ?", (time.time(), self.session)
         )
 
+    def _next(self) -> _Record | _Stop | None:
+        """The next queued item; None when the lease is due for renewal first."""
+        if self._lease_s is None:
+            return self._queue.get()
+        try:
+            return self._queue.get(timeout=max(0.0, self._beat_due - time.monotonic()))
+        except queue.Empty:
+            return None
+
     # -- the thread -----------------------------------------------------------------------
 
     def _loop(self) -> None:
         try:
             stop = False
             while not stop:
-                batch = [self._queue.get()]
+                if self._lease_s is not None and time.monotonic() >= self._beat_due:
+                    self._heartbeat()
+                first = self._next()
+                if first is None:
+                    continue
+                batch = [first]
                 while len(batch) < _MAX_BATCH:
                     try:
                         batch.append(self._queue.get_nowait())
@@ -229,10 +265,9 @@ class EventWriter:
                         self._done.notify_all()
                     self._run_hooks()
         finally:
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(*self._backend.errors):
                 self._unregister()
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.close()
+            self._conn.close()
             self._session_lock.release()
             with self._done:  # nobody may wait forever on a dead writer
                 self._committed = sys.maxsize
@@ -241,21 +276,37 @@ class EventWriter:
 
     def _write(self, records: list[_Record]) -> None:
         try:
-            self._transaction(records)
+            self._retrying(records)
         except Exception:
             # Find the culprit(s): write one by one so good events are not lost.
             for record in records:
                 try:
-                    self._transaction([record])
+                    self._retrying([record])
                 except Exception as exc:
                     self.errors.append(
                         f"{record.event.type} of run {record.event.run_id}: "
                         f"{type(exc).__name__}: {exc}"
                     )
 
+    def _retrying(self, records: list[_Record]) -> None:
+        """:meth:`_transaction`, tried again after a transient error (a deadlock with
+        another writer, a serialization failure: nothing was committed)."""
+        transient = self._backend.transient
+        if not transient:
+            self._transaction(records)
+            return
+        for attempt in tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(transient),
+            stop=tenacity.stop_after_attempt(5),
+            wait=tenacity.wait_exponential(multiplier=0.01, max=0.5),
+            reraise=True,
+        ):
+            with attempt:
+                self._transaction(records)
+
     def _transaction(self, records: list[_Record]) -> None:
         # Python work first (flattening holds the GIL but does not wait for it), then
-        # four SQLite calls for the whole batch: see paraloom.store.apply.
+        # a few database calls for the whole batch: see paraloom.store.apply.
         chunks: list[tuple[str, list[Any]]] = []
         for start in range(0, len(records), MAX_ROWS_PER_INSERT):
             part = records[start : start + MAX_ROWS_PER_INSERT]
@@ -263,14 +314,6 @@ class EventWriter:
             for r in part:
                 params.extend(flatten(r.event, r.tags, self.session, r.seq))
             chunks.append((insert_sql(len(part)), params))
-        cur = self._conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, params in chunks:
-                cur.execute(sql, params)
-            cur.execute("DELETE FROM incoming")
-            cur.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                cur.execute("ROLLBACK")
-            raise
+        if not self._conn.dialect.postgres:  # PostgreSQL's trigger keeps no staged row
+            chunks.append(("DELETE FROM incoming", []))
+        self._conn.write_batch(chunks)

@@ -24,12 +24,16 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
 
 from paraloom.runtime.processes import stop_process
 
-__all__ = ["PostgresServer", "PostgresUnavailable", "find_pg_bin"]
+__all__ = ["PostgresServer", "PostgresUnavailable", "find_pg_bin", "scratch_database"]
 
 
 class PostgresUnavailable(RuntimeError):
@@ -231,3 +235,19 @@ class PostgresServer:
         directory, self._dir = self._dir, None
         if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def scratch_database(url: str, prefix: str = "t_") -> Iterator[str]:
+    """A new, empty database on the server of ``url`` (``CREATE DATABASE`` on entry,
+    ``DROP DATABASE … WITH (FORCE)`` on exit): the URL of it, for one test's isolation."""
+    import psycopg
+
+    name = f"{prefix}{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -69,13 +69,13 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -
 
 
 class _Project:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, store: str | None = None) -> None:
         (tmp_path / "approval_tools.py").write_text(TOOLS, encoding="utf-8")
         self.flow = tmp_path / "flow.yaml"
         self.flow.write_text(FLOW, encoding="utf-8")
         self.log = tmp_path / "log.txt"
         self.log.touch()
-        self.store = tmp_path / "runs.sqlite"
+        self.store = store or str(tmp_path / "runs.sqlite")
         self.env = cli_env({"APPROVAL_TEST_LOG": str(self.log)})
         self.cmd = CLI
 
@@ -107,8 +107,11 @@ ONCE_EACH_WITHOUT_PAY_A = {
 
 
 @pytest.mark.timeout(180)
-def test_detached_run_exits_waiting_then_approve_and_resume(tmp_path: Path) -> None:
-    p = _Project(tmp_path)
+def test_detached_run_exits_waiting_then_approve_and_resume(
+    tmp_path: Path, store_location: str
+) -> None:
+    """On both backends: approve and resume are processes of their own."""
+    p = _Project(tmp_path, store_location)
     first = p.cli("run", str(p.flow))
     assert first.returncode == 5, first.stderr
     assert p.counts() == {"work1": 1, "work2": 1, "work3": 1, "work4": 1}
@@ -153,7 +156,7 @@ def test_sigkill_while_two_approvals_wait_then_approve_and_resume(tmp_path: Path
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for(lambda: p.store.exists(), "the store")
+        _wait_for(lambda: Path(p.store).exists(), "the store")
         with RunStore(p.store) as store:
 
             def two_pending_four_done() -> bool:

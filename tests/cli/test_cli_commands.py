@@ -167,10 +167,17 @@ def test_graph_formats(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_runs_list_show_and_export(tmp_path: Path) -> None:
-    store = str(tmp_path / "runs.sqlite")
+PASSWORD = "pw-Kx82-never-shown"
+
+
+@pytest.mark.timeout(180)
+def test_runs_list_show_and_export(store_location: str) -> None:
+    """On a SQLite file and on a PostgreSQL URL (with a password: the test server
+    trusts loopback, so any will do; it is never printed)."""
+    store = store_location.replace("://paraloom@", f"://paraloom:{PASSWORD}@", 1)
     first = runner.invoke(app, ["run", PIPELINE, "--json", "--store", store])
     run_id = RunOutput.model_validate_json(first.stdout).run_id
+    assert RunOutput.model_validate_json(first.stdout).store == store.replace(PASSWORD, "***")
     listed = runner.invoke(app, ["runs", "list", "--store", store, "--json"])
     assert listed.exit_code == EXIT_OK
     rows = json.loads(listed.stdout)
@@ -187,3 +194,5 @@ def test_runs_list_show_and_export(tmp_path: Path) -> None:
     again = runner.invoke(app, ["resume", run_id, "--store", store])
     assert again.exit_code == EXIT_OK
     assert "already finished ok" in again.stderr
+    outputs = (first, listed, shown, human, missing, exported, again)
+    assert all(PASSWORD not in r.stdout + r.stderr for r in outputs)

@@ -14,6 +14,7 @@ from cli_run import CLI, cli_env, logging_tools, run_cli
 
 from paraloom.cli import RunOutput
 from paraloom.store import RunStore
+from paraloom.store.liveness import LEASE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,14 +80,16 @@ def _wait_for(condition: object, what: str, timeout: float = STEP_TIMEOUT_S) -> 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_resume_after_sigkill_reuses_finished_subtasks(tmp_path: Path) -> None:
+def test_resume_after_sigkill_reuses_finished_subtasks(tmp_path: Path, store_location: str) -> None:
+    """On SQLite and on PostgreSQL (there the run reads ``crashed`` once the killed
+    writer's lease, 1 s here, expired; the resume is another process either way)."""
     (tmp_path / "resume_tools.py").write_text(TOOLS, encoding="utf-8")
     flow = tmp_path / "flow.yaml"
     flow.write_text(FLOW, encoding="utf-8")
     log = tmp_path / "log.txt"
     log.touch()
-    store_path = tmp_path / "runs.sqlite"
-    env = cli_env({"RESUME_TEST_LOG": str(log)})
+    store_path = store_location
+    env = cli_env({"RESUME_TEST_LOG": str(log), LEASE_ENV: "1"})
     cmd = CLI
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -128,6 +131,8 @@ def test_resume_after_sigkill_reuses_finished_subtasks(tmp_path: Path) -> None:
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()
         proc.stderr.close()
+    with RunStore(store_path) as store:  # at once on SQLite; after the lease on PostgreSQL
+        _wait_for(lambda: store.get_run(run_id).status == "crashed", "the run to read crashed")
     listed = cli("runs", "list", "--status", "crashed", "--json")
     assert listed.returncode == 0, listed.stderr
     [crashed] = json.loads(listed.stdout)

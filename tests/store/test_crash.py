@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -21,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from paraloom.store import RunStore
-from paraloom.store.liveness import sessions_dir
+from paraloom.store.liveness import LEASE_ENV, sessions_dir
+from paraloom.store.schema import is_postgres_url
+from tests.store.conftest import query
 
 pytestmark = [
     pytest.mark.slow,
@@ -29,6 +30,8 @@ pytestmark = [
 ]
 
 DEADLINE_S = 60.0
+LEASE_S = 1.0
+"""The PostgreSQL writers' lease in these tests (the default is 15 s)."""
 
 SCRIPT = textwrap.dedent(
     '''
@@ -146,8 +149,12 @@ def wait_for(what: str, check: Callable[[], bool], proc: subprocess.Popen[str]) 
         time.sleep(0.005)  # polling interval, not a correctness sleep
 
 
+def _env() -> dict[str, str]:
+    return {**os.environ, LEASE_ENV: str(LEASE_S)}
+
+
 def start(
-    tmp_path: Path, mode: str, run_id: str, shape: str, durable: bool = False
+    tmp_path: Path, location: str, mode: str, run_id: str, shape: str, durable: bool = False
 ) -> subprocess.Popen[str]:
     script = tmp_path / "flow.py"
     if not script.exists():
@@ -156,7 +163,7 @@ def start(
         [
             sys.executable,
             str(script),
-            str(tmp_path / "runs.sqlite"),
+            location,
             str(tmp_path / "counter.txt"),
             mode,
             run_id,
@@ -164,14 +171,18 @@ def start(
             "1" if durable else "0",
         ],
         cwd=tmp_path,
+        env=_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
 
 
-def resume(tmp_path: Path, run_id: str, shape: str, durable: bool = False) -> dict[str, object]:
-    proc = start(tmp_path, "resume", run_id, shape, durable)
+def resume(
+    tmp_path: Path, location: str, run_id: str, shape: str, durable: bool = False
+) -> dict[str, object]:
+    """Resume in a new process (not the one that recorded the run)."""
+    proc = start(tmp_path, location, "resume", run_id, shape, durable)
     out, err = proc.communicate(timeout=DEADLINE_S)
     assert proc.returncode == 0, err
     result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
@@ -185,24 +196,38 @@ def executions(tmp_path: Path) -> Counter[str]:
     return Counter(line for line in path.read_text(encoding="utf-8").splitlines() if line)
 
 
-def subtask_states(store_path: Path, run_id: str) -> dict[str, str]:
-    """Read straight from the file, as another process would."""
-    if not store_path.exists():
+def subtask_states(location: str, run_id: str) -> dict[str, str]:
+    """Read straight from the database, as another process would."""
+    if not is_postgres_url(location) and not Path(location).exists():
         return {}
     try:
-        with sqlite3.connect(store_path, timeout=5) as conn:
-            rows = conn.execute(
-                "SELECT subtask_id, status FROM subtasks WHERE run_id = ?", (run_id,)
-            ).fetchall()
-    except sqlite3.OperationalError:  # the schema is not there yet
+        rows = query(
+            location, "SELECT subtask_id, status FROM subtasks WHERE run_id = ?", (run_id,)
+        )
+    except Exception as exc:  # the schema is not there yet
+        if "subtasks" not in str(exc):
+            raise
         return {}
-    return dict(rows)
+    return {str(sid): str(status) for sid, status in rows}
 
 
-def test_sigkill_mid_run_then_resume_runs_each_finished_subtask_once(tmp_path: Path) -> None:
-    store_path = tmp_path / "runs.sqlite"
+def wait_crashed(location: str, run_id: str) -> None:
+    """Until the run reads ``crashed``: at once on SQLite (the writer's kernel lock died
+    with it), once the writer's lease expired on PostgreSQL."""
+    deadline = time.monotonic() + DEADLINE_S
+    with RunStore(location) as store:
+        while store.get_run(run_id).status != "crashed":
+            assert is_postgres_url(location), "SQLite knows at once"
+            assert time.monotonic() < deadline, "the run never read crashed"
+            time.sleep(0.05)  # polling interval, not a correctness sleep
+
+
+def test_sigkill_mid_run_then_resume_runs_each_finished_subtask_once(
+    tmp_path: Path, store_location: str
+) -> None:
+    store_path = store_location
     run_id = "run_crash1"
-    proc = start(tmp_path, "first", run_id, "diamond")
+    proc = start(tmp_path, store_location, "first", run_id, "diamond")
     wanted = {"a": "ok", "b": "ok", "c": "ok", "f": "ok", "d": "running"}
 
     def ready() -> bool:
@@ -218,6 +243,7 @@ def test_sigkill_mid_run_then_resume_runs_each_finished_subtask_once(tmp_path: P
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    wait_crashed(store_location, run_id)
 
     with RunStore(store_path) as store:
         crashed = store.get_run(run_id)
@@ -230,7 +256,7 @@ def test_sigkill_mid_run_then_resume_runs_each_finished_subtask_once(tmp_path: P
         assert crashed.task == {"start": 1}
     assert executions(tmp_path) == Counter(a=1, b=1, c=1, f=1, d=1)
 
-    result = resume(tmp_path, run_id, "diamond")
+    result = resume(tmp_path, store_location, run_id, "diamond")
 
     assert result["status"] == "ok"
     assert result["run_id"] == run_id
@@ -244,7 +270,8 @@ def test_sigkill_mid_run_then_resume_runs_each_finished_subtask_once(tmp_path: P
     assert done.status == "ok"
     assert done.sessions == 2
     assert done.writer_alive is False  # the resuming process has exited too
-    assert list(sessions_dir(store_path).iterdir()) == []  # no lock file left behind
+    if not is_postgres_url(store_location):  # no lock file left behind
+        assert list(sessions_dir(Path(store_location)).iterdir()) == []
     assert done.output == result["output"]
     assert {s.subtask_id for s in done.subtasks if s.reused} == {"a", "b", "c", "f"}
     assert {s.subtask_id: s.executions for s in done.subtasks} == {
@@ -258,15 +285,17 @@ def test_sigkill_mid_run_then_resume_runs_each_finished_subtask_once(tmp_path: P
 
 
 @pytest.mark.parametrize("durable", [False, True], ids=["listener", "durable-executor"])
-def test_a_kill_at_any_moment_leaves_a_gap_free_prefix(tmp_path: Path, durable: bool) -> None:
+def test_a_kill_at_any_moment_leaves_a_gap_free_prefix(
+    tmp_path: Path, store_location: str, durable: bool
+) -> None:
     """Kill a 200-step chain at a moment unrelated to the store's commits (10 steps
     after the first committed finish): the file holds a prefix of the emitted events,
     every step whose successor is recorded as started is recorded as finished, and
     resume completes the chain, re-running only steps whose finish was not committed.
     With the durable executor, that is only the last step that started."""
-    store_path = tmp_path / "runs.sqlite"
+    store_path = store_location
     run_id = "run_chain"
-    proc = start(tmp_path, "first", run_id, "chain", durable)
+    proc = start(tmp_path, store_location, "first", run_id, "chain", durable)
     wait_for("a committed step", lambda: subtask_states(store_path, run_id).get("s0") == "ok", proc)
     # 10 more steps, but never past the step the chain blocks at (s150: 151 executions):
     # under load the writer may lag that far behind the chain.
@@ -275,12 +304,12 @@ def test_a_kill_at_any_moment_leaves_a_gap_free_prefix(tmp_path: Path, durable: 
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
 
-    with sqlite3.connect(store_path) as conn:
-        sessions = conn.execute("SELECT DISTINCT session FROM events").fetchall()
-        assert len(sessions) == 1
-        seqs = [r[0] for r in conn.execute("SELECT emit_seq FROM events ORDER BY id")]
-        assert seqs == list(range(1, len(seqs) + 1))  # no gap, no reordering
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    sessions = query(store_location, "SELECT DISTINCT session FROM events")
+    assert len(sessions) == 1
+    seqs = [r[0] for r in query(store_location, "SELECT emit_seq FROM events ORDER BY id")]
+    assert seqs == list(range(1, len(seqs) + 1))  # no gap, no reordering
+    if not is_postgres_url(store_location):
+        assert query(store_location, "PRAGMA integrity_check")[0][0] == "ok"
     before = executions(tmp_path)
     assert all(n == 1 for n in before.values())
     last = max(int(name[1:]) for name in before)
@@ -296,7 +325,7 @@ def test_a_kill_at_any_moment_leaves_a_gap_free_prefix(tmp_path: Path, durable: 
         # s_last was running its action: everything emitted before that is committed
         assert {f"s{i}" for i in range(last)} <= committed_ok
 
-    result = resume(tmp_path, run_id, "chain", durable)
+    result = resume(tmp_path, store_location, run_id, "chain", durable)
     assert result["status"] == "ok"
     assert result["output"] == 200
     after = executions(tmp_path)
@@ -356,10 +385,10 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_two_processes_share_one_file(tmp_path: Path) -> None:
+def test_two_processes_share_one_store(tmp_path: Path, store_location: str) -> None:
     script = tmp_path / "writer.py"
     script.write_text(WRITER, encoding="utf-8")
-    store_path = tmp_path / "shared.sqlite"
+    store_path = store_location
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(
@@ -391,9 +420,9 @@ def test_two_processes_share_one_file(tmp_path: Path) -> None:
             events = store.events(info.run_id)
             assert events[0].type == "run_started"
             assert events[-1].type == "run_finished"
-    with sqlite3.connect(store_path) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        sessions = conn.execute("SELECT session, emit_seq FROM events ORDER BY id").fetchall()
+    if not is_postgres_url(store_location):
+        assert query(store_location, "PRAGMA integrity_check")[0][0] == "ok"
+    sessions = query(store_location, "SELECT session, emit_seq FROM events ORDER BY id")
     per_session: dict[str, list[int]] = {}
     for session, seq in sessions:
         per_session.setdefault(session, []).append(seq)

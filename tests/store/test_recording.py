@@ -21,8 +21,15 @@ from paraloom import (
     tool,
 )
 from paraloom.protocols.events import Event, RunStarted, SubtaskStarted
-from paraloom.store import RunNotFoundError, RunStore, StoreError, default_store_path
+from paraloom.store import (
+    RunNotFoundError,
+    RunStore,
+    StoreError,
+    default_store_path,
+    is_postgres_url,
+)
 from paraloom.tools.function import FunctionTool, RetryableError
+from tests.store.conftest import query
 
 pytestmark = pytest.mark.anyio
 
@@ -69,8 +76,9 @@ class TwoRounds:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    with RunStore(tmp_path / "runs.sqlite") as s:
+def store(store_location: str) -> Any:
+    """A store on each backend (SQLite, PostgreSQL)."""
+    with RunStore(store_location) as s:
         yield s
 
 
@@ -152,12 +160,12 @@ async def test_retries_failures_and_skips_are_recorded(store: RunStore) -> None:
     assert "boom 2" in by_id["bad"].result.error.message
     assert by_id["after"].status == "skipped"
     assert by_id["after"].reason is not None and "bad" in by_id["after"].reason
-    with sqlite3.connect(store.path) as conn:
-        attempts = conn.execute(
-            "SELECT attempt, status FROM attempts WHERE run_id = ? AND subtask_id = 'f'"
-            " ORDER BY attempt",
-            (result.run_id,),
-        ).fetchall()
+    attempts = query(
+        store.location,
+        "SELECT attempt, status FROM attempts WHERE run_id = ? AND subtask_id = 'f'"
+        " ORDER BY attempt",
+        (result.run_id,),
+    )
     assert attempts == [(1, "retryable_error"), (2, "retryable_error"), (3, "ok")]
 
 
@@ -261,8 +269,8 @@ async def test_nested_workflow_runs_name_their_parent(store: RunStore) -> None:
     assert child.output == 16
 
 
-def test_unknown_ids_and_closed_store(tmp_path: Path) -> None:
-    store = RunStore(tmp_path / "s.sqlite")
+def test_unknown_ids_and_closed_store(store_location: str) -> None:
+    store = RunStore(store_location)
     with pytest.raises(RunNotFoundError, match="no run 'nope'"):
         store.get_run("nope")
     with pytest.raises(RunNotFoundError):
@@ -334,14 +342,9 @@ async def test_durable_executor_commits_before_each_attempt(store: RunStore) -> 
     seen: dict[str, tuple[str | None, str | None]] = {}
 
     def check(name: str, after: str) -> str:  # sync: runs in a worker thread
-        with sqlite3.connect(store.path) as conn:
-            dep = conn.execute(
-                "SELECT status FROM subtasks WHERE subtask_id = ?", (after,)
-            ).fetchone()
-            own = conn.execute(
-                "SELECT status FROM attempts WHERE subtask_id = ?", (name,)
-            ).fetchone()
-        seen[name] = (dep[0] if dep else None, own[0] if own else None)
+        dep = query(store.location, "SELECT status FROM subtasks WHERE subtask_id = ?", (after,))
+        own = query(store.location, "SELECT status FROM attempts WHERE subtask_id = ?", (name,))
+        seen[name] = (dep[0][0] if dep else None, own[0][0] if own else None)
         return name
 
     plan = Plan(
@@ -369,14 +372,31 @@ async def test_durable_executor_commits_before_each_attempt(store: RunStore) -> 
         assert seen[f"s{i}"][1] in (None, "running"), i
 
 
-def test_a_failing_event_is_reported_and_the_rest_is_kept(tmp_path: Path) -> None:
-    path = tmp_path / "runs.sqlite"
-    with RunStore(path) as store:
-        with sqlite3.connect(path) as conn:  # sabotage: the file refuses one subtask
-            conn.execute(
-                "CREATE TRIGGER refuse BEFORE INSERT ON subtasks WHEN NEW.subtask_id = 'poison'"
-                " BEGIN SELECT RAISE(ABORT, 'refused'); END"
-            )
+_REFUSE_SQLITE = (
+    "CREATE TRIGGER refuse BEFORE INSERT ON subtasks WHEN NEW.subtask_id = 'poison'"
+    " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+)
+_REFUSE_POSTGRES = (
+    "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    " IF NEW.subtask_id = 'poison' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW;"
+    " END $$;"
+    " CREATE TRIGGER refuse BEFORE INSERT ON subtasks FOR EACH ROW EXECUTE FUNCTION refuse()"
+)
+
+
+def test_a_failing_event_is_reported_and_the_rest_is_kept(store_location: str) -> None:
+    """A batch the database refuses is rolled back and written again event by event (on
+    PostgreSQL the batch went out as one pipeline)."""
+    with RunStore(store_location) as store:
+        # sabotage: the database refuses one subtask
+        if is_postgres_url(store_location):
+            import psycopg
+
+            with psycopg.connect(store_location, autocommit=True) as pg:
+                pg.execute(_REFUSE_POSTGRES)
+        else:
+            with sqlite3.connect(store_location) as conn:
+                conn.execute(_REFUSE_SQLITE)
         store.record(RunStarted(run_id="r", workflow="w"))
         for sid in ("good1", "poison", "good2"):
             store.record(SubtaskStarted(run_id="r", round=1, subtask_id=sid, action="a"))

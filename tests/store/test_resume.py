@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -97,7 +96,7 @@ def when(*conditions: tuple[str, str]) -> tuple[anyio.Event, Any]:
     return ready, listener
 
 
-async def test_cancel_then_resume_reuses_finished_subtasks(tmp_path: Path) -> None:
+async def test_cancel_then_resume_reuses_finished_subtasks(store_location: str) -> None:
     work = Work()
     ready, watch = when(
         ("subtask_finished", "a"),
@@ -105,7 +104,7 @@ async def test_cancel_then_resume_reuses_finished_subtasks(tmp_path: Path) -> No
         ("subtask_finished", "c"),
         ("subtask_started", "d"),
     )
-    with RunStore(tmp_path / "runs.sqlite") as store:
+    with RunStore(store_location) as store:
         orch = Orchestrator(
             work.actions(),
             StaticPlanner(DIAMOND),
@@ -138,7 +137,7 @@ async def test_cancel_then_resume_reuses_finished_subtasks(tmp_path: Path) -> No
     assert result.run_id == info.run_id
     assert result.output == 3 * 100 + 4  # c = a+1 = 3; d = b+1 = 4
     assert work.runs == Counter(a=1, b=1, c=1, d=2, e=1)
-    with RunStore(tmp_path / "runs.sqlite") as store:
+    with RunStore(store_location) as store:
         final = store.get_run(info.run_id)
     assert final.status == "ok"
     assert final.sessions == 2
@@ -189,11 +188,13 @@ class CountingPlanner:
         )
 
 
-async def test_resume_replays_recorded_rounds_without_asking_the_planner(tmp_path: Path) -> None:
+async def test_resume_replays_recorded_rounds_without_asking_the_planner(
+    store_location: str,
+) -> None:
     work = Work()
     planner = CountingPlanner()
     ready, watch = when(("subtask_finished", "y"), ("subtask_started", "d"))
-    with RunStore(tmp_path / "runs.sqlite") as store:
+    with RunStore(store_location) as store:
         orch = Orchestrator(work.actions(), planner, listeners=[store.listener(), watch])
         await run_until(orch, "t", ready)
         assert planner.calls == 2
@@ -210,7 +211,9 @@ async def test_resume_replays_recorded_rounds_without_asking_the_planner(tmp_pat
     assert work.runs == Counter(x=1, y=1, d=2)
 
 
-async def test_resume_state_stops_at_the_first_round_without_a_decision(tmp_path: Path) -> None:
+async def test_resume_state_stops_at_the_first_round_without_a_decision(
+    store_location: str,
+) -> None:
     """Built from recorded events: round 2 has no answer (the planner failed), so round 2
     and later are asked again (decisions end at a final answer); only ok results are
     offered for reuse."""
@@ -230,7 +233,7 @@ async def test_resume_state_stops_at_the_first_round_without_a_decision(tmp_path
         RoundStarted(run_id="r1", round=3, call_id="p3"),
         PlanCreated(run_id="r1", round=3, call_id="p3", final_output={"x": 1}),
     ]
-    with RunStore(tmp_path / "runs.sqlite") as store:
+    with RunStore(store_location) as store:
         for event in events:
             store.record(event)
         store.flush()
@@ -244,10 +247,10 @@ async def test_resume_state_stops_at_the_first_round_without_a_decision(tmp_path
         assert state.decisions == {1: plan, 2: FinalAnswer(output={"x": 1})}
 
 
-async def test_resume_of_a_finished_run_changes_nothing(tmp_path: Path) -> None:
+async def test_resume_of_a_finished_run_changes_nothing(store_location: str) -> None:
     work = Work()
     work.block_d = False
-    with RunStore(tmp_path / "runs.sqlite") as store:
+    with RunStore(store_location) as store:
         orch = Orchestrator(work.actions(), StaticPlanner(DIAMOND), listeners=[store.listener()])
         first: RunResult = await orch.run({"start": 1})
         await store.aflush()
@@ -282,7 +285,7 @@ class FailsOnce:
 
 @pytest.mark.parametrize("on_failure", ["skip_dependents", "continue", "fail"])
 async def test_resume_after_a_failure_answers_from_the_resumed_results(
-    tmp_path: Path, on_failure: Any
+    store_location: str, on_failure: Any
 ) -> None:
     """The failed run's final answer (made from a failed ``a``) must not be replayed:
     the resumed run resolves its answer from the re-run subtasks, whatever the policy."""
@@ -298,7 +301,7 @@ async def test_resume_after_a_failure_answers_from_the_resumed_results(
         StaticPlanner(plan, output={"from": "b.output"}),
         default_policy=FailurePolicy(on_failure=on_failure),
     )
-    with RunStore(tmp_path / "runs.sqlite") as store:
+    with RunStore(store_location) as store:
         orch.listeners.append(store.listener())
         failed = await orch.run()
         assert failed.status in ("failed", "partial") and "a" in failed.failed
@@ -312,7 +315,7 @@ async def test_resume_after_a_failure_answers_from_the_resumed_results(
     assert work.runs["a"] == 2
 
 
-async def test_a_re_run_round_makes_the_planner_decide_again(tmp_path: Path) -> None:
+async def test_a_re_run_round_makes_the_planner_decide_again(store_location: str) -> None:
     """Round 2 of the failed run was planned from a failed round 1: after round 1 runs
     again the planner is asked again, and round 2's old results are not reused."""
     work = FailsOnce()
@@ -340,7 +343,7 @@ async def test_a_re_run_round_makes_the_planner_decide_again(tmp_path: Path) -> 
         TwoRounds(),
         default_policy=FailurePolicy(on_failure="continue"),
     )
-    with RunStore(tmp_path / "runs.sqlite") as store:
+    with RunStore(store_location) as store:
         orch.listeners.append(store.listener())
         first = await orch.run()
         assert first.output == -1  # b ran with a's null output

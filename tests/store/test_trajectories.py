@@ -90,14 +90,14 @@ class LLMPlanner:
         return FinalAnswer(output={"easy": {"from": "easy.output"}})
 
 
-async def test_export_matches_the_logged_calls(tmp_path: Path) -> None:
+async def test_export_matches_the_logged_calls(store_location: str, tmp_path: Path) -> None:
     finished: list[LLMCallFinished] = []
 
     def keep(event: Event) -> None:
         if isinstance(event, LLMCallFinished):
             finished.append(event)
 
-    with RunStore(tmp_path / "runs.sqlite") as store:
+    with RunStore(store_location) as store:
         orch = Orchestrator(
             [FunctionTool(ask), FunctionTool(ask_then_fail)],
             LLMPlanner(),
@@ -167,8 +167,8 @@ async def test_export_matches_the_logged_calls(tmp_path: Path) -> None:
         assert [r.chosen_model for r in back] == [r.chosen_model for r in records]
 
 
-async def test_export_of_all_runs_and_of_runs_without_llm_calls(tmp_path: Path) -> None:
-    with RunStore(tmp_path / "runs.sqlite") as store:
+async def test_export_of_all_runs_and_of_runs_without_llm_calls(store_location: str) -> None:
+    with RunStore(store_location) as store:
         orch = Orchestrator(
             [FunctionTool(ask), FunctionTool(ask_then_fail)],
             LLMPlanner(),

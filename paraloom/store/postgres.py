@@ -1,0 +1,178 @@
+"""The run store on PostgreSQL: the same tables, rules, writer and reader as SQLite, for
+many processes on many hosts.
+
+    store = RunStore("postgresql://user:pw@db.example/paraloom")   # or open_store(url)
+
+Needs the ``postgres`` extra (``pip install "paraloom[postgres]"``: psycopg 3). What
+differs from SQLite lives in :class:`PostgresBackend` and the dialect
+(:mod:`paraloom.store.dialect`):
+
+- the projection runs in one trigger function generated from the same rules;
+- crashed runs are told by a lease (``lease_s``, default 15 s, or
+  ``$PARALOOM_STORE_LEASE_S``) that the writer thread renews every ``lease_s / 3``:
+  a run whose writer's lease expired reads ``crashed`` (see
+  :mod:`paraloom.store.liveness`);
+- ``synchronous="NORMAL"`` (the default) commits with ``synchronous_commit = off``: a
+  commit survives the *client* process being killed (the server has it) but a server
+  crash may lose the last commits — always a suffix, so the store still holds a
+  gap-free prefix; ``"FULL"`` waits for the server's WAL flush (``synchronous_commit =
+  on``), as durable as the server's ``fsync`` makes it;
+- the URL's password is never shown: :attr:`RunStore.location` and every error carry
+  the URL without it, and it is registered with the redactor.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+from paraloom.runtime.redact import register_secret
+from paraloom.store.backend import Backend, SessionHold
+from paraloom.store.db import Db
+from paraloom.store.dialect import POSTGRES
+from paraloom.store.liveness import Liveness, NoLock, WriterSession, lease_seconds, session_liveness
+from paraloom.store.schema import (
+    SCHEMA_VERSION,
+    StoreError,
+    Synchronous,
+    ensure_schema,
+    redact_url,
+)
+from paraloom.store.store import RunStore
+
+try:
+    import psycopg
+except ImportError:  # pragma: no cover - the extra is missing
+    psycopg = None  # type: ignore[assignment]
+
+__all__ = ["DEFAULT_CONNECT_TIMEOUT_S", "PostgresBackend", "PostgresRunStore"]
+
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+
+
+def _password_of(url: str) -> str | None:
+    """The password in ``url`` (user part or ``password=`` parameter), if any."""
+    assert psycopg is not None
+    try:
+        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+    except (ValueError, psycopg.Error):
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            password = None
+    return str(password) if password else None
+
+
+class PostgresBackend(Backend):
+    dialect = POSTGRES
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: Synchronous = "NORMAL",
+        lease_s: float | None = None,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+    ) -> None:
+        if psycopg is None:
+            raise StoreError(
+                'a postgresql:// run store needs psycopg: pip install "paraloom[postgres]"'
+            )
+        self.errors = (psycopg.Error,)
+        self.transient = (
+            psycopg.errors.DeadlockDetected,
+            psycopg.errors.SerializationFailure,
+        )
+        self.url = url
+        self.location = redact_url(url)
+        self._password = _password_of(url)
+        if self._password:
+            register_secret(self._password)
+        try:
+            self.lease_s = lease_seconds(lease_s)
+            psycopg.conninfo.conninfo_to_dict(url)
+        except (ValueError, psycopg.Error) as exc:
+            raise StoreError(f"run store {self.location!r}: {self._scrub(str(exc))}") from None
+        self.synchronous: Synchronous = synchronous
+        self.connect_timeout_s = connect_timeout_s
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._password, "***") if self._password else text
+
+    def connect(self, *, create: bool = True) -> Db:
+        assert psycopg is not None
+        try:
+            raw: Any = psycopg.connect(
+                self.url,
+                autocommit=True,
+                connect_timeout=max(1, round(self.connect_timeout_s)),
+                application_name="paraloom-store",
+            )
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot connect to run store {self.location!r}: {self._scrub(str(exc)).strip()}"
+            ) from None
+        db = Db(raw, POSTGRES, self.errors)
+        try:
+            if self.synchronous == "NORMAL":
+                db.execute("SET synchronous_commit = off")
+            if create:
+                ensure_schema(db)
+            else:
+                self._check_schema(db)
+        except psycopg.Error as exc:
+            db.close()
+            raise StoreError(
+                f"{self.location!r} is not a usable run store: {self._scrub(str(exc)).strip()}"
+            ) from None
+        except StoreError:
+            db.close()
+            raise
+        return db
+
+    def _check_schema(self, db: Db) -> None:
+        if db.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+            raise StoreError(f"no run store at {self.location!r}; nothing has been recorded there")
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or row[0] != str(SCHEMA_VERSION):
+            raise StoreError(f"{self.location!r}: run store schema version {row} not supported")
+
+    def hold_session(self, session: str) -> SessionHold:
+        return NoLock()
+
+    def liveness(self, writer: WriterSession) -> Liveness:
+        return session_liveness(None, writer)
+
+
+class PostgresRunStore(RunStore):
+    """A :class:`~paraloom.store.RunStore` in a PostgreSQL database (see the module docs);
+    ``RunStore(url)`` and ``open_store(url)`` return one for a ``postgresql://`` URL.
+    ``busy_timeout_s`` is accepted for a uniform call and unused."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        synchronous: Synchronous = "NORMAL",
+        busy_timeout_s: float = 30.0,
+        create: bool = True,
+        redact: bool = False,
+        lease_s: float | None = None,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+    ) -> None:
+        if path is None:
+            from paraloom.store.schema import default_store_location
+
+            path = default_store_location()
+        self._path = None
+        self._open(
+            PostgresBackend(
+                str(path),
+                synchronous=synchronous,
+                lease_s=lease_s,
+                connect_timeout_s=connect_timeout_s,
+            ),
+            create=create,
+            redact=redact,
+        )
