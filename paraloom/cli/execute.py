@@ -4,6 +4,7 @@ live progress, approvals, interrupts, the result and its exit code."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -39,6 +40,7 @@ from paraloom.cli.app import (
     out,
 )
 from paraloom.cli.approvals import ApprovalMode, print_waiting, prompt_loop
+from paraloom.cli.budget import LedgerOpt, LedgerProblem, ScopeOpt, checked_scopes, run_ledger
 from paraloom.cli.events_out import EVENT_FORMATS, JsonLinesWriter, fan_out_listener
 from paraloom.cli.inputs import InputError, check_inputs, parse_inputs
 from paraloom.cli.interrupts import STOP_REASON, watch_interrupts
@@ -80,6 +82,8 @@ def run(
     ] = None,
     store: StoreOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the run.")] = False,
+    scope: ScopeOpt = None,
+    ledger: LedgerOpt = None,
     capture_content: CaptureOpt = False,
     approvals: ApprovalsOpt = "auto",
     events: Annotated[
@@ -102,6 +106,7 @@ def run(
     except InputError as exc:
         _fail(str(exc))
     limit = _budget(budget)
+    scopes = checked_scopes(scope)
     loaded = _load(files)
     name = _split_target(loaded, files, workflow)
     try:
@@ -144,6 +149,8 @@ def run(
         capture_content,
         mode,
         events,
+        ledger=ledger,
+        scopes=scopes,
     )
     raise typer.Exit(code)
 
@@ -162,6 +169,9 @@ def _execute(
     capture_content: bool = False,
     approvals: ApprovalMode = "auto",
     events: str | None = None,
+    *,
+    ledger: str | None = None,
+    scopes: Sequence[str] = (),
 ) -> int:
     try:
         sinks = open_sinks(
@@ -196,7 +206,10 @@ def _execute(
     stop = StopSignal()
 
     async def go() -> RunOutput | None:
-        async with open_project(loaded, workflow) as project:
+        async with (
+            open_project(loaded, workflow) as project,
+            run_ledger(ledger, project.scopes(scopes), label=workflow) as scope_ledger,
+        ):
             for orch in project.orchestrators.values():
                 orch.capture_content = orch.capture_content or sinks.capture_content
             if store is not None:
@@ -205,7 +218,7 @@ def _execute(
                 for orch in project.orchestrators.values():
                     orch.scheduler.executor = store.executor(orch.scheduler.executor)
             view.budget_usd = project.budget_usd(limit)
-            budget = project.new_budget(limit)
+            budget = project.new_budget(limit, ledger=scope_ledger, scopes=project.scopes(scopes))
             mode = approvals
             if mode == "auto":
                 mode = "prompt" if sys.stdin.isatty() and err.is_terminal else "detach"
@@ -277,6 +290,8 @@ def _execute(
         output = anyio.run(go)
     except ConfigError as exc:
         _config_error(exc)
+    except LedgerProblem as exc:
+        _fail(str(exc))
     except KeyboardInterrupt:
         output = None
     finally:

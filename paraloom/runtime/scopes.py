@@ -44,13 +44,15 @@ __all__ = [
 _MAX_KEY = 200
 
 
-class UnknownScope(LookupError):
-    """A reservation named a scope that has no limit in the ledger."""
+class UnknownScope(BudgetExhausted):
+    """A reservation named a scope that has no limit in the ledger: nothing is held
+    (an unknown scope is no budget at all, never an unlimited one)."""
 
     def __init__(self, keys: Sequence[str]) -> None:
         names = ", ".join(repr(k) for k in keys)
-        super().__init__(
-            f"no limit set for scope {names}; set one with: paraloom budget set KEY DOLLARS"
+        super().__init__(f"scope {names}", "any amount", "no limit set")
+        self.args = (
+            f"no limit set for scope {names}; set one with: paraloom budget set KEY DOLLARS",
         )
         self.keys = tuple(keys)
 

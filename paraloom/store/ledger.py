@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from paraloom.store.ledger_postgres import PostgresLedger, mask_url
+from paraloom.store.ledger_postgres import PostgresLedger, mask_url, scrub_passwords
 from paraloom.store.ledger_sql import SqlLedger, Strategy
 from paraloom.store.ledger_sqlite import SqliteLedger
 
@@ -42,4 +42,4 @@ def open_ledger(
 
 def describe(location: str) -> str:
     """``location`` safe to print (a URL's password masked)."""
-    return mask_url(location) if location.startswith(_PG) else location
+    return mask_url(location) if location.startswith(_PG) else scrub_passwords(location)

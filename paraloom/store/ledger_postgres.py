@@ -6,19 +6,22 @@ Needs the ``postgres`` extra: ``pip install "paraloom[postgres]"``."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from paraloom.runtime.redact import register_secret
 from paraloom.store.ledger_sql import Dialect, LedgerError, SqlLedger, Strategy, Tx
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
     from psycopg_pool import AsyncConnectionPool
 
-__all__ = ["PostgresLedger", "mask_url"]
+__all__ = ["PostgresLedger", "mask_url", "scrub_passwords"]
 
 
 def _decimal(value: Decimal) -> Decimal:
@@ -39,12 +42,21 @@ POSTGRES = Dialect(
 _SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(7252733771300519)"
 
 
+_USERINFO = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_DSN_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+
+
+def scrub_passwords(text: str) -> str:
+    """Passwords in anything URL- or DSN-shaped inside ``text`` replaced by ``***``."""
+    return _DSN_PASSWORD.sub(r"\1***", _USERINFO.sub(r"\1***@", text))
+
+
 def mask_url(url: str) -> str:
     """``url`` with its password (if any) replaced by ``***``: safe to print."""
     try:
         parts = urlsplit(url)
     except ValueError:
-        return "<unparseable URL>"
+        return scrub_passwords(url)
     if parts.password is None:
         return url
     user = parts.username or ""
@@ -98,6 +110,14 @@ class PostgresLedger(SqlLedger):
             raise ImportError(
                 'the PostgreSQL ledger needs psycopg: pip install "paraloom[postgres]"'
             ) from exc
+        where = mask_url(self.url)
+        with contextlib.suppress(ValueError):  # the one redactor scrubs it everywhere too
+            register_secret(urlsplit(self.url).password)
+        try:  # one connection first: a wrong URL fails now, not after the pool's retries
+            first = await psycopg.AsyncConnection.connect(self.url, connect_timeout=10)
+            await first.close()
+        except Exception as exc:
+            raise LedgerError(f"cannot open the ledger {where}: {_reason(exc)}") from None
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             self.url,
             min_size=1,
@@ -108,9 +128,9 @@ class PostgresLedger(SqlLedger):
         )
         try:
             await pool.open(wait=True, timeout=30)
-        except (psycopg.Error, Exception) as exc:
+        except Exception as exc:
             await pool.close()
-            raise LedgerError(f"cannot open the ledger {mask_url(self.url)}: {_reason(exc)}") from None
+            raise LedgerError(f"cannot open the ledger {where}: {_reason(exc)}") from None
         self._pool = pool
 
     async def _disconnect(self) -> None:
@@ -132,6 +152,6 @@ class PostgresLedger(SqlLedger):
 
 
 def _reason(exc: BaseException) -> str:
-    """The error's first line, without anything that could carry the password."""
+    """The error's first line, any password in it masked."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text.split("password=")[0].rstrip()
+    return scrub_passwords(text)

@@ -36,7 +36,6 @@ from typing import Any, Literal, Protocol, Self
 import anyio
 from anyio.abc import TaskGroup
 
-from paraloom.runtime.budget import BudgetExhausted
 from paraloom.runtime.scopes import (
     ScopeState,
     UnknownScope,
@@ -306,8 +305,10 @@ class SqlLedger(ABC):
         if entry is None:
             raise KeyError(f"unknown hold {hold!r}")
         keys, amount = entry
+        closed = False
         with anyio.CancelScope(shield=True):
-            return await self._close(hold, keys, amount, usd)
+            closed = await self._close(hold, keys, amount, usd)
+        return closed
 
     async def _close(
         self, hold: str, keys: Sequence[str], amount: Decimal, usd: Decimal | None

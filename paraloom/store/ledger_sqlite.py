@@ -113,4 +113,3 @@ class SqliteLedger(SqlLedger):
                 raise
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(conn.execute, "COMMIT")
-

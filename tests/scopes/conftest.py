@@ -14,9 +14,7 @@ async def fresh_postgres(url: str) -> None:
     import psycopg
 
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await conn.execute(
-            "DROP TABLE IF EXISTS paraloom_scopes, paraloom_holds, paraloom_holders"
-        )
+        await conn.execute("DROP TABLE IF EXISTS paraloom_scopes, paraloom_holds, paraloom_holders")
 
 
 @pytest.fixture(

@@ -43,7 +43,9 @@ def test_three_processes_share_a_sqlite_ledger(tmp_path: Path) -> None:
     assert tenant.reserved_usd == 0 and tenant.holds == 0
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_a_killed_holders_holds_are_kept_as_spent(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
