@@ -1,6 +1,8 @@
 """The run store: every run, round, subtask, attempt and LLM call in a SQLite file,
-written as it happens; resume of crashed or cancelled runs; trajectory export."""
+written as it happens; resume of crashed or cancelled runs; trajectory export. And the
+ledger of budget scopes shared across processes (:func:`open_ledger`)."""
 
+from paraloom.store.ledger import LEDGER_ENV, open_ledger
 from paraloom.store.models import (
     FINISHED_STATUSES,
     LLMCallRecord,
@@ -21,6 +23,7 @@ from paraloom.store.store import DurableExecutor, RunStore
 __all__ = [
     "DEFAULT_STORE_PATH",
     "FINISHED_STATUSES",
+    "LEDGER_ENV",
     "STORE_ENV",
     "DurableExecutor",
     "LLMCallRecord",
@@ -32,4 +35,5 @@ __all__ = [
     "StoreError",
     "SubtaskRecord",
     "default_store_path",
+    "open_ledger",
 ]
