@@ -9,9 +9,10 @@ on SQLite, never a float.
 
 Two ways to take a reservation, chosen by ``strategy``:
 
-* ``"conditional"`` (needs exact arithmetic in SQL, PostgreSQL): per scope, in sorted
-  key order, ``UPDATE … SET reserved = reserved + x WHERE key = k AND limit - spent -
-  reserved >= x``; a row count of 0 rolls the whole transaction back.
+* ``"conditional"`` (needs exact arithmetic in SQL, PostgreSQL): one statement,
+  ``WITH locked AS (SELECT key … WHERE key IN (…) ORDER BY key FOR UPDATE) UPDATE …
+  SET reserved = reserved + x … WHERE limit - spent - reserved >= x``; a row count short
+  of the number of scopes rolls the whole transaction back.
 * ``"locked"`` (every backend): the scopes' rows are read under a lock (``SELECT …
   ORDER BY key FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), checked in
   ``Decimal`` and written back.
@@ -236,6 +237,16 @@ class SqlLedger(ABC):
     def _in(self, keys: Sequence[str]) -> str:
         return ", ".join(self.dialect.placeholder for _ in keys)
 
+    def _conditional(self, assignments: str, keys: Sequence[str], condition: str = "") -> str:
+        """One UPDATE of the scopes ``keys``, their rows locked in sorted key order first
+        (a plain UPDATE locks in scan order, which two transactions may not share)."""
+        return self.dialect.sql(
+            f"WITH locked AS (SELECT key FROM paraloom_scopes WHERE key IN ({self._in(keys)}) "
+            f"ORDER BY key{self.dialect.lock_rows}) "
+            f"UPDATE paraloom_scopes AS s SET {assignments} FROM locked "
+            f"WHERE s.key = locked.key{condition}"
+        )
+
     async def _locked_rows(self, tx: Tx, keys: Sequence[str]) -> dict[str, list[Decimal]]:
         """The scopes' (limit, spent, reserved), their rows locked, in sorted key order."""
         rows = await tx.fetchall(
@@ -264,13 +275,16 @@ class SqlLedger(ABC):
             with anyio.CancelScope(shield=True):  # a committed hold is always recorded
                 async with self.transaction() as tx:
                     if self.strategy == "conditional":
-                        q = d.sql(
-                            "UPDATE paraloom_scopes SET reserved_usd = reserved_usd + ? "
-                            "WHERE key = ? AND limit_usd - spent_usd - reserved_usd >= ?"
+                        n = await tx.execute(
+                            self._conditional(
+                                "reserved_usd = s.reserved_usd + ?",
+                                keys,
+                                " AND s.limit_usd - s.spent_usd - s.reserved_usd >= ?",
+                            ),
+                            (*keys, m(usd), m(usd)),
                         )
-                        for key in keys:
-                            if await tx.execute(q, (m(usd), key, m(usd))) != 1:
-                                raise _Refusal(key)
+                        if n != len(keys):
+                            raise _Refusal(keys[0])
                     else:
                         state = await self._locked_rows(tx, keys)
                         for key in keys:
@@ -321,12 +335,13 @@ class SqlLedger(ABC):
         try:
             async with self.transaction() as tx:
                 if self.strategy == "conditional":
-                    q = d.sql(
-                        "UPDATE paraloom_scopes SET reserved_usd = reserved_usd - ?, "
-                        "spent_usd = spent_usd + ? WHERE key = ?"
+                    await tx.execute(
+                        self._conditional(
+                            "reserved_usd = s.reserved_usd - ?, spent_usd = s.spent_usd + ?",
+                            sorted(keys),
+                        ),
+                        (*sorted(keys), m(amount), m(spent)),
                     )
-                    for key in sorted(keys):
-                        await tx.execute(q, (m(amount), m(spent), key))
                     if await tx.execute(delete, (hold,)) != 1:
                         raise _Refusal(hold)
                 else:
