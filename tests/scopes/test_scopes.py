@@ -173,3 +173,45 @@ def test_locations_are_printed_without_passwords() -> None:
     assert describe(url) == mask_url(url)
     assert describe("/tmp/l.sqlite") == "/tmp/l.sqlite"
     assert "s3cret" not in repr(open_ledger(url))
+
+
+@pytest.mark.postgres
+async def test_both_strategies_share_one_database_without_deadlocks(postgres_url: str) -> None:
+    """Processes may use either strategy on one PostgreSQL ledger: overlapping scope
+    sets, reserved from both at once, never deadlock, and the sums stay exact."""
+    from tests.scopes.conftest import fresh_postgres
+
+    await fresh_postgres(postgres_url)
+    keys = ["a", "b", "c"]
+    async with (
+        open_ledger(postgres_url, strategy="conditional") as one,
+        open_ledger(postgres_url, strategy="locked") as two,
+    ):
+        for key in keys:
+            await one.set_limit(key, D("1.5"))
+        budgets = [
+            ScopedBudget(led, chosen)
+            for led in (one, two)
+            for chosen in (["a", "b"], ["b", "c"], ["c", "a"], keys)
+        ]
+
+        async def worker(seed: int) -> None:
+            r = random.Random(seed)
+            for _ in range(10):
+                budget = r.choice(budgets)
+                try:
+                    res = await budget.reserve(D(r.randint(1, 90)) / 1000)
+                except BudgetExhausted:
+                    continue
+                await res.settle(res.usd / 2)
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for seed in range(30):
+                    tg.start_soon(worker, seed)
+        states = {s.key: s for s in await one.show()}
+    for key in keys:
+        mine = [b for b in budgets if key in b.scopes]
+        assert states[key].spent_usd == sum((b.spent_usd for b in mine), D(0))
+        assert states[key].reserved_usd == 0
+        assert states[key].spent_usd <= states[key].limit_usd
