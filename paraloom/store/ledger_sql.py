@@ -270,49 +270,60 @@ class SqlLedger(ABC):
         if not keys:
             raise ValueError("a reservation needs at least one scope")
         hold = uuid.uuid4().hex
-        d, m = self.dialect, self.dialect.money_param
-        try:
-            with anyio.CancelScope(shield=True):  # a committed hold is always recorded
-                async with self.transaction() as tx:
-                    if self.strategy == "conditional":
-                        n = await tx.execute(
-                            self._conditional(
-                                "reserved_usd = s.reserved_usd + ?",
-                                keys,
-                                " AND s.limit_usd - s.spent_usd - s.reserved_usd >= ?",
-                            ),
-                            (*keys, m(usd), m(usd)),
-                        )
-                        if n != len(keys):
-                            raise _Refusal(keys[0])
-                    else:
-                        state = await self._locked_rows(tx, keys)
-                        for key in keys:
-                            row = state.get(key)
-                            if row is None or row[0] - row[1] - row[2] < usd:
-                                raise _Refusal(key)
-                            row[2] += usd
-                        await self._write_rows(tx, state)
-                    await tx.execute(
-                        d.sql(
-                            "INSERT INTO paraloom_holds (hold, holder, scopes, amount, created)"
-                            f" VALUES (?, ?, ?, ?, {d.now})"
-                        ),
-                        (hold, self.holder, _SEP.join(keys), m(usd)),
-                    )
-                self._holds[hold] = (tuple(keys), usd)
-        except _Refusal as r:
-            raise await self._refusal(keys, r.key, usd) from None
-        return hold
+        for _ in range(2):
+            try:
+                with anyio.CancelScope(shield=True):  # a committed hold is always recorded
+                    await self._take(keys, usd, hold)
+                return hold
+            except _Refusal as r:
+                error = await self._refusal(keys, r.key, usd)
+            if error is not None:
+                raise error
+            # every scope has room again (others settled since): one more try
+        raise refused(keys[0], usd, Decimal(0))  # pragma: no cover - ever-changing ledger
 
-    async def _refusal(self, keys: Sequence[str], key: str, usd: Decimal) -> Exception:
-        """Why a reservation was refused, read after the rollback."""
+    async def _take(self, keys: Sequence[str], usd: Decimal, hold: str) -> None:
+        """Reserve ``usd`` in every scope of (sorted) ``keys`` and record the hold, in
+        one transaction; :class:`_Refusal` (rolled back) when one has not enough."""
+        d, m = self.dialect, self.dialect.money_param
+        async with self.transaction() as tx:
+            if self.strategy == "conditional":
+                n = await tx.execute(
+                    self._conditional(
+                        "reserved_usd = s.reserved_usd + ?",
+                        keys,
+                        " AND s.limit_usd - s.spent_usd - s.reserved_usd >= ?",
+                    ),
+                    (*keys, m(usd), m(usd)),
+                )
+                if n != len(keys):
+                    raise _Refusal(keys[0])
+            else:
+                state = await self._locked_rows(tx, keys)
+                for key in keys:
+                    row = state.get(key)
+                    if row is None or row[0] - row[1] - row[2] < usd:
+                        raise _Refusal(key)
+                    row[2] += usd
+                await self._write_rows(tx, state)
+            await tx.execute(
+                d.sql(
+                    "INSERT INTO paraloom_holds (hold, holder, scopes, amount, created)"
+                    f" VALUES (?, ?, ?, ?, {d.now})"
+                ),
+                (hold, self.holder, _SEP.join(keys), m(usd)),
+            )
+        self._holds[hold] = (tuple(keys), usd)
+
+    async def _refusal(self, keys: Sequence[str], key: str, usd: Decimal) -> Exception | None:
+        """Why a reservation was refused, read after the rollback; None if every scope
+        has room by now."""
         states = {s.key: s for s in await self.show(keys)}
         missing = [k for k in keys if k not in states]
         if missing:
             return UnknownScope(missing)
-        short = next((s for s in states.values() if s.remaining_usd < usd), states[key])
-        return refused(short.key, usd, short.remaining_usd)
+        short = next((s for s in states.values() if s.remaining_usd < usd), None)
+        return None if short is None else refused(short.key, usd, short.remaining_usd)
 
     async def settle(self, hold: str, usd: Decimal | None) -> bool:
         entry = self._holds.pop(hold, None)
