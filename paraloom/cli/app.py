@@ -232,15 +232,15 @@ def _files_and_workflow(args: list[Path]) -> tuple[list[Path], str | None]:
     return args, None
 
 
-def _budget(value: str | None) -> Decimal | None:
+def _budget(value: str | None, option: str = "--budget") -> Decimal | None:
     if value is None:
         return None
     try:
         amount = Decimal(value.strip().lstrip("$"))
     except InvalidOperation:
-        _fail(f"--budget {value!r}: expected dollars, e.g. 0.50")
+        _fail(f"{option} {value!r}: expected dollars, e.g. 0.50")
     if not amount.is_finite() or amount < 0:  # NaN does not compare
-        _fail(f"--budget {value!r}: must be a non-negative number of dollars")
+        _fail(f"{option} {value!r}: must be a non-negative number of dollars")
     return amount
 
 
@@ -303,4 +303,5 @@ from paraloom.cli.runs import (  # noqa: E402
     runs_show as runs_show,
 )
 from paraloom.cli.mcp_serve import mcp_app as mcp_app, mcp_serve as mcp_serve  # noqa: E402
+from paraloom.cli.budget import budget_app as budget_app  # noqa: E402
 # isort: on

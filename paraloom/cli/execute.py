@@ -4,6 +4,7 @@ live progress, approvals, interrupts, the result and its exit code."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -43,6 +44,7 @@ from paraloom.cli.app import (
     out,
 )
 from paraloom.cli.approvals import ApprovalMode, print_waiting, prompt_loop
+from paraloom.cli.budget import LedgerOpt, LedgerProblem, ScopeOpt, checked_scopes, run_ledger
 from paraloom.cli.events_out import EVENT_FORMATS, JsonLinesWriter, fan_out_listener
 from paraloom.cli.inputs import InputError, check_inputs, parse_inputs
 from paraloom.cli.interrupts import STOP_REASON, watch_interrupts
@@ -85,6 +87,8 @@ def run(
     ] = None,
     store: StoreOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the run.")] = False,
+    scope: ScopeOpt = None,
+    ledger: LedgerOpt = None,
     capture_content: CaptureOpt = False,
     approvals: ApprovalsOpt = "auto",
     events: Annotated[
@@ -109,6 +113,7 @@ def run(
     except InputError as exc:
         _fail(str(exc))
     limit = _budget(budget)
+    scopes = checked_scopes(scope)
     loaded = _load(files)
     name = _split_target(loaded, files, workflow)
     try:
@@ -156,6 +161,8 @@ def run(
         mode,
         events,
         executor_kind,
+        ledger=ledger,
+        scopes=scopes,
     )
     raise typer.Exit(code)
 
@@ -175,6 +182,9 @@ def _execute(
     approvals: ApprovalMode = "auto",
     events: str | None = None,
     executor: ExecutorKind | None = None,
+    *,
+    ledger: str | None = None,
+    scopes: Sequence[str] = (),
 ) -> int:
     try:
         sinks = open_sinks(
@@ -209,7 +219,10 @@ def _execute(
     stop = StopSignal()
 
     async def go() -> RunOutput | None:
-        async with open_project(loaded, workflow, executor=executor) as project:
+        async with (
+            open_project(loaded, workflow, executor=executor) as project,
+            run_ledger(ledger, project.scopes(scopes), label=workflow) as scope_ledger,
+        ):
             for orch in project.orchestrators.values():
                 orch.capture_content = orch.capture_content or sinks.capture_content
             if store is not None:
@@ -218,7 +231,7 @@ def _execute(
                 for orch in project.orchestrators.values():
                     orch.scheduler.executor = store.executor(orch.scheduler.executor)
             view.budget_usd = project.budget_usd(limit)
-            budget = project.new_budget(limit)
+            budget = project.new_budget(limit, ledger=scope_ledger, scopes=project.scopes(scopes))
             mode = approvals
             if mode == "auto":
                 mode = "prompt" if sys.stdin.isatty() and err.is_terminal else "detach"
@@ -290,6 +303,8 @@ def _execute(
         output = anyio.run(go)
     except ConfigError as exc:
         _config_error(exc)
+    except LedgerProblem as exc:
+        _fail(str(exc))
     except KeyboardInterrupt:
         output = None
     finally:

@@ -12,7 +12,7 @@ HTTP clients and MCP sessions must be closed::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -47,9 +47,10 @@ from paraloom.orchestrator.validation import validate_plan
 from paraloom.orchestrator.workflow_action import WorkflowAction
 from paraloom.protocols.actions import ActionCall, ActionResult, ActionSpec
 from paraloom.protocols.plan import Plan
-from paraloom.runtime.budget import Budget
+from paraloom.runtime.budget import Budget, OnAbandoned
 from paraloom.runtime.context import Action, ActionContext
 from paraloom.runtime.redact import register_secrets_of
+from paraloom.runtime.scopes import ScopedBudget, ScopeLedger
 from paraloom.runtime.selection import ModelSelector
 from paraloom.tools.actionset import ActionSet
 
@@ -98,14 +99,34 @@ class Project:
             return self.workflow_config.budget_usd
         return self.config.budget.usd if self.config.budget else None
 
-    def new_budget(self, override_usd: Decimal | None = None) -> Budget:
+    def scopes(self, extra: Sequence[str] = ()) -> list[str]:
+        """The ledger scopes of a run: the file's ``budget.scopes`` and ``extra``."""
         limits = self.config.budget
-        return Budget(
-            self.budget_usd(override_usd),
-            max_tokens=limits.max_tokens if limits else None,
-            max_calls=limits.max_calls if limits else None,
-            on_abandoned=limits.on_abandoned if limits else "bill_worst_case",
-        )
+        return sorted({*(limits.scopes if limits else ()), *extra})
+
+    def new_budget(
+        self,
+        override_usd: Decimal | None = None,
+        *,
+        ledger: ScopeLedger | None = None,
+        scopes: Sequence[str] = (),
+    ) -> Budget:
+        """The run's budget; inside ``scopes`` of ``ledger`` when both are given."""
+        limits = self.config.budget
+        usd = self.budget_usd(override_usd)
+        max_tokens = limits.max_tokens if limits else None
+        max_calls = limits.max_calls if limits else None
+        on_abandoned: OnAbandoned = limits.on_abandoned if limits else "bill_worst_case"
+        if ledger is not None and scopes:
+            return ScopedBudget(
+                ledger,
+                scopes,
+                usd,
+                max_tokens=max_tokens,
+                max_calls=max_calls,
+                on_abandoned=on_abandoned,
+            )
+        return Budget(usd, max_tokens=max_tokens, max_calls=max_calls, on_abandoned=on_abandoned)
 
     def task(self, given: JsonValue = None) -> JsonValue:
         return merge_input(self.workflow_config.input, given)

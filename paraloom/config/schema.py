@@ -43,6 +43,7 @@ from pydantic import (
 from paraloom.config.executor import ExecutorConfig
 from paraloom.models.cascade import cascade_name
 from paraloom.protocols.plan import FailurePolicy, Subtask
+from paraloom.runtime.scopes import validate_scope_key
 from paraloom.tools.http import HttpToolConfig
 from paraloom.tools.mcp_config import MCPServerConfig
 
@@ -236,6 +237,17 @@ class BudgetConfig(BaseModel):
         "billed: bill_worst_case keeps its reserved worst case as spent; release frees it "
         "(only for providers that do not bill abandoned requests).",
     )
+    scopes: list[str] = Field(
+        default_factory=list,
+        description="Ledger scopes enclosing every run (e.g. [tenant:acme]): each call's "
+        "reservation must fit each of them too, shared by every process using the ledger "
+        "(--ledger / $PARALOOM_LEDGER). Limits are set with 'paraloom budget set'.",
+    )
+
+    @field_validator("scopes")
+    @classmethod
+    def _scope_keys(cls, value: list[str]) -> list[str]:
+        return [validate_scope_key(k) for k in value]
 
 
 class StoreConfig(BaseModel):

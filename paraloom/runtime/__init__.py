@@ -6,6 +6,7 @@ from paraloom.runtime.budget import Budget, BudgetExhausted, Reservation, to_dec
 from paraloom.runtime.context import Action, ActionContext, EventSink, discard_event
 from paraloom.runtime.limits import SharedLimit, acquire_slot
 from paraloom.runtime.redact import Redactor, redact, register_secret
+from paraloom.runtime.scopes import ScopedBudget, ScopeLedger, ScopeState, UnknownScope
 from paraloom.runtime.selection import ModelSelector, Selection, SelectionRequest, StepKind
 from paraloom.runtime.stop import StopSignal
 from paraloom.runtime.worst_case import (
@@ -30,12 +31,16 @@ __all__ = [
     "ModelSelector",
     "Redactor",
     "Reservation",
+    "ScopeLedger",
+    "ScopeState",
+    "ScopedBudget",
     "Selection",
     "SelectionRequest",
     "SharedLimit",
     "StepKind",
     "StopSignal",
     "TimeoutOutcome",
+    "UnknownScope",
     "WorstCase",
     "acquire_slot",
     "discard_event",

@@ -27,8 +27,8 @@ run store when one is configured.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from paraloom import ApprovalDecision, Orchestrator, PendingApproval
 from paraloom.protocols import Event
 from paraloom.runtime import ModelSelector
-from paraloom.store import RunNotFoundError, RunStore
+from paraloom.store import RunNotFoundError, RunStore, open_ledger
 from paraloom_service.runs import RunManager, RunRecord, UnknownNameError
 
 __all__ = ["Decide", "RunStatusView", "StartRun", "create_app", "sse_frame"]
@@ -129,14 +129,26 @@ def create_app(
     store: RunStore | None = None,
     max_budget_usd: Decimal | None = None,
     keep_finished: int = 1000,
+    ledger: str | None = None,
+    scopes: Sequence[str] = (),
 ) -> FastAPI:
     """The app for ``workflows`` (name → Orchestrator). ``selectors`` are the routers a
-    request may pick by name; ``max_budget_usd`` caps what a request may ask for."""
-    manager = RunManager(workflows, selectors=selectors, store=store, keep_finished=keep_finished)
+    request may pick by name; ``max_budget_usd`` caps what a request may ask for.
+    ``scopes`` (e.g. ``["tenant:acme"]``) in the ledger at ``ledger`` (a SQLite file or
+    ``postgresql://`` URL) enclose every run's budget: several instances of the service
+    sharing one ledger never spend past a scope's limit together."""
+    manager = RunManager(
+        workflows, selectors=selectors, store=store, keep_finished=keep_finished, scopes=scopes
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with manager:
+        async with AsyncExitStack() as stack:
+            if ledger is not None and scopes:
+                manager.ledger = await stack.enter_async_context(
+                    open_ledger(ledger, label="paraloom_service")
+                )
+            await stack.enter_async_context(manager)
             yield
 
     app = FastAPI(title="paraloom runs", lifespan=lifespan)

@@ -10,7 +10,7 @@ oldest are dropped first); with a run store they remain readable from it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import TracebackType
@@ -22,7 +22,7 @@ from pydantic import JsonValue
 from paraloom import ApprovalDecision, Orchestrator, PendingApproval, RunHandle, RunResult
 from paraloom.protocols import Event, LLMDelta
 from paraloom.protocols.actions import new_id
-from paraloom.runtime import ModelSelector
+from paraloom.runtime import Budget, ModelSelector, ScopedBudget, ScopeLedger
 from paraloom.store import RunStore
 
 __all__ = ["RunManager", "RunRecord", "UnknownNameError"]
@@ -99,6 +99,8 @@ class RunManager:
         selectors: Mapping[str, ModelSelector] | None = None,
         store: RunStore | None = None,
         keep_finished: int = 1000,
+        ledger: ScopeLedger | None = None,
+        scopes: Sequence[str] = (),
     ) -> None:
         if not workflows:
             raise ValueError("RunManager needs at least one workflow")
@@ -106,6 +108,10 @@ class RunManager:
         self.selectors = dict(selectors or {})
         self.store = store
         self.keep_finished = keep_finished
+        self.ledger = ledger
+        """Shared budget scopes (e.g. the tenant's), enclosing every run's budget: set
+        before the first run, e.g. from the app's lifespan once the ledger is open."""
+        self.scopes = tuple(scopes)
         self._runs: OrderedDict[str, RunRecord] = OrderedDict()
         self._tg: TaskGroup | None = None
 
@@ -180,10 +186,14 @@ class RunManager:
         selector: ModelSelector | None,
         stream: bool = False,
     ) -> None:
+        budget: Budget | Decimal | None = budget_usd
+        if self.ledger is not None and self.scopes:
+            limit = budget_usd if budget_usd is not None else orchestrator.budget_usd
+            budget = ScopedBudget(self.ledger, self.scopes, limit)
         try:
             async with orchestrator.start(
                 task,
-                budget=budget_usd,
+                budget=budget,
                 run_id=record.run_id,
                 model_selector=selector,
                 deltas=stream,

@@ -1,0 +1,160 @@
+"""The front ends: ``paraloom budget set/show/reap``, ``run --scope/--ledger`` and
+``budget.scopes`` in YAML; bad input exits 2 with a located message, no traceback, no
+password."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from cli_run import run_cli
+from typer.testing import CliRunner
+
+from paraloom.cli import app
+from paraloom.testing import Reply
+from paraloom.testing.openai_server import OpenAITestServer, RecordedRequest
+
+pytestmark = pytest.mark.timeout(120)
+
+FLOW = """\
+models:
+  m: {model_id: m, input_price_per_m: 1, output_price_per_m: 2}
+agents:
+  a: {instructions: "Be brief.", model: m, max_tokens: 20}
+budget: {usd: 1.0, scopes: [tenant:acme]}
+workflows:
+  main:
+    subtasks:
+      - {id: s1, action: a, arguments: {task: "say hi"}}
+      - {id: s2, action: a, arguments: {task: "say ho"}}
+"""
+
+
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # the default ledger would be .paraloom/ here
+    for name in ("PARALOOM_LEDGER", "PARALOOM_STORE", "OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Done:
+    """``paraloom *args`` in this process (fast); see the slow test for a subprocess."""
+    result = CliRunner().invoke(app, list(args), env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    return Done(result.exit_code, result.stdout, result.stderr)
+
+
+def subprocess_cli(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, cwd=tmp_path, env=env)
+
+
+def bad(proc: Done | subprocess.CompletedProcess[str], *expected: str) -> None:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    for text in expected:
+        assert text in proc.stderr, proc.stderr
+
+
+def test_budget_admin_commands(tmp_path: Path) -> None:
+    ledger = str(tmp_path / "ledger.sqlite")
+    bad(cli(tmp_path, "budget", "show", "--ledger", ledger), "no ledger at")
+    assert not Path(ledger).exists()  # a read-only command creates nothing
+    bad(cli(tmp_path, "budget", "set", " tenant", "1", "--ledger", ledger), "KEY", "scope key")
+    bad(cli(tmp_path, "budget", "set", "tenant:acme", "lots", "--ledger", ledger), "DOLLARS 'lots'")
+    bad(cli(tmp_path, "budget", "set", "tenant:acme", "NaN", "--ledger", ledger), "DOLLARS 'NaN'")
+    ok = cli(tmp_path, "budget", "set", "tenant:acme", "5.00", "--ledger", ledger)
+    assert ok.returncode == 0 and "tenant:acme" in ok.stdout
+    cli(tmp_path, "budget", "set", "session:s1", "0.10", env={"PARALOOM_LEDGER": ledger})
+    shown = cli(tmp_path, "budget", "show", "--json", "--ledger", ledger)
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert [(d["key"], d["limit_usd"], d["spent_usd"]) for d in doc] == [
+        ("session:s1", "0.10", "0"),
+        ("tenant:acme", "5.00", "0"),
+    ]
+    bad(cli(tmp_path, "budget", "show", "nope", "--ledger", ledger), "KEY 'nope'")
+    reaped = cli(tmp_path, "budget", "reap", "--json", "--ledger", ledger)
+    assert json.loads(reaped.stdout) == {"reaped_holds": 0}
+
+
+def test_passwords_never_printed(tmp_path: Path) -> None:
+    url = "postgresql://alice:hunter2-secret@127.0.0.1:9/ledger"
+    proc = cli(tmp_path, "budget", "set", "t", "1", "--ledger", url)
+    bad(proc, "cannot open the ledger postgresql://alice:***@127.0.0.1:9/ledger")
+    garbled = cli(
+        tmp_path, "budget", "set", "t", "1", "--ledger", "postgresql://a:hunter2-secret@[::1/x"
+    )
+    assert garbled.returncode == 2
+    for p in (proc, garbled):
+        assert "hunter2" not in p.stdout + p.stderr
+
+
+def test_bad_scopes_in_yaml_and_options_are_located(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(FLOW.replace("[tenant:acme]", '["tenant:acme", " padded"]'), encoding="utf-8")
+    bad(cli(tmp_path, "validate", str(flow)), "flow.yaml:5:", "budget.scopes", "scope key")
+    flow.write_text(FLOW, encoding="utf-8")
+    env = {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "sk-x"}
+    bad(cli(tmp_path, "run", str(flow), "--no-store", "--scope", "", env=env), "--scope")
+    ledger = str(tmp_path / "ledger.sqlite")
+    cli(tmp_path, "budget", "set", "tenant:acme", "1", "--ledger", ledger)
+    # a scope without a limit is refused before anything runs
+    proc = cli(
+        tmp_path,
+        "run",
+        str(flow),
+        "--no-store",
+        "--scope",
+        "session:x",
+        "--ledger",
+        ledger,
+        env=env,
+    )
+    bad(proc, "scope 'session:x' has no limit", "paraloom budget set session:x")
+
+
+@pytest.mark.slow
+def test_a_run_inside_scopes_spends_from_the_ledger(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(FLOW, encoding="utf-8")
+    ledger = str(tmp_path / "ledger.sqlite")
+
+    def reply(req: RecordedRequest) -> Reply:
+        return Reply("hi", input_tokens=10, output_tokens=5)
+
+    with OpenAITestServer(handler=reply) as server:
+        env = {
+            "OPENAI_BASE_URL": server.base_url,
+            "OPENAI_API_KEY": "sk-x",
+            "PARALOOM_LEDGER": ledger,
+        }
+        subprocess_cli(tmp_path, "budget", "set", "tenant:acme", "1", env=env)
+        subprocess_cli(tmp_path, "budget", "set", "session:s1", "0", env=env)
+        # fits the run (1.0) and the tenant, not the session: every call refused
+        refused = cli(
+            tmp_path, "run", str(flow), "--no-store", "--json", "--scope", "session:s1", env=env
+        )
+        ok = subprocess_cli(tmp_path, "run", str(flow), "--no-store", "--json", env=env)
+        assert server.requests and len(server.requests) == 2  # only the second run called
+    out = json.loads(refused.stdout)
+    assert refused.returncode != 0 and out["cost_usd"] == "0"
+    assert "scope session:s1" in json.dumps(out)
+    assert ok.returncode == 0, ok.stderr
+    cost = Decimal(json.loads(ok.stdout)["cost_usd"])
+    assert cost == 2 * (Decimal(10) * 1 + Decimal(5) * 2) / 1_000_000
+    shown = json.loads(subprocess_cli(tmp_path, "budget", "show", "--json", env=env).stdout)
+    spent = {d["key"]: Decimal(d["spent_usd"]) for d in shown}
+    assert spent == {"session:s1": 0, "tenant:acme": cost}
