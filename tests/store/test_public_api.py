@@ -7,7 +7,7 @@ import pytest
 
 import paraloom.store
 from paraloom.orchestrator.result import RunStatus
-from paraloom.store import models, schema, store
+from paraloom.store import ledger, models, schema, store
 
 
 def test_package_exports() -> None:
@@ -28,6 +28,8 @@ def test_package_exports() -> None:
         "default_store_path": schema,
         "is_postgres_url": schema,
         "open_store": store,
+        "open_ledger": ledger,
+        "LEDGER_ENV": ledger,
     }
     assert set(paraloom.store.__all__) == set(expected)
     for name, home in expected.items():
