@@ -144,57 +144,73 @@ async def call_model(
     else:
         hint = max_tokens or 0
     selector = context.model_selector or FixedModel(default_model)
-    selection = await selector.select(
-        SelectionRequest(
-            step_kind=step.step_kind,
-            messages=tuple(messages),
-            candidates=tuple(pool.descriptors),
-            max_output_tokens=hint,
-            run_id=context.run_id,
-            agent=step.agent,
-            step_index=step.step_index,
-            models_used=step.models_used,
-            costs_so_far_usd=step.costs_so_far_usd,
-            tool_errors=step.tool_errors,
-            budget_spent_usd=budget.spent_usd if budget else Decimal(0),
-            budget_left_usd=budget.remaining_usd if budget else None,
-            expected_remaining_steps=step.expected_remaining_steps,
-            input_size=size,
-            max_tokens=max_tokens,
+    base = request
+    for choice in (1, 2):
+        request = base
+        left = budget.remaining_usd if budget else None
+        selection = await selector.select(
+            SelectionRequest(
+                step_kind=step.step_kind,
+                messages=tuple(messages),
+                candidates=tuple(pool.descriptors),
+                max_output_tokens=hint,
+                run_id=context.run_id,
+                agent=step.agent,
+                step_index=step.step_index,
+                models_used=step.models_used,
+                costs_so_far_usd=step.costs_so_far_usd,
+                tool_errors=step.tool_errors,
+                budget_spent_usd=budget.spent_usd if budget else Decimal(0),
+                budget_left_usd=left,
+                expected_remaining_steps=step.expected_remaining_steps,
+                input_size=size,
+                max_tokens=max_tokens,
+            )
         )
-    )
-    if selection.model is None:
-        remaining = budget.remaining_usd if budget else None
-        raise BudgetExhausted(f"usd (no model fits: {selection.reason})", "any model", remaining)
-    name = selection.model
-    if name not in pool:
-        raise ModelError(
-            name, f"the model selector chose a model not in the pool {pool.names}", provider="pool"
+        if selection.model is None:
+            remaining = budget.remaining_usd if budget else None
+            raise BudgetExhausted(
+                f"usd (no model fits: {selection.reason})", "any model", remaining
+            )
+        name = selection.model
+        if name not in pool:
+            raise ModelError(
+                name,
+                f"the model selector chose a model not in the pool {pool.names}",
+                provider="pool",
+            )
+        descriptor = pool.descriptor(name)
+        request = request.model_copy(update={"model": descriptor.provider_model})
+        json_tools = descriptor.tool_mode == "json" and uses_tools(request)
+        if json_tools:  # no native tool calling: ask through constrained JSON (tool_mode.py)
+            request = json_tool_request(request)
+        # what is really sent (size.json_tools for a json-mode model), as the selector saw it
+        bound = worst_case(descriptor, size, max_tokens)
+        request = request.model_copy(update={"max_tokens": bound.output_tokens})
+        client = pool.client(name)
+        fanout = max(1, client.max_calls_per_request) if isinstance(client, CompositeClient) else 1
+        parameters: dict[str, JsonValue] = {"max_tokens": bound.output_tokens}
+        if temperature is not None:
+            parameters["temperature"] = temperature
+        if response_format is not None:
+            parameters["response_format"] = response_format.name
+        started_fields: dict[str, Any] = {
+            "request_model": descriptor.provider_model,
+            "parameters": parameters,
+            "tools": [dict(t) for t in tools] if context.capture_content and tools else None,
+        }
+        call = _Attempts(
+            context, descriptor, name, step, selection, bound, fanout, messages, started_fields
         )
-    descriptor = pool.descriptor(name)
-    request = request.model_copy(update={"model": descriptor.provider_model})
-    json_tools = descriptor.tool_mode == "json" and uses_tools(request)
-    if json_tools:  # no native tool calling: ask through constrained JSON (tool_mode.py)
-        request = json_tool_request(request)
-    # what is really sent (size.json_tools for a json-mode model), as the selector saw it
-    bound = worst_case(descriptor, size, max_tokens)
-    request = request.model_copy(update={"max_tokens": bound.output_tokens})
-    client = pool.client(name)
-    fanout = max(1, client.max_calls_per_request) if isinstance(client, CompositeClient) else 1
-    parameters: dict[str, JsonValue] = {"max_tokens": bound.output_tokens}
-    if temperature is not None:
-        parameters["temperature"] = temperature
-    if response_format is not None:
-        parameters["response_format"] = response_format.name
-    started_fields: dict[str, Any] = {
-        "request_model": descriptor.provider_model,
-        "parameters": parameters,
-        "tools": [dict(t) for t in tools] if context.capture_content and tools else None,
-    }
-    call = _Attempts(
-        context, descriptor, name, step, selection, bound, fanout, messages, started_fields
-    )
-    await call.begin()
+        try:
+            await call.begin()
+        except BudgetExhausted:
+            # a shared scope (runtime/scopes.py) refused what the run's own budget let the
+            # selector choose, and told the budget its room: choose once more with it
+            if choice == 2 or budget is None or budget.remaining_usd == left:
+                raise
+            continue
+        break
     started = time.perf_counter()
     # a composite client (a cascade) makes several calls, maybe at once: no deltas
     sink = StreamSink(call.delta if context.deltas and fanout == 1 else None)

@@ -148,6 +148,17 @@ class ScopedBudget(Budget):
         self.scopes = tuple(sorted({validate_scope_key(k) for k in scopes}))
         self.unsettled_holds = 0
         """Holds the ledger had closed already when this budget settled them."""
+        self._scope_left: Decimal | None = None
+
+    @property
+    def remaining_usd(self) -> Decimal | None:
+        """The run's own room, or less: what the scope that last refused a reservation
+        had left then (until a reservation fits again). Model selectors read it, so a
+        router that was refused by a scope chooses again among what the scope allows."""
+        own = super().remaining_usd
+        if self._scope_left is None:
+            return own
+        return self._scope_left if own is None else min(own, self._scope_left)
 
     async def reserve(
         self, usd: Decimal | float | str, *, tokens: int = 0, calls: int = 1
@@ -157,9 +168,15 @@ class ScopedBudget(Budget):
             return local
         try:
             hold = await self.ledger.reserve(self.scopes, local.usd)
+        except BudgetExhausted as exc:
+            await local.release()
+            if isinstance(exc.remaining, Decimal):
+                self._scope_left = max(exc.remaining, Decimal(0))
+            raise
         except BaseException:
             await local.release()
             raise
+        self._scope_left = None
         return ScopedReservation(self, local.usd, local.tokens, local.calls, hold)
 
     async def _close(self, r: Reservation, usd: Decimal | None, tokens: int, calls: int) -> None:

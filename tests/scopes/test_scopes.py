@@ -36,7 +36,8 @@ async def test_a_reservation_must_fit_every_enclosing_scope(ledger: SqlLedger) -
     # refused means nothing held anywhere: not in the session, not in the run
     assert await spent_reserved(ledger, "session:s1") == (0, 0)
     assert await spent_reserved(ledger, "tenant:acme") == (0, 0)
-    assert budget.reserved_usd == 0 and budget.remaining_usd == D("5.00")
+    assert budget.reserved_usd == 0
+    assert budget.remaining_usd == D("0.10")  # the refusing scope's room, for the routers
     # and the run's own limit is checked too
     small = ScopedBudget(ledger, ["tenant:acme"], D("0.01"))
     with pytest.raises(BudgetExhausted, match="usd"):
@@ -215,3 +216,40 @@ async def test_both_strategies_share_one_database_without_deadlocks(postgres_url
         assert states[key].spent_usd == sum((b.spent_usd for b in mine), D(0))
         assert states[key].reserved_usd == 0
         assert states[key].spent_usd <= states[key].limit_usd
+
+
+async def test_a_router_refused_by_a_scope_chooses_again_within_it(ledger: SqlLedger) -> None:
+    """The run's own budget fits the dear model, the tenant only the cheap one: the
+    router (which prefers dear) is refused by the tenant, then chooses cheap."""
+    from paraloom.models import ModelPool, call_model
+    from paraloom.protocols.messages import ChatMessage
+    from paraloom.routing.selector import RouterSelector
+    from paraloom.runtime import measure_input, worst_case
+    from paraloom.runtime.context import ActionContext
+    from paraloom.testing import FunctionModel, Reply
+    from tests.models.test_worst_case import CHEAP, DEAR, PrefersDear
+
+    msgs = [ChatMessage(role="user", content="hello " * 200)]
+    size = measure_input(msgs)
+    cheap_wc, dear_wc = worst_case(CHEAP, size, 200).usd, worst_case(DEAR, size, 200).usd
+    await ledger.set_limit("tenant:acme", (cheap_wc + dear_wc) / 2)
+    budget = ScopedBudget(ledger, ["tenant:acme"], dear_wc * 10)
+    sent: list[str] = []
+
+    def reply(request: object) -> Reply:
+        sent.append(str(getattr(request, "model", "")))
+        return Reply("ok", input_tokens=10, output_tokens=5)
+
+    pool = ModelPool([CHEAP, DEAR], client=FunctionModel(reply))
+    context = ActionContext(
+        run_id="r",
+        emit=lambda e: None,
+        budget=budget,
+        model_selector=RouterSelector(PrefersDear(pacing="none"), offload=False),
+    )
+    first = await call_model(pool, context, msgs, default_model="dear", max_tokens=200)
+    assert first.model == "cheap" and sent == ["cheap"]
+    spent, reserved = await spent_reserved(ledger, "tenant:acme")
+    assert reserved == 0 and spent == first.cost_usd == budget.spent_usd
+    # with room again (a reservation fitted), the router sees the run's own budget
+    assert budget.remaining_usd == budget.limit_usd - budget.spent_usd
