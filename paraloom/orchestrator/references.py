@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pydantic import JsonValue
@@ -40,6 +41,7 @@ def is_reference(value: object) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("from"), str)
 
 
+@lru_cache(maxsize=4096)  # a plan's references are parsed when validated, then resolved
 def parse_reference(text: str) -> Reference:
     """Parse a path; raises ValueError with the reason. Subtask roots must continue with
     ``.output``; the ``input`` root addresses the run's input directly."""

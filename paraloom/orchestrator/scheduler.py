@@ -55,7 +55,7 @@ from paraloom.protocols.events import (
     SubtaskStarted,
 )
 from paraloom.protocols.plan import FailurePolicy, Subtask
-from paraloom.runtime.approval import needs_approval
+from paraloom.runtime.approval import ApprovalRule, needs_approval
 from paraloom.runtime.context import Action, ActionContext, discard_event
 from paraloom.runtime.limits import SharedLimit, acquire_slot
 from paraloom.tools.actionset import ActionSet
@@ -128,11 +128,14 @@ class Scheduler:
         task_input: JsonValue = None,
         results: MutableMapping[str, ActionResult] | None = None,
         reuse: Mapping[str, ActionResult] | None = None,
+        events: bool = True,
     ) -> RoundOutcome:
         """Run the plan. ``earlier`` holds results of earlier rounds (for references);
         ``results`` (optional) receives each result the moment it is known; subtasks
         with an ``ok`` result in ``reuse`` (a resumed run) whose dependencies were all
-        reused are not executed again."""
+        reused are not executed again. ``events=False``: the round's own lifecycle
+        events (subtask and action started/finished…) are not built, for a caller with
+        no listener (the actions' own events still reach ``context.emit``)."""
         state = _Round(
             scheduler=self,
             plan=plan,
@@ -142,6 +145,7 @@ class Scheduler:
             task_input=task_input,
             sink=results if results is not None else {},
             reuse={k: v for k, v in (reuse or {}).items() if v.ok},
+            emitting=events and context.emit is not discard_event,
         )
         await state.run()
         own = {sid: state.sink[sid] for sid in plan.order if sid in state.sink}
@@ -163,6 +167,7 @@ class _Round:
     task_input: JsonValue
     sink: MutableMapping[str, ActionResult]
     reuse: Mapping[str, ActionResult]
+    emitting: bool
     failed_by: str | None = None
     started: set[str] = field(default_factory=set)
     done: set[str] = field(default_factory=set)
@@ -171,16 +176,13 @@ class _Round:
     tg: TaskGroup | None = None
 
     def __post_init__(self) -> None:
-        self.by_id = {s.id: s for s in self.plan.plan.subtasks}
-        self.waiting = {sid: set(ds) for sid, ds in self.plan.deps.items()}
-        self.dependents: dict[str, list[str]] = {sid: [] for sid in self.plan.order}
-        for sid, ds in self.plan.deps.items():
-            for d in ds:
-                self.dependents[d].append(sid)
+        self.by_id = self.plan.by_id
+        # How many dependencies each subtask still waits for (a count: no set per node).
+        self.waiting = {sid: len(ds) for sid, ds in self.plan.deps.items()}
+        self.dependents = self.plan.dependents
         # Shared with every other round and run of the scheduler: never skipped because
         # this round alone is small (taking a free slot costs no checkpoint anyway).
         self.limiter, self.action_limiters = self.scheduler.limiters()
-        self.emitting = self.context.emit is not discard_event
         # References see this round's results as they arrive, then earlier rounds'.
         known = ChainMap(self.sink, dict(self.earlier))
         self.lookup = partial(root_value, task=self.task_input, results=known)
@@ -234,7 +236,11 @@ class _Round:
             self._after(sid, self.reuse[sid], policy)
             return
         # Approval comes first: a waiting subtask holds no slot and no budget.
-        approval = await self._approval(subtask)
+        gate = self.context.approvals
+        rule: ApprovalRule | None = None
+        if gate is not None:
+            rule = gate.rule_for(self.scheduler.actions.get(subtask.action), subtask.action)
+        approval = None if rule is None or rule is False else await self._approval(subtask, rule)
         if approval is _DEFERRED:
             self.deferred.add(sid)
             return
@@ -272,16 +278,13 @@ class _Round:
         self._finish(sid, result)
         self._after(sid, result, policy)
 
-    async def _approval(self, subtask: Subtask) -> dict[str, JsonValue] | _Refused | object:
+    async def _approval(
+        self, subtask: Subtask, rule: ApprovalRule
+    ) -> dict[str, JsonValue] | _Refused | object:
         """``None`` (no approval needed, or approved as is), the edited arguments, a
         refusal (its result and how dependents take it) or ``_DEFERRED``."""
         gate = self.context.approvals
-        if gate is None:
-            return None
-        action = self.scheduler.actions.get(subtask.action)
-        rule = gate.rule_for(action, subtask.action)
-        if rule is None or rule is False:
-            return None
+        assert gate is not None
         try:
             arguments = resolve_references(subtask.arguments, self.lookup)
         except (ReferenceResolutionError, ValueError):
@@ -311,11 +314,12 @@ class _Round:
         edited: object = None,
     ) -> ActionResult:
         try:
-            arguments = (
-                edited
-                if isinstance(edited, dict)
-                else resolve_references(subtask.arguments, self.lookup)
-            )
+            if isinstance(edited, dict):
+                arguments: JsonValue = edited
+            elif subtask.id in self.plan.referencing:
+                arguments = resolve_references(subtask.arguments, self.lookup)
+            else:  # no reference inside (scanned once, by validate_plan)
+                arguments = subtask.arguments
         except (ReferenceResolutionError, ValueError) as exc:
             return _status_result(
                 subtask.id,
@@ -381,9 +385,12 @@ class _Round:
                                 arguments=arguments,
                             )
                         )
-                    result = await invoke_with_timeout(
-                        lambda: self._guarded_invoke(action, call, ctx), call, policy.timeout_s
-                    )
+                    if policy.timeout_s is None:
+                        result = await self._guarded_invoke(action, call, ctx)
+                    else:
+                        result = await invoke_with_timeout(
+                            lambda: self._guarded_invoke(action, call, ctx), call, policy.timeout_s
+                        )
                 finally:
                     self.limiter.release()
             finally:
@@ -419,8 +426,11 @@ class _Round:
     async def _guarded_invoke(
         self, action: Action, call: ActionCall, ctx: ActionContext
     ) -> ActionResult:
+        executor = self.scheduler.executor
         try:
-            return await self.scheduler.executor.invoke(action, call, ctx)
+            if type(executor) is InProcessExecutor:  # one frame less per attempt
+                return await action.invoke(call, ctx)
+            return await executor.invoke(action, call, ctx)
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as exc:  # an adapter broke its contract; keep the run alive
@@ -450,10 +460,10 @@ class _Round:
         if self.stopping:  # nothing new starts, nothing running is cut short
             return
         if result.ok or policy.on_failure == "continue":
-            for dep in self.dependents[sid]:
-                waiting = self.waiting[dep]
-                waiting.discard(sid)
-                if not waiting and dep not in self.started:
+            waiting = self.waiting
+            for dep in self.dependents.get(sid, ()):
+                left = waiting[dep] = waiting[dep] - 1
+                if not left and dep not in self.started:
                     self._start(dep)
         elif policy.on_failure == "fail":
             self.failed_by = sid
@@ -465,13 +475,13 @@ class _Round:
             self.tg.cancel_scope.cancel()
         else:
             reason = f"dependency {sid!r} failed ({_describe(result)})"
-            stack = list(self.dependents[sid])
+            stack = list(self.dependents.get(sid, ()))
             while stack:
                 dep = stack.pop()
                 if dep in self.started:
                     continue
                 self._skip(dep, reason)
-                stack.extend(self.dependents[dep])
+                stack.extend(self.dependents.get(dep, ()))
 
     def _skip(self, sid: str, reason: str) -> None:
         self.started.add(sid)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from typing import TYPE_CHECKING, Any
 
@@ -23,18 +23,19 @@ __all__ = ["ValidatedPlan", "validate_plan"]
 @dataclass(frozen=True, slots=True)
 class ValidatedPlan:
     """A plan that passed every check. ``deps`` are the in-plan dependencies of each
-    subtask (declared ones plus those implied by references); ``order`` is topological."""
+    subtask (declared ones plus those implied by references); ``order`` is topological;
+    ``dependents`` the reverse of ``deps`` (subtasks nobody depends on are left out);
+    ``referencing`` the subtasks whose arguments hold a reference (scanned once, here)."""
 
     plan: Plan
     deps: Mapping[str, frozenset[str]]
     order: tuple[str, ...]
+    by_id: Mapping[str, Subtask] = field(default_factory=dict)
+    dependents: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    referencing: frozenset[str] = frozenset()
 
     def subtask(self, subtask_id: str) -> Subtask:
-        return self._by_id[subtask_id]
-
-    @property
-    def _by_id(self) -> dict[str, Subtask]:
-        return {s.id: s for s in self.plan.subtasks}
+        return self.by_id[subtask_id]
 
     def critical_path(self, weight: Mapping[str, float]) -> float:
         """Length of the longest dependency chain, summing ``weight`` per subtask."""
@@ -132,7 +133,18 @@ def validate_plan(
                 problems.extend(_argument_problems(s, checks.strict))
     if problems:
         raise PlanValidationError(problems)
-    return ValidatedPlan(plan=plan, deps={k: frozenset(v) for k, v in deps.items()}, order=order)
+    dependents: dict[str, list[str]] = {}
+    for sid, ds in deps.items():
+        for d in ds:
+            dependents.setdefault(d, []).append(sid)
+    return ValidatedPlan(
+        plan=plan,
+        deps={k: frozenset(v) for k, v in deps.items()},
+        order=order,
+        by_id={s.id: s for s in plan.subtasks},
+        dependents={k: tuple(v) for k, v in dependents.items()},
+        referencing=frozenset(with_references),
+    )
 
 
 def _name_cycle(deps: Mapping[str, Collection[str]]) -> str:

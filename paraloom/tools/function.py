@@ -139,7 +139,7 @@ class FunctionTool:
                 _short_errors(self._spec.name, exc),
                 started_at=started,
             )
-        kwargs = {k: getattr(parsed, k) for k in type(parsed).model_fields}
+        kwargs = dict(parsed.__dict__)  # the fields (extra="forbid": nothing else)
         if self._context_param is not None:
             kwargs[self._context_param] = context
         try:
