@@ -66,15 +66,24 @@ def parse_reference(text: str) -> Reference:
 
 def find_references(value: JsonValue) -> Iterator[str]:
     """Every reference path inside a JSON value (depth-first)."""
-    if is_reference(value):
-        assert isinstance(value, dict)
-        yield str(value["from"])
-    elif isinstance(value, dict):
+    found: list[str] = []
+    _collect_references(value, found)
+    return iter(found)
+
+
+def _collect_references(value: JsonValue, found: list[str]) -> None:
+    if isinstance(value, dict):
+        ref = value.get("from") if len(value) == 1 else None
+        if isinstance(ref, str):
+            found.append(ref)
+            return
         for v in value.values():
-            yield from find_references(v)
+            if isinstance(v, dict | list):
+                _collect_references(v, found)
     elif isinstance(value, list):
         for v in value:
-            yield from find_references(v)
+            if isinstance(v, dict | list):
+                _collect_references(v, found)
 
 
 def resolve_references(value: JsonValue, lookup: Callable[[str], JsonValue]) -> JsonValue:

@@ -57,7 +57,7 @@ from paraloom.protocols.events import (
 from paraloom.protocols.plan import FailurePolicy, Subtask
 from paraloom.runtime.approval import ApprovalRule, needs_approval
 from paraloom.runtime.context import Action, ActionContext, discard_event
-from paraloom.runtime.limits import SharedLimit, acquire_slot
+from paraloom.runtime.limits import SharedLimit, take_slot
 from paraloom.tools.actionset import ActionSet
 from paraloom.tools.wrappers.retry import retry_attempts
 from paraloom.tools.wrappers.timeout import invoke_with_timeout
@@ -351,10 +351,11 @@ class _Round:
             if self.stopping:
                 return self._stopped(subtask.id, f"attempt {n} started", time.time())
             # the action's slot first: waiting for it must not hold a global slot
-            if action_limiter is not None:
-                await acquire_slot(action_limiter)
+            if action_limiter is not None and not take_slot(action_limiter):
+                await action_limiter.acquire()
             try:
-                await acquire_slot(self.limiter)
+                if not take_slot(self.limiter):  # no coroutine when a slot is free
+                    await self.limiter.acquire()
                 try:
                     if self.stopping:  # asked while this attempt waited for a slot
                         return self._stopped(subtask.id, f"attempt {n} started", time.time())
@@ -421,6 +422,8 @@ class _Round:
                     )
                 )
 
+        if policy.retries == 0:  # one frame less
+            return await attempt(1)
         return await retry_attempts(attempt, policy, on_retry)
 
     async def _guarded_invoke(

@@ -144,7 +144,7 @@ class FunctionTool:
             kwargs[self._context_param] = context
         try:
             if self._is_async:
-                value = await cast(Callable[..., Awaitable[Any]], self.func)(**kwargs)
+                value = await cast("Callable[..., Awaitable[Any]]", self.func)(**kwargs)
             else:
                 value = await run_in_daemon_thread(functools.partial(self.func, **kwargs))
             output = self._output_adapter.dump_python(value, mode="json")
