@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections import ChainMap
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Awaitable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
@@ -337,94 +337,104 @@ class _Round:
             result = await self._attempts(subtask, fallback, arguments, policy)
         return result
 
-    async def _attempts(
+    def _attempts(
         self,
         subtask: Subtask,
         action: Action,
         arguments: dict[str, JsonValue],
         policy: FailurePolicy,
+    ) -> Awaitable[ActionResult]:
+        """The attempts of ``action`` for ``subtask`` (the awaitable of the first one
+        itself when there is no retry: no closure, no extra frame)."""
+        if policy.retries == 0:
+            return self._attempt(subtask, action, arguments, policy, 1)
+        return retry_attempts(
+            partial(self._attempt, subtask, action, arguments, policy),
+            policy,
+            partial(self._on_retry, subtask),
+        )
+
+    async def _attempt(
+        self,
+        subtask: Subtask,
+        action: Action,
+        arguments: dict[str, JsonValue],
+        policy: FailurePolicy,
+        n: int,
     ) -> ActionResult:
         spec = action.spec
         action_limiter = self.action_limiters.get(spec.name)
-
-        async def attempt(n: int) -> ActionResult:
-            if self.stopping:
-                return self._stopped(subtask.id, f"attempt {n} started", time.time())
-            # the action's slot first: waiting for it must not hold a global slot
-            if action_limiter is not None and not take_slot(action_limiter):
-                await action_limiter.acquire()
+        if self.stopping:
+            return self._stopped(subtask.id, f"attempt {n} started", time.time())
+        # the action's slot first: waiting for it must not hold a global slot
+        if action_limiter is not None and not take_slot(action_limiter):
+            await action_limiter.acquire()
+        try:
+            if not take_slot(self.limiter):  # no coroutine when a slot is free
+                await self.limiter.acquire()
             try:
-                if not take_slot(self.limiter):  # no coroutine when a slot is free
-                    await self.limiter.acquire()
-                try:
-                    if self.stopping:  # asked while this attempt waited for a slot
-                        return self._stopped(subtask.id, f"attempt {n} started", time.time())
-                    # the deadline counts from the moment the attempt may start
-                    call = ActionCall(
-                        call_id=new_id("call_"),
-                        action=spec.name,
-                        arguments=arguments,
-                        run_id=self.context.run_id,
-                        subtask_id=subtask.id,
-                        parent_call_id=self.context.call_id,
-                        attempt=n,
-                        deadline=None
-                        if policy.timeout_s is None
-                        else time.time() + policy.timeout_s,
+                if self.stopping:  # asked while this attempt waited for a slot
+                    return self._stopped(subtask.id, f"attempt {n} started", time.time())
+                # the deadline counts from the moment the attempt may start
+                call = ActionCall(
+                    call_id=new_id("call_"),
+                    action=spec.name,
+                    arguments=arguments,
+                    run_id=self.context.run_id,
+                    subtask_id=subtask.id,
+                    parent_call_id=self.context.call_id,
+                    attempt=n,
+                    deadline=None if policy.timeout_s is None else time.time() + policy.timeout_s,
+                )
+                ctx = self.context.child(call)
+                if self.emitting:
+                    self.context.emit(
+                        ActionStarted(
+                            run_id=self.context.run_id,
+                            call_id=call.call_id,
+                            action=spec.name,
+                            kind=spec.kind,
+                            subtask_id=subtask.id,
+                            parent_call_id=call.parent_call_id,
+                            attempt=n,
+                            arguments=arguments,
+                        )
                     )
-                    ctx = self.context.child(call)
-                    if self.emitting:
-                        self.context.emit(
-                            ActionStarted(
-                                run_id=self.context.run_id,
-                                call_id=call.call_id,
-                                action=spec.name,
-                                kind=spec.kind,
-                                subtask_id=subtask.id,
-                                parent_call_id=call.parent_call_id,
-                                attempt=n,
-                                arguments=arguments,
-                            )
-                        )
-                    if policy.timeout_s is None:
-                        result = await self._guarded_invoke(action, call, ctx)
-                    else:
-                        result = await invoke_with_timeout(
-                            lambda: self._guarded_invoke(action, call, ctx), call, policy.timeout_s
-                        )
-                finally:
-                    self.limiter.release()
+                if policy.timeout_s is None:
+                    result = await self._guarded_invoke(action, call, ctx)
+                else:
+                    result = await invoke_with_timeout(
+                        lambda: self._guarded_invoke(action, call, ctx), call, policy.timeout_s
+                    )
             finally:
-                if action_limiter is not None:
-                    action_limiter.release()
-            if self.emitting:
-                self.context.emit(
-                    ActionFinished(
-                        run_id=self.context.run_id,
-                        call_id=call.call_id,
-                        kind=spec.kind,
-                        result=result,
-                    )
+                self.limiter.release()
+        finally:
+            if action_limiter is not None:
+                action_limiter.release()
+        if self.emitting:
+            self.context.emit(
+                ActionFinished(
+                    run_id=self.context.run_id,
+                    call_id=call.call_id,
+                    kind=spec.kind,
+                    result=result,
                 )
-            return result
+            )
+        return result
 
-        def on_retry(result: ActionResult, delay: float) -> None:
-            if self.emitting:
-                reason = result.error.message if result.error else result.status.value
-                self.context.emit(
-                    SubtaskRetried(
-                        run_id=self.context.run_id,
-                        round=self.round,
-                        subtask_id=subtask.id,
-                        attempt=result.attempt,
-                        reason=reason,
-                        delay_s=delay,
-                    )
+    def _on_retry(self, subtask: Subtask, result: ActionResult, delay: float) -> None:
+        if self.emitting:
+            reason = result.error.message if result.error else result.status.value
+            self.context.emit(
+                SubtaskRetried(
+                    run_id=self.context.run_id,
+                    round=self.round,
+                    subtask_id=subtask.id,
+                    attempt=result.attempt,
+                    reason=reason,
+                    delay_s=delay,
                 )
-
-        if policy.retries == 0:  # one frame less
-            return await attempt(1)
-        return await retry_attempts(attempt, policy, on_retry)
+            )
 
     async def _guarded_invoke(
         self, action: Action, call: ActionCall, ctx: ActionContext
