@@ -141,7 +141,7 @@ class Scheduler:
             plan=plan,
             context=context,
             round=round,
-            earlier=earlier or {},
+            earlier=earlier if earlier is not None else {},
             task_input=task_input,
             sink=results if results is not None else {},
             reuse={k: v for k, v in (reuse or {}).items() if v.ok},
@@ -184,7 +184,10 @@ class _Round:
         # this round alone is small (taking a free slot costs no checkpoint anyway).
         self.limiter, self.action_limiters = self.scheduler.limiters()
         # References see this round's results as they arrive, then earlier rounds'.
-        known = ChainMap(self.sink, dict(self.earlier))
+        # (The orchestrator passes one dict as both: looked up directly, no ChainMap.)
+        known: Mapping[str, ActionResult] = (
+            self.sink if self.earlier is self.sink else ChainMap(self.sink, dict(self.earlier))
+        )
         self.lookup = partial(root_value, task=self.task_input, results=known)
 
     async def run(self) -> None:
