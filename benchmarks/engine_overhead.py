@@ -11,6 +11,12 @@ the ratios (medians of interleaved runs, so machine noise hits all sides alike).
 
     python benchmarks/engine_overhead.py [--width 1000] [--chain 200] [--repeats 7]
 
+LangGraph, when installed (``pip install -e ".[bench]"``), runs the same two shapes in
+the same interleaved loop: a graph of ``width`` no-op nodes all from START to END, and a
+chain of ``chain`` nodes each passing the state's value on (compiled once, like the
+Orchestrator is built once); it prints µs/node and LangGraph/paraloom. Without it the
+script says "langgraph not installed" and goes on.
+
 With ``--store``, the same workloads recording into a SQLite run store with the durable
 executor (what every CLI run does), each run timed until its last event is committed,
 side by side with the no-listener run: ``store`` is the store as shipped (WAL,
@@ -24,6 +30,7 @@ one thread hop per group commit); ``store-before`` reproduces the previous behav
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import tempfile
 import time
@@ -102,7 +109,46 @@ def chain_plan(n: int) -> Plan:
     return Plan(subtasks=tuple(subtasks))
 
 
-def measure(repeats: int, width: int, chain: int, *, events: bool) -> dict[str, list[float]]:
+def langgraph_cases(width: int, chain: int) -> dict[str, Any]:
+    """LangGraph's fan-out and chain of no-op nodes, or nothing if it is not installed."""
+    try:
+        from langgraph.graph import END, START, StateGraph
+    except ImportError:
+        return {}
+    from typing import TypedDict
+
+    class State(TypedDict, total=False):
+        x: int
+
+    async def lg_noop(state: State) -> dict[str, Any]:
+        return {}
+
+    async def lg_step(state: State) -> dict[str, Any]:
+        return {"x": state.get("x", 0)}
+
+    fan = StateGraph(State)
+    for i in range(width):
+        fan.add_node(f"n{i}", lg_noop)
+        fan.add_edge(START, f"n{i}")
+        fan.add_edge(f"n{i}", END)
+    ch = StateGraph(State)
+    previous = START
+    for i in range(chain):
+        ch.add_node(f"n{i}", lg_step)
+        ch.add_edge(previous, f"n{i}")
+        previous = f"n{i}"
+    ch.add_edge(previous, END)
+    fan_graph, chain_graph = fan.compile(), ch.compile()
+    config: Any = {"recursion_limit": chain + 10}  # one superstep per chain node
+    return {
+        "fanout_langgraph": lambda: fan_graph.ainvoke({"x": 0}),
+        "chain_langgraph": lambda: chain_graph.ainvoke({"x": 0}, config),
+    }
+
+
+def measure(
+    repeats: int, width: int, chain: int, *, events: bool, peers: bool = False
+) -> dict[str, list[float]]:
     fan = Orchestrator([noop], StaticPlanner(fanout_plan(width)), max_concurrency=width)
     ch = Orchestrator([noop], StaticPlanner(chain_plan(chain)))
     sink: list[object] = []
@@ -114,6 +160,7 @@ def measure(repeats: int, width: int, chain: int, *, events: bool) -> dict[str, 
         "chain_raw": lambda: raw_chain(chain),
         "chain_invoke": lambda: raw_invoke_chain(chain),
         "chain_paraloom": lambda: ch.run(on_event=listener),
+        **(langgraph_cases(width, chain) if peers else {}),
     }
     times: dict[str, list[float]] = {k: [] for k in cases}
 
@@ -221,17 +268,23 @@ def main() -> None:
     ap.add_argument("--chain", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--store", action="store_true", help="the run store variants only")
+    ap.add_argument("--no-langgraph", action="store_true", help="leave LangGraph out")
     args = ap.parse_args()
     if args.store:
         report_store(args.repeats, args.width, args.chain)
         return
+    peers = not args.no_langgraph
+    if peers and importlib.util.find_spec("langgraph") is None:
+        print("langgraph not installed: no LangGraph column (pip install -e '.[bench]')")
     for events in (False, True):
         t = {
             k: statistics.median(v)
-            for k, v in measure(args.repeats, args.width, args.chain, events=events).items()
+            for k, v in measure(
+                args.repeats, args.width, args.chain, events=events, peers=peers and not events
+            ).items()
         }
         label = "with an event listener" if events else "no listener"
-        print(f"[{label}] median of {args.repeats} runs")
+        print(f"[{label}] median of {args.repeats} interleaved runs")
         for shape, n in (("fanout", args.width), ("chain", args.chain)):
             raw, inv, par = t[f"{shape}_raw"], t[f"{shape}_invoke"], t[f"{shape}_paraloom"]
             print(
@@ -239,6 +292,11 @@ def main() -> None:
                 f"raw invoke {inv / n * 1e6:6.1f} | paraloom {par / n * 1e6:6.1f} | "
                 f"paraloom/raw fn {par / raw:5.2f}x | paraloom/raw invoke {par / inv:5.2f}x"
             )
+            if (lg := t.get(f"{shape}_langgraph")) is not None:
+                print(
+                    f"  {'':6s} {'':7s}  langgraph {lg / n * 1e6:6.1f} µs/node | "
+                    f"langgraph/paraloom {lg / par:5.2f}x | langgraph/raw fn {lg / raw:5.2f}x"
+                )
 
 
 if __name__ == "__main__":

@@ -294,17 +294,18 @@ class Orchestrator:
             result = scrub_model(result)  # no registered credential reaches the caller
             if options.on_result is not None:
                 options.on_result(result)
-            emit(
-                RunFinished(
-                    run_id=run_id,
-                    workflow=self.name,
-                    status=status,
-                    output=result.output,
-                    error=result.error,
-                    cost_usd=cost,
-                    warnings=warnings,
+            if listened:
+                emit(
+                    RunFinished(
+                        run_id=run_id,
+                        workflow=self.name,
+                        status=status,
+                        output=result.output,
+                        error=result.error,
+                        cost_usd=cost,
+                        warnings=warnings,
+                    )
                 )
-            )
             return result
 
         def end_round(*notes: str) -> StateFeedback:
@@ -319,7 +320,8 @@ class Orchestrator:
                 output_chars=self.feedback_output_chars,
                 notes=notes,
             )
-            emit(RoundFinished(run_id=run_id, round=round_no, feedback=ended))
+            if listened:
+                emit(RoundFinished(run_id=run_id, round=round_no, feedback=ended))
             return ended
 
         try:
@@ -375,7 +377,8 @@ class Orchestrator:
                             )
                         else:
                             status = "ok"
-                        emit(PlanCreated.model_validate({**plan_base, "final_output": output}))
+                        if listened:  # validates the whole output again: only when heard
+                            emit(PlanCreated.model_validate({**plan_base, "final_output": output}))
                         break
                     vplan = validate_plan(decision, self.actions, earlier_ids=results.keys())
                 except BudgetExhausted as exc:
@@ -418,6 +421,7 @@ class Orchestrator:
                     task_input=task,
                     results=results,
                     reuse=resume.results if resume is not None and replayed else None,
+                    events=listened,
                 )
                 if replayed and outcome.reused != set(vplan.order):
                     replaying = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pydantic import JsonValue
@@ -40,6 +41,7 @@ def is_reference(value: object) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("from"), str)
 
 
+@lru_cache(maxsize=4096)  # a plan's references are parsed when validated, then resolved
 def parse_reference(text: str) -> Reference:
     """Parse a path; raises ValueError with the reason. Subtask roots must continue with
     ``.output``; the ``input`` root addresses the run's input directly."""
@@ -64,15 +66,24 @@ def parse_reference(text: str) -> Reference:
 
 def find_references(value: JsonValue) -> Iterator[str]:
     """Every reference path inside a JSON value (depth-first)."""
-    if is_reference(value):
-        assert isinstance(value, dict)
-        yield str(value["from"])
-    elif isinstance(value, dict):
+    found: list[str] = []
+    _collect_references(value, found)
+    return iter(found)
+
+
+def _collect_references(value: JsonValue, found: list[str]) -> None:
+    if isinstance(value, dict):
+        ref = value.get("from") if len(value) == 1 else None
+        if isinstance(ref, str):
+            found.append(ref)
+            return
         for v in value.values():
-            yield from find_references(v)
+            if isinstance(v, dict | list):
+                _collect_references(v, found)
     elif isinstance(value, list):
         for v in value:
-            yield from find_references(v)
+            if isinstance(v, dict | list):
+                _collect_references(v, found)
 
 
 def resolve_references(value: JsonValue, lookup: Callable[[str], JsonValue]) -> JsonValue:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from paraloom.protocols.actions import ActionResult, ActionStatus, TokenUsage
 from paraloom.protocols.events import Event, LLMCallFinished, RunStatus, UsageAnomaly
 from paraloom.protocols.feedback import StateFeedback, SubtaskFeedback
+from paraloom.protocols.trusted import trusted_model
 from paraloom.runtime.budget import Budget
 from paraloom.runtime.context import ActionContext
 
@@ -201,15 +202,19 @@ def build_feedback(
     subtasks: dict[str, SubtaskFeedback] = {}
     for sid, r in results.items():
         output, truncated = _preview(r.output, output_chars)
-        subtasks[sid] = SubtaskFeedback(
-            round=rounds_of.get(sid, round),
-            action=r.action,
-            status=r.status,
-            output=output,
-            output_truncated=truncated,
-            error=f"{r.error.type}: {r.error.message}" if r.error else None,
-            cost_usd=r.cost_usd,
-            duration_s=r.duration_s,
+        # from a validated result: built without validating it again
+        subtasks[sid] = trusted_model(
+            SubtaskFeedback,
+            {
+                "round": rounds_of.get(sid, round),
+                "action": r.action,
+                "status": r.status,
+                "output": output,
+                "output_truncated": truncated,
+                "error": f"{r.error.type}: {r.error.message}" if r.error else None,
+                "cost_usd": r.cost_usd,
+                "duration_s": r.duration_s,
+            },
         )
     return StateFeedback(
         round=round,

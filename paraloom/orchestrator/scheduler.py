@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections import ChainMap
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Awaitable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
@@ -56,9 +56,9 @@ from paraloom.protocols.events import (
     SubtaskStarted,
 )
 from paraloom.protocols.plan import FailurePolicy, Subtask
-from paraloom.runtime.approval import needs_approval
+from paraloom.runtime.approval import ApprovalRule, needs_approval
 from paraloom.runtime.context import Action, ActionContext, discard_event
-from paraloom.runtime.limits import SharedLimit, acquire_slot
+from paraloom.runtime.limits import SharedLimit, take_slot
 from paraloom.tools.actionset import ActionSet
 from paraloom.tools.wrappers.retry import retry_attempts
 from paraloom.tools.wrappers.timeout import invoke_with_timeout
@@ -129,20 +129,24 @@ class Scheduler:
         task_input: JsonValue = None,
         results: MutableMapping[str, ActionResult] | None = None,
         reuse: Mapping[str, ActionResult] | None = None,
+        events: bool = True,
     ) -> RoundOutcome:
         """Run the plan. ``earlier`` holds results of earlier rounds (for references);
         ``results`` (optional) receives each result the moment it is known; subtasks
         with an ``ok`` result in ``reuse`` (a resumed run) whose dependencies were all
-        reused are not executed again."""
+        reused are not executed again. ``events=False``: the round's own lifecycle
+        events (subtask and action started/finished…) are not built, for a caller with
+        no listener (the actions' own events still reach ``context.emit``)."""
         state = _Round(
             scheduler=self,
             plan=plan,
             context=context,
             round=round,
-            earlier=earlier or {},
+            earlier=earlier if earlier is not None else {},
             task_input=task_input,
             sink=results if results is not None else {},
             reuse={k: v for k, v in (reuse or {}).items() if v.ok},
+            emitting=events and context.emit is not discard_event,
         )
         await state.run()
         own = {sid: state.sink[sid] for sid in plan.order if sid in state.sink}
@@ -164,6 +168,7 @@ class _Round:
     task_input: JsonValue
     sink: MutableMapping[str, ActionResult]
     reuse: Mapping[str, ActionResult]
+    emitting: bool
     failed_by: str | None = None
     started: set[str] = field(default_factory=set)
     done: set[str] = field(default_factory=set)
@@ -172,18 +177,18 @@ class _Round:
     tg: TaskGroup | None = None
 
     def __post_init__(self) -> None:
-        self.by_id = {s.id: s for s in self.plan.plan.subtasks}
-        self.waiting = {sid: set(ds) for sid, ds in self.plan.deps.items()}
-        self.dependents: dict[str, list[str]] = {sid: [] for sid in self.plan.order}
-        for sid, ds in self.plan.deps.items():
-            for d in ds:
-                self.dependents[d].append(sid)
+        self.by_id = self.plan.by_id
+        # How many dependencies each subtask still waits for (a count: no set per node).
+        self.waiting = {sid: len(ds) for sid, ds in self.plan.deps.items()}
+        self.dependents = self.plan.dependents
         # Shared with every other round and run of the scheduler: never skipped because
         # this round alone is small (taking a free slot costs no checkpoint anyway).
         self.limiter, self.action_limiters = self.scheduler.limiters()
-        self.emitting = self.context.emit is not discard_event
         # References see this round's results as they arrive, then earlier rounds'.
-        known = ChainMap(self.sink, dict(self.earlier))
+        # (The orchestrator passes one dict as both: looked up directly, no ChainMap.)
+        known: Mapping[str, ActionResult] = (
+            self.sink if self.earlier is self.sink else ChainMap(self.sink, dict(self.earlier))
+        )
         self.lookup = partial(root_value, task=self.task_input, results=known)
 
     async def run(self) -> None:
@@ -235,7 +240,11 @@ class _Round:
             self._after(sid, self.reuse[sid], policy)
             return
         # Approval comes first: a waiting subtask holds no slot and no budget.
-        approval = await self._approval(subtask)
+        gate = self.context.approvals
+        rule: ApprovalRule | None = None
+        if gate is not None:
+            rule = gate.rule_for(self.scheduler.actions.get(subtask.action), subtask.action)
+        approval = None if rule is None or rule is False else await self._approval(subtask, rule)
         if approval is _DEFERRED:
             self.deferred.add(sid)
             return
@@ -276,16 +285,13 @@ class _Round:
         self._finish(sid, result)
         self._after(sid, result, policy)
 
-    async def _approval(self, subtask: Subtask) -> dict[str, JsonValue] | _Refused | object:
+    async def _approval(
+        self, subtask: Subtask, rule: ApprovalRule
+    ) -> dict[str, JsonValue] | _Refused | object:
         """``None`` (no approval needed, or approved as is), the edited arguments, a
         refusal (its result and how dependents take it) or ``_DEFERRED``."""
         gate = self.context.approvals
-        if gate is None:
-            return None
-        action = self.scheduler.actions.get(subtask.action)
-        rule = gate.rule_for(action, subtask.action)
-        if rule is None or rule is False:
-            return None
+        assert gate is not None
         try:
             arguments = resolve_references(subtask.arguments, self.lookup)
         except (ReferenceResolutionError, ValueError):
@@ -316,11 +322,12 @@ class _Round:
         edited: object = None,
     ) -> ActionResult:
         try:
-            arguments = (
-                edited
-                if isinstance(edited, dict)
-                else resolve_references(subtask.arguments, self.lookup)
-            )
+            if isinstance(edited, dict):
+                arguments: JsonValue = edited
+            elif subtask.id in self.plan.referencing:
+                arguments = resolve_references(subtask.arguments, self.lookup)
+            else:  # no reference inside (scanned once, by validate_plan)
+                arguments = subtask.arguments
         except (ReferenceResolutionError, ValueError) as exc:
             return _status_result(
                 subtask.id,
@@ -338,97 +345,117 @@ class _Round:
             result = await self._attempts(subtask, fallback, arguments, policy, spent)
         return result
 
-    async def _attempts(
+    def _attempts(
         self,
         subtask: Subtask,
         action: Action,
         arguments: dict[str, JsonValue],
         policy: FailurePolicy,
         spent: CostTally,
+    ) -> Awaitable[ActionResult]:
+        """The attempts of ``action`` for ``subtask`` (the awaitable of the first one
+        itself when there is no retry: no closure, no extra frame)."""
+        if policy.retries == 0:
+            return self._attempt(subtask, action, arguments, policy, spent, 1)
+        return retry_attempts(
+            partial(self._attempt, subtask, action, arguments, policy, spent),
+            policy,
+            partial(self._on_retry, subtask),
+        )
+
+    async def _attempt(
+        self,
+        subtask: Subtask,
+        action: Action,
+        arguments: dict[str, JsonValue],
+        policy: FailurePolicy,
+        spent: CostTally,
+        n: int,
     ) -> ActionResult:
         spec = action.spec
         action_limiter = self.action_limiters.get(spec.name)
-
-        async def attempt(n: int) -> ActionResult:
-            if self.stopping:
-                return self._stopped(subtask.id, f"attempt {n} started", time.time())
-            # the action's slot first: waiting for it must not hold a global slot
-            if action_limiter is not None:
-                await acquire_slot(action_limiter)
+        if self.stopping:
+            return self._stopped(subtask.id, f"attempt {n} started", time.time())
+        # the action's slot first: waiting for it must not hold a global slot
+        if action_limiter is not None and not take_slot(action_limiter):
+            await action_limiter.acquire()
+        try:
+            if not take_slot(self.limiter):  # no coroutine when a slot is free
+                await self.limiter.acquire()
             try:
-                await acquire_slot(self.limiter)
-                try:
-                    if self.stopping:  # asked while this attempt waited for a slot
-                        return self._stopped(subtask.id, f"attempt {n} started", time.time())
-                    # the deadline counts from the moment the attempt may start
-                    call = ActionCall(
-                        call_id=new_id("call_"),
-                        action=spec.name,
-                        arguments=arguments,
-                        run_id=self.context.run_id,
-                        subtask_id=subtask.id,
-                        parent_call_id=self.context.call_id,
-                        attempt=n,
-                        deadline=None
-                        if policy.timeout_s is None
-                        else time.time() + policy.timeout_s,
-                    )
-                    attempt_spent = CostTally()
-                    ctx = attempt_spent.watch(spent.watch(self.context.child(call)))
-                    if self.emitting:
-                        self.context.emit(
-                            ActionStarted(
-                                run_id=self.context.run_id,
-                                call_id=call.call_id,
-                                action=spec.name,
-                                kind=spec.kind,
-                                subtask_id=subtask.id,
-                                parent_call_id=call.parent_call_id,
-                                attempt=n,
-                                arguments=arguments,
-                            )
+                if self.stopping:  # asked while this attempt waited for a slot
+                    return self._stopped(subtask.id, f"attempt {n} started", time.time())
+                # the deadline counts from the moment the attempt may start
+                call = ActionCall(
+                    call_id=new_id("call_"),
+                    action=spec.name,
+                    arguments=arguments,
+                    run_id=self.context.run_id,
+                    subtask_id=subtask.id,
+                    parent_call_id=self.context.call_id,
+                    attempt=n,
+                    deadline=None if policy.timeout_s is None else time.time() + policy.timeout_s,
+                )
+                attempt_spent = CostTally()
+                ctx = attempt_spent.watch(spent.watch(self.context.child(call)))
+                if self.emitting:
+                    self.context.emit(
+                        ActionStarted(
+                            run_id=self.context.run_id,
+                            call_id=call.call_id,
+                            action=spec.name,
+                            kind=spec.kind,
+                            subtask_id=subtask.id,
+                            parent_call_id=call.parent_call_id,
+                            attempt=n,
+                            arguments=arguments,
                         )
+                    )
+                if policy.timeout_s is None:
+                    result = await self._guarded_invoke(action, call, ctx)
+                else:
                     result = await invoke_with_timeout(
                         lambda: self._guarded_invoke(action, call, ctx), call, policy.timeout_s
                     )
-                finally:
-                    self.limiter.release()
             finally:
-                if action_limiter is not None:
-                    action_limiter.release()
-            result = attempt_spent.charge(result)  # a timed-out attempt's calls too
-            if self.emitting:
-                self.context.emit(
-                    ActionFinished(
-                        run_id=self.context.run_id,
-                        call_id=call.call_id,
-                        kind=spec.kind,
-                        result=result,
-                    )
+                self.limiter.release()
+        finally:
+            if action_limiter is not None:
+                action_limiter.release()
+        result = attempt_spent.charge(result)  # a timed-out attempt's calls too
+        if self.emitting:
+            self.context.emit(
+                ActionFinished(
+                    run_id=self.context.run_id,
+                    call_id=call.call_id,
+                    kind=spec.kind,
+                    result=result,
                 )
-            return result
+            )
+        return result
 
-        def on_retry(result: ActionResult, delay: float) -> None:
-            if self.emitting:
-                reason = result.error.message if result.error else result.status.value
-                self.context.emit(
-                    SubtaskRetried(
-                        run_id=self.context.run_id,
-                        round=self.round,
-                        subtask_id=subtask.id,
-                        attempt=result.attempt,
-                        reason=reason,
-                        delay_s=delay,
-                    )
+    def _on_retry(self, subtask: Subtask, result: ActionResult, delay: float) -> None:
+        if self.emitting:
+            reason = result.error.message if result.error else result.status.value
+            self.context.emit(
+                SubtaskRetried(
+                    run_id=self.context.run_id,
+                    round=self.round,
+                    subtask_id=subtask.id,
+                    attempt=result.attempt,
+                    reason=reason,
+                    delay_s=delay,
                 )
-
-        return await retry_attempts(attempt, policy, on_retry)
+            )
 
     async def _guarded_invoke(
         self, action: Action, call: ActionCall, ctx: ActionContext
     ) -> ActionResult:
+        executor = self.scheduler.executor
         try:
-            return await self.scheduler.executor.invoke(action, call, ctx)
+            if type(executor) is InProcessExecutor:  # one frame less per attempt
+                return await action.invoke(call, ctx)
+            return await executor.invoke(action, call, ctx)
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as exc:  # an adapter broke its contract; keep the run alive
@@ -458,10 +485,10 @@ class _Round:
         if self.stopping:  # nothing new starts, nothing running is cut short
             return
         if result.ok or policy.on_failure == "continue":
-            for dep in self.dependents[sid]:
-                waiting = self.waiting[dep]
-                waiting.discard(sid)
-                if not waiting and dep not in self.started:
+            waiting = self.waiting
+            for dep in self.dependents.get(sid, ()):
+                left = waiting[dep] = waiting[dep] - 1
+                if not left and dep not in self.started:
                     self._start(dep)
         elif policy.on_failure == "fail":
             self.failed_by = sid
@@ -473,13 +500,13 @@ class _Round:
             self.tg.cancel_scope.cancel()
         else:
             reason = f"dependency {sid!r} failed ({_describe(result)})"
-            stack = list(self.dependents[sid])
+            stack = list(self.dependents.get(sid, ()))
             while stack:
                 dep = stack.pop()
                 if dep in self.started:
                     continue
                 self._skip(dep, reason)
-                stack.extend(self.dependents[dep])
+                stack.extend(self.dependents.get(dep, ()))
 
     def _skip(self, sid: str, reason: str) -> None:
         self.started.add(sid)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from graphlib import CycleError, TopologicalSorter
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import JsonValue
@@ -23,18 +22,19 @@ __all__ = ["ValidatedPlan", "validate_plan"]
 @dataclass(frozen=True, slots=True)
 class ValidatedPlan:
     """A plan that passed every check. ``deps`` are the in-plan dependencies of each
-    subtask (declared ones plus those implied by references); ``order`` is topological."""
+    subtask (declared ones plus those implied by references); ``order`` is topological;
+    ``dependents`` the reverse of ``deps`` (subtasks nobody depends on are left out);
+    ``referencing`` the subtasks whose arguments hold a reference (scanned once, here)."""
 
     plan: Plan
     deps: Mapping[str, frozenset[str]]
     order: tuple[str, ...]
+    by_id: Mapping[str, Subtask] = field(default_factory=dict)
+    dependents: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    referencing: frozenset[str] = frozenset()
 
     def subtask(self, subtask_id: str) -> Subtask:
-        return self._by_id[subtask_id]
-
-    @property
-    def _by_id(self) -> dict[str, Subtask]:
-        return {s.id: s for s in self.plan.subtasks}
+        return self.by_id[subtask_id]
 
     def critical_path(self, weight: Mapping[str, float]) -> float:
         """Length of the longest dependency chain, summing ``weight`` per subtask."""
@@ -75,7 +75,7 @@ def validate_plan(
             problems.append(f"subtask {sid!r}: the id was used in an earlier round; pick a new one")
 
     deps: dict[str, set[str]] = {sid: set() for sid in ids}
-    known_hint = ", ".join(sorted(in_plan | earlier)) or "(none)"
+    known = _KnownIds(in_plan, earlier)  # named in a message only: built when needed
     with_references: set[str] = set()  # references are scanned once per subtask
     for s in plan.subtasks:
         if s.action not in actions:
@@ -93,7 +93,7 @@ def validate_plan(
                 deps[s.id].add(dep)
             elif dep not in earlier:
                 problems.append(
-                    f"subtask {s.id!r}: depends on unknown subtask {dep!r}; known: {known_hint}"
+                    f"subtask {s.id!r}: depends on unknown subtask {dep!r}; known: {known}"
                 )
         for text in find_references(s.arguments):
             with_references.add(s.id)
@@ -111,12 +111,11 @@ def validate_plan(
             else:
                 problems.append(
                     f"subtask {s.id!r}: reference {text!r} names unknown subtask {ref.root!r}; "
-                    f"known: {known_hint}"
+                    f"known: {known}"
                 )
-    order: tuple[str, ...] = ()
-    try:  # a plain topological pass; networkx only to name a cycle
-        order = tuple(TopologicalSorter(deps).static_order())
-    except CycleError:
+    # a plain topological pass; networkx only to name a cycle
+    order, dependents = _topological_order(deps)
+    if len(order) < len(deps):
         problems.append(f"dependency cycle: {_name_cycle(deps)}")
     if check_arguments:
         for s in plan.subtasks:
@@ -132,7 +131,44 @@ def validate_plan(
                 problems.extend(_argument_problems(s, checks.strict))
     if problems:
         raise PlanValidationError(problems)
-    return ValidatedPlan(plan=plan, deps={k: frozenset(v) for k, v in deps.items()}, order=order)
+    return ValidatedPlan(
+        plan=plan,
+        deps={k: frozenset(v) for k, v in deps.items()},
+        order=order,
+        by_id={s.id: s for s in plan.subtasks},
+        dependents={k: tuple(v) for k, v in dependents.items()},
+        referencing=frozenset(with_references),
+    )
+
+
+class _KnownIds:
+    def __init__(self, in_plan: set[str], earlier: set[str]) -> None:
+        self.ids = (in_plan, earlier)
+
+    def __str__(self) -> str:
+        return ", ".join(sorted(self.ids[0] | self.ids[1])) or "(none)"
+
+
+def _topological_order(
+    deps: Mapping[str, Collection[str]],
+) -> tuple[tuple[str, ...], dict[str, list[str]]]:
+    """Kahn's pass, in the order ``graphlib.TopologicalSorter.static_order`` gives (a
+    subtask as soon as its last dependency is placed, ties in the plan's order), and
+    each subtask's dependents; the order is short of some subtasks if there is a cycle."""
+    waiting: dict[str, int] = {}
+    dependents: dict[str, list[str]] = {}
+    for sid, ds in deps.items():
+        waiting[sid] = waiting.get(sid, 0) + len(ds)
+        for d in ds:
+            waiting.setdefault(d, 0)
+            dependents.setdefault(d, []).append(sid)
+    order = [sid for sid, n in waiting.items() if not n]
+    for sid in order:  # grows while it is read: each subtask once its dependencies are in
+        for nxt in dependents.get(sid, ()):
+            waiting[nxt] -= 1
+            if not waiting[nxt]:
+                order.append(nxt)
+    return tuple(order), dependents
 
 
 def _name_cycle(deps: Mapping[str, Collection[str]]) -> str:

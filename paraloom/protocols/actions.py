@@ -7,14 +7,16 @@ HTTP endpoint) is described by an :class:`ActionSpec`, invoked with an
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
-import uuid
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from paraloom.protocols.trusted import trusted_model
 
 __all__ = [
     "ActionCall",
@@ -31,7 +33,7 @@ __all__ = [
 
 def new_id(prefix: str = "") -> str:
     """A short random id (12 hex chars), optionally prefixed (``call_…``, ``run_…``)."""
-    return f"{prefix}{uuid.uuid4().hex[:12]}"
+    return f"{prefix}{os.urandom(6).hex()}"  # uuid4().hex[:12] at a third of the cost
 
 
 class ActionKind(StrEnum):
@@ -246,18 +248,34 @@ class ActionResult(BaseModel):
     ) -> ActionResult:
         """A successful result for ``call`` that ends now. ``trusted=True`` skips
         validating ``output`` (for output that was just dumped to JSON by pydantic)."""
-        fields: dict[str, Any] = {
-            "call_id": call.call_id,
-            "action": call.action,
-            "status": ActionStatus.OK,
-            "output": output,
-            "started_at": started_at,
-            "ended_at": time.time(),
-            "attempt": call.attempt,
-        }
-        # Skipping validation only pays for containers: model_construct has a fixed cost
-        # (~20 µs) above validating a scalar (~5 µs), but validating a large list or
-        # object grows with its size.
-        if trusted and isinstance(output, list | dict):
-            return cls.model_construct(**fields)
-        return cls(**fields)
+        ended = time.time()
+        if trusted:
+            return trusted_model(
+                cls,
+                {
+                    "call_id": call.call_id,
+                    "action": call.action,
+                    "status": ActionStatus.OK,
+                    "output": output,
+                    "error": None,
+                    "usage": {},
+                    "cost_usd": _ZERO,
+                    "started_at": started_at,
+                    "ended_at": ended,
+                    "attempt": call.attempt,
+                },
+                _SUCCESS_FIELDS,
+            )
+        return cls(
+            call_id=call.call_id,
+            action=call.action,
+            status=ActionStatus.OK,
+            output=output,
+            started_at=started_at,
+            ended_at=ended,
+            attempt=call.attempt,
+        )
+
+
+_ZERO = Decimal(0)
+_SUCCESS_FIELDS = ("call_id", "action", "status", "output", "started_at", "ended_at", "attempt")

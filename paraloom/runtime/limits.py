@@ -21,16 +21,24 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-__all__ = ["SharedLimit", "acquire_slot"]
+__all__ = ["SharedLimit", "acquire_slot", "take_slot"]
+
+
+def take_slot(limiter: anyio.CapacityLimiter) -> bool:
+    """Take a slot of ``limiter`` for the current task if one is free and no task is
+    waiting (no checkpoint, no coroutine); ``False``: wait with ``limiter.acquire()``."""
+    try:
+        limiter.acquire_nowait()
+    except anyio.WouldBlock:
+        return False
+    return True
 
 
 async def acquire_slot(limiter: anyio.CapacityLimiter) -> None:
     """Take a slot of ``limiter`` for the current task: at once when one is free and no
     task is waiting (no checkpoint), otherwise wait in line. Release it with
     ``limiter.release()`` from the same task."""
-    try:
-        limiter.acquire_nowait()
-    except anyio.WouldBlock:
+    if not take_slot(limiter):
         await limiter.acquire()
 
 

@@ -139,12 +139,12 @@ class FunctionTool:
                 _short_errors(self._spec.name, exc),
                 started_at=started,
             )
-        kwargs = {k: getattr(parsed, k) for k in type(parsed).model_fields}
+        kwargs = dict(parsed.__dict__)  # the fields (extra="forbid": nothing else)
         if self._context_param is not None:
             kwargs[self._context_param] = context
         try:
             if self._is_async:
-                value = await cast(Callable[..., Awaitable[Any]], self.func)(**kwargs)
+                value = await cast("Callable[..., Awaitable[Any]]", self.func)(**kwargs)
             else:
                 value = await run_in_daemon_thread(functools.partial(self.func, **kwargs))
             output = self._output_adapter.dump_python(value, mode="json")

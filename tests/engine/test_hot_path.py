@@ -1,0 +1,141 @@
+"""The engine's per-node shortcuts keep its behaviour: results built without validation
+equal validated ones, the plain topological pass orders like graphlib, a child context
+keeps every field, and a run nobody listens to builds no lifecycle events while the
+actions' own events still reach the run's cost tally."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from decimal import Decimal
+from graphlib import TopologicalSorter
+from typing import Any
+
+import pytest
+
+import paraloom.orchestrator.scheduler as scheduler_module
+from paraloom import ActionCall, ActionContext, Orchestrator, Plan, StaticPlanner, Subtask, tool
+from paraloom.orchestrator.validation import _topological_order, validate_plan
+from paraloom.protocols.actions import ActionResult, ErrorInfo, TokenUsage
+from paraloom.protocols.events import LLMCallFinished, SubtaskFinished, SubtaskStarted
+from paraloom.runtime.budget import Budget
+from paraloom.runtime.stop import StopSignal
+
+CALL = ActionCall(action="a", subtask_id="s", attempt=2)
+
+
+@pytest.mark.parametrize("output", [7, "text", None, [1, {"k": [2]}], {"x": {"y": 1}}])
+def test_a_trusted_success_result_is_the_validated_one(output: Any) -> None:
+    trusted = ActionResult.success(CALL, output, started_at=1.0, trusted=True)
+    checked = ActionResult.success(CALL, output, started_at=1.0)
+    trusted.ended_at = checked.ended_at
+    assert trusted == checked
+    assert trusted.model_fields_set == checked.model_fields_set
+    assert trusted.model_dump(exclude_unset=True) == checked.model_dump(exclude_unset=True)
+    assert ActionResult.model_validate_json(trusted.model_dump_json()) == trusted
+    # each result owns its mutable parts: assignment and copies work as on any model
+    other = ActionResult.success(CALL, output, started_at=1.0, trusted=True)
+    trusted.usage["m"] = TokenUsage(calls=1)
+    assert other.usage == {}
+    trusted.error = ErrorInfo(type="T", message="m")
+    assert "error" in trusted.model_fields_set and "error" not in other.model_fields_set
+    copy = other.model_copy(update={"cost_usd": Decimal("0.5")})
+    assert copy.cost_usd == Decimal("0.5") and "cost_usd" in copy.model_fields_set
+
+
+def test_the_topological_pass_orders_like_graphlib() -> None:
+    for seed in range(200):
+        rng = random.Random(seed)
+        ids = [f"s{i}" for i in range(rng.randint(1, 30))]
+        rank = {sid: rng.random() for sid in ids}  # a random order the edges follow
+        deps = {sid: {d for d in ids if rank[d] < rank[sid] and rng.random() < 0.25} for sid in ids}
+        order, dependents = _topological_order(deps)
+        assert order == tuple(TopologicalSorter(deps).static_order()), seed
+        assert {(d, s) for d, ss in dependents.items() for s in ss} == {
+            (d, s) for s, ds in deps.items() for d in ds
+        }
+
+
+def test_a_cycle_leaves_the_order_short() -> None:
+    order, _ = _topological_order({"a": {"c"}, "b": {"a"}, "c": {"b"}, "d": set()})
+    assert order == ("d",)
+
+
+def test_validated_plan_records_references_and_dependents() -> None:
+    @tool
+    async def echo(x: int) -> int:
+        return x
+
+    plan = Plan(
+        subtasks=(
+            Subtask(id="a", action="echo", arguments={"x": 1}),
+            Subtask(id="b", action="echo", arguments={"x": {"from": "a.output"}}),
+            Subtask(id="c", action="echo", arguments={"x": 2}, depends_on=("a",)),
+        )
+    )
+    vplan = validate_plan(plan, Orchestrator([echo], StaticPlanner(plan)).actions)
+    assert vplan.referencing == {"b"}
+    assert vplan.dependents == {"a": ("b", "c")}
+    assert vplan.subtask("c").arguments == {"x": 2}
+
+
+def test_a_child_context_keeps_every_field_of_its_parent() -> None:
+    values: dict[str, Any] = {
+        "run_id": "run_1",
+        "emit": print,
+        "budget": Budget("1"),
+        "model_selector": object(),
+        "subtask_id": "parent",
+        "call_id": "call_parent",
+        "depth": 2,
+        "deadline": 10.0**10,
+        "capture_content": True,
+        "stop": StopSignal(),
+        "deltas": True,
+        "extras": {"k": "v"},
+        "approvals": object(),
+    }
+    # a field added to ActionContext must be set here, and carried over by child()
+    assert set(values) == {f.name for f in dataclasses.fields(ActionContext)}
+    parent = ActionContext(**values)
+    call = ActionCall(action="a", subtask_id="s", deadline=10.0**9)
+    expected = dataclasses.replace(
+        parent, subtask_id="s", call_id=call.call_id, depth=3, deadline=10.0**9
+    )
+    assert parent.child(call) == expected
+
+
+@pytest.mark.anyio
+async def test_a_run_nobody_listens_to_builds_no_lifecycle_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[str] = []
+
+    def counting(cls: type[Any]) -> Any:
+        def make(**kw: Any) -> Any:
+            built.append(cls.__name__)
+            return cls(**kw)
+
+        return make
+
+    for cls in (SubtaskStarted, SubtaskFinished):
+        monkeypatch.setattr(scheduler_module, cls.__name__, counting(cls))
+
+    @tool
+    async def billed(x: int, ctx: ActionContext) -> int:
+        # an action's own event: the run's cost tally must still see it
+        ctx.emit(LLMCallFinished(run_id=ctx.run_id, llm_call_id="l", model="m", cost_usd=1))
+        return x
+
+    plan = Plan(
+        subtasks=tuple(Subtask(id=f"n{i}", action="billed", arguments={"x": i}) for i in range(3))
+    )
+    orch = Orchestrator([billed], StaticPlanner(plan))
+    quiet = await orch.run()
+    assert quiet.ok and built == []
+    assert quiet.cost_usd == Decimal(3)
+    heard: list[object] = []
+    loud = await orch.run(on_event=heard.append)
+    assert loud.ok and sorted(built) == ["SubtaskFinished"] * 3 + ["SubtaskStarted"] * 3
+    assert loud.cost_usd == Decimal(3)
+    assert sum(isinstance(e, SubtaskFinished) for e in heard) == 3
