@@ -74,6 +74,10 @@ class Budget:
 
     @property
     def remaining_usd(self) -> Decimal | None:
+        return self._room()
+
+    def _room(self) -> Decimal | None:
+        """This budget's own dollars left (what reservations are checked against)."""
         if self.limit_usd is None:
             return None
         return self.limit_usd - self.spent_usd - self.reserved_usd
@@ -86,7 +90,7 @@ class Budget:
 
     def _shortfall(self, usd: Decimal, tokens: int, calls: int) -> BudgetExhausted | None:
         """What a reservation of this size would exceed now, if anything."""
-        remaining = self.remaining_usd
+        remaining = self._room()
         if remaining is not None and usd > remaining:
             return BudgetExhausted("usd", usd, remaining)
         if self.max_tokens is not None:

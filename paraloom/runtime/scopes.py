@@ -167,7 +167,10 @@ class ScopedBudget(Budget):
         if not self.scopes:
             return local
         try:
-            hold = await self.ledger.reserve(self.scopes, local.usd)
+            # shielded: a cancellation while the ledger commits would leave a hold the
+            # ledger took and this budget never settles (kept as spent when reaped)
+            with anyio.CancelScope(shield=True):
+                hold = await self.ledger.reserve(self.scopes, local.usd)
         except BudgetExhausted as exc:
             await local.release()
             if isinstance(exc.remaining, Decimal):

@@ -253,3 +253,38 @@ async def test_a_router_refused_by_a_scope_chooses_again_within_it(ledger: SqlLe
     assert reserved == 0 and spent == first.cost_usd == budget.spent_usd
     # with room again (a reservation fitted), the router sees the run's own budget
     assert budget.remaining_usd == budget.limit_usd - budget.spent_usd
+
+
+async def test_a_cancellation_while_the_ledger_commits_leaks_no_hold(ledger: SqlLedger) -> None:
+    """The cancellation arrives after the ledger took the hold, before the budget knows
+    it: the hold must still be this budget's, and released with it (before, it stayed
+    in the ledger until reaped as spent, so the scope's spend passed the runs')."""
+    await ledger.set_limit("tenant:acme", D("1.00"))
+    took = anyio.Event()
+
+    class CommitThenCancelPoint:
+        """The real ledger, with a cancellation point after its commit."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(ledger, name)
+
+        async def reserve(self, keys: list[str], usd: Decimal) -> str:
+            hold = await ledger.reserve(keys, usd)
+            took.set()
+            await anyio.lowlevel.checkpoint()  # where a cancellation would be delivered
+            return hold
+
+    budget = ScopedBudget(CommitThenCancelPoint(), ["tenant:acme"], D("5.00"))  # type: ignore[arg-type]
+
+    async def spend() -> None:
+        async with await budget.reserve(D("0.25")):
+            await anyio.sleep_forever()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(spend)
+        await took.wait()
+        tg.cancel_scope.cancel()
+    assert await spent_reserved(ledger, "tenant:acme") == (0, 0)
+    (state,) = await ledger.show(["tenant:acme"])
+    assert state.holds == 0
+    assert budget.reserved_usd == 0 and budget.spent_usd == 0
