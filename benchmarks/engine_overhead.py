@@ -19,6 +19,12 @@ one thread hop per group commit); ``store-before`` reproduces the previous behav
 (synchronous=FULL, every attempt waits in its own thread hop for every earlier event).
 
     python benchmarks/engine_overhead.py --store [--repeats 5]
+
+With ``--tracing``, the same workloads traced to memory (a :class:`TracingListener` on an
+SDK tracer provider with an in-memory exporter, and an SDK meter provider) side by side
+with the no-listener run, and the ratio traced/no-listener.
+
+    python benchmarks/engine_overhead.py --tracing [--repeats 7]
 """
 
 from __future__ import annotations
@@ -215,13 +221,62 @@ def report_store(repeats: int, width: int, chain: int) -> None:
         )
 
 
+def traced_listener() -> Any:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from paraloom.tracing import TracingListener
+
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    return TracingListener(tp, MeterProvider(metric_readers=[InMemoryMetricReader()]))
+
+
+def report_tracing(repeats: int, width: int, chain: int) -> None:
+    """No listener vs traced to memory, interleaved; a fresh listener per run."""
+    plans = {"fanout": (fanout_plan(width), width), "chain": (chain_plan(chain), chain)}
+    times: dict[str, list[float]] = {}
+
+    async def once(orch: Orchestrator, traced: bool) -> float:
+        listener = traced_listener() if traced else None
+        start = time.perf_counter()
+        await orch.run(on_event=listener)
+        return time.perf_counter() - start
+
+    orchs = {
+        shape: Orchestrator([noop], StaticPlanner(plan), max_concurrency=max(n, 64))
+        for shape, (plan, n) in plans.items()
+    }
+    for rep in range(repeats + 1):  # the first round is a warm-up
+        for shape, orch in orchs.items():
+            for traced in (False, True):
+                elapsed = anyio.run(once, orch, traced)
+                if rep:
+                    times.setdefault(f"{shape}_{traced}", []).append(elapsed)
+    print(f"[traced to memory vs no listener] median of {repeats} runs")
+    for shape, (_, n) in plans.items():
+        off = statistics.median(times[f"{shape}_False"])
+        on = statistics.median(times[f"{shape}_True"])
+        print(
+            f"  {shape:6s} n={n:5d}: no listener {off / n * 1e6:6.1f} µs/node | "
+            f"traced {on / n * 1e6:6.1f} µs/node | traced/no listener {on / off:5.2f}x"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--width", type=int, default=1000)
     ap.add_argument("--chain", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--store", action="store_true", help="the run store variants only")
+    ap.add_argument("--tracing", action="store_true", help="traced vs no listener only")
     args = ap.parse_args()
+    if args.tracing:
+        report_tracing(args.repeats, args.width, args.chain)
+        return
     if args.store:
         report_store(args.repeats, args.width, args.chain)
         return

@@ -9,17 +9,13 @@ scrubbed where they are made (:mod:`paraloom.runtime.streaming`), not again here
 
 from __future__ import annotations
 
-import contextlib
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
-import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-
+from paraloom.orchestrator.stream import DEFAULT_MAX_BACKLOG, EventStream, Overflow
 from paraloom.protocols.events import Event, LLMDelta
 from paraloom.runtime.redact import scrub_model
 
-__all__ = ["EventBus", "Listener", "delta_listener", "wants_deltas"]
+__all__ = ["EventBus", "Listener", "Pace", "delta_listener", "paced", "wants_deltas"]
 
 Listener = Callable[[Event], None]
 
@@ -50,14 +46,19 @@ class EventBus:
 
     def __init__(self, listeners: Iterable[Listener] = ()) -> None:
         self._listeners: list[Listener] = list(listeners)
-        self._streams: list[MemoryObjectSendStream[Event]] = []
+        self._streams: list[EventStream] = []
         self._delta_listeners = [f for f in self._listeners if wants_deltas(f)]
-        self._delta_streams: list[MemoryObjectSendStream[Event]] = []
+        self._delta_streams: list[EventStream] = []
         self.errors: list[BaseException] = []
 
     @property
     def active(self) -> bool:
         return bool(self._listeners or self._streams)
+
+    @property
+    def streamed(self) -> bool:
+        """Some stream (``run.events()``) listens."""
+        return bool(self._streams)
 
     @property
     def wants_deltas(self) -> bool:
@@ -69,13 +70,25 @@ class EventBus:
         if wants_deltas(listener):
             self._delta_listeners.append(listener)
 
-    def subscribe(self, *, deltas: bool = False) -> MemoryObjectReceiveStream[Event]:
-        """A stream of the events (with ``LLMDelta`` ones when ``deltas``)."""
-        send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
-        self._streams.append(send)
+    def subscribe(
+        self,
+        *,
+        deltas: bool = False,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
+        overflow: Overflow = "block",
+    ) -> EventStream:
+        """A bounded stream of the events (with ``LLMDelta`` ones when ``deltas``); see
+        :mod:`paraloom.orchestrator.stream` for the bound and the overflow policies."""
+        stream = EventStream(max_backlog=max_backlog, overflow=overflow)
+        self._streams.append(stream)
         if deltas:
-            self._delta_streams.append(send)
-        return receive
+            self._delta_streams.append(stream)
+        return stream
+
+    async def pace(self, events: int = 1) -> None:
+        """Awaited by the scheduler before a step emitting up to ``events`` events."""
+        for stream in self._streams:
+            await stream.pace(events)
 
     def emit(self, event: Event) -> None:
         if isinstance(event, LLMDelta):
@@ -93,8 +106,7 @@ class EventBus:
                 if listener in self._delta_listeners:
                     self._delta_listeners.remove(listener)
         for stream in self._streams:
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                stream.send_nowait(event)
+            stream.push(event)
 
     def _emit_delta(self, event: LLMDelta) -> None:
         for listener in list(self._delta_listeners):
@@ -106,11 +118,30 @@ class EventBus:
                 if listener in self._listeners:
                     self._listeners.remove(listener)
         for stream in self._delta_streams:
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                stream.send_nowait(event)
+            stream.push(event)
 
     def close(self) -> None:
         for stream in self._streams:
             stream.close()
         self._streams.clear()
         self._delta_streams.clear()
+
+
+Pace = Callable[[int], Awaitable[None]]
+"""``await pace(n)`` before a step that emits up to ``n`` events (see
+:attr:`~paraloom.runtime.context.ActionContext.pace`)."""
+
+
+def paced(bus: EventBus, parent: Pace | None) -> Pace | None:
+    """The pace of a run on ``bus`` (nested in a run paced by ``parent``): ``None``
+    when no stream listens, so an unstreamed run never awaits it."""
+    if not bus.streamed:
+        return parent
+    if parent is None:
+        return bus.pace
+
+    async def both(events: int) -> None:
+        await bus.pace(events)
+        await parent(events)
+
+    return both

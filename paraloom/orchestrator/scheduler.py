@@ -181,6 +181,7 @@ class _Round:
         # this round alone is small (taking a free slot costs no checkpoint anyway).
         self.limiter, self.action_limiters = self.scheduler.limiters()
         self.emitting = self.context.emit is not discard_event
+        self.pace = self.context.pace
         # References see this round's results as they arrive, then earlier rounds'.
         known = ChainMap(self.sink, dict(self.earlier))
         self.lookup = partial(root_value, task=self.task_input, results=known)
@@ -224,6 +225,8 @@ class _Round:
         self.tg.start_soon(self._run_subtask, sid, name=f"subtask:{sid}")
 
     async def _run_subtask(self, sid: str) -> None:
+        if self.pace is not None:  # a bounded event stream follows the run
+            await self.pace(1)
         subtask = self.by_id[sid]
         policy = subtask.policy or self.scheduler.default_policy
         # A stored result is reused only if its inputs are unchanged: every dependency
@@ -368,6 +371,8 @@ class _Round:
                         else time.time() + policy.timeout_s,
                     )
                     ctx = self.context.child(call)
+                    if self.pace is not None:
+                        await self.pace(1)
                     if self.emitting:
                         self.context.emit(
                             ActionStarted(
@@ -389,6 +394,8 @@ class _Round:
             finally:
                 if action_limiter is not None:
                     action_limiter.release()
+            if self.pace is not None:  # ActionFinished, then SubtaskFinished or a retry
+                await self.pace(2)
             if self.emitting:
                 self.context.emit(
                     ActionFinished(
