@@ -22,7 +22,7 @@ one thread hop per group commit); ``store-before`` reproduces the previous behav
 
 With ``--tracing``, the same workloads traced to memory (a :class:`TracingListener` on an
 SDK tracer provider with an in-memory exporter, and an SDK meter provider) side by side
-with the no-listener run, and the ratio traced/no-listener.
+with the no-listener run, and the ratio traced/no-listener (process CPU time).
 
     python benchmarks/engine_overhead.py --tracing [--repeats 7]
 """
@@ -242,9 +242,9 @@ def report_tracing(repeats: int, width: int, chain: int) -> None:
 
     async def once(orch: Orchestrator, traced: bool) -> float:
         listener = traced_listener() if traced else None
-        start = time.perf_counter()
+        start = time.process_time()  # CPU: what tracing costs, less disturbed by load
         await orch.run(on_event=listener)
-        return time.perf_counter() - start
+        return time.process_time() - start
 
     orchs = {
         shape: Orchestrator([noop], StaticPlanner(plan), max_concurrency=max(n, 64))

@@ -1,6 +1,12 @@
-"""Fan events out to listeners (callbacks) and to async streams. Every event is scrubbed
-of credentials first (:func:`paraloom.runtime.redact.scrub_model`): no listener, stream
-or store ever sees a registered secret.
+"""Fan events out to listeners (callbacks) and to async streams.
+
+Secrets are scrubbed where they would leave: listeners that write somewhere themselves
+scrub what they write (tracing scrubs span attributes as it sets them, the run store
+the rows it records) and say so with a true ``scrubs_secrets`` attribute (see
+:func:`scrubbing_listener`): they get events as emitted, without a scrub of every event.
+Every other listener and every stream (``run.events()``: user code, the CLI) gets the
+events scrubbed (:func:`paraloom.runtime.redact.scrub_model`, once per event, only when
+such a consumer exists): no listener, stream or store ever sees a registered secret.
 
 :class:`~paraloom.protocols.events.LLMDelta` events are opt-in: only listeners with a
 true ``wants_deltas`` attribute (see :func:`delta_listener`) and streams subscribed
@@ -15,7 +21,16 @@ from paraloom.orchestrator.stream import DEFAULT_MAX_BACKLOG, EventStream, Overf
 from paraloom.protocols.events import Event, LLMDelta
 from paraloom.runtime.redact import scrub_model
 
-__all__ = ["EventBus", "Listener", "Pace", "delta_listener", "paced", "wants_deltas"]
+__all__ = [
+    "EventBus",
+    "Listener",
+    "Pace",
+    "delta_listener",
+    "paced",
+    "scrubbing_listener",
+    "scrubs_secrets",
+    "wants_deltas",
+]
 
 Listener = Callable[[Event], None]
 
@@ -40,6 +55,27 @@ def wants_deltas(listener: Listener) -> bool:
     return bool(getattr(listener, "wants_deltas", False))
 
 
+class _ScrubbingListener:
+    __slots__ = ("fn",)
+    scrubs_secrets = True
+
+    def __init__(self, fn: Listener) -> None:
+        self.fn = fn
+
+    def __call__(self, event: Event) -> None:
+        self.fn(event)
+
+
+def scrubbing_listener(fn: Listener) -> Listener:
+    """``fn`` as a listener that scrubs what it writes itself: it gets events unscrubbed
+    (only for sinks that guarantee it, like the run store's listener)."""
+    return _ScrubbingListener(fn)
+
+
+def scrubs_secrets(listener: Listener) -> bool:
+    return bool(getattr(listener, "scrubs_secrets", False))
+
+
 class EventBus:
     """Synchronous fan-out; listeners must be quick and must not raise (a listener that
     raises is reported once through ``errors`` and then ignored for the rest of the run)."""
@@ -50,6 +86,13 @@ class EventBus:
         self._delta_listeners = [f for f in self._listeners if wants_deltas(f)]
         self._delta_streams: list[EventStream] = []
         self.errors: list[BaseException] = []
+        self._raw: set[int] = set()  # ids of the listeners that scrub what they write
+        self._scrub = False  # some consumer needs scrubbed events
+        self._update()
+
+    def _update(self) -> None:
+        self._raw = {id(f) for f in self._listeners if scrubs_secrets(f)}
+        self._scrub = bool(self._streams) or len(self._raw) < len(self._listeners)
 
     @property
     def active(self) -> bool:
@@ -69,6 +112,7 @@ class EventBus:
         self._listeners.append(listener)
         if wants_deltas(listener):
             self._delta_listeners.append(listener)
+        self._update()
 
     def subscribe(
         self,
@@ -83,6 +127,7 @@ class EventBus:
         self._streams.append(stream)
         if deltas:
             self._delta_streams.append(stream)
+        self._scrub = True
         return stream
 
     async def pace(self, events: int = 1) -> None:
@@ -96,27 +141,29 @@ class EventBus:
             return
         if not self.active:
             return
-        event = scrub_model(event)
+        clean = scrub_model(event) if self._scrub else event
         for listener in list(self._listeners):
             try:
-                listener(event)
+                listener(event if id(listener) in self._raw else clean)
             except Exception as exc:
-                self.errors.append(exc)
-                self._listeners.remove(listener)
-                if listener in self._delta_listeners:
-                    self._delta_listeners.remove(listener)
+                self._drop(listener, exc)
         for stream in self._streams:
-            stream.push(event)
+            stream.push(clean)
+
+    def _drop(self, listener: Listener, exc: Exception) -> None:
+        self.errors.append(exc)
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+        if listener in self._delta_listeners:
+            self._delta_listeners.remove(listener)
+        self._update()
 
     def _emit_delta(self, event: LLMDelta) -> None:
         for listener in list(self._delta_listeners):
             try:
                 listener(event)
             except Exception as exc:
-                self.errors.append(exc)
-                self._delta_listeners.remove(listener)
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
+                self._drop(listener, exc)
         for stream in self._delta_streams:
             stream.push(event)
 
