@@ -116,3 +116,20 @@ def test_only_listeners_that_scrub_their_output_get_unscrubbed_events() -> None:
     assert REGISTERED not in clean[0].model_dump_json()
     only_scrubbing = EventBus([tracing])
     assert not only_scrubbing._scrub  # no event is scrubbed for nobody
+
+
+def test_the_cli_fan_out_scrubs_once_for_the_listeners_that_need_it() -> None:
+    from paraloom.cli.events_out import fan_out_listener
+    from paraloom.orchestrator.events import scrubbing_listener, scrubs_secrets
+
+    register_secret(REGISTERED)
+    plain: list[Event] = []
+    raw: list[Event] = []
+    broken: list[str] = []
+    fan_out = fan_out_listener([plain.append, scrubbing_listener(raw.append)], broken)
+    assert scrubs_secrets(fan_out)  # the bus hands it events as emitted
+    event = RunStarted(run_id="r", workflow="w", task=f"use {REGISTERED} and {SHAPED}")
+    EventBus([fan_out]).emit(event)
+    assert raw == [event]
+    assert not _found(plain[0].model_dump_json())
+    assert broken == []
