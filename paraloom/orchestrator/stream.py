@@ -41,8 +41,9 @@ __all__ = ["DEFAULT_MAX_BACKLOG", "EventStream", "Overflow"]
 Overflow = Literal["block", "drop_oldest"]
 DEFAULT_MAX_BACKLOG = 1024
 _RESERVE = 8
-_STEP = 4
 """Room the scheduler leaves for the orchestrator's own (unpaced) round events."""
+_STEP = 4
+"""Events a no-op subtask emits between two pauses (waking producers is paced by it)."""
 
 
 class EventStream:
