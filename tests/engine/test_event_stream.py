@@ -158,3 +158,23 @@ async def test_a_lossy_consumer_sees_events_while_a_cpu_bound_run_runs() -> None
     kept = [e for e in seen if not isinstance(e, EventsDropped)]
     assert dropped + len(kept) == len(listened)
     assert isinstance(kept[-1], RunFinished)
+
+
+@pytest.mark.timeout(60)
+async def test_cancelling_a_run_paused_by_a_full_stream_ends_it() -> None:
+    ran: list[int] = []
+    orch = _orchestrator(ran, chain=False)
+    async with orch.start(max_backlog=BOUND) as run:
+        events = run.events()
+        first = await events.__anext__()
+        while run.backlog < BOUND - 16:  # let the run fill the buffer and pause
+            await anyio.lowlevel.checkpoint()
+        paused_at = len(ran)
+        run.cancel()
+        rest = [first, *[e async for e in events]]
+        result = await run.result()
+    assert paused_at < N
+    assert result.status == "cancelled"
+    last = rest[-1]
+    assert isinstance(last, RunFinished) and last.status == "cancelled"
+    assert len(ran) < N  # nothing ran after the cancel
