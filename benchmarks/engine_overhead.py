@@ -25,6 +25,12 @@ one thread hop per group commit); ``store-before`` reproduces the previous behav
 (synchronous=FULL, every attempt waits in its own thread hop for every earlier event).
 
     python benchmarks/engine_overhead.py --store [--repeats 5]
+
+With ``--tracing``, the same workloads traced to memory (a :class:`TracingListener` on an
+SDK tracer provider with an in-memory exporter, and an SDK meter provider) side by side
+with the no-listener run, and the ratio traced/no-listener (process CPU time).
+
+    python benchmarks/engine_overhead.py --tracing [--repeats 7]
 """
 
 from __future__ import annotations
@@ -262,6 +268,60 @@ def report_store(repeats: int, width: int, chain: int) -> None:
         )
 
 
+def traced_listener() -> Any:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from paraloom.tracing import TracingListener
+
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    return TracingListener(tp, MeterProvider(metric_readers=[InMemoryMetricReader()]))
+
+
+def report_tracing(repeats: int, width: int, chain: int) -> None:
+    """No listener vs traced to memory, run back to back (a fresh listener per run); the
+    ratio is the median of the per-pair ratios (robust to drift on a shared machine).
+    ``traced, scrub every event`` is how tracing ran before secrets were scrubbed at the
+    sinks: the same listener behind a plain one, so the bus scrubs each event for it."""
+    plans = {"fanout": (fanout_plan(width), width), "chain": (chain_plan(chain), chain)}
+
+    def scrubbed() -> Any:
+        inner = traced_listener()
+        return lambda event: inner(event)  # a plain listener: gets scrubbed events
+
+    variants: dict[str, Any] = {
+        "no listener": lambda: None,
+        "traced, scrub every event": scrubbed,
+        "traced": traced_listener,
+    }
+
+    async def once(orch: Orchestrator, make: Any) -> float:
+        listener = make()
+        start = time.process_time()  # CPU: what tracing costs, less disturbed by load
+        await orch.run(on_event=listener)
+        return time.process_time() - start
+
+    print(f"[traced to memory vs no listener] CPU time, {repeats} interleaved repeats")
+    for shape, (plan, n) in plans.items():
+        orch = Orchestrator([noop], StaticPlanner(plan), max_concurrency=max(n, 64))
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for rep in range(repeats + 1):  # the first round is a warm-up
+            for name, make in variants.items():
+                elapsed = anyio.run(once, orch, make)
+                if rep:
+                    times[name].append(elapsed)
+        off = times["no listener"]
+        print(f"  {shape} n={n}: no listener {statistics.median(off) / n * 1e6:6.1f} µs/node")
+        for name in list(variants)[1:]:
+            ratio = statistics.median(t / o for t, o in zip(times[name], off, strict=True))
+            med = statistics.median(times[name]) / n * 1e6
+            print(f"    {name:<26} {med:6.1f} µs/node | /no listener {ratio:5.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--width", type=int, default=1000)
@@ -269,7 +329,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--store", action="store_true", help="the run store variants only")
     ap.add_argument("--no-langgraph", action="store_true", help="leave LangGraph out")
+    ap.add_argument("--tracing", action="store_true", help="traced vs no listener only")
     args = ap.parse_args()
+    if args.tracing:
+        report_tracing(args.repeats, args.width, args.chain)
+        return
     if args.store:
         report_store(args.repeats, args.width, args.chain)
         return

@@ -5,11 +5,11 @@ JSON object per line on stdout (for scripts). Each line is an event's JSON (its
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import TextIO
 
-from paraloom.orchestrator.events import Listener, delta_listener, wants_deltas
+from paraloom.orchestrator.events import Listener, scrubs_secrets, wants_deltas
 from paraloom.protocols.events import Event, LLMDelta
+from paraloom.runtime.redact import scrub_model
 
 __all__ = ["EVENT_FORMATS", "JsonLinesWriter", "fan_out_listener"]
 
@@ -32,18 +32,34 @@ class JsonLinesWriter:
 def fan_out_listener(listeners: list[Listener], broken: list[str]) -> Listener:
     """One listener calling ``listeners`` in turn (a faulty one is dropped, its error
     kept in ``broken``); ``LLMDelta`` events only go to the ones that want deltas, and
-    the fan-out wants deltas only if one of them does."""
+    the fan-out wants deltas only if one of them does. It gets events unscrubbed and
+    scrubs each at most once, for the listeners that do not scrub what they write
+    (the CLI's progress view and JSON lines; the store and tracing scrub their own)."""
+    return _FanOut(listeners, broken)
 
-    def call(event: Event) -> None:
-        deltas = isinstance(event, LLMDelta)
-        for listener in list(listeners):
+
+class _FanOut:
+    scrubs_secrets = True
+
+    def __init__(self, listeners: list[Listener], broken: list[str]) -> None:
+        self.listeners = listeners
+        self.broken = broken
+        self.wants_deltas = any(wants_deltas(f) for f in listeners)
+
+    def __call__(self, event: Event) -> None:
+        deltas = isinstance(event, LLMDelta)  # scrubbed where they are made
+        clean: Event | None = event if deltas else None
+        for listener in list(self.listeners):
             if deltas and not wants_deltas(listener):
                 continue
+            if scrubs_secrets(listener):
+                out = event
+            else:
+                if clean is None:
+                    clean = scrub_model(event)
+                out = clean
             try:
-                listener(event)
+                listener(out)
             except Exception as exc:
-                listeners.remove(listener)
-                broken.append(f"{type(exc).__name__}: {exc}")
-
-    out: Callable[[Event], None] = call
-    return delta_listener(out) if any(wants_deltas(f) for f in listeners) else out
+                self.listeners.remove(listener)
+                self.broken.append(f"{type(exc).__name__}: {exc}")

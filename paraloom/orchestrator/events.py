@@ -1,6 +1,12 @@
-"""Fan events out to listeners (callbacks) and to async streams. Every event is scrubbed
-of credentials first (:func:`paraloom.runtime.redact.scrub_model`): no listener, stream
-or store ever sees a registered secret.
+"""Fan events out to listeners (callbacks) and to async streams.
+
+Secrets are scrubbed where they would leave: listeners that write somewhere themselves
+scrub what they write (tracing scrubs span attributes as it sets them, the run store
+the rows it records) and say so with a true ``scrubs_secrets`` attribute (see
+:func:`scrubbing_listener`): they get events as emitted, without a scrub of every event.
+Every other listener and every stream (``run.events()``: user code, the CLI) gets the
+events scrubbed (:func:`paraloom.runtime.redact.scrub_model`, once per event, only when
+such a consumer exists): no listener, stream or store ever sees a registered secret.
 
 :class:`~paraloom.protocols.events.LLMDelta` events are opt-in: only listeners with a
 true ``wants_deltas`` attribute (see :func:`delta_listener`) and streams subscribed
@@ -9,17 +15,22 @@ scrubbed where they are made (:mod:`paraloom.runtime.streaming`), not again here
 
 from __future__ import annotations
 
-import contextlib
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
-import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-
+from paraloom.orchestrator.stream import DEFAULT_MAX_BACKLOG, EventStream, Overflow
 from paraloom.protocols.events import Event, LLMDelta
 from paraloom.runtime.redact import scrub_model
 
-__all__ = ["EventBus", "Listener", "delta_listener", "wants_deltas"]
+__all__ = [
+    "EventBus",
+    "Listener",
+    "Pace",
+    "delta_listener",
+    "paced",
+    "scrubbing_listener",
+    "scrubs_secrets",
+    "wants_deltas",
+]
 
 Listener = Callable[[Event], None]
 
@@ -44,20 +55,53 @@ def wants_deltas(listener: Listener) -> bool:
     return bool(getattr(listener, "wants_deltas", False))
 
 
+class _ScrubbingListener:
+    __slots__ = ("fn",)
+    scrubs_secrets = True
+
+    def __init__(self, fn: Listener) -> None:
+        self.fn = fn
+
+    def __call__(self, event: Event) -> None:
+        self.fn(event)
+
+
+def scrubbing_listener(fn: Listener) -> Listener:
+    """``fn`` as a listener that scrubs what it writes itself: it gets events unscrubbed
+    (only for sinks that guarantee it, like the run store's listener)."""
+    return _ScrubbingListener(fn)
+
+
+def scrubs_secrets(listener: Listener) -> bool:
+    return bool(getattr(listener, "scrubs_secrets", False))
+
+
 class EventBus:
     """Synchronous fan-out; listeners must be quick and must not raise (a listener that
     raises is reported once through ``errors`` and then ignored for the rest of the run)."""
 
     def __init__(self, listeners: Iterable[Listener] = ()) -> None:
         self._listeners: list[Listener] = list(listeners)
-        self._streams: list[MemoryObjectSendStream[Event]] = []
+        self._streams: list[EventStream] = []
         self._delta_listeners = [f for f in self._listeners if wants_deltas(f)]
-        self._delta_streams: list[MemoryObjectSendStream[Event]] = []
+        self._delta_streams: list[EventStream] = []
         self.errors: list[BaseException] = []
+        self._raw: set[int] = set()  # ids of the listeners that scrub what they write
+        self._scrub = False  # some consumer needs scrubbed events
+        self._update()
+
+    def _update(self) -> None:
+        self._raw = {id(f) for f in self._listeners if scrubs_secrets(f)}
+        self._scrub = bool(self._streams) or len(self._raw) < len(self._listeners)
 
     @property
     def active(self) -> bool:
         return bool(self._listeners or self._streams)
+
+    @property
+    def streamed(self) -> bool:
+        """Some stream (``run.events()``) listens."""
+        return bool(self._streams)
 
     @property
     def wants_deltas(self) -> bool:
@@ -68,14 +112,28 @@ class EventBus:
         self._listeners.append(listener)
         if wants_deltas(listener):
             self._delta_listeners.append(listener)
+        self._update()
 
-    def subscribe(self, *, deltas: bool = False) -> MemoryObjectReceiveStream[Event]:
-        """A stream of the events (with ``LLMDelta`` ones when ``deltas``)."""
-        send, receive = anyio.create_memory_object_stream[Event](max_buffer_size=math.inf)
-        self._streams.append(send)
+    def subscribe(
+        self,
+        *,
+        deltas: bool = False,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
+        overflow: Overflow = "block",
+    ) -> EventStream:
+        """A bounded stream of the events (with ``LLMDelta`` ones when ``deltas``); see
+        :mod:`paraloom.orchestrator.stream` for the bound and the overflow policies."""
+        stream = EventStream(max_backlog=max_backlog, overflow=overflow)
+        self._streams.append(stream)
         if deltas:
-            self._delta_streams.append(send)
-        return receive
+            self._delta_streams.append(stream)
+        self._scrub = True
+        return stream
+
+    async def pace(self, events: int = 1) -> None:
+        """Awaited by the scheduler before a step emitting up to ``events`` events."""
+        for stream in self._streams:
+            await stream.pace(events)
 
     def emit(self, event: Event) -> None:
         if isinstance(event, LLMDelta):
@@ -83,34 +141,54 @@ class EventBus:
             return
         if not self.active:
             return
-        event = scrub_model(event)
+        clean = scrub_model(event) if self._scrub else event
         for listener in list(self._listeners):
             try:
-                listener(event)
+                listener(event if id(listener) in self._raw else clean)
             except Exception as exc:
-                self.errors.append(exc)
-                self._listeners.remove(listener)
-                if listener in self._delta_listeners:
-                    self._delta_listeners.remove(listener)
+                self._drop(listener, exc)
         for stream in self._streams:
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                stream.send_nowait(event)
+            stream.push(clean)
+
+    def _drop(self, listener: Listener, exc: Exception) -> None:
+        self.errors.append(exc)
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+        if listener in self._delta_listeners:
+            self._delta_listeners.remove(listener)
+        self._update()
 
     def _emit_delta(self, event: LLMDelta) -> None:
         for listener in list(self._delta_listeners):
             try:
                 listener(event)
             except Exception as exc:
-                self.errors.append(exc)
-                self._delta_listeners.remove(listener)
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
+                self._drop(listener, exc)
         for stream in self._delta_streams:
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                stream.send_nowait(event)
+            stream.push(event)
 
     def close(self) -> None:
         for stream in self._streams:
             stream.close()
         self._streams.clear()
         self._delta_streams.clear()
+
+
+Pace = Callable[[int], Awaitable[None]]
+"""``await pace(n)`` before a step that emits up to ``n`` events (see
+:attr:`~paraloom.runtime.context.ActionContext.pace`)."""
+
+
+def paced(bus: EventBus, parent: Pace | None) -> Pace | None:
+    """The pace of a run on ``bus`` (nested in a run paced by ``parent``): ``None``
+    when no stream listens, so an unstreamed run never awaits it."""
+    if not bus.streamed:
+        return parent
+    if parent is None:
+        return bus.pace
+
+    async def both(events: int) -> None:
+        await bus.pace(events)
+        await parent(events)
+
+    return both

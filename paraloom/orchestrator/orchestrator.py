@@ -11,12 +11,12 @@ from functools import partial
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
 from pydantic import JsonValue
 
 from paraloom.orchestrator.errors import PlanningError, ReferenceResolutionError
-from paraloom.orchestrator.events import EventBus, Listener
+from paraloom.orchestrator.events import EventBus, Listener, paced
 from paraloom.orchestrator.executor import Executor
+from paraloom.orchestrator.handle import RunHandle
 from paraloom.orchestrator.planner import Planner, PlannerContext
 from paraloom.orchestrator.references import resolve_references, root_value
 from paraloom.orchestrator.result import (
@@ -29,6 +29,7 @@ from paraloom.orchestrator.result import (
 )
 from paraloom.orchestrator.resume import ResumeState
 from paraloom.orchestrator.scheduler import Scheduler
+from paraloom.orchestrator.stream import DEFAULT_MAX_BACKLOG, Overflow
 from paraloom.orchestrator.validation import validate_plan
 from paraloom.protocols.actions import ActionResult, new_id
 from paraloom.protocols.approval import ApprovalDecision, PendingApproval
@@ -172,6 +173,8 @@ class Orchestrator:
         stop: StopSignal | None = None,
         approvals: ApprovalGate | None = None,
         deltas: bool = False,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
+        overflow: Overflow = "block",
     ) -> AsyncIterator[RunHandle]:
         """Start a run in the background: ``async with orch.start(task) as run:`` then
         ``async for event in run.events()``, ``await run.result()``, ``run.cancel()``.
@@ -179,9 +182,16 @@ class Orchestrator:
 
         ``deltas=True``: ``run.events()`` also yields the ``LLMDelta`` events of every
         LLM call (which then streams); :class:`~paraloom.orchestrator.deltas.TextSoFar`
-        rebuilds each subtask's text from them."""
+        rebuilds each subtask's text from them.
+
+        ``run.events()`` holds at most ``max_backlog`` unread events; ``overflow`` says
+        what happens when it is full: ``"block"`` pauses the run until the consumer
+        reads (lossless), ``"drop_oldest"`` drops the oldest and yields an
+        :class:`~paraloom.protocols.events.EventsDropped` marker (see
+        :mod:`paraloom.orchestrator.stream`). ``on_event`` and the orchestrator's
+        listeners get every event either way."""
         bus = EventBus([*self.listeners, *([on_event] if on_event else [])])
-        stream = bus.subscribe(deltas=deltas)
+        stream = bus.subscribe(deltas=deltas, max_backlog=max_backlog, overflow=overflow)
         rid = run_id or (resume.run_id if resume else new_id("run_"))
         gate = approvals or self.approval_gate(resume=resume)
         handle = RunHandle(rid, stream, gate)
@@ -241,6 +251,7 @@ class Orchestrator:
             stop=options.stop or (parent.stop if parent else None),
             approvals=options.approvals or self._gate_for(run_id, parent, resume),
             deltas=bus.wants_deltas or (parent.deltas if parent else False),
+            pace=paced(bus, parent.pace if parent else None),
         )
         stop = context.stop
         # Subtask events only matter to listeners: with none, skip building them.
@@ -508,88 +519,3 @@ def _budget_for(budget: BudgetArg, default: BudgetArg, parent: ActionContext | N
     if isinstance(default, Budget):
         return default
     return Budget(default)
-
-
-class RunHandle:
-    """A run started with :meth:`Orchestrator.start`."""
-
-    def __init__(
-        self,
-        run_id: str,
-        stream: MemoryObjectReceiveStream[Event],
-        approvals: ApprovalGate | None = None,
-    ) -> None:
-        self.run_id = run_id
-        self.approvals = approvals or ApprovalGate()
-        self._stream = stream
-        self._scope = anyio.CancelScope()
-        self._done = anyio.Event()
-        self._result: RunResult | None = None
-
-    async def events(self) -> AsyncIterator[Event]:
-        """Every event of the run, in order, ending after ``RunFinished``."""
-        async with self._stream:
-            async for event in self._stream:
-                yield event
-
-    def _set_result(self, result: RunResult) -> None:
-        self._result = result
-
-    async def result(self) -> RunResult:
-        """The run's result once it ends (status ``cancelled`` with the partial results
-        if it was cancelled)."""
-        await self._done.wait()
-        if self._result is None:
-            raise RuntimeError("the run ended before producing a result")
-        return self._result
-
-    def pending(self) -> list[PendingApproval]:
-        """The approvals the run waits for now (their keys are subtask ids)."""
-        return self.approvals.pending()
-
-    async def wait_pending(self, count: int = 1) -> list[PendingApproval]:
-        """Wait until at least ``count`` approvals are pending, or the run has ended;
-        return the pending ones."""
-        async with anyio.create_task_group() as tg:
-
-            async def until(wait: Callable[[], Awaitable[object]]) -> None:
-                await wait()
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(until, partial(self.approvals.wait_pending, count))
-            tg.start_soon(until, self._done.wait)
-        return self.approvals.pending()
-
-    async def approve(
-        self,
-        key: str,
-        *,
-        by: str | None = None,
-        reason: str | None = None,
-        arguments: Mapping[str, JsonValue] | None = None,
-    ) -> None:
-        """Approve pending request ``key`` (a subtask id), optionally with edited
-        ``arguments`` (merged over the call's own)."""
-        edited = dict(arguments) if arguments is not None else None
-        decision = ApprovalDecision(outcome="approved", by=by, reason=reason, arguments=edited)
-        self.approvals.decide(key, decision)
-        await anyio.lowlevel.checkpoint()
-
-    async def answer(self, key: str, text: str, *, by: str | None = None) -> None:
-        """Answer an ``ask_human`` question waiting as ``key``."""
-        decision = ApprovalDecision(outcome="approved", by=by, arguments={"answer": text})
-        self.approvals.decide(key, decision)
-        await anyio.lowlevel.checkpoint()
-
-    async def reject(self, key: str, *, reason: str, by: str | None = None) -> None:
-        """Reject request ``key``: the subtask and its dependents are skipped."""
-        self.approvals.decide(key, ApprovalDecision(outcome="rejected", by=by, reason=reason))
-        await anyio.lowlevel.checkpoint()
-
-    def cancel(self) -> None:
-        """Cancel the run (not the caller): its events end with a cancelled RunFinished."""
-        self._scope.cancel()
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()

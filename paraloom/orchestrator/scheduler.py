@@ -184,6 +184,7 @@ class _Round:
         # Shared with every other round and run of the scheduler: never skipped because
         # this round alone is small (taking a free slot costs no checkpoint anyway).
         self.limiter, self.action_limiters = self.scheduler.limiters()
+        self.pace = self.context.pace
         # References see this round's results as they arrive, then earlier rounds'.
         # (The orchestrator passes one dict as both: looked up directly, no ChainMap.)
         known: Mapping[str, ActionResult] = (
@@ -230,6 +231,8 @@ class _Round:
         self.tg.start_soon(self._run_subtask, sid, name=f"subtask:{sid}")
 
     async def _run_subtask(self, sid: str) -> None:
+        if self.pace is not None:  # a bounded event stream follows the run
+            await self.pace(1)
         subtask = self.by_id[sid]
         policy = subtask.policy or self.scheduler.default_policy
         # A stored result is reused only if its inputs are unchanged: every dependency
@@ -398,6 +401,8 @@ class _Round:
                 )
                 attempt_spent = CostTally()
                 ctx = attempt_spent.watch(spent.watch(self.context.child(call)))
+                if self.pace is not None:
+                    await self.pace(1)
                 if self.emitting:
                     self.context.emit(
                         ActionStarted(
@@ -423,6 +428,8 @@ class _Round:
             if action_limiter is not None:
                 action_limiter.release()
         result = attempt_spent.charge(result)  # a timed-out attempt's calls too
+        if self.pace is not None:  # ActionFinished, then SubtaskFinished or a retry
+            await self.pace(2)
         if self.emitting:
             self.context.emit(
                 ActionFinished(

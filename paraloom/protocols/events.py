@@ -25,6 +25,7 @@ __all__ = [
     "ApprovalDecided",
     "ApprovalRequested",
     "Event",
+    "EventsDropped",
     "LLMCallFinished",
     "LLMCallStarted",
     "LLMDelta",
@@ -299,6 +300,15 @@ class ApprovalDecided(_Event):
     )
 
 
+class EventsDropped(_Event):
+    """Only in a lossy ``run.events()`` stream (``overflow="drop_oldest"``): the consumer
+    fell behind and the ``count`` oldest events before this one were dropped. Listeners
+    (the run store, tracing) are never lossy and never see it."""
+
+    type: Literal["events_dropped"] = "events_dropped"
+    count: int
+
+
 Event = Annotated[
     RunStarted
     | RunFinished
@@ -317,6 +327,7 @@ Event = Annotated[
     | UsageAnomaly
     | LLMCallFinished
     | ApprovalRequested
-    | ApprovalDecided,
+    | ApprovalDecided
+    | EventsDropped,
     Field(discriminator="type"),
 ]

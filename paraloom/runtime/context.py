@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -67,6 +67,10 @@ class ActionContext:
     extras: Mapping[str, Any] = field(default_factory=dict)
     approvals: ApprovalGate | None = None
     """The run's approval gate (calls needing a person's approval wait there)."""
+    pace: Callable[[int], Awaitable[None]] | None = None
+    """Set when a bounded event stream (``run.events()``) follows the run: the scheduler
+    awaits ``pace(n)`` before a step emitting up to ``n`` events, so a full stream pauses
+    the run and a CPU-bound run lets its consumer read (:mod:`paraloom.orchestrator.stream`)."""
 
     def child(self, call: ActionCall) -> ActionContext:
         """The context for ``call``, made from inside the invocation owning this context."""
@@ -86,6 +90,7 @@ class ActionContext:
             deltas=self.deltas,
             extras=self.extras,
             approvals=self.approvals,
+            pace=self.pace,
         )
 
     def time_left(self) -> float | None:

@@ -19,10 +19,12 @@ What it removes (each replaced with ``[REDACTED]``):
   ``*_token``, ``cookie`` …), also inside strings that hold JSON (an LLM tool call's
   ``arguments``).
 
-Every event (so the run store, tracing and CLI progress) and every ``RunResult`` loses
-credentials, environment secrets, secret shapes and ``password=…`` pairs in all its
-strings (:func:`scrub_model`). Span content, trajectory exports, ``runs show`` and a store
-opened with ``redact=True`` also lose the values of secret-named keys
+Every event a listener or stream gets (so CLI progress and output), every row of the run
+store and every ``RunResult`` loses credentials, environment secrets, secret shapes and
+``password=…`` pairs in all its strings (:func:`scrub_model`); the tracing listener scrubs
+span attributes as it sets them (sinks scrub what they write rather than every event:
+see :mod:`paraloom.orchestrator.events`). Span content, trajectory exports, ``runs
+show`` and a store opened with ``redact=True`` also lose the values of secret-named keys
 (:func:`scrub_model` with ``full=True``).
 Values shorter than 6 characters are never registered (they would erase ordinary words).
 """

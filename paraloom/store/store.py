@@ -82,7 +82,7 @@ import anyio
 import anyio.to_thread
 from pydantic import JsonValue
 
-from paraloom.orchestrator.events import Listener
+from paraloom.orchestrator.events import Listener, scrubbing_listener
 from paraloom.orchestrator.executor import Executor, InProcessExecutor
 from paraloom.orchestrator.resume import ResumeState
 from paraloom.protocols.approval import ApprovalDecision
@@ -133,7 +133,7 @@ class RunStore:
     :class:`StoreError` instead (for read-only commands). Reads are synchronous and use
     their own connection; use the ``a…`` variants from async code.
 
-    Registered credentials never reach the store (events are scrubbed when emitted);
+    Registered credentials never reach the store (every recorded event is scrubbed);
     ``redact=True`` also scrubs every recorded event with the full redactor (secret shapes
     and secret-named keys in inputs, outputs and messages: see
     :mod:`paraloom.runtime.redact`). Trajectory exports are redacted by default."""
@@ -235,10 +235,10 @@ class RunStore:
 
         redact = self.redact
 
-        def record(event: Event) -> None:
-            writer.submit(scrub_model(event, full=True) if redact else event, tags)
+        def record(event: Event) -> None:  # gets events unscrubbed: scrubs its rows
+            writer.submit(scrub_model(event, full=redact), tags)
 
-        return record
+        return scrubbing_listener(record)
 
     def record(self, event: Event) -> None:
         """Record one event (a listener without tags)."""

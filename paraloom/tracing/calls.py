@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind
 
 from paraloom.protocols.actions import ActionKind, ActionResult, TokenUsage
 from paraloom.protocols.events import (
@@ -22,7 +22,7 @@ from paraloom.protocols.events import (
 from paraloom.tracing.attributes import GenAI, OpenInference, Paraloom
 from paraloom.tracing.metrics import GenAIMetrics
 from paraloom.tracing.spanbook import Attrs, SpanBook
-from paraloom.tracing.spanstate import Open, RunState, error_type_of, ns, usd
+from paraloom.tracing.spanstate import OK, Open, RunState, error_type_of, ns, usd
 
 __all__ = ["CallSpans"]
 
@@ -108,7 +108,7 @@ class CallSpans(SpanBook):
         if e.error is not None:
             self._fail(span, "PlanningError", e.error)
         else:
-            span.set_status(Status(StatusCode.OK))
+            span.set_status(OK)
         span.end(ns(e.ts))
 
     def _plan_event(self, run: RunState, e: PlanCreated) -> None:
@@ -213,7 +213,7 @@ class CallSpans(SpanBook):
 
     def _result_status(self, span: Span, r: ActionResult) -> None:
         if r.ok:
-            span.set_status(Status(StatusCode.OK))
+            span.set_status(OK)
         else:
             self._fail(
                 span,
@@ -281,11 +281,13 @@ class CallSpans(SpanBook):
         if entry is None:
             return
         usage = e.usage
-        error_type = error_type_of(e.error) if e.error is not None else None
+        error_type = self._content.text(error_type_of(e.error)) if e.error is not None else None
+        # what the provider said comes unscrubbed (see TracingListener)
+        response_model = self._content.text(e.response_model) if e.response_model else None
         self._metrics.record(
             provider=entry.provider,
             request_model=entry.model,
-            response_model=e.response_model,
+            response_model=response_model,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             duration_s=e.ts - entry.started,
@@ -322,16 +324,17 @@ class CallSpans(SpanBook):
             first = e.ts - e.latency_s + e.time_to_first_token_s
             span.add_event("gen_ai.first_token", {}, ns(min(first, e.ts)))
         if e.usage_anomaly:
-            attrs[Paraloom.USAGE_ANOMALY] = e.usage_anomaly
-            span.add_event("usage_anomaly", {"reason": e.usage_anomaly}, ns(e.ts))
+            anomaly = self._content.text(e.usage_anomaly)
+            attrs[Paraloom.USAGE_ANOMALY] = anomaly
+            span.add_event("usage_anomaly", {"reason": anomaly}, ns(e.ts))
         if e.input_cost_usd is not None:
             attrs[OpenInference.LLM_COST_PROMPT] = float(e.input_cost_usd)
             attrs[OpenInference.LLM_COST_COMPLETION] = float(e.cost_usd - e.input_cost_usd)
-        if e.response_model:
-            attrs[GenAI.RESPONSE_MODEL] = e.response_model
-            attrs[OpenInference.LLM_MODEL_NAME] = e.response_model  # what Phoenix prices
+        if response_model:
+            attrs[GenAI.RESPONSE_MODEL] = response_model
+            attrs[OpenInference.LLM_MODEL_NAME] = response_model  # what Phoenix prices
         if e.finish_reason:
-            attrs[GenAI.RESPONSE_FINISH_REASONS] = [e.finish_reason]
+            attrs[GenAI.RESPONSE_FINISH_REASONS] = [self._content.text(e.finish_reason)]
         if e.budget_left_usd is not None:
             attrs[Paraloom.BUDGET_LEFT_USD] = usd(e.budget_left_usd)
         if self.capture_content and e.output:
@@ -342,5 +345,5 @@ class CallSpans(SpanBook):
         if error_type is not None:
             self._fail(span, error_type, e.error)
         else:
-            span.set_status(Status(StatusCode.OK))
+            span.set_status(OK)
         span.end(ns(e.ts))

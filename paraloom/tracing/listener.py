@@ -22,7 +22,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.trace import Span, Status, StatusCode, TracerProvider
+from opentelemetry.trace import Span, TracerProvider
 
 from paraloom.protocols.actions import ActionKind
 from paraloom.protocols.events import (
@@ -49,7 +49,7 @@ from paraloom.tracing.calls import CallSpans
 from paraloom.tracing.content import ContentWriter, capture_from_env
 from paraloom.tracing.metrics import GenAIMetrics
 from paraloom.tracing.spanbook import Attrs
-from paraloom.tracing.spanstate import Open, RunState, ns, paraloom_version, usd
+from paraloom.tracing.spanstate import OK, Open, RunState, ns, paraloom_version, usd
 
 __all__ = ["TracingListener"]
 
@@ -71,7 +71,14 @@ class TracingListener(CallSpans):
     Duplicate events (the same listener on a parent and a nested orchestrator) are ignored.
     Every span carries ``session.id`` (``session_id``, default: the top-level run's id)
     and ``user.id`` when ``user_id`` is given.
+
+    It gets events unscrubbed (``scrubs_secrets``, see :mod:`paraloom.orchestrator.events`)
+    and scrubs what it writes: content, errors, reasons, warnings and provider-given
+    values go through the redactor as attributes are set; ids, names of configured
+    actions, models and workflows, numbers and enums are written as they are.
     """
+
+    scrubs_secrets = True
 
     def __init__(
         self,
@@ -224,9 +231,9 @@ class TracingListener(CallSpans):
             self._content.io(attrs, "output", e.output)
             span.set_attributes(attrs)
         if e.warnings:
-            span.set_attribute(Paraloom.RUN_WARNINGS, list(e.warnings))
+            span.set_attribute(Paraloom.RUN_WARNINGS, [self._content.text(w) for w in e.warnings])
         if e.status in ("ok", "warning"):
-            span.set_status(Status(StatusCode.OK))
+            span.set_status(OK)
         else:
             self._fail(span, e.status, e.error)
         span.end(ns(e.ts))
@@ -314,9 +321,9 @@ class TracingListener(CallSpans):
             _APPROVAL_WAIT: e.waited_s,
         }
         if d.by:
-            attrs["paraloom.approval.by"] = d.by
+            attrs["paraloom.approval.by"] = self._content.text(d.by)
         if d.reason:
             attrs["paraloom.approval.reason"] = self._content.text(d.reason)[:1000]
         entry.span.set_attributes(attrs)
-        entry.span.set_status(Status(StatusCode.OK))
+        entry.span.set_status(OK)
         entry.span.end(ns(e.ts))

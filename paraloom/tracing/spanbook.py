@@ -32,12 +32,12 @@ class SpanBook:
     def _parent(self, run_id: str, parent_call_id: str | None) -> tuple[Context | None, str]:
         run = self._runs.get(run_id)
         if run is not None and parent_call_id == run.root_call:
-            return trace.set_span_in_context(run.span), run.node_id
+            return _context(run), run.node_id
         owner = self._open.get(parent_call_id) if parent_call_id else None
         if owner is not None:
-            return trace.set_span_in_context(owner.span), owner.node_id
+            return _context(owner), owner.node_id
         if run is not None:
-            return trace.set_span_in_context(run.span), run.node_id
+            return _context(run), run.node_id
         return None, ""
 
     def _start(
@@ -83,6 +83,7 @@ class SpanBook:
         convention Phoenix shows, with the stack trace when one was recorded), all
         scrubbed."""
         text = self._content.text(message)[:1000] if message else None
+        error_type = self._content.text(error_type)
         span.set_attribute(GenAI.ERROR_TYPE, error_type)
         span.set_status(Status(StatusCode.ERROR, text))
         event: dict[str, str] = {
@@ -103,3 +104,11 @@ class SpanBook:
                 self._fail(entry.span, "cancelled", "the run ended before this call finished")
             entry.span.end(ns(ts) if ts is not None else None)
         run.keys.clear()
+
+
+def _context(holder: RunState | Open) -> Context:
+    """The context with ``holder``'s span current, made once per span."""
+    ctx = holder.ctx
+    if ctx is None:
+        ctx = holder.ctx = trace.set_span_in_context(holder.span)
+    return ctx

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from opentelemetry.trace import Span
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, Status, StatusCode
 
 from paraloom.protocols.events import RoundStarted, SubtaskStarted
 
-__all__ = ["Open", "RunState", "error_type_of", "ns", "paraloom_version", "usd"]
+__all__ = ["OK", "Open", "RunState", "error_type_of", "ns", "paraloom_version", "usd"]
+
+OK = Status(StatusCode.OK)
+"""One shared OK status (immutable) instead of one per span."""
 
 
 def ns(ts: float) -> int:
@@ -29,6 +33,8 @@ class Open:
     provider: str = ""
     model: str = ""
     kind: str = ""
+    ctx: Context | None = None
+    """The context with this span current (made once, for the spans under it)."""
 
 
 @dataclass(slots=True)
@@ -46,6 +52,8 @@ class RunState:
     """The run lives in the span of the workflow action that started it (no twin row)."""
     twins: set[str] = field(default_factory=set)
     """Actions that several subtasks of one plan call (their spans name the subtask)."""
+    ctx: Context | None = None
+    """The context with the run span current (made once, for the spans under it)."""
     pending_rounds: dict[str, RoundStarted] = field(default_factory=dict)
     """Planner rounds not drawn yet: a round is drawn once it calls a model, fails or is
     replayed (a static planner's instant rounds become ``paraloom.plan`` run events)."""
