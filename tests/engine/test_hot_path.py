@@ -94,6 +94,7 @@ def test_a_child_context_keeps_every_field_of_its_parent() -> None:
         "deltas": True,
         "extras": {"k": "v"},
         "approvals": object(),
+        "pace": print,
     }
     # a field added to ActionContext must be set here, and carried over by child()
     assert set(values) == {f.name for f in dataclasses.fields(ActionContext)}
