@@ -12,6 +12,7 @@ from pydantic import JsonValue
 from paraloom.orchestrator.errors import PlanValidationError
 from paraloom.orchestrator.references import find_references, is_reference, parse_reference
 from paraloom.protocols.plan import RESERVED_IDS, Plan, Subtask
+from paraloom.runtime.dag import Digraph
 from paraloom.tools.actionset import ActionSet
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def validate_plan(
                     f"known: {known_hint}"
                 )
     order: tuple[str, ...] = ()
-    try:  # a plain topological pass; networkx only to name a cycle
+    try:  # a plain topological pass; a depth-first search names a cycle
         order = tuple(TopologicalSorter(deps).static_order())
     except CycleError:
         problems.append(f"dependency cycle: {_name_cycle(deps)}")
@@ -136,14 +137,13 @@ def validate_plan(
 
 
 def _name_cycle(deps: Mapping[str, Collection[str]]) -> str:
-    import networkx as nx  # only on this error path: it is slow to import
-
-    graph: nx.DiGraph[str] = nx.DiGraph()
-    graph.add_nodes_from(deps)
+    graph = Digraph()
+    graph.add_nodes(deps)
     for sid, ds in deps.items():
-        graph.add_edges_from((d, sid) for d in ds)
-    cycle = nx.find_cycle(graph)
-    return " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
+        graph.add_edges((d, sid) for d in ds)
+    cycle = graph.find_cycle()
+    assert cycle is not None, "called on a plan with a cycle"
+    return " -> ".join(cycle)
 
 
 @dataclass(slots=True)
