@@ -153,9 +153,19 @@ class _Checks:
     (literal) arguments without requiring those: a quick yes that builds no errors."""
 
     schema: Mapping[str, Any]
-    strict: Draft202012Validator
     literal: dict[frozenset[str], Draft202012Validator]
     local: bool  # only _LOCAL_KEYWORDS at the top: the quick check is exact
+    _strict: Draft202012Validator | None = None
+
+    @property
+    def strict(self) -> Draft202012Validator:
+        """Built when first needed: arguments all given by reference need no validator
+        (and no jsonschema import, ~0.1 s, in ``validate``/``run``)."""
+        if self._strict is None:
+            from jsonschema import Draft202012Validator
+
+            self._strict = Draft202012Validator(self.schema)
+        return self._strict
 
     def without(self, referenced: frozenset[str]) -> Draft202012Validator:
         validator = self.literal.get(referenced)
@@ -197,11 +207,8 @@ def _checks(schema: Mapping[str, Any]) -> _Checks:
     cached = _CHECKS.get(id(schema))
     if cached is not None and cached.schema is schema:
         return cached
-    from jsonschema import Draft202012Validator  # imported on first use: slow to import
-
     checks = _Checks(
         schema=schema,
-        strict=Draft202012Validator(schema),
         literal={},
         local=set(schema) <= _LOCAL_KEYWORDS,
     )

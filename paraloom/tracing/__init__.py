@@ -8,8 +8,9 @@ builds the SDK providers and the listener; the CLI's ``--trace`` uses
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from paraloom.runtime.lazy import lazy_package
 
 if TYPE_CHECKING:
     from paraloom.tracing.attributes import GenAI, OpenInference, Paraloom, Redactor
@@ -20,28 +21,20 @@ if TYPE_CHECKING:
     from paraloom.tracing.propagation import SpanContextAction, with_span_context
     from paraloom.tracing.setup import Tracing, parse_target, setup, tracing_listener_for
 
-# Imported on first use (PEP 562): the OpenTelemetry SDK takes ~0.15 s to import, and a
-# run without --trace only reads the content-capture setting (``tracing.content``).
-_HOMES = {
-    "attributes": ("GenAI", "OpenInference", "Paraloom", "Redactor"),
-    "content": ("CAPTURE_ENV", "capture_from_env"),
-    "jsonl": ("JsonlSpan", "JsonlSpanExporter", "read_jsonl_spans"),
-    "listener": ("TracingListener",),
-    "metrics": ("COST_METRIC", "DURATION_METRIC", "TOKEN_USAGE_METRIC"),
-    "propagation": ("SpanContextAction", "with_span_context"),
-    "setup": ("Tracing", "parse_target", "setup", "tracing_listener_for"),
-}
-_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    module = _HOME_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
+# Imported on first use: the OpenTelemetry SDK takes ~0.15 s to import, and a run
+# without --trace only reads the content-capture setting (``tracing.content``).
+lazy_package(
+    __name__,
+    {
+        "attributes": ("GenAI", "OpenInference", "Paraloom", "Redactor"),
+        "content": ("CAPTURE_ENV", "capture_from_env"),
+        "jsonl": ("JsonlSpan", "JsonlSpanExporter", "read_jsonl_spans"),
+        "listener": ("TracingListener",),
+        "metrics": ("COST_METRIC", "DURATION_METRIC", "TOKEN_USAGE_METRIC"),
+        "propagation": ("SpanContextAction", "with_span_context"),
+        "setup": ("Tracing", "parse_target", "setup", "tracing_listener_for"),
+    },
+)
 
 __all__ = [
     "CAPTURE_ENV",
