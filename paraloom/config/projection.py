@@ -66,7 +66,7 @@ ASSUMPTIONS = (
 class ProjectedStep(BaseModel):
     """One subtask (or planner round) of the workflow."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str
     action: str
@@ -83,7 +83,7 @@ class ProjectedStep(BaseModel):
 class Projection(BaseModel):
     """The dry-run result (``paraloom run --dry-run --json`` prints this)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     kind: Literal["projection"] = "projection"
     workflow: str
