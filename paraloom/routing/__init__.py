@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from paraloom.runtime.lazy import lazy_package
+from paraloom._lazy import lazy_package
 
 if TYPE_CHECKING:
     from paraloom.routing.base import (

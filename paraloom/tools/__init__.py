@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from paraloom.runtime.lazy import lazy_package
+from paraloom._lazy import lazy_package
 
 if TYPE_CHECKING:
     from paraloom.tools.actionset import ActionSet, UnknownActionError
