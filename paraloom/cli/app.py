@@ -27,12 +27,11 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from paraloom.cli.approvals import ApprovalMode
-from paraloom.config.build import choose_workflow
 from paraloom.config.errors import ConfigError, ConfigProblem
-from paraloom.config.load import LoadedConfig, load_config
 
 if TYPE_CHECKING:
+    from paraloom.cli.approvals import ApprovalMode
+    from paraloom.config.load import LoadedConfig
     from paraloom.store import RunStore
 
 __all__ = [
@@ -191,6 +190,8 @@ def _config_error(exc: ConfigError) -> NoReturn:
 
 
 def _load(files: Sequence[Path]) -> LoadedConfig:
+    from paraloom.config.load import load_config  # each command imports what it uses
+
     try:
         return load_config(files, resolve_env=False)
     except ConfigError as exc:
@@ -198,6 +199,8 @@ def _load(files: Sequence[Path]) -> LoadedConfig:
 
 
 def _split_target(loaded: LoadedConfig, files: list[Path], workflow: str | None) -> str:
+    from paraloom.config.build import choose_workflow
+
     try:
         return choose_workflow(loaded, workflow)
     except ConfigError as exc:
