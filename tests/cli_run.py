@@ -4,6 +4,7 @@ the variables that could point it elsewhere, plus the test's own."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -53,3 +54,30 @@ def logging_tools(log_env: str, functions: str, *, imports: tuple[str, ...] = ()
         '    with LOG.open("a", encoding="utf-8") as fh:\n'
         '        fh.write(name + "\\n")\n' + functions
     )
+
+
+_PROBE = """
+import json, sys
+from paraloom.cli import main
+try:
+    main({args!r})
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def run_cli_in_probe(*args: str, cwd: Path, timeout: float = 120) -> tuple[str, set[str]]:
+    """``paraloom *args`` in a fresh interpreter: its stdout and the modules it imported
+    (the start-up weight of a command)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(args=list(args))],
+        env=cli_env(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr
+    *output, modules = proc.stdout.strip().splitlines()
+    return "\n".join(output), set(json.loads(modules))

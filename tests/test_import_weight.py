@@ -4,10 +4,15 @@ Phoenix, OpenTelemetry exporters, matplotlib) are imported only by the code that
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from cli_run import run_cli_in_probe
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data_pipeline.yaml"
 
 
 def python(code: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -86,3 +91,60 @@ def test_cli_import_loads_no_networkx() -> None:
     code = "import sys\nimport paraloom.cli\nprint('networkx' in sys.modules)\n"
     done = python(code)
     assert done.stdout.strip() == "False"
+
+
+def loaded_of(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    """The top-level packages among ``names`` that ``modules`` includes (or a submodule of)."""
+    return sorted(n for n in names if any(m == n or m.startswith(n + ".") for m in modules))
+
+
+ANALYTICS = ("sklearn", "scipy", "numpy", "networkx", "ray", "mcp", "phoenix", "matplotlib")
+"""Imported only by the commands and routers that use them."""
+
+
+def test_import_paraloom_imports_no_dependency_at_all() -> None:
+    """``import paraloom`` imports its public names on first use: none of its
+    dependencies (pydantic included) until a name is used."""
+    deps = (*ANALYTICS, "opentelemetry", "rich", "httpx", "jsonschema", "typer", "yaml")
+    code = "import json, sys\nimport paraloom\nprint(json.dumps(sorted(sys.modules)))\n"
+    modules = set(json.loads(python(code).stdout))
+    assert loaded_of(modules, (*deps, "pydantic")) == []
+    assert sorted(m for m in modules if m.startswith("paraloom")) == ["paraloom", "paraloom._lazy"]
+
+
+def test_a_public_name_that_is_also_a_module_name_stays_the_name() -> None:
+    """``paraloom.tracing.setup`` is the function even after its module was imported
+    directly (the lazy package keeps the name, as eager imports left it)."""
+    code = (
+        "from paraloom.tracing.setup import reachable\n"
+        "import paraloom.tracing as t\n"
+        "from paraloom.tracing import setup\n"
+        "from paraloom.runtime import redact\n"
+        "print(callable(t.setup), type(setup).__name__, type(redact).__name__)\n"
+    )
+    assert python(code).stdout.split() == ["True", "function", "function"]
+
+
+@pytest.mark.timeout(300)
+def test_help_imports_typer_and_rich_only() -> None:
+    """``paraloom --help`` imports no pydantic and no part of paraloom's API."""
+    text, modules = run_cli_in_probe("--help", cwd=EXAMPLE.parent)
+    assert "validate" in text
+    deps = (*ANALYTICS, "opentelemetry", "httpx", "jsonschema", "yaml", "anyio", "pydantic")
+    assert loaded_of(modules, deps) == []
+    api = ("agents", "config.build", "config.load", "models", "orchestrator", "store", "tools")
+    assert loaded_of(modules, tuple(f"paraloom.{a}" for a in api)) == []
+
+
+@pytest.mark.timeout(300)
+def test_run_with_a_store_imports_no_analytics_tracing_or_jsonschema(tmp_path: Path) -> None:
+    """A run of the data pipeline, recorded in a store: config checks and plan
+    validation without networkx or jsonschema, the store without the routers' NumPy,
+    no OpenTelemetry SDK without --trace."""
+    store = tmp_path / "runs.sqlite"
+    text, modules = run_cli_in_probe(
+        "run", str(EXAMPLE), "--json", "--store", str(store), cwd=tmp_path
+    )
+    assert '"status": "ok"' in text and store.is_file()
+    otel_sdk = ("opentelemetry.sdk", "opentelemetry.exporter")
+    assert loaded_of(modules, (*ANALYTICS, *otel_sdk, "jsonschema")) == []

@@ -28,13 +28,12 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from paraloom.cli.approvals import ApprovalMode
-from paraloom.config.build import choose_workflow
 from paraloom.config.errors import ConfigError, ConfigProblem
-from paraloom.config.executor import EXECUTOR_KINDS, ExecutorKind
-from paraloom.config.load import LoadedConfig, load_config
 
 if TYPE_CHECKING:
+    from paraloom.cli.approvals import ApprovalMode
+    from paraloom.config.executor import ExecutorKind
+    from paraloom.config.load import LoadedConfig
     from paraloom.store import RunStore
 
 __all__ = [
@@ -136,6 +135,23 @@ def _approval_mode(value: str) -> ApprovalMode:
     return value  # type: ignore[return-value]
 
 
+LedgerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ledger",
+        help="Where shared budget scopes are kept: a SQLite file or a postgresql:// URL "
+        "(default: $PARALOOM_LEDGER or .paraloom/ledger.sqlite).",
+    ),
+]
+ScopeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--scope",
+        help="A ledger scope enclosing the run, e.g. tenant:acme (repeatable): every LLM "
+        "call must fit its limit too, shared with every process using the ledger.",
+    ),
+]
+
 ExecutorOpt = Annotated[
     str | None,
     typer.Option(
@@ -147,6 +163,8 @@ ExecutorOpt = Annotated[
 
 
 def _executor_kind(value: str | None) -> ExecutorKind | None:
+    from paraloom.config.executor import EXECUTOR_KINDS
+
     if value is not None and value not in EXECUTOR_KINDS:
         _fail(f"--executor {value!r}: expected one of {', '.join(EXECUTOR_KINDS)}")
     return value
@@ -211,6 +229,8 @@ def _config_error(exc: ConfigError) -> NoReturn:
 
 
 def _load(files: Sequence[Path]) -> LoadedConfig:
+    from paraloom.config.load import load_config  # each command imports what it uses
+
     try:
         return load_config(files, resolve_env=False)
     except ConfigError as exc:
@@ -218,6 +238,8 @@ def _load(files: Sequence[Path]) -> LoadedConfig:
 
 
 def _split_target(loaded: LoadedConfig, files: list[Path], workflow: str | None) -> str:
+    from paraloom.config.build import choose_workflow
+
     try:
         return choose_workflow(loaded, workflow)
     except ConfigError as exc:

@@ -10,15 +10,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
-import anyio
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from paraloom.cli.app import _budget, _fail, _json_errors, app, out
-from paraloom.runtime.scopes import ScopeLedger, ScopeState, validate_scope_key
+from paraloom.cli.app import LedgerOpt, ScopeOpt, _budget, _fail, _json_errors, app, out
 
+# The ledger (anyio, the scopes' models, a database driver) is imported by the commands
+# that use it, so that ``paraloom --help`` and the other commands do not import it.
 if TYPE_CHECKING:
+    from paraloom.runtime.scopes import ScopeLedger, ScopeState
     from paraloom.store.ledger_sql import SqlLedger
 
 T = TypeVar("T")
@@ -35,22 +35,6 @@ __all__ = [
     "run_ledger",
 ]
 
-LedgerOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--ledger",
-        help="Where shared budget scopes are kept: a SQLite file or a postgresql:// URL "
-        "(default: $PARALOOM_LEDGER or .paraloom/ledger.sqlite).",
-    ),
-]
-ScopeOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--scope",
-        help="A ledger scope enclosing the run, e.g. tenant:acme (repeatable): every LLM "
-        "call must fit its limit too, shared with every process using the ledger.",
-    ),
-]
 
 budget_app = typer.Typer(
     help="Shared budget scopes: set and show limits and spend.", no_args_is_help=True
@@ -62,11 +46,17 @@ class LedgerProblem(Exception):
     """The ledger or a scope of the run is unusable (bad input: exit 2)."""
 
 
+def _validate_scope_key(value: str) -> str:
+    from paraloom.runtime.scopes import validate_scope_key
+
+    return validate_scope_key(value)
+
+
 def checked_scopes(values: Sequence[str] | None, option: str = "--scope") -> list[str]:
     keys = []
     for value in values or ():
         try:
-            keys.append(validate_scope_key(value))
+            keys.append(_validate_scope_key(value))
         except ValueError as exc:
             _fail(f"{option}: {exc}")
     return keys
@@ -123,6 +113,8 @@ def _open_admin(location: str | None, *, create: bool) -> str:
 
 def _call(where: str, fn: Callable[[SqlLedger], Awaitable[T]]) -> T:
     """Open the ledger (which reaps dead holders), run ``fn`` on it, close it."""
+    import anyio
+
     from paraloom.store.ledger import describe, open_ledger
     from paraloom.store.ledger_sql import LedgerError
 
@@ -156,6 +148,8 @@ def _print_states(states: Sequence[ScopeState], as_json: bool) -> None:
     if not states:
         out.print("no scopes in the ledger")
         return
+    from rich.table import Table
+
     table = Table("scope", "limit $", "spent $", "reserved $", "remaining $", "holds")
     for s in states:
         table.add_row(

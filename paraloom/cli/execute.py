@@ -9,10 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import anyio
 import typer
-from pydantic import JsonValue
-from rich.live import Live
 from rich.markup import escape
 
 from paraloom.cli.app import (
@@ -26,6 +23,8 @@ from paraloom.cli.app import (
     ApprovalsOpt,
     CaptureOpt,
     ExecutorOpt,
+    LedgerOpt,
+    ScopeOpt,
     StoreOpt,
     _approval_mode,
     _budget,
@@ -43,24 +42,19 @@ from paraloom.cli.app import (
     err,
     out,
 )
-from paraloom.cli.approvals import ApprovalMode, print_waiting, prompt_loop
-from paraloom.cli.budget import LedgerOpt, LedgerProblem, ScopeOpt, checked_scopes, run_ledger
-from paraloom.cli.events_out import EVENT_FORMATS, JsonLinesWriter, fan_out_listener
-from paraloom.cli.inputs import InputError, check_inputs, parse_inputs
-from paraloom.cli.interrupts import STOP_REASON, watch_interrupts
-from paraloom.cli.output import RunOutput, run_output
-from paraloom.cli.progress import ProgressLines, RunView
-from paraloom.cli.render import print_projection, print_result
-from paraloom.cli.sinks import SinkError, open_sinks
-from paraloom.config.build import endpoint_problem, open_project
 from paraloom.config.errors import ConfigError
-from paraloom.config.executor import ExecutorKind, executor_problem
-from paraloom.config.load import LoadedConfig
-from paraloom.config.projection import project_workflow
-from paraloom.orchestrator.resume import ResumeState
-from paraloom.runtime.stop import StopSignal
 
+# What running needs is imported by the functions that run, so that the other commands
+# (and ``paraloom --help``) do not import it.
 if TYPE_CHECKING:
+    from pydantic import JsonValue
+
+    from paraloom.cli.approvals import ApprovalMode
+    from paraloom.cli.output import RunOutput
+    from paraloom.cli.progress import ProgressLines
+    from paraloom.config.executor import ExecutorKind
+    from paraloom.config.load import LoadedConfig
+    from paraloom.orchestrator.resume import ResumeState
     from paraloom.runtime.approval import ApprovalGate
     from paraloom.store import RunStore
 
@@ -102,6 +96,12 @@ def run(
     executor: ExecutorOpt = None,
 ) -> None:
     """Run a workflow with live progress, then print its output and a summary."""
+    from paraloom.cli.budget import checked_scopes
+    from paraloom.cli.events_out import EVENT_FORMATS
+    from paraloom.cli.inputs import InputError, check_inputs, parse_inputs
+    from paraloom.config.build import endpoint_problem
+    from paraloom.config.executor import executor_problem
+
     _json_errors(as_json)
     mode = _approval_mode(approvals)
     executor_kind = _executor_kind(executor)
@@ -121,6 +121,11 @@ def run(
     except InputError as exc:
         _fail(str(exc))
     if dry_run:
+        import anyio
+
+        from paraloom.cli.render import print_projection
+        from paraloom.config.projection import project_workflow
+
         try:
             projection = anyio.run(lambda: project_workflow(loaded, name, budget_usd=limit))
         except ConfigError as exc:
@@ -186,6 +191,19 @@ def _execute(
     ledger: str | None = None,
     scopes: Sequence[str] = (),
 ) -> int:
+    import anyio
+
+    from paraloom.cli.approvals import print_waiting, prompt_loop
+    from paraloom.cli.budget import LedgerProblem, run_ledger
+    from paraloom.cli.events_out import JsonLinesWriter, fan_out_listener
+    from paraloom.cli.interrupts import STOP_REASON, watch_interrupts
+    from paraloom.cli.output import run_output
+    from paraloom.cli.progress import ProgressLines, RunView
+    from paraloom.cli.render import print_result
+    from paraloom.cli.sinks import SinkError, open_sinks
+    from paraloom.config.build import open_project
+    from paraloom.runtime.stop import StopSignal
+
     try:
         sinks = open_sinks(
             loaded,
@@ -271,6 +289,8 @@ def _execute(
                     tg.start_soon(_take_decisions, store, gate)
                 with run_scope:
                     if show_live:
+                        from rich.live import Live
+
                         with Live(
                             get_renderable=view.render,
                             console=err,
@@ -344,6 +364,8 @@ def _execute(
 async def _take_decisions(store: RunStore, gate: ApprovalGate) -> None:
     """``--approvals wait``: answer pending requests with the decisions that
     ``paraloom approve`` records in the store (polled twice a second)."""
+    import anyio.to_thread
+
     while True:
         await anyio.sleep(0.5)
         pending = {p.key: p for p in gate.pending()}
@@ -358,6 +380,8 @@ async def _take_decisions(store: RunStore, gate: ApprovalGate) -> None:
 
 
 async def _tick(lines: ProgressLines) -> None:
+    import anyio
+
     while True:
         await anyio.sleep(1)
         lines.tick()

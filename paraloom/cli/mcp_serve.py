@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import anyio
 import typer
-from pydantic import JsonValue
 from rich.markup import escape
 
 from paraloom.cli.app import (
@@ -20,8 +18,10 @@ from paraloom.cli.app import (
     app,
     err,
 )
-from paraloom.cli.sinks import SinkError, open_sinks
 from paraloom.config.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pydantic import JsonValue
 
 __all__ = ["mcp_app", "mcp_serve"]
 
@@ -52,6 +52,9 @@ def mcp_serve(
 ) -> None:
     """Expose every tool, agent and workflow of FILE as the tools of an MCP server. Each
     call is a run with the file's budget, recorded in the run store (and traced)."""
+    import anyio
+
+    from paraloom.cli.sinks import SinkError, open_sinks
     from paraloom.protocols.actions import new_id
 
     loaded = _load(files)

@@ -20,7 +20,7 @@ __all__ = ["RunOutput", "SubtaskOutcome", "run_output"]
 
 
 class SubtaskOutcome(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str
     action: str
@@ -35,7 +35,7 @@ class SubtaskOutcome(BaseModel):
 class RunOutput(BaseModel):
     """One finished run."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     kind: Literal["run"] = "run"
     run_id: str

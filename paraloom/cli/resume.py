@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -24,13 +24,11 @@ from paraloom.cli.app import (
     err,
     out,
 )
-from paraloom.cli.approvals import EditError, parse_edits
 from paraloom.cli.execute import _execute
-from paraloom.config.build import endpoint_problem, needs_of
-from paraloom.config.load import LoadedConfig
-from paraloom.orchestrator.resume import ResumeState, plan_changes
-from paraloom.protocols.approval import ApprovalDecision
-from paraloom.protocols.plan import Plan
+
+if TYPE_CHECKING:  # the rest is imported by the commands, when they run
+    from paraloom.config.load import LoadedConfig
+    from paraloom.orchestrator.resume import ResumeState
 
 __all__ = ["approve", "resume"]
 
@@ -56,6 +54,8 @@ def approve(
     (a run still waiting in another process with --approvals wait takes it at once)."""
     import getpass
 
+    from paraloom.cli.approvals import EditError, parse_edits
+    from paraloom.protocols.approval import ApprovalDecision
     from paraloom.store import RunNotFoundError, StoreError
 
     try:
@@ -129,6 +129,7 @@ def resume(
     file's subtasks were edited since, it refuses (naming them) unless --replan."""
     _json_errors(as_json)
     mode = _approval_mode(approvals)
+    from paraloom.config.build import endpoint_problem, needs_of
     from paraloom.store import RunNotFoundError, StoreError
 
     try:
@@ -192,6 +193,9 @@ def _edited_plan(
 ) -> ResumeState:
     """The state to resume a static workflow whose subtasks may have been edited since
     the run was recorded: refused (bad input) unless ``replan``, then the edited plan."""
+    from paraloom.orchestrator.resume import plan_changes
+    from paraloom.protocols.plan import Plan
+
     workflow = loaded.config.workflows[name]
     recorded = state.decisions.get(1)
     if workflow.planner != "static" or not isinstance(recorded, Plan):

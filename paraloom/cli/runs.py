@@ -19,7 +19,6 @@ from paraloom.cli.app import (
     err,
     out,
 )
-from paraloom.cli.render import print_run, print_runs
 
 __all__ = ["runs_app", "runs_export", "runs_list", "runs_show"]
 
@@ -58,6 +57,8 @@ def runs_list(
     if as_json:
         sys.stdout.write(json.dumps([i.model_dump(mode="json") for i in infos], indent=2) + "\n")
     else:
+        from paraloom.cli.render import print_runs
+
         print_runs(out, infos, status=status)
 
 
@@ -83,6 +84,8 @@ def runs_show(
     if as_json:
         _print_json(summary)
     else:
+        from paraloom.cli.render import print_run
+
         print_run(out, summary)
 
 

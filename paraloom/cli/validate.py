@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
-import anyio
 import typer
 from rich.markup import escape
 
@@ -22,12 +21,7 @@ from paraloom.cli.app import (
     err,
     out,
 )
-from paraloom.cli.graph import to_dot, to_mermaid, to_png
-from paraloom.config.build import needs_of, open_project
 from paraloom.config.errors import ConfigError
-from paraloom.config.graph import workflow_graph
-from paraloom.config.load import load_config
-from paraloom.config.schema import config_json_schema
 
 __all__ = ["graph", "schema", "validate"]
 
@@ -57,6 +51,11 @@ def validate(
 
 
 def _validate_files(files: list[Path]) -> None:
+    import anyio
+
+    from paraloom.config.build import needs_of, open_project
+    from paraloom.config.load import load_config
+
     loaded = load_config(files, resolve_env=False)
 
     async def build_all() -> list[str]:
@@ -92,6 +91,8 @@ def _validate_files(files: list[Path]) -> None:
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the file format (for editors)."""
+    from paraloom.config.schema import config_json_schema
+
     sys.stdout.write(json.dumps(config_json_schema(), indent=2) + "\n")
 
 
@@ -106,6 +107,9 @@ def graph(
     ] = None,
 ) -> None:
     """Draw a workflow: its subtasks and dependencies, or its planner and actions."""
+    from paraloom.cli.graph import to_dot, to_mermaid, to_png
+    from paraloom.config.graph import workflow_graph
+
     files, workflow = _files_and_workflow(args)
     loaded = _load(files)
     name = _split_target(loaded, files, workflow)

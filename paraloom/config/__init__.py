@@ -6,32 +6,73 @@ workflow needs (model pool, tools, agents, workflows, router); ``project_workflo
 projects a run's cost, tokens and latency without calling anything.
 """
 
-from paraloom.config.build import (
-    Needs,
-    Project,
-    choose_workflow,
-    endpoint_problem,
-    merge_input,
-    model_descriptors,
-    needs_of,
-    open_project,
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from paraloom._lazy import lazy_package
+
+if TYPE_CHECKING:
+    from paraloom.config.build import (
+        Needs,
+        Project,
+        choose_workflow,
+        endpoint_problem,
+        merge_input,
+        model_descriptors,
+        needs_of,
+        open_project,
+    )
+    from paraloom.config.errors import ConfigError, ConfigProblem, Mark
+    from paraloom.config.graph import workflow_graph
+    from paraloom.config.load import LoadedConfig, load_config
+    from paraloom.config.projection import ASSUMPTIONS, ProjectedStep, Projection, project_workflow
+    from paraloom.config.schema import (
+        AgentConfig,
+        BudgetConfig,
+        ModelConfig,
+        ParaloomConfig,
+        RouterConfig,
+        ToolConfig,
+        WorkflowConfig,
+        config_json_schema,
+    )
+    from paraloom.config.selector import PerAgentSelector, build_router
+    from paraloom.config.source import MissingEnv
+
+# Imported on first use: the CLI reads errors and loads files without building (and
+# importing) what ``open_project`` needs.
+lazy_package(
+    __name__,
+    {
+        "build": (
+            "Needs",
+            "Project",
+            "choose_workflow",
+            "endpoint_problem",
+            "merge_input",
+            "model_descriptors",
+            "needs_of",
+            "open_project",
+        ),
+        "errors": ("ConfigError", "ConfigProblem", "Mark"),
+        "graph": ("workflow_graph",),
+        "load": ("LoadedConfig", "load_config"),
+        "projection": ("ASSUMPTIONS", "ProjectedStep", "Projection", "project_workflow"),
+        "schema": (
+            "AgentConfig",
+            "BudgetConfig",
+            "ModelConfig",
+            "ParaloomConfig",
+            "RouterConfig",
+            "ToolConfig",
+            "WorkflowConfig",
+            "config_json_schema",
+        ),
+        "selector": ("PerAgentSelector", "build_router"),
+        "source": ("MissingEnv",),
+    },
 )
-from paraloom.config.errors import ConfigError, ConfigProblem, Mark
-from paraloom.config.graph import workflow_graph
-from paraloom.config.load import LoadedConfig, load_config
-from paraloom.config.projection import ASSUMPTIONS, ProjectedStep, Projection, project_workflow
-from paraloom.config.schema import (
-    AgentConfig,
-    BudgetConfig,
-    ModelConfig,
-    ParaloomConfig,
-    RouterConfig,
-    ToolConfig,
-    WorkflowConfig,
-    config_json_schema,
-)
-from paraloom.config.selector import PerAgentSelector, build_router
-from paraloom.config.source import MissingEnv
 
 __all__ = [
     "ASSUMPTIONS",

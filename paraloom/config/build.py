@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import JsonValue
 
@@ -49,14 +49,11 @@ from paraloom.protocols.actions import ActionCall, ActionResult, ActionSpec
 from paraloom.protocols.plan import Plan
 from paraloom.runtime.budget import Budget, OnAbandoned
 from paraloom.runtime.context import Action, ActionContext
+from paraloom.runtime.dag import Digraph
 from paraloom.runtime.redact import register_secrets_of
 from paraloom.runtime.scopes import ScopedBudget, ScopeLedger
 from paraloom.runtime.selection import ModelSelector
 from paraloom.tools.actionset import ActionSet
-
-if TYPE_CHECKING:
-    import networkx as nx
-
 
 __all__ = [
     "Needs",
@@ -411,11 +408,9 @@ def _workflow_input_schema(wf: WorkflowConfig) -> dict[str, Any] | None:
 
 def _build_order(config: ParaloomConfig, needs: Needs) -> list[str]:
     """Agents and workflows, callees first (the checks rule out cycles)."""
-    import networkx as nx  # on first use: slow to import
-
-    graph: nx.DiGraph[str] = nx.DiGraph()
+    graph = Digraph()
     nodes = needs.agents | needs.workflows
-    graph.add_nodes_from(sorted(nodes))
+    graph.add_nodes(sorted(nodes))
     for n in nodes:
-        graph.add_edges_from((c, n) for c in _calls(config, n) if c in nodes)
-    return list(nx.lexicographical_topological_sort(graph))
+        graph.add_edges((c, n) for c in _calls(config, n) if c in nodes)
+    return graph.topological_order()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
 
 from paraloom.config.errors import ConfigProblem
 from paraloom.config.executor import check_executor
@@ -18,10 +17,7 @@ from paraloom.config.schema import ParaloomConfig, WorkflowConfig
 from paraloom.config.source import DataPath, SourceMap
 from paraloom.models.cascade import cascade_name
 from paraloom.orchestrator.references import find_references, parse_reference
-
-if TYPE_CHECKING:
-    import networkx as nx
-
+from paraloom.runtime.dag import Digraph
 
 __all__ = ["check_config"]
 
@@ -179,8 +175,6 @@ class _Checker:
             )
 
     def workflow(self, name: str, wf: WorkflowConfig) -> None:
-        import networkx as nx  # on first use: slow to import
-
         base: DataPath = ("workflows", name)
         who = f"workflow {name!r}"
         if wf.policy is not None and wf.policy.fallback is not None:
@@ -195,7 +189,7 @@ class _Checker:
         ids = [s.id for s in wf.subtasks]
         index_of = {sid: i for i, sid in enumerate(ids)}
         first: dict[str, int] = {}
-        graph: nx.DiGraph[str] = nx.DiGraph()
+        graph = Digraph()
         for i, s in enumerate(wf.subtasks):
             spath = (*base, "subtasks", i)
             graph.add_node(s.id)
@@ -238,12 +232,8 @@ class _Checker:
                     graph.add_edge(root, s.id)
         for text in find_references(wf.output):
             self.reference(base, "output", wf.output, text, who, ids, None)
-        try:
-            cycle = nx.find_cycle(graph)
-        except nx.NetworkXNoCycle:
-            cycle = None
-        if cycle:
-            path = [u for u, _ in cycle] + [cycle[0][0]]
+        path = graph.find_cycle()
+        if path:
             self.add_value(
                 (*base, "subtasks", index_of[path[0]]),
                 f"{who}: dependency cycle {' -> '.join(path)}",
@@ -280,21 +270,17 @@ class _Checker:
         return ref.root
 
     def call_cycles(self) -> None:
-        import networkx as nx  # on first use: slow to import
-
-        graph: nx.DiGraph[str] = nx.DiGraph()
+        graph = Digraph()
         for name, agent in self.config.agents.items():
             graph.add_node(name)
-            graph.add_edges_from((name, a) for a in agent.actions if a in self.kinds and a != name)
+            graph.add_edges((name, a) for a in agent.actions if a in self.kinds and a != name)
         for name, wf in self.config.workflows.items():
             graph.add_node(name)
             used = wf.actions if wf.planner == "llm" else [s.action for s in wf.subtasks]
-            graph.add_edges_from((name, a) for a in used if a in self.kinds and a != name)
-        try:
-            cycle = nx.find_cycle(graph)
-        except nx.NetworkXNoCycle:
+            graph.add_edges((name, a) for a in used if a in self.kinds and a != name)
+        path = graph.find_cycle()
+        if path is None:
             return
-        path = [u for u, _ in cycle] + [cycle[0][0]]
         first = path[0]
         section = "agents" if first in self.config.agents else "workflows"
         self.add(

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,12 +29,9 @@ from paraloom.models.estimate import estimate_tokens
 from paraloom.orchestrator.references import find_references, parse_reference
 from paraloom.protocols.messages import ChatMessage, ModelDescriptor
 from paraloom.protocols.plan import Plan, Subtask
+from paraloom.runtime.dag import Digraph
 from paraloom.runtime.selection import ModelSelector, SelectionRequest, StepKind
 from paraloom.runtime.worst_case import InputSize, measure_input, worst_case
-
-if TYPE_CHECKING:
-    import networkx as nx
-
 
 __all__ = ["ASSUMPTIONS", "ProjectedStep", "Projection", "project_plan", "project_workflow"]
 
@@ -69,7 +66,7 @@ ASSUMPTIONS = (
 class ProjectedStep(BaseModel):
     """One subtask (or planner round) of the workflow."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str
     action: str
@@ -86,7 +83,7 @@ class ProjectedStep(BaseModel):
 class Projection(BaseModel):
     """The dry-run result (``paraloom run --dry-run --json`` prints this)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     kind: Literal["projection"] = "projection"
     workflow: str
@@ -347,15 +344,13 @@ def _critical_path(
     steps: list[ProjectedStep],
     subtasks: Sequence[Subtask] | None = None,
 ) -> float:
-    import networkx as nx  # on first use: slow to import
-
     wf = loaded.config.workflows[name]
     weight = {s.id: s.latency_s for s in steps}
     if subtasks is None and wf.planner == "llm":
         planner = [s.latency_s for s in steps if s.kind == "planner"]
         work = [s.latency_s for s in steps if s.kind != "planner"]
         return sum(planner) + max(work, default=0.0)
-    graph: nx.DiGraph[str] = nx.DiGraph()
+    graph = Digraph()
     subtasks = wf.subtasks if subtasks is None else subtasks
     ids = {s.id for s in subtasks}
     for s in subtasks:
@@ -365,12 +360,10 @@ def _critical_path(
             root = parse_reference(text).root
             if root in ids:
                 deps.add(root)
-        graph.add_edges_from((d, s.id) for d in deps if d in ids)
+        graph.add_edges((d, s.id) for d in deps if d in ids)
     finish: dict[str, float] = {}
-    for sid in nx.topological_sort(graph):
-        finish[sid] = weight.get(sid, 0.0) + max(
-            (finish[p] for p in graph.predecessors(sid)), default=0.0
-        )
+    for sid in graph.topological_order():
+        finish[sid] = weight.get(sid, 0.0) + max((finish[p] for p in graph.pred[sid]), default=0.0)
     return max(finish.values(), default=0.0)
 
 

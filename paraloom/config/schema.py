@@ -62,7 +62,7 @@ __all__ = [
     "config_json_schema",
 ]
 
-_Strict = ConfigDict(extra="forbid")
+_Strict = ConfigDict(extra="forbid", defer_build=True)
 _PYTHON_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -462,7 +462,7 @@ class WorkflowConfig(BaseModel):
 class ParaloomConfig(BaseModel):
     """A paraloom file (several files merge into one of these)."""
 
-    model_config = ConfigDict(extra="forbid", title="paraloom configuration")
+    model_config = ConfigDict(extra="forbid", title="paraloom configuration", defer_build=True)
 
     version: Literal[1] = 1
     models: dict[str, ModelConfig] = Field(default_factory=dict)

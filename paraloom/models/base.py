@@ -30,7 +30,7 @@ __all__ = [
 class ResponseFormat(BaseModel):
     """Structured output: the reply must be JSON matching ``json_schema``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str = Field(default="output", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     json_schema: dict[str, Any]
@@ -40,7 +40,7 @@ class ResponseFormat(BaseModel):
 class ModelRequest(BaseModel):
     """One chat-completion request. ``model`` is the provider's model name."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     model: str
     messages: tuple[ChatMessage, ...]
@@ -57,7 +57,7 @@ class CascadeOutcome(BaseModel):
     tracing): the probes asked, their normalized answers, whether it escalated and which
     model's reply was returned. Lists are aligned with ``probes``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     cascade: str = Field(description="The cascade's pool name.")
     probes: tuple[str, ...] = Field(description="Pool names of the probe models, in order.")
@@ -74,7 +74,7 @@ class CascadeOutcome(BaseModel):
 class Completion(BaseModel):
     """The model's reply: one assistant message, why it stopped, what it cost in tokens."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     message: ChatMessage
     finish_reason: str | None = None

@@ -10,7 +10,6 @@ in errors, events, spans or ``repr``.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import os
 import time
@@ -285,6 +284,8 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils  # an HTTP date (rare): ~10 ms to import, so on first use
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

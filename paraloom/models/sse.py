@@ -22,7 +22,7 @@ __all__ = ["StreamAssembler", "StreamBroken", "WireChunk", "read_stream"]
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 class WireFunctionDelta(_Wire):

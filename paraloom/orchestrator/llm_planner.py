@@ -37,7 +37,7 @@ __all__ = ["LLMPlanner", "PlannerReply", "planner_reply_schema"]
 
 
 class _PlannedSubtask(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str
     action: str
@@ -49,7 +49,7 @@ class _PlannedSubtask(BaseModel):
 class PlannerReply(BaseModel):
     """The envelope the planner model answers with."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     decision: Literal["plan", "final"]
     rationale: str = ""

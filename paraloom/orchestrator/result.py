@@ -29,7 +29,7 @@ __all__ = [
 
 
 class RunResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     run_id: str
     workflow: str

@@ -11,6 +11,7 @@ from pydantic import JsonValue
 from paraloom.orchestrator.errors import PlanValidationError
 from paraloom.orchestrator.references import find_references, is_reference, parse_reference
 from paraloom.protocols.plan import RESERVED_IDS, Plan, Subtask
+from paraloom.runtime.dag import Digraph
 from paraloom.tools.actionset import ActionSet
 
 if TYPE_CHECKING:
@@ -172,14 +173,13 @@ def _topological_order(
 
 
 def _name_cycle(deps: Mapping[str, Collection[str]]) -> str:
-    import networkx as nx  # only on this error path: it is slow to import
-
-    graph: nx.DiGraph[str] = nx.DiGraph()
-    graph.add_nodes_from(deps)
+    graph = Digraph()
+    graph.add_nodes(deps)
     for sid, ds in deps.items():
-        graph.add_edges_from((d, sid) for d in ds)
-    cycle = nx.find_cycle(graph)
-    return " -> ".join([u for u, _ in cycle] + [cycle[0][0]])
+        graph.add_edges((d, sid) for d in ds)
+    cycle = graph.find_cycle()
+    assert cycle is not None, "called on a plan with a cycle"
+    return " -> ".join(cycle)
 
 
 @dataclass(slots=True)
@@ -189,9 +189,19 @@ class _Checks:
     (literal) arguments without requiring those: a quick yes that builds no errors."""
 
     schema: Mapping[str, Any]
-    strict: Draft202012Validator
     literal: dict[frozenset[str], Draft202012Validator]
     local: bool  # only _LOCAL_KEYWORDS at the top: the quick check is exact
+    _strict: Draft202012Validator | None = None
+
+    @property
+    def strict(self) -> Draft202012Validator:
+        """Built when first needed: arguments all given by reference need no validator
+        (and no jsonschema import, ~0.1 s, in ``validate``/``run``)."""
+        if self._strict is None:
+            from jsonschema import Draft202012Validator
+
+            self._strict = Draft202012Validator(self.schema)
+        return self._strict
 
     def without(self, referenced: frozenset[str]) -> Draft202012Validator:
         validator = self.literal.get(referenced)
@@ -233,11 +243,8 @@ def _checks(schema: Mapping[str, Any]) -> _Checks:
     cached = _CHECKS.get(id(schema))
     if cached is not None and cached.schema is schema:
         return cached
-    from jsonschema import Draft202012Validator  # imported on first use: slow to import
-
     checks = _Checks(
         schema=schema,
-        strict=Draft202012Validator(schema),
         literal={},
         local=set(schema) <= _LOCAL_KEYWORDS,
     )

@@ -48,7 +48,7 @@ class ActionKind(StrEnum):
 class CostHint(BaseModel):
     """Rough expectations a planner or router may use; never enforced."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     usd: float | None = Field(default=None, ge=0, description="Typical dollar cost of one call.")
     latency_s: float | None = Field(default=None, ge=0, description="Typical latency in seconds.")
@@ -57,7 +57,7 @@ class CostHint(BaseModel):
 class ActionSpec(BaseModel):
     """What an action is and what it accepts."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$")
     description: str = ""
@@ -74,7 +74,7 @@ class ActionSpec(BaseModel):
 class ActionCall(BaseModel):
     """One invocation of an action."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     call_id: str = Field(default_factory=lambda: new_id("call_"))
     action: str
@@ -108,7 +108,7 @@ class ErrorInfo(BaseModel):
     the frame that raised it and ``traceback`` the formatted traceback (its last
     20,000 characters)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     type: str
     message: str
@@ -141,7 +141,7 @@ class ErrorInfo(BaseModel):
 class TokenUsage(BaseModel):
     """Tokens and calls spent on one model."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -184,7 +184,7 @@ class ActionResult(BaseModel):
     ``usage`` maps model name to the tokens spent on it by this call and its children.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     call_id: str
     action: str

@@ -16,7 +16,7 @@ class PendingApproval(BaseModel):
     """A call waiting for a person. ``key`` is the subtask id (a scheduled subtask) or
     ``subtask_id/call_id`` (a tool call an agent makes)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     key: str
     run_id: str
@@ -35,7 +35,7 @@ class ApprovalDecision(BaseModel):
     """A person's (or a policy's, or a timeout's) answer. ``arguments`` are edited
     arguments, merged over the call's own when approved."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     outcome: Outcome
     by: str | None = None

@@ -44,7 +44,7 @@ __all__ = [
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     run_id: str
     ts: float = Field(default_factory=time.time)
@@ -246,7 +246,7 @@ class LLMDelta(_Event):
     the call fails). ``seq`` increases (from 1) over the deltas of one model call (its
     retries included); a call's text is its ``text`` deltas joined in ``seq`` order."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     type: Literal["llm_delta"] = "llm_delta"
     llm_call_id: str

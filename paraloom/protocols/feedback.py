@@ -12,7 +12,7 @@ __all__ = ["StateFeedback", "SubtaskFeedback"]
 
 
 class SubtaskFeedback(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     round: int
     action: str
@@ -27,7 +27,7 @@ class SubtaskFeedback(BaseModel):
 class StateFeedback(BaseModel):
     """Every subtask of every round so far (keyed by subtask id), budget and time."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     round: int = Field(description="The round that just finished (1-based).")
     subtasks: dict[str, SubtaskFeedback]

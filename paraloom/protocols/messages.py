@@ -15,7 +15,7 @@ TOKENS_PER_MILLION = Decimal(1_000_000)
 class ToolCall(BaseModel):
     """A tool call requested by a model (OpenAI wire shape, arguments as raw JSON text)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     id: str
     name: str
@@ -23,7 +23,7 @@ class ToolCall(BaseModel):
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     role: Literal["system", "user", "assistant", "tool"]
     content: str | None = None
@@ -39,7 +39,7 @@ class ModelDescriptor(BaseModel):
     ``Decimal`` dollars, exact (no rounding) until displayed.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str = Field(description="Name used inside paraloom (pool key).")
     provider: str = "openai"

@@ -12,7 +12,7 @@ __all__ = ["OpenAIFunction", "OpenAITool", "spec_from_openai_tool", "spec_to_ope
 
 
 class OpenAIFunction(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     name: str
     description: str = ""
@@ -23,7 +23,7 @@ class OpenAIFunction(BaseModel):
 class OpenAITool(BaseModel):
     """``{"type": "function", "function": {...}}`` as sent in ``tools`` of a request."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     type: str = "function"
     function: OpenAIFunction

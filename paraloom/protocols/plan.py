@@ -36,7 +36,7 @@ class FailurePolicy(BaseModel):
     reason), ``continue`` runs dependents anyway with ``null`` for the failed output.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     retries: int = Field(default=0, ge=0, le=20)
     retry_on: frozenset[ActionStatus] = frozenset(
@@ -51,7 +51,7 @@ class FailurePolicy(BaseModel):
 
 
 class Subtask(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     id: str = Field(pattern=_ID_PATTERN)
     action: str
@@ -66,7 +66,7 @@ class Subtask(BaseModel):
 class Plan(BaseModel):
     """One round of work: subtasks and their dependencies (checked by the orchestrator)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     subtasks: tuple[Subtask, ...]
     rationale: str = ""
@@ -75,6 +75,6 @@ class Plan(BaseModel):
 class FinalAnswer(BaseModel):
     """A planner's decision to stop. ``output`` may contain reference objects."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     output: JsonValue = None

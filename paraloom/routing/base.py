@@ -111,14 +111,18 @@ class RoutingContext:
 
     def worst_case_usd(self, model: ModelDescriptor) -> Decimal:
         """The most this step may cost on ``model``: the one worst-case function."""
+        return self.worst_cases_usd([model])[0]
+
+    def worst_cases_usd(self, models: Sequence[ModelDescriptor]) -> list[Decimal]:
+        """:meth:`worst_case_usd` of each model, the text measured once."""
         if self.input_size is not None and self.input_tokens is None:
-            return worst_case_cost(model, self.input_size, self.max_tokens)
-        tin = (
-            self.input_tokens
-            if self.input_tokens is not None
-            else input_token_bound(model, self._input_size())
-        )
-        return worst_case_cost(model, tin, self.max_output_tokens)
+            return [worst_case_cost(m, self.input_size, self.max_tokens) for m in models]
+        if self.input_tokens is not None:
+            return [worst_case_cost(m, self.input_tokens, self.max_output_tokens) for m in models]
+        size = self._input_size()
+        return [
+            worst_case_cost(m, input_token_bound(m, size), self.max_output_tokens) for m in models
+        ]
 
     def _input_size(self) -> InputSize:
         return self.input_size or measure_texts(self.text, *self.history)
@@ -257,7 +261,7 @@ class Router(ABC):
         cands = list(ctx.candidates)
         if not cands:
             return RoutingDecision(model=None, reason="no candidate models")
-        worst = [ctx.worst_case_usd(m) for m in cands]
+        worst = ctx.worst_cases_usd(cands)
         est = self.estimate(self.featurize(ctx), cands)
         affordable, allowed = allowed_mask(
             worst,

@@ -12,8 +12,9 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -30,6 +31,12 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
+
+_FEW_TEXTS = 8
+"""Up to this many texts (a routing decision embeds one) are hashed in Python: sklearn's
+vectorizer, input checks and sparse matrices cost milliseconds per call."""
+_MAX_TOKEN_COLUMNS = 200_000
+_INT32_MIN = -(2**31)
 
 
 def l2_normalise(x: FloatArray) -> FloatArray:
@@ -69,6 +76,8 @@ class HashingSVDEmbedder:
         # components.T laid out C-contiguous once: a sparse @ (transposed view) product
         # copies the whole (n_features x dim) matrix on every call otherwise.
         self._projection: tuple[FloatArray, FloatArray] | None = None
+        self._tokenize: Any = None  # the vectorizer's preprocess + tokenize, built once
+        self._columns: dict[str, int] = {}  # token -> hashed column, as the vectorizer's
 
     @property
     def dim(self) -> int:
@@ -81,19 +90,56 @@ class HashingSVDEmbedder:
             self._projection = cached
         return cached[1]
 
-    def _counts(self, texts: Sequence[str]) -> Any:
+    def _vectorizer(self) -> Any:
         from sklearn.feature_extraction.text import HashingVectorizer
 
-        hv = HashingVectorizer(
+        return HashingVectorizer(
             n_features=self.n_features,
             ngram_range=(1, 2),
             alternate_sign=False,
             norm=None,
             token_pattern=r"(?u)\b\w+\b|[^\w\s]",
         )
-        x = hv.transform(list(texts)).tocsr()
+
+    def _counts(self, texts: Sequence[str]) -> Any:
+        x = self._vectorizer().transform(list(texts)).tocsr()
         x.data = 1.0 + np.log(x.data)  # sublinear tf
         return x
+
+    def _column(self, token: str) -> int:
+        """The column the vectorizer hashes ``token`` to (sklearn's ``_hashing_fast``)."""
+        column = self._columns.get(token)
+        if column is None:
+            from sklearn.utils import murmurhash3_32
+
+            n = self.n_features
+            h = int(murmurhash3_32(token, seed=0))
+            column = (2147483647 - (n - 1)) % n if h == _INT32_MIN else abs(h) % n
+            if len(self._columns) >= _MAX_TOKEN_COLUMNS:
+                self._columns.clear()
+            self._columns[token] = column
+        return column
+
+    def _embed_one(self, text: str, idf: FloatArray, projection: FloatArray) -> FloatArray:
+        """``transform`` of one text without sparse matrices: the same tokens, columns,
+        sublinear TF-IDF weights and L2 norm, then the projection of the used rows."""
+        if self._tokenize is None:
+            hv = self._vectorizer()
+            preprocess, tokenize = hv.build_preprocessor(), hv.build_tokenizer()
+            self._tokenize = lambda t: tokenize(preprocess(t))
+        words = self._tokenize(text)
+        grams = Counter(words)  # the analyzer's 1- and 2-grams
+        grams.update(map(" ".join, pairwise(words)))
+        if not grams:
+            return np.zeros(self._dim)
+        hashed = np.fromiter(map(self._column, grams), dtype=np.intp, count=len(grams))
+        columns, which = np.unique(hashed, return_inverse=True)  # grams may collide
+        tf = np.bincount(which, weights=np.fromiter(grams.values(), dtype=np.float64))
+        weights = (1.0 + np.log(tf)) * idf[columns]
+        norm = float(np.sqrt(weights @ weights))
+        if norm > 0.0:
+            weights /= norm
+        return np.asarray(weights @ projection[columns], dtype=np.float64)
 
     def fit(self, texts: Sequence[str]) -> None:
         from sklearn.decomposition import TruncatedSVD
@@ -123,8 +169,13 @@ class HashingSVDEmbedder:
     def transform(self, texts: Sequence[str]) -> FloatArray:
         if self.idf is None or self.components is None:
             raise RuntimeError("HashingSVDEmbedder is not fitted; call fit(texts) first")
-        xw = self._weighted(self._counts(texts))
-        z = np.asarray(xw @ self._projection_matrix(self.components), dtype=np.float64)
+        projection = self._projection_matrix(self.components)
+        if len(texts) <= _FEW_TEXTS:
+            z = np.zeros((len(texts), self._dim))
+            for i, text in enumerate(texts):
+                z[i] = self._embed_one(text, self.idf, projection)
+        else:
+            z = np.asarray(self._weighted(self._counts(texts)) @ projection, dtype=np.float64)
         return l2_normalise(z)
 
     def state(self) -> tuple[dict[str, Any], dict[str, FloatArray]]:

@@ -70,6 +70,9 @@ class KNNRouter(Router):
         quality = np.full((n, len(models)), np.nan)
         cost = np.full((n, len(models)), np.nan)
         sims = batch.embeddings @ self.emb.T
+        if self._full:  # every model logged on every row: one neighbour search for all
+            self._estimate_full(sims, models, quality, cost)
+            return Estimate(quality=quality, cost=cost)
         shared: npt.NDArray[np.int64] | None = None
         for j, m in enumerate(models):
             col = self._index.get(m.name)
@@ -91,6 +94,27 @@ class KNNRouter(Router):
             )
             cost[:, j] = self.c[nbr, col].mean(axis=1)
         return Estimate(quality=quality, cost=cost)
+
+    def _estimate_full(
+        self,
+        sims: FloatArray,
+        models: Sequence[ModelDescriptor],
+        quality: FloatArray,
+        cost: FloatArray,
+    ) -> None:
+        assert self.q is not None and self.c is not None
+        known = [(j, self._index[m.name]) for j, m in enumerate(models) if m.name in self._index]
+        if not known:
+            return
+        where = [j for j, _ in known]
+        cols = np.asarray([col for _, col in known])
+        kk = min(self.k, len(self.q))
+        nbr = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+        qn = self.q[nbr][:, :, cols]  # (texts, neighbours, models)
+        quality[:, where] = (qn.sum(axis=1) + self.smoothing * self._prior[cols]) / (
+            kk + self.smoothing
+        )
+        cost[:, where] = self.c[nbr][:, :, cols].mean(axis=1)
 
     def _state(self) -> tuple[dict[str, Any], dict[str, FloatArray]]:
         if self.emb is None or self.q is None or self.c is None:

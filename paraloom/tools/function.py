@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast, get_type_hints, overload
 
 import anyio
-import docstring_parser
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from paraloom.protocols.actions import (
@@ -63,6 +62,8 @@ class FunctionTool:
         """``True`` or a predicate over the call's arguments: calls wait for approval
         (see :mod:`paraloom.runtime.approval`)."""
         self._is_async = inspect.iscoroutinefunction(func)
+        import docstring_parser  # on first use: ~10 ms to import
+
         doc = docstring_parser.parse(inspect.getdoc(func) or "")
         param_docs = {p.arg_name: p.description or "" for p in doc.params}
         hints = get_type_hints(func)

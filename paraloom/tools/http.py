@@ -86,7 +86,7 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
 class HttpToolConfig(BaseModel):
     """One HTTP endpoint as an action."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,128}$", description="The action's name.")
     description: str = ""

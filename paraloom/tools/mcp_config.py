@@ -48,7 +48,7 @@ def resolve_env_refs(refs: dict[str, str], what: str) -> dict[str, str]:
 class MCPToolOptions(BaseModel):
     """How the tools of one MCP server appear in paraloom (transport-independent)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     name: str = Field(
         default="mcp",

@@ -3,43 +3,19 @@ commands: ``paraloom router …`` is mounted lazily, when a command line names i
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import run_cli_in_probe as probe
 
 ROOT = Path(__file__).resolve().parents[2]
 
 HEAVY = ("sklearn", "scipy", "ray", "mcp", "opentelemetry.exporter", "pandas")
 
-PROBE = """
-import json, sys
-from paraloom.cli import main
-try:
-    main({args!r})
-except SystemExit:
-    pass
-print(json.dumps(sorted(sys.modules)))
-"""
-
 
 def run_cli_in_probe(*args: str) -> tuple[str, set[str]]:
     """The CLI's output for ``args`` and the modules loaded by then."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PARALOOM_"))}
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE.format(args=list(args))],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    *output, modules = proc.stdout.strip().splitlines()
-    return "\n".join(output), set(json.loads(modules))
+    return probe(*args, cwd=ROOT)
 
 
 @pytest.mark.timeout(300)
