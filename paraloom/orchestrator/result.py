@@ -15,7 +15,7 @@ from paraloom.protocols.events import Event, LLMCallFinished, RunStatus, UsageAn
 from paraloom.protocols.feedback import StateFeedback, SubtaskFeedback
 from paraloom.protocols.trusted import trusted_model
 from paraloom.runtime.budget import Budget
-from paraloom.runtime.context import ActionContext
+from paraloom.runtime.context import ActionContext, EventSink
 
 __all__ = [
     "MESSAGE_CHARS",
@@ -66,6 +66,26 @@ class RunResult(BaseModel):
         return self.ended_at - self.started_at
 
 
+def watching(emit: EventSink, *tallies: CostTally) -> EventSink:
+    """``emit``, with every event also observed by each of ``tallies`` first (one
+    closure for several tallies: a scheduler attempt feeds its own and its subtask's)."""
+    if len(tallies) == 1:
+        (tally,) = tallies
+
+        def observe_one(event: Event) -> None:
+            tally.observe(event)
+            emit(event)
+
+        return observe_one
+
+    def observe_all(event: Event) -> None:
+        for tally in tallies:
+            tally.observe(event)
+        emit(event)
+
+    return observe_all
+
+
 class CostTally:
     """The one cost tally of a run: the sum of every ``LLMCallFinished`` it sees (the
     run's planner rounds, every attempt of every subtask, abandoned calls at the worst
@@ -101,13 +121,7 @@ class CostTally:
     def watch(self, context: ActionContext) -> ActionContext:
         """``context`` with every event emitted under it also observed here (a subtask's
         tally sees each LLM call of each of its attempts, nested calls included)."""
-        emit = context.emit
-
-        def observe_and_emit(event: Event) -> None:
-            self.observe(event)
-            emit(event)
-
-        return replace(context, emit=observe_and_emit)
+        return replace(context, emit=watching(context.emit, self))
 
     def charge(self, result: ActionResult) -> ActionResult:
         """``result`` with the cost and usage of every LLM call this tally saw: what its

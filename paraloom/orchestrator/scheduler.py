@@ -37,7 +37,7 @@ from pydantic import JsonValue
 from paraloom.orchestrator.errors import ReferenceResolutionError
 from paraloom.orchestrator.executor import Executor, InProcessExecutor
 from paraloom.orchestrator.references import resolve_references, root_value
-from paraloom.orchestrator.result import CostTally
+from paraloom.orchestrator.result import CostTally, watching
 from paraloom.orchestrator.validation import ValidatedPlan
 from paraloom.protocols.actions import (
     ActionCall,
@@ -400,7 +400,7 @@ class _Round:
                     deadline=None if policy.timeout_s is None else time.time() + policy.timeout_s,
                 )
                 attempt_spent = CostTally()
-                ctx = attempt_spent.watch(spent.watch(self.context.child(call)))
+                ctx = self.context.child(call, watching(self.context.emit, spent, attempt_spent))
                 if self.pace is not None:
                     await self.pace(1)
                 if self.emitting:

@@ -72,13 +72,14 @@ class ActionContext:
     awaits ``pace(n)`` before a step emitting up to ``n`` events, so a full stream pauses
     the run and a CPU-bound run lets its consumer read (:mod:`paraloom.orchestrator.stream`)."""
 
-    def child(self, call: ActionCall) -> ActionContext:
-        """The context for ``call``, made from inside the invocation owning this context."""
+    def child(self, call: ActionCall, emit: EventSink | None = None) -> ActionContext:
+        """The context for ``call``, made from inside the invocation owning this context
+        (``emit``: its event sink instead of this context's)."""
         # Spelled out rather than ``dataclasses.replace`` (one per attempt: replace
         # introspects the fields each time, at twice the cost).
         return type(self)(
             run_id=self.run_id,
-            emit=self.emit,
+            emit=self.emit if emit is None else emit,
             budget=self.budget,
             model_selector=self.model_selector,
             subtask_id=call.subtask_id or self.subtask_id,
