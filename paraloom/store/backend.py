@@ -43,6 +43,9 @@ class Backend(ABC):
     """The writer's lease (None: liveness by kernel lock)."""
     location: str
     """Where the store is, for messages: a path, or a URL without its password."""
+    reconnect_s: float | None = None
+    """How long the writer keeps reconnecting after its connection was lost (None:
+    never; a SQLite connection is never lost)."""
 
     @abstractmethod
     def connect(self, *, create: bool = True) -> Db:

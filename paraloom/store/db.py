@@ -38,6 +38,14 @@ class Db:
         return self.raw.execute(sql, params)
 
     @property
+    def lost(self) -> bool:
+        """Whether the connection is gone (closed, or broken by the server or the
+        network: PostgreSQL only; a SQLite connection is never lost)."""
+        if not self.dialect.postgres:
+            return False
+        return bool(self.raw.closed or self.raw.broken)
+
+    @property
     def in_transaction(self) -> bool:
         if self.dialect.postgres:
             return bool(self.raw.info.transaction_status != 0)  # 0: IDLE

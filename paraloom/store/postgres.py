@@ -17,6 +17,15 @@ differs from SQLite lives in :class:`PostgresBackend` and the dialect
   crash may lose the last commits — always a suffix, so the store still holds a
   gap-free prefix; ``"FULL"`` waits for the server's WAL flush (``synchronous_commit =
   on``), as durable as the server's ``fsync`` makes it;
+- a lost connection (a server restart, a failover, a network blip) is re-opened: the
+  writer reconnects with backoff for up to ``reconnect_s`` (default 30 s, plus at most
+  one ``connect_timeout_s``; 0: never) and re-sends the batch it was committing —
+  without the events the server already has, so none is stored twice nor lost (see
+  :mod:`paraloom.store.writer`); the lease is renewed on the new connection, and reads
+  reconnect too. If the database stays unreachable past the window the writer gives up
+  as it would without reconnecting: that batch and every later event are reported by
+  ``flush()``, nothing after them is written (the store keeps a gap-free prefix) and
+  the run reads ``crashed`` once its lease expired;
 - the URL's password is never shown: :attr:`RunStore.location` and every error carry
   the URL without it, and it is registered with the redactor.
 """
@@ -46,9 +55,15 @@ try:
 except ImportError:  # pragma: no cover - the extra is missing
     psycopg = None  # type: ignore[assignment]
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT_S", "PostgresBackend", "PostgresRunStore"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT_S",
+    "DEFAULT_RECONNECT_S",
+    "PostgresBackend",
+    "PostgresRunStore",
+]
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_RECONNECT_S = 30.0
 
 
 def _password_of(url: str) -> str | None:
@@ -74,6 +89,7 @@ class PostgresBackend(Backend):
         synchronous: Synchronous = "NORMAL",
         lease_s: float | None = None,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        reconnect_s: float = DEFAULT_RECONNECT_S,
     ) -> None:
         if psycopg is None:
             raise StoreError(
@@ -96,6 +112,9 @@ class PostgresBackend(Backend):
             raise StoreError(f"run store {self.location!r}: {self._scrub(str(exc))}") from None
         self.synchronous: Synchronous = synchronous
         self.connect_timeout_s = connect_timeout_s
+        if not reconnect_s >= 0:
+            raise StoreError(f"reconnect_s must be >= 0, got {reconnect_s}")
+        self.reconnect_s = float(reconnect_s)
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._password, "***") if self._password else text
@@ -160,6 +179,7 @@ class PostgresRunStore(RunStore):
         redact: bool = False,
         lease_s: float | None = None,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        reconnect_s: float = DEFAULT_RECONNECT_S,
     ) -> None:
         if path is None:
             from paraloom.store.schema import default_store_location
@@ -172,6 +192,7 @@ class PostgresRunStore(RunStore):
                 synchronous=synchronous,
                 lease_s=lease_s,
                 connect_timeout_s=connect_timeout_s,
+                reconnect_s=reconnect_s,
             ),
             create=create,
             redact=redact,

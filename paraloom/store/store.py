@@ -63,6 +63,10 @@ reads ``crashed`` once the lease expired (``lease_s``, 15 s by default; see
 PostgreSQL transaction (durable when ``COMMIT`` returns, as far as the server's
 ``fsync``/``synchronous_commit`` make it), events are committed in order by one writer
 thread per store, and any process — on any host — may read, resume or approve a run.
+A lost connection is re-opened and the batch in flight re-sent without what the server
+already committed, so the guarantee survives a server restart; a database unreachable
+for longer than ``reconnect_s`` (30 s) fails the writer for good: that batch and every
+later event are reported by ``flush()`` and nothing after them is written.
 """
 
 from __future__ import annotations
@@ -314,12 +318,27 @@ class RunStore:
         with self._read_lock:
             if self._closed:
                 raise StoreError("the run store is closed")
-            conn = self._read_conn
             try:
-                with conn.read() if snapshot else contextlib.nullcontext():
+                with contextlib.ExitStack() as stack:
+                    conn = self._read_conn
+                    if snapshot:
+                        try:
+                            stack.enter_context(conn.read())
+                        except self._backend.errors:
+                            if not conn.lost:
+                                raise
+                            conn = self._reconnect_reader()  # lost (a server restart, …)
+                            stack.enter_context(conn.read())
+                    elif conn.lost:
+                        conn = self._reconnect_reader()
                     yield conn
             except self._backend.errors as exc:
                 raise StoreError(f"run store {self.location!r}: {exc}") from exc
+
+    def _reconnect_reader(self) -> Db:
+        self._read_conn.close()
+        self._read_conn = self._backend.connect(create=False)
+        return self._read_conn
 
     def list_runs(
         self,

@@ -20,7 +20,17 @@ thread takes everything queued, writes it in ONE transaction (``BEGIN IMMEDIATE`
   committed (its run's plan and its dependencies' finishes), and commit hooks let it
   wake waiters once per commit instead of a thread per waiter;
 - with a leased backend (PostgreSQL) the thread also renews its session's lease every
-  ``lease_s / 3`` (see :mod:`paraloom.store.liveness`): it dies with the process.
+  ``lease_s / 3`` (see :mod:`paraloom.store.liveness`): it dies with the process;
+- when the connection is lost (PostgreSQL: a server restart, a failover, a network
+  blip) the thread reconnects, with backoff, for up to ``Backend.reconnect_s``, and
+  sends the same batch again — less the events the server already has: if the
+  ``COMMIT`` arrived before the connection died, the batch is there (a batch is one
+  transaction, commits are in order), so it is never stored twice. Waiters wake only
+  once the batch is committed; the lease is renewed on the new connection. If the
+  database stays unreachable past that window the writer gives up for good: this batch
+  and every later event are reported through ``errors`` (``RunStore.flush`` raises)
+  and nothing more is written — the store keeps a gap-free prefix — and the run reads
+  ``crashed`` once its lease expired.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -100,6 +111,8 @@ class EventWriter:
         self._backend = backend
         self._lease_s = backend.lease_s
         self._conn = backend.connect_writer()
+        self._connections = 1  # how many connections it opened (a new one after a loss)
+        self._lost: str | None = None  # why the writer gave up on its connection
         self._session_lock = backend.hold_session(self.session)
         try:
             self._register()
@@ -218,12 +231,23 @@ class EventWriter:
     def _heartbeat(self) -> None:
         """Renew the lease (a leased backend only; a failure is retried next beat)."""
         self._beat_due = self._next_beat()
-        with contextlib.suppress(*self._backend.errors):
+        if self._lost is not None:
+            return
+
+        def renew() -> None:
             self._conn.execute(
                 f"UPDATE sessions SET expires_at = {self._conn.dialect.now_sql} + ?"
                 " WHERE session = ?",
                 (float(self._lease_s or 0.0), self.session),
             )
+
+        try:
+            self._connected(renew)
+        except Exception as exc:  # a failed renewal is retried next beat, unless …
+            if not isinstance(exc, (*self._backend.errors, StoreError)):
+                raise
+            if self._conn.lost:  # … the database stayed unreachable: the writer gives up
+                self._lose(exc)
 
     def _unregister(self) -> None:
         self._conn.execute(
@@ -265,8 +289,9 @@ class EventWriter:
                         self._done.notify_all()
                     self._run_hooks()
         finally:
-            with contextlib.suppress(*self._backend.errors):
-                self._unregister()
+            if self._lost is None:
+                with contextlib.suppress(*self._backend.errors, StoreError):
+                    self._connected(self._unregister)
             self._conn.close()
             self._session_lock.release()
             with self._done:  # nobody may wait forever on a dead writer
@@ -275,25 +300,47 @@ class EventWriter:
             self._run_hooks()
 
     def _write(self, records: list[_Record]) -> None:
+        if self._gave_up(None, records):
+            return
         try:
             self._retrying(records)
-        except Exception:
-            # Find the culprit(s): write one by one so good events are not lost.
-            for record in records:
-                try:
-                    self._retrying([record])
-                except Exception as exc:
-                    self.errors.append(
-                        f"{record.event.type} of run {record.event.run_id}: "
-                        f"{type(exc).__name__}: {exc}"
-                    )
+        except Exception as exc:
+            if not self._gave_up(exc, records):
+                # Find the culprit(s): write one by one so good events are not lost.
+                for k, record in enumerate(records):
+                    try:
+                        self._retrying([record])
+                    except Exception as exc:
+                        if self._gave_up(exc, records[k:]):
+                            return
+                        self.errors.append(
+                            f"{record.event.type} of run {record.event.run_id}: "
+                            f"{type(exc).__name__}: {exc}"
+                        )
+
+    def _gave_up(self, exc: Exception | None, records: list[_Record]) -> bool:
+        """Whether the connection is lost for good (then ``records`` are reported, and
+        so is everything after them: no gap, nothing more is written)."""
+        if self._lost is None and exc is not None and self._conn.lost:
+            self._lose(exc)
+        if self._lost is None:
+            return False
+        first = records[0].event
+        self.errors.append(
+            f"{len(records)} event(s) from {first.type} of run {first.run_id} on: {self._lost}"
+        )
+        return True
+
+    def _lose(self, exc: Exception) -> None:
+        self._lost = f"the run store connection was lost: {type(exc).__name__}: {exc}"
 
     def _retrying(self, records: list[_Record]) -> None:
         """:meth:`_transaction`, tried again after a transient error (a deadlock with
-        another writer, a serialization failure: nothing was committed)."""
+        another writer, a serialization failure: nothing was committed) and, on a new
+        connection, after the connection was lost (:meth:`_connected`)."""
         transient = self._backend.transient
         if not transient:
-            self._transaction(records)
+            self._send(records)
             return
         for attempt in tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(transient),
@@ -302,7 +349,56 @@ class EventWriter:
             reraise=True,
         ):
             with attempt:
-                self._transaction(records)
+                self._send(records)
+
+    def _send(self, records: list[_Record]) -> None:
+        """Commit ``records``; after a reconnection only those the database does not
+        have yet (the lost connection may have carried the ``COMMIT``)."""
+        connection = self._connections
+        pending = records
+
+        def send() -> None:
+            nonlocal pending, connection
+            if connection != self._connections:
+                pending = self._uncommitted(pending)
+                connection = self._connections
+            if pending:
+                self._transaction(pending)
+
+        self._connected(send)
+
+    def _uncommitted(self, records: list[_Record]) -> list[_Record]:
+        """``records`` less the prefix the database holds already: it holds a prefix of
+        this session's events (a batch is one transaction, commits are in order)."""
+        runs = sorted({r.event.run_id for r in records})
+        row = self._conn.execute(
+            "SELECT MAX(emit_seq) FROM events WHERE session = ?"
+            f" AND run_id IN ({', '.join('?' * len(runs))}) AND emit_seq >= ?",
+            (self.session, *runs, records[0].seq),
+        ).fetchone()
+        done = 0 if row is None or row[0] is None else int(row[0])
+        return [r for r in records if r.seq > done]
+
+    def _connected(self, work: Callable[[], None]) -> None:
+        """``work()``, done again on a new connection when the connection was lost,
+        reconnecting with backoff for up to ``Backend.reconnect_s`` (then the last
+        error is raised, and the connection stays lost)."""
+        window = self._backend.reconnect_s
+        if not window:
+            work()
+            return
+        for attempt in tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda _: self._conn.lost),
+            stop=tenacity.stop_after_delay(window),
+            wait=tenacity.wait_exponential(multiplier=0.05, max=2.0),
+            reraise=True,
+        ):
+            with attempt:
+                if self._conn.lost:
+                    self._conn.close()
+                    self._conn = self._backend.connect_writer()
+                    self._connections += 1
+                work()
 
     def _transaction(self, records: list[_Record]) -> None:
         # Python work first (flattening holds the GIL but does not wait for it), then

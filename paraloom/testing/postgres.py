@@ -146,38 +146,58 @@ class PostgresServer:
                 extra_groups=groups,
             )
             self.port = _free_port()
-            log = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child
-            if self._run_as is not None:
-                os.chown(self.log_path, self._run_as.pw_uid, self._run_as.pw_gid)
-            settings = {
-                "listen_addresses": "127.0.0.1",
-                "port": str(self.port),
-                "unix_socket_directories": str(self._dir),
-                "fsync": "on" if self.fsync else "off",
-                "synchronous_commit": "on" if self.fsync else "off",
-                "full_page_writes": "on" if self.fsync else "off",
-                "max_connections": str(self.max_connections),
-            }
-            args = [str(bin_dir / "postgres"), "-D", str(data)]
-            for key, value in settings.items():
-                args += ["-c", f"{key}={value}"]
-            self._process = subprocess.Popen(
-                args,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=self._dir,
-                start_new_session=True,
-                user=uid,
-                group=gid,
-                extra_groups=groups,
-            )
-            log.close()
-            self._wait_ready(bin_dir)
+            self._spawn(bin_dir, env)
             self._create_database(bin_dir, env)
         except BaseException:
             self.stop()
             raise
+
+    def restart(self) -> None:
+        """Stop the server (fast shutdown: its clients' connections are cut) and start
+        it again on the same port and data directory: what a client sees of a server
+        restart."""
+        bin_dir = find_pg_bin()
+        assert bin_dir is not None and self._dir is not None, "the server is not started"
+        self._shutdown()
+        try:
+            self._spawn(bin_dir, {**os.environ, "LC_ALL": "C", "LANG": "C"})
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn(self, bin_dir: Path, env: dict[str, str]) -> None:
+        """Start ``postgres`` on the cluster and wait until it accepts connections."""
+        assert self._dir is not None
+        data = self._dir / "data"
+        uid, gid, groups = self._ids()
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        if self._run_as is not None:
+            os.chown(self.log_path, self._run_as.pw_uid, self._run_as.pw_gid)
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": str(self._dir),
+            "fsync": "on" if self.fsync else "off",
+            "synchronous_commit": "on" if self.fsync else "off",
+            "full_page_writes": "on" if self.fsync else "off",
+            "max_connections": str(self.max_connections),
+        }
+        args = [str(bin_dir / "postgres"), "-D", str(data)]
+        for key, value in settings.items():
+            args += ["-c", f"{key}={value}"]
+        self._process = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self._dir,
+            start_new_session=True,
+            user=uid,
+            group=gid,
+            extra_groups=groups,
+        )
+        log.close()
+        self._wait_ready(bin_dir)
 
     def _wait_ready(self, bin_dir: Path) -> None:
         deadline = time.monotonic() + self.start_timeout_s
@@ -224,6 +244,12 @@ class PostgresServer:
 
     def stop(self) -> None:
         """Stop the server (fast shutdown, then kill) and remove its directory."""
+        self._shutdown()
+        directory, self._dir = self._dir, None
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def _shutdown(self) -> None:
         process, self._process = self._process, None
         # SIGTERM is PostgreSQL's "smart" shutdown (waits for clients); SIGINT is "fast".
         if process is not None and process.poll() is None:
@@ -232,9 +258,6 @@ class PostgresServer:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 stop_process(process, grace_s=5)
-        directory, self._dir = self._dir, None
-        if directory is not None:
-            shutil.rmtree(directory, ignore_errors=True)
 
 
 @contextmanager
