@@ -165,6 +165,10 @@ def test_bad_scope_on_resume_and_mcp_serve_is_located(tmp_path: Path) -> None:
     flow.write_text(FLOW, encoding="utf-8")
     bad(cli(tmp_path, "resume", "run_x", "--scope", " padded"), "--scope", "scope key")
     bad(cli(tmp_path, "mcp", "serve", str(flow), "--scope", ""), "--scope", "scope key")
+    url = "postgresql://alice:hunter2-secret@127.0.0.1:9/ledger"
+    unreachable = cli(tmp_path, "mcp", "serve", str(flow), "--no-store", "--ledger", url)
+    bad(unreachable, "cannot open the ledger postgresql://alice:***@127.0.0.1:9/ledger")
+    assert "hunter2" not in unreachable.stdout + unreachable.stderr
 
 
 @pytest.mark.slow

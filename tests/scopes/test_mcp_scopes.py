@@ -5,6 +5,7 @@ MCP SDK client over stdio."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 pytest.importorskip("mcp", reason='needs the mcp extra: pip install "paraloom[mcp]"')
 
-from cli_run import cli_env
+from cli_run import cli_env, run_cli
 from mcp import Client, StdioServerParameters
 from mcp import types as mcp_types
 
@@ -25,6 +26,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(120)]
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_TOKENS = 20
+SERVE = ["-m", "paraloom.cli", "mcp", "serve", "flow.yaml", "--no-store"]
 
 
 def flow(base_url: str) -> str:
@@ -68,8 +70,7 @@ async def test_a_scope_bounds_the_servers_spend_across_calls(tmp_path: Path) -> 
         env = cli_env({"PYTHONPATH": str(ROOT)}, drop=("OPENAI_", "PARALOOM_", "OTEL_"))
         params = StdioServerParameters(
             command=sys.executable,
-            args=["-m", "paraloom.cli", "mcp", "serve", "flow.yaml", "--no-store"]
-            + ["--scope", "tenant:acme", "--ledger", ledger],
+            args=[*SERVE, "--scope", "tenant:acme", "--ledger", ledger],
             env=env,
             cwd=str(tmp_path),
         )
@@ -102,23 +103,16 @@ async def test_a_scope_bounds_the_servers_spend_across_calls(tmp_path: Path) -> 
     assert spent <= limit and reserved == 0
 
 
-async def test_a_scope_without_a_limit_stops_the_server_before_serving(tmp_path: Path) -> None:
-    import subprocess
-
+def test_a_scope_without_a_limit_stops_the_server_before_serving(tmp_path: Path) -> None:
     ledger = str(tmp_path / "ledger.sqlite")
-    async with open_ledger(ledger) as led:
-        await led.set_limit("tenant:acme", Decimal(1))
+    env = {"PYTHONPATH": str(ROOT)}
+    admin = run_cli("budget", "set", "tenant:acme", "1", "--ledger", ledger, cwd=tmp_path)
+    assert admin.returncode == 0, admin.stderr
     (tmp_path / "flow.yaml").write_text(flow("http://127.0.0.1:9/v1"), encoding="utf-8")
-    proc = subprocess.run(
-        [sys.executable, "-m", "paraloom.cli", "mcp", "serve", "flow.yaml", "--no-store"]
-        + ["--scope", "tenant:nope", "--ledger", ledger],
-        env=cli_env({"PYTHONPATH": str(ROOT)}),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=90,
-    )
+    proc = run_cli(
+        *SERVE[2:], "--scope", "tenant:nope", "--ledger", ledger,
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert "scope 'tenant:nope' has no limit" in proc.stderr
     assert "Traceback" not in proc.stderr
