@@ -11,6 +11,8 @@ from paraloom.cli.app import (
     EXIT_OK,
     CaptureOpt,
     Files,
+    LedgerOpt,
+    ScopeOpt,
     StoreOpt,
     _config_error,
     _fail,
@@ -49,14 +51,20 @@ def mcp_serve(
             "--stream-text", help="Stream LLM calls; progress messages carry the latest text."
         ),
     ] = False,
+    scope: ScopeOpt = None,
+    ledger: LedgerOpt = None,
 ) -> None:
     """Expose every tool, agent and workflow of FILE as the tools of an MCP server. Each
-    call is a run with the file's budget, recorded in the run store (and traced)."""
+    call is a run with the file's budget, recorded in the run store (and traced). With
+    --scope (or budget.scopes), every call also spends from those ledger scopes: their
+    limits bound what the server spends across calls."""
     import anyio
 
+    from paraloom.cli.budget import LedgerProblem, checked_scopes
     from paraloom.cli.sinks import SinkError, open_sinks
     from paraloom.protocols.actions import new_id
 
+    scopes = checked_scopes(scope)
     loaded = _load(files)
     try:
         from paraloom.cli.serve import serve_mcp
@@ -83,11 +91,20 @@ def mcp_serve(
     try:
         anyio.run(
             lambda: serve_mcp(
-                loaded, sinks, http=http, host=host, port=port, stream_text=stream_text
+                loaded,
+                sinks,
+                http=http,
+                host=host,
+                port=port,
+                stream_text=stream_text,
+                ledger=ledger,
+                scopes=scopes,
             )
         )
     except ConfigError as exc:
         _config_error(exc)
+    except LedgerProblem as exc:
+        _fail(str(exc))
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_OK) from None
     finally:

@@ -13,6 +13,8 @@ from rich.markup import escape
 from paraloom.cli.app import (
     EXIT_OK,
     ApprovalsOpt,
+    LedgerOpt,
+    ScopeOpt,
     StoreOpt,
     _approval_mode,
     _fail,
@@ -124,12 +126,18 @@ def resume(
         ),
     ] = False,
     approvals: ApprovalsOpt = "auto",
+    scope: ScopeOpt = None,
+    ledger: LedgerOpt = None,
 ) -> None:
     """Continue a crashed, cancelled or failed run: finished subtasks are reused. If the
-    file's subtasks were edited since, it refuses (naming them) unless --replan."""
+    file's subtasks were edited since, it refuses (naming them) unless --replan. Inside
+    --scope (and the file's budget.scopes), its calls spend from the ledger, like run."""
+    from paraloom.cli.budget import checked_scopes
+    from paraloom.config.build import endpoint_problem, needs_of
+
     _json_errors(as_json)
     mode = _approval_mode(approvals)
-    from paraloom.config.build import endpoint_problem, needs_of
+    scopes = checked_scopes(scope)
     from paraloom.store import RunNotFoundError, StoreError
 
     try:
@@ -184,6 +192,8 @@ def resume(
         dict(meta),
         (state, summary.task, summary.llm_cost_usd),
         approvals=mode,
+        ledger=ledger,
+        scopes=scopes,
     )
     raise typer.Exit(code)
 

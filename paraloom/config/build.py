@@ -60,6 +60,8 @@ __all__ = [
     "Project",
     "choose_workflow",
     "endpoint_problem",
+    "file_budget",
+    "file_scopes",
     "model_descriptors",
     "needs_of",
     "open_actions",
@@ -98,8 +100,7 @@ class Project:
 
     def scopes(self, extra: Sequence[str] = ()) -> list[str]:
         """The ledger scopes of a run: the file's ``budget.scopes`` and ``extra``."""
-        limits = self.config.budget
-        return sorted({*(limits.scopes if limits else ()), *extra})
+        return file_scopes(self.config, extra)
 
     def new_budget(
         self,
@@ -109,24 +110,42 @@ class Project:
         scopes: Sequence[str] = (),
     ) -> Budget:
         """The run's budget; inside ``scopes`` of ``ledger`` when both are given."""
-        limits = self.config.budget
-        usd = self.budget_usd(override_usd)
-        max_tokens = limits.max_tokens if limits else None
-        max_calls = limits.max_calls if limits else None
-        on_abandoned: OnAbandoned = limits.on_abandoned if limits else "bill_worst_case"
-        if ledger is not None and scopes:
-            return ScopedBudget(
-                ledger,
-                scopes,
-                usd,
-                max_tokens=max_tokens,
-                max_calls=max_calls,
-                on_abandoned=on_abandoned,
-            )
-        return Budget(usd, max_tokens=max_tokens, max_calls=max_calls, on_abandoned=on_abandoned)
+        return file_budget(self.config, self.budget_usd(override_usd), ledger=ledger, scopes=scopes)
 
     def task(self, given: JsonValue = None) -> JsonValue:
         return merge_input(self.workflow_config.input, given)
+
+
+def file_scopes(config: ParaloomConfig, extra: Sequence[str] = ()) -> list[str]:
+    """The ledger scopes enclosing a run of ``config``: its ``budget.scopes`` and
+    ``extra``."""
+    limits = config.budget
+    return sorted({*(limits.scopes if limits else ()), *extra})
+
+
+def file_budget(
+    config: ParaloomConfig,
+    usd: Decimal | None,
+    *,
+    ledger: ScopeLedger | None = None,
+    scopes: Sequence[str] = (),
+) -> Budget:
+    """A fresh budget of ``usd`` with the file's other ``budget:`` limits (tokens, calls,
+    abandoned calls); inside ``scopes`` of ``ledger`` when both are given."""
+    limits = config.budget
+    max_tokens = limits.max_tokens if limits else None
+    max_calls = limits.max_calls if limits else None
+    on_abandoned: OnAbandoned = limits.on_abandoned if limits else "bill_worst_case"
+    if ledger is not None and scopes:
+        return ScopedBudget(
+            ledger,
+            scopes,
+            usd,
+            max_tokens=max_tokens,
+            max_calls=max_calls,
+            on_abandoned=on_abandoned,
+        )
+    return Budget(usd, max_tokens=max_tokens, max_calls=max_calls, on_abandoned=on_abandoned)
 
 
 def merge_input(defaults: Mapping[str, JsonValue], given: JsonValue) -> JsonValue:

@@ -158,3 +158,55 @@ def test_a_run_inside_scopes_spends_from_the_ledger(tmp_path: Path) -> None:
     shown = json.loads(subprocess_cli(tmp_path, "budget", "show", "--json", env=env).stdout)
     spent = {d["key"]: Decimal(d["spent_usd"]) for d in shown}
     assert spent == {"session:s1": 0, "tenant:acme": cost}
+
+
+def test_bad_scope_on_resume_and_mcp_serve_is_located(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(FLOW, encoding="utf-8")
+    bad(cli(tmp_path, "resume", "run_x", "--scope", " padded"), "--scope", "scope key")
+    bad(cli(tmp_path, "mcp", "serve", str(flow), "--scope", ""), "--scope", "scope key")
+    url = "postgresql://alice:hunter2-secret@127.0.0.1:9/ledger"
+    unreachable = cli(tmp_path, "mcp", "serve", str(flow), "--no-store", "--ledger", url)
+    bad(unreachable, "cannot open the ledger postgresql://alice:***@127.0.0.1:9/ledger")
+    assert "hunter2" not in unreachable.stdout + unreachable.stderr
+
+
+@pytest.mark.slow
+def test_a_resumed_run_inside_scopes_spends_from_the_ledger(tmp_path: Path) -> None:
+    """``resume --scope``: refused before anything runs when a scope has no limit; else
+    the resumed run's calls spend from its scopes (and the file's)."""
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(FLOW, encoding="utf-8")
+    ledger, store = str(tmp_path / "ledger.sqlite"), str(tmp_path / "runs.sqlite")
+
+    def reply(req: RecordedRequest) -> Reply:
+        return Reply("hi", input_tokens=10, output_tokens=5)
+
+    with OpenAITestServer(handler=reply) as server:
+        env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-x"}
+        for key, usd in (("tenant:acme", "1"), ("session:s1", "0"), ("session:s2", "1")):
+            cli(tmp_path, "budget", "set", key, usd, "--ledger", ledger)
+        # every call refused by session:s1: the run stops, recorded, to be resumed
+        first = cli(
+            tmp_path, "run", str(flow), "--json", "--store", store, "--ledger", ledger,
+            "--scope", "session:s1", env=env,
+        )  # fmt: skip
+        assert first.returncode != 0 and not server.requests, first.stderr
+        run_id = json.loads(first.stdout)["run_id"]
+        unknown = cli(
+            tmp_path, "resume", run_id, "--json", "--store", store, "--ledger", ledger,
+            "--scope", "session:nope", env=env,
+        )  # fmt: skip
+        bad(unknown, "scope 'session:nope' has no limit")
+        assert not server.requests  # refused before anything ran
+        resumed = cli(
+            tmp_path, "resume", run_id, "--json", "--store", store, "--ledger", ledger,
+            "--scope", "session:s2", env=env,
+        )  # fmt: skip
+        assert resumed.returncode == 0, resumed.stderr
+        assert len(server.requests) == 2
+    cost = Decimal(json.loads(resumed.stdout)["cost_usd"])
+    assert cost == 2 * (Decimal(10) * 1 + Decimal(5) * 2) / 1_000_000
+    shown = json.loads(cli(tmp_path, "budget", "show", "--json", "--ledger", ledger).stdout)
+    spent = {d["key"]: Decimal(d["spent_usd"]) for d in shown}
+    assert spent == {"session:s1": 0, "session:s2": cost, "tenant:acme": cost}
