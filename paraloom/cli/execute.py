@@ -150,6 +150,9 @@ def run(
         "budget_usd": None if limit is None else str(limit),
         "input": given,
         "executor": executor_kind or loaded.config.executor.kind,
+        # kept so that a resume stays inside them (the ledger location is not recorded:
+        # it may hold a password)
+        "scopes": list(scopes),
     }
     code = _execute(
         loaded,

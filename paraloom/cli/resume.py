@@ -176,6 +176,10 @@ def resume(
     loaded = _load(files)
     name = _split_target(loaded, files, summary.workflow)
     state = _edited_plan(state, loaded, name, files[0], replan)
+    # a run recorded inside --scope scopes stays inside them; --scope adds more
+    recorded = meta.get("scopes")
+    if isinstance(recorded, list):
+        scopes = sorted({*scopes, *(str(k) for k in recorded)})
     raw_budget = meta.get("budget_usd")
     limit = Decimal(str(raw_budget)) if raw_budget is not None else None
     if needs_of(loaded.config, name).models and endpoint_problem(loaded, name):

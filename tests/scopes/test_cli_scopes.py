@@ -173,8 +173,9 @@ def test_bad_scope_on_resume_and_mcp_serve_is_located(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_resumed_run_inside_scopes_spends_from_the_ledger(tmp_path: Path) -> None:
-    """``resume --scope``: refused before anything runs when a scope has no limit; else
-    the resumed run's calls spend from its scopes (and the file's)."""
+    """``resume``: refused before anything runs when a scope has no limit; a resumed run
+    stays inside the scopes it was run in (``--scope`` adds more), so resuming without
+    ``--scope`` cannot escape them; its calls spend from every one."""
     flow = tmp_path / "flow.yaml"
     flow.write_text(FLOW, encoding="utf-8")
     ledger, store = str(tmp_path / "ledger.sqlite"), str(tmp_path / "runs.sqlite")
@@ -199,6 +200,14 @@ def test_a_resumed_run_inside_scopes_spends_from_the_ledger(tmp_path: Path) -> N
         )  # fmt: skip
         bad(unknown, "scope 'session:nope' has no limit")
         assert not server.requests  # refused before anything ran
+        # without --scope, the run is still inside session:s1, which still refuses
+        escaped = cli(
+            tmp_path, "resume", run_id, "--json", "--store", store, "--ledger", ledger,
+            env=env,
+        )  # fmt: skip
+        assert escaped.returncode != 0 and not server.requests, escaped.stdout
+        assert "scope session:s1" in escaped.stdout
+        cli(tmp_path, "budget", "set", "session:s1", "1", "--ledger", ledger)
         resumed = cli(
             tmp_path, "resume", run_id, "--json", "--store", store, "--ledger", ledger,
             "--scope", "session:s2", env=env,
@@ -209,4 +218,4 @@ def test_a_resumed_run_inside_scopes_spends_from_the_ledger(tmp_path: Path) -> N
     assert cost == 2 * (Decimal(10) * 1 + Decimal(5) * 2) / 1_000_000
     shown = json.loads(cli(tmp_path, "budget", "show", "--json", "--ledger", ledger).stdout)
     spent = {d["key"]: Decimal(d["spent_usd"]) for d in shown}
-    assert spent == {"session:s1": 0, "session:s2": cost, "tenant:acme": cost}
+    assert spent == {"session:s1": cost, "session:s2": cost, "tenant:acme": cost}
