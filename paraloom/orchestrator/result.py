@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -15,7 +14,7 @@ from paraloom.protocols.events import Event, LLMCallFinished, RunStatus, UsageAn
 from paraloom.protocols.feedback import StateFeedback, SubtaskFeedback
 from paraloom.protocols.trusted import trusted_model
 from paraloom.runtime.budget import Budget
-from paraloom.runtime.context import ActionContext, EventSink
+from paraloom.runtime.context import EventSink
 
 __all__ = [
     "MESSAGE_CHARS",
@@ -69,14 +68,6 @@ class RunResult(BaseModel):
 def watching(emit: EventSink, *tallies: CostTally) -> EventSink:
     """``emit``, with every event also observed by each of ``tallies`` first (one
     closure for several tallies: a scheduler attempt feeds its own and its subtask's)."""
-    if len(tallies) == 1:
-        (tally,) = tallies
-
-        def observe_one(event: Event) -> None:
-            tally.observe(event)
-            emit(event)
-
-        return observe_one
 
     def observe_all(event: Event) -> None:
         for tally in tallies:
@@ -117,11 +108,6 @@ class CostTally:
                 + "; ".join(event.reasons)
                 + f" (charged ${event.cost_usd}, reserved ${event.reserved_usd})"
             )
-
-    def watch(self, context: ActionContext) -> ActionContext:
-        """``context`` with every event emitted under it also observed here (a subtask's
-        tally sees each LLM call of each of its attempts, nested calls included)."""
-        return replace(context, emit=watching(context.emit, self))
 
     def charge(self, result: ActionResult) -> ActionResult:
         """``result`` with the cost and usage of every LLM call this tally saw: what its
