@@ -9,15 +9,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from paraloom.store.ledger_postgres import PostgresLedger, mask_url, scrub_passwords
+from paraloom.store.ledger_postgres import PostgresLedger, scrub_passwords
 from paraloom.store.ledger_sql import SqlLedger, Strategy
 from paraloom.store.ledger_sqlite import SqliteLedger
+from paraloom.store.schema import is_postgres_url, redact_url
 
 __all__ = ["DEFAULT_LEDGER", "LEDGER_ENV", "default_ledger_location", "describe", "open_ledger"]
 
 LEDGER_ENV = "PARALOOM_LEDGER"
 DEFAULT_LEDGER = ".paraloom/ledger.sqlite"
-_PG = ("postgresql://", "postgres://")
 
 
 def default_ledger_location() -> str:
@@ -33,7 +33,7 @@ def open_ledger(
 ) -> SqlLedger:
     """The ledger at ``location`` (not yet open: use it as ``async with``). ``strategy``
     defaults to the backend's faster one as measured (README: "Shared budgets")."""
-    if location.startswith(_PG):
+    if is_postgres_url(location):
         return PostgresLedger(
             location, strategy=strategy or "conditional", lease_s=lease_s, label=label
         )
@@ -42,4 +42,4 @@ def open_ledger(
 
 def describe(location: str) -> str:
     """``location`` safe to print (a URL's password masked)."""
-    return mask_url(location) if location.startswith(_PG) else scrub_passwords(location)
+    return redact_url(location) if is_postgres_url(location) else scrub_passwords(location)

@@ -6,22 +6,21 @@ Needs the ``postgres`` extra: ``pip install "paraloom[postgres]"``."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from paraloom.runtime.redact import register_secret
 from paraloom.store.ledger_sql import Dialect, LedgerError, SqlLedger, Strategy, Tx
+from paraloom.store.schema import redact_url, url_password
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
     from psycopg_pool import AsyncConnectionPool
 
-__all__ = ["PostgresLedger", "mask_url", "scrub_passwords"]
+__all__ = ["PostgresLedger", "scrub_passwords"]
 
 
 def _decimal(value: Decimal) -> Decimal:
@@ -49,22 +48,6 @@ _DSN_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 def scrub_passwords(text: str) -> str:
     """Passwords in anything URL- or DSN-shaped inside ``text`` replaced by ``***``."""
     return _DSN_PASSWORD.sub(r"\1***", _USERINFO.sub(r"\1***@", text))
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``: safe to print."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return scrub_passwords(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class _PgTx:
@@ -100,7 +83,7 @@ class PostgresLedger(SqlLedger):
         self._pool: AsyncConnectionPool[Any] | None = None
 
     def __repr__(self) -> str:
-        return f"PostgresLedger({mask_url(self.url)!r})"
+        return f"PostgresLedger({redact_url(self.url)!r})"
 
     async def _connect(self) -> None:
         try:
@@ -110,9 +93,10 @@ class PostgresLedger(SqlLedger):
             raise ImportError(
                 'the PostgreSQL ledger needs psycopg: pip install "paraloom[postgres]"'
             ) from exc
-        where = mask_url(self.url)
-        with contextlib.suppress(ValueError):  # the one redactor scrubs it everywhere too
-            register_secret(urlsplit(self.url).password)
+        where = redact_url(self.url)
+        password = url_password(self.url)
+        if password:  # the one redactor scrubs it everywhere too
+            register_secret(password)
         try:  # one connection first: a wrong URL fails now, not after the pool's retries
             first = await psycopg.AsyncConnection.connect(self.url, connect_timeout=10)
             await first.close()

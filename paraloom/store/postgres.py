@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import urlsplit
 
 from paraloom.runtime.redact import register_secret
 from paraloom.store.backend import Backend, SessionHold
@@ -47,6 +46,7 @@ from paraloom.store.schema import (
     Synchronous,
     ensure_schema,
     redact_url,
+    url_password,
 )
 from paraloom.store.store import RunStore
 
@@ -64,19 +64,6 @@ __all__ = [
 
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_RECONNECT_S = 30.0
-
-
-def _password_of(url: str) -> str | None:
-    """The password in ``url`` (user part or ``password=`` parameter), if any."""
-    assert psycopg is not None
-    try:
-        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
-    except (ValueError, psycopg.Error):
-        try:
-            password = urlsplit(url).password
-        except ValueError:
-            password = None
-    return str(password) if password else None
 
 
 class PostgresBackend(Backend):
@@ -102,7 +89,7 @@ class PostgresBackend(Backend):
         )
         self.url = url
         self.location = redact_url(url)
-        self._password = _password_of(url)
+        self._password = url_password(url)
         if self._password:
             register_secret(self._password)
         try:

@@ -48,6 +48,7 @@ __all__ = [
     "immediate",
     "is_postgres_url",
     "redact_url",
+    "url_password",
 ]
 
 SCHEMA_VERSION = 1
@@ -226,6 +227,21 @@ def is_postgres_url(location: str | os.PathLike[str]) -> bool:
     return isinstance(location, str) and location.lower().startswith(
         ("postgresql://", "postgres://")
     )
+
+
+def url_password(url: str) -> str | None:
+    """The password in a PostgreSQL ``url`` (user part or ``password=`` parameter), if
+    any: what to register with the redactor (psycopg's own parsing when installed)."""
+    try:
+        import psycopg.conninfo
+
+        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+    except Exception:  # not installed, or not a URL psycopg parses
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            password = None
+    return str(password) if password else None
 
 
 def redact_url(url: str) -> str:

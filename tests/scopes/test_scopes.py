@@ -13,8 +13,8 @@ import pytest
 from paraloom.runtime.budget import BudgetExhausted
 from paraloom.runtime.scopes import ScopedBudget, ScopeLedger, UnknownScope
 from paraloom.store.ledger import describe, open_ledger
-from paraloom.store.ledger_postgres import mask_url
 from paraloom.store.ledger_sql import SqlLedger
+from paraloom.store.schema import redact_url
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 D = Decimal
@@ -170,8 +170,8 @@ async def test_a_late_settle_after_the_holder_was_reaped_changes_nothing(
 
 def test_locations_are_printed_without_passwords() -> None:
     url = "postgresql://alice:s3cret@db.example:5432/ledger?sslmode=require"
-    assert "s3cret" not in mask_url(url) and "alice:***@db.example:5432" in mask_url(url)
-    assert describe(url) == mask_url(url)
+    assert "s3cret" not in redact_url(url) and "alice:***@db.example:5432" in redact_url(url)
+    assert describe(url) == redact_url(url)
     assert describe("/tmp/l.sqlite") == "/tmp/l.sqlite"
     assert "s3cret" not in repr(open_ledger(url))
 
