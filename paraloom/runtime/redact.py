@@ -218,7 +218,7 @@ class Redactor:
         value may be a ``[REDACTED]`` of the shapes pass)."""
         size = stable = len(text)
         if not self.search(text):  # nothing to redact: only a beginning at the end counts
-            return self._begun(text)
+            return self._no_false_end(text, self._begun(text))
         done: list[tuple[int, int]] = []  # complete matches that cannot grow
         cur = text
         starts, ends = list(range(size)), list(range(1, size + 1))  # cur[i] in text
@@ -241,7 +241,17 @@ class Redactor:
             for start, end in done:
                 if start < stable < end:
                     stable, moved = start, True
-        return stable
+        return self._no_false_end(text, stable)
+
+    def _no_false_end(self, text: str, cut: int) -> int:
+        """``cut``, or the start of a secret shape that ends at ``cut`` only because the
+        cut falls inside a word: ``\\b`` sees a boundary there that ``text`` does not
+        have ("AKIA…EXAMPLE" cut before the "a" that follows it is no AWS key)."""
+        if 0 < cut < len(text) and _is_word(text[cut - 1]) and _is_word(text[cut]):
+            for m in self._shapes.finditer(text, 0, cut):
+                if m.end() == cut:
+                    return m.start()
+        return cut
 
     def _passes(self) -> list[tuple[re.Pattern[str], tuple[regex.Pattern[str], ...], _Replace]]:
         """The passes of :meth:`text`, each with its regex-module patterns (re has no
@@ -356,6 +366,10 @@ def _whole(m: re.Match[str]) -> str:
 
 def _pair_value(m: re.Match[str]) -> str:
     return m.group(1) + REDACTED
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
 
 
 def _substitute(

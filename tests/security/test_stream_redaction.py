@@ -118,3 +118,17 @@ def test_any_chunking_gives_the_redaction_of_the_whole(
     for part in fragments(secret):
         if part not in redacted:  # ("_sk-…" is no key: no word boundary before "sk-")
             assert all(part not in delta for delta in deltas)
+
+
+def test_a_cut_inside_a_word_makes_no_shape_the_whole_text_lacks() -> None:
+    """ "AKIA…EXAMPLE" followed by a letter is no AWS key (no word boundary after it). A
+    registered secret that starts with that letter makes the stream hold back from the
+    letter on; the cut must not fall inside the word, where the part before it would read
+    as a key. (Found by the hypothesis test above after another test had registered
+    "azure-…": it streamed "[REDACTED]" where the whole text has none.)"""
+    register_secret("a-cut-test-registered-9f8e")
+    for after in ("a", "a-cut", "a-cut-test-reg"):
+        full = "AKIAIOSFODNN7EXAMPLE" + after
+        assert REDACTOR.pending(full) == 0
+        assert "".join(stream([full])) == REDACTOR.text(full)
+        assert "".join(stream(list(full))) == REDACTOR.text(full)
