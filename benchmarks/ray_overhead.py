@@ -11,25 +11,36 @@ Four workloads, the same plans and tools on both sides (only the executor differ
 workload runs ``--repeats`` times per side, interleaved (machine noise hits both
 sides alike); the script prints per-node medians and the ratio ray / in-process.
 
-Then the executor's own cost against raw Ray, side by side: ``RayExecutor.invoke`` (and
-the same with the former thread-per-task await, ``ThreadPerTaskRayExecutor``) vs the
-tool's function as a plain Ray remote function, submitted with ``.remote()`` and awaited
-with ``ray.get`` (no orchestrator on any side), for ``--raw-fanout`` independent no-op tasks (all
-submitted at once) and a ``--raw-chain`` of no-op tasks (each awaited before the next).
+Then the executor's own cost against raw Ray, side by side in one event loop: the
+tool's function as a plain Ray remote function called with the same keyword arguments,
+each task submitted with ``.remote()`` and awaited (``await ref``) by its own task of the
+loop ("raw await", the reference), and the same with one blocking ``ray.get`` (which
+batches the wait but blocks the event loop); against ``RayExecutor.invoke`` (and
+``--baseline REV``: RayExecutor as of a git revision), for ``--raw-fanout`` independent
+no-op tasks (all in flight at once) and a ``--raw-chain`` of no-op tasks (each awaited
+before the next). Each repeat runs the sides in a new (seeded) random order. Whole
+orchestrated runs of the same tasks with the Ray and with the in-process executor show
+the scheduler's own cost, the same with either executor: "run, ray - scheduler" is the
+Ray-specific part of a run.
 
 Starts a local Ray cluster bound to 127.0.0.1 (usage stats off), shuts it down at the end.
 
     python benchmarks/ray_overhead.py [--cpus 2] [--repeats 5] [--noop-nodes 200]
         [--cpu-nodes 12] [--cpu-ms 50] [--raw-fanout 500] [--raw-chain 100]
+        [--baseline REV] [--only-raw]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
-import threading
+import subprocess
+import sys
 import time
+import types
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -115,51 +126,122 @@ async def executor_chain(executor: RayExecutor, n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
-def raw_fanout(task: Any, n: int) -> float:
-    """Seconds per task: ``n`` no-op tasks submitted at once, then one ``ray.get``."""
+def raw_get_fanout(task: Any, n: int) -> float:
+    """Seconds per task: ``n`` no-op tasks submitted at once, then one blocking ``ray.get``
+    (what a plain script writes; it blocks the event loop)."""
     import ray
 
     start = time.perf_counter()
-    refs = [task.remote(k) for k in range(n)]
-    ray.get(refs)
+    ray.get([task.remote(i=k) for k in range(n)])
     return (time.perf_counter() - start) / n
 
 
-def raw_chain(task: Any, n: int) -> float:
+def raw_get_chain(task: Any, n: int) -> float:
     """Seconds per task: ``n`` no-op tasks, each awaited with ``ray.get`` before the next."""
     import ray
 
     start = time.perf_counter()
     for k in range(n):
-        ray.get(task.remote(k))
+        ray.get(task.remote(i=k))
     return (time.perf_counter() - start) / n
 
 
-class ThreadPerTaskRayExecutor(RayExecutor):
-    """RayExecutor awaiting as it did before (for comparison): a blocking ``ray.wait``
-    loop in a worker thread per task (at most 256 threads)."""
+async def _await_one(task: Any, k: int) -> None:
+    await task.remote(i=k)  # an ObjectRef is awaitable on asyncio
 
-    _threads = anyio.CapacityLimiter(256)
 
-    async def _outcome(self, ref: Any) -> Any:
-        import ray
+async def raw_await_fanout(task: Any, n: int) -> float:
+    """Seconds per task: ``n`` no-op tasks, each submitted and awaited by its own task of
+    the event loop (the shape of :func:`executor_fanout`)."""
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for k in range(n):
+            tg.start_soon(_await_one, task, k)
+    return (time.perf_counter() - start) / n
 
-        abandoned = threading.Event()
 
-        def wait() -> Any:
-            while not abandoned.is_set():
-                ready, _ = ray.wait([ref], timeout=0.2)
-                if ready:
-                    return ray.get(ref)
-            return None
+async def raw_await_chain(task: Any, n: int) -> float:
+    """Seconds per task: ``n`` no-op tasks, each awaited in the event loop before the next."""
+    start = time.perf_counter()
+    for k in range(n):
+        await task.remote(i=k)
+    return (time.perf_counter() - start) / n
 
-        try:
-            return await anyio.to_thread.run_sync(
-                wait, abandon_on_cancel=True, limiter=self._threads
-            )
-        except anyio.get_cancelled_exc_class():
-            abandoned.set()
-            raise
+
+def baseline_executor(revision: str) -> type[RayExecutor]:
+    """``RayExecutor`` as it was at git ``revision`` (to compare before/after in one run),
+    loaded as a module the workers receive by value."""
+    import ray
+
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(
+        ["git", "show", f"{revision}:paraloom/executors/ray.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    module = types.ModuleType("paraloom_ray_baseline")
+    sys.modules[module.__name__] = module
+    exec(compile(source, f"{revision}:paraloom/executors/ray.py", "exec"), module.__dict__)
+    ray.cloudpickle.register_pickle_by_value(module)
+    executor: type[RayExecutor] = module.RayExecutor
+    return executor
+
+
+async def raw_vs_executor(
+    args: argparse.Namespace, remote: RayExecutor, local: InProcessExecutor
+) -> None:
+    """The executor's cost against raw Ray, every side in the same event loop, interleaved:
+    raw Ray awaited in the loop (the reference), raw blocking ``ray.get`` (for comparison),
+    ``RayExecutor.invoke`` (and the ``--baseline`` revision's), a whole orchestrated run
+    with the Ray executor and with the in-process one (the scheduler's own cost, which the
+    executor does not add), and the in-process executor's ``invoke`` alone."""
+    import ray
+
+    task = ray.remote(noop.func).options(max_retries=0)  # what one would write by hand
+    executors: dict[str, RayExecutor] = {"RayExecutor": remote}
+    if args.baseline:
+        executors[f"at {args.baseline}"] = baseline_executor(args.baseline)()
+    n_fan, n_chain = args.raw_fanout, args.raw_chain
+    shuffle = random.Random(0)
+    workloads: dict[str, dict[str, Any]] = {
+        f"{n_fan} no-op fan-out": {
+            "raw await": lambda: raw_await_fanout(task, n_fan),
+            "raw ray.get": lambda: anyio.to_thread.run_sync(raw_get_fanout, task, n_fan),
+            **{name: (lambda e=e: executor_fanout(e, n_fan)) for name, e in executors.items()},
+            "run, ray": lambda: per_node(fanout("noop", n_fan, {}), remote),
+            "run, local": lambda: per_node(fanout("noop", n_fan, {}), local),
+            "local invoke": lambda: executor_fanout(local, n_fan),
+        },
+        f"{n_chain} no-op chain": {
+            "raw await": lambda: raw_await_chain(task, n_chain),
+            "raw ray.get": lambda: anyio.to_thread.run_sync(raw_get_chain, task, n_chain),
+            **{name: (lambda e=e: executor_chain(e, n_chain)) for name, e in executors.items()},
+            "run, ray": lambda: per_node(chain("noop", n_chain, {}), remote),
+            "run, local": lambda: per_node(chain("noop", n_chain, {}), local),
+            "local invoke": lambda: executor_chain(local, n_chain),
+        },
+    }
+    print(f"\nper task, medians of {args.repeats} interleaved runs; ratios to 'raw await'")
+    for name, sides in workloads.items():
+        times: dict[str, list[float]] = {side: [] for side in sides}
+        for run in sides.values():  # warm-up: export the functions, start the workers
+            await run()
+        for _ in range(args.repeats):
+            order = list(sides)
+            shuffle.shuffle(order)  # no side always runs right after the same other
+            for side in order:
+                times[side].append(await sides[side]())
+        median = {side: statistics.median(t) for side, t in times.items()}
+        raw = median["raw await"]
+        print(f"{name}:")
+        for side, value in median.items():
+            print(f"  {side:<24}{value * 1e3:>9.3f} ms{value / raw:>8.2f}x")
+        # the scheduler's own cost (a run minus its executor's calls) is not the executor's
+        scheduler = median["run, local"] - median["local invoke"]
+        ray_part = median["run, ray"] - scheduler
+        print(f"  {'run, ray - scheduler':<24}{ray_part * 1e3:>9.3f} ms{ray_part / raw:>8.2f}x")
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -191,7 +273,8 @@ async def main(args: argparse.Namespace) -> None:
             f"medians of {args.repeats} interleaved runs per side; "
             f"load average {os.getloadavg()[0]:.1f} (other processes compete for the cores)"
         )
-        print(f"{'workload':<16}{'in-process':>14}{'ray':>14}{'ray / in-process':>20}")
+        if not args.only_raw:
+            print(f"{'workload':<16}{'in-process':>14}{'ray':>14}{'ray / in-process':>20}")
         for name, plan in workloads.items() if not args.only_raw else ():
             times: dict[str, list[float]] = {"local": [], "ray": []}
             for _ in range(args.repeats):
@@ -201,33 +284,7 @@ async def main(args: argparse.Namespace) -> None:
             print(
                 f"{name:<16}{lo * 1e3:>11.3f} ms{ra * 1e3:>11.3f} ms{ra / lo:>19.2f}x   (per node)"
             )
-        task = ray.remote(noop.func).options(max_retries=0)  # what one would write by hand
-        threaded = ThreadPerTaskRayExecutor()
-        pairs = {
-            f"{args.raw_fanout} no-op fan-out": (
-                lambda: raw_fanout(task, args.raw_fanout),
-                lambda executor: executor_fanout(executor, args.raw_fanout),
-            ),
-            f"{args.raw_chain} no-op chain": (
-                lambda: raw_chain(task, args.raw_chain),
-                lambda executor: executor_chain(executor, args.raw_chain),
-            ),
-        }
-        print(
-            f"\n{'workload':<20}{'raw ray.get':>14}{'RayExecutor':>14}{'thread/task':>14}"
-            f"{'executor / raw':>17}{'thread/task / raw':>20}"
-        )
-        for name, (raw, through) in pairs.items():
-            times = {"raw": [], "ours": [], "threaded": []}
-            for _ in range(args.repeats):
-                times["raw"].append(raw())
-                times["ours"].append(await through(remote))
-                times["threaded"].append(await through(threaded))
-            rw, ou, th = (statistics.median(times[k]) for k in ("raw", "ours", "threaded"))
-            print(
-                f"{name:<20}{rw * 1e3:>11.3f} ms{ou * 1e3:>11.3f} ms{th * 1e3:>11.3f} ms"
-                f"{ou / rw:>16.2f}x{th / rw:>19.2f}x   (per task)"
-            )
+        await raw_vs_executor(args, remote, local)
     finally:
         ray.shutdown()
 
@@ -241,6 +298,11 @@ if __name__ == "__main__":
     parser.add_argument("--cpu-ms", type=float, default=50.0)
     parser.add_argument("--raw-fanout", type=int, default=500)
     parser.add_argument("--raw-chain", type=int, default=100)
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="Also time RayExecutor as of this git revision (before/after in one run).",
+    )
     parser.add_argument(
         "--only-raw", action="store_true", help="Only the executor-vs-raw-Ray comparison."
     )
