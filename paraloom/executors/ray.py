@@ -47,9 +47,15 @@ finish together are woken by one loop callback), so Ray's thread never blocks on
 loop (a loop busy submitting to Ray cannot deadlock it). The
 awaiting task just waits for that event, so thousands of calls in flight cost no thread
 each; :class:`anyio.CapacityLimiter` ``max_in_flight`` still bounds how many tasks this
-executor has submitted at once. Cancelling a call (above) is the only time a thread is
-used, to wait for Ray to report the task ended. ``benchmarks/ray_overhead.py`` compares
-``RayExecutor.invoke`` with plain ``.remote()`` + ``ray.get``.
+executor has submitted at once (taken without a scheduling point while below it).
+Cancelling a call (above) is the only time a thread is used, to wait for Ray to report
+the task ended.
+
+Per call, only what a hand-written Ray call pays travels: each tool's remote function
+is made (and exported by Ray) once per action, a call ships its validated arguments, and
+a successful task returns the tool's bare value (a failure returns a small private
+record instead). ``benchmarks/ray_overhead.py`` compares ``RayExecutor.invoke`` with the
+tool as a plain remote function awaited in the same event loop, and with ``ray.get``.
 
 Python tools beside a YAML file are not importable on the workers; ``ship_by_value``
 names such modules, whose functions are then pickled by value
@@ -64,7 +70,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import anyio.lowlevel
@@ -86,8 +92,14 @@ __all__ = ["INSTALL_HINT", "RayExecutor", "import_ray", "ships_to_ray"]
 
 INSTALL_HINT = 'RayExecutor needs Ray; install it with: pip install "paraloom[ray]"'
 
-_Outcome = tuple[ActionStatus, Any, str, str]
-"""(status, return value, error type, error message) as computed on the worker."""
+
+class _Failed(NamedTuple):
+    """What a worker returns when the tool raised (any other value is the tool's own
+    return value, which travels as it is: no wrapper to pickle on a successful call)."""
+
+    status: ActionStatus
+    error: ErrorInfo
+
 
 _POLL_S = 0.2
 """How often a cancelling thread checks whether Ray reports the task gone."""
@@ -176,23 +188,23 @@ class _RayOwner(threading.Thread):
         self.join()
 
 
-def _bound(func: Callable[..., Any]) -> Callable[[dict[str, Any]], _Outcome]:
+def _bound(func: Callable[..., Any]) -> Callable[[dict[str, Any]], Any]:
     """``func`` run the way :func:`_run_in_worker` runs it, as a one-argument function
     (named after ``func``, as Ray shows it)."""
 
-    def run(kwargs: dict[str, Any]) -> _Outcome:
+    def run(kwargs: dict[str, Any]) -> Any:
         return _run_in_worker(func, kwargs)
 
     run.__name__ = run.__qualname__ = getattr(func, "__name__", "tool")
     return run
 
 
-def _run_in_worker(func: Callable[..., Any], kwargs: dict[str, Any]) -> _Outcome:
+def _run_in_worker(func: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     """Runs on the Ray worker's main thread (so ``ray.cancel`` can interrupt it)."""
     try:
-        return (ActionStatus.OK, func(**kwargs), "", "")
+        return func(**kwargs)
     except Exception as exc:  # the error (where raised, traceback) travels as the value
-        return (exception_status(exc), ErrorInfo.from_exception(exc), type(exc).__name__, str(exc))
+        return _Failed(exception_status(exc), ErrorInfo.from_exception(exc))
 
 
 class RayExecutor:
@@ -264,9 +276,13 @@ class RayExecutor:
         except ValidationError:
             # the in-process tool reports invalid arguments without calling the function
             return await action.invoke(call, context)
-        kwargs = {k: getattr(parsed, k) for k in type(parsed).model_fields}
+        kwargs = dict(parsed.__dict__)  # the fields (extra="forbid": nothing else)
+        await anyio.lowlevel.checkpoint_if_cancelled()
         await self._ensure_started()
-        async with self._in_flight:
+        # no scheduling point when below the limit: the wait for the task is one
+        if not self._acquire_nowait():
+            await self._in_flight.acquire()
+        try:
             try:
                 ref = self._remote_for(action.func, call.action).remote(kwargs)
             except Exception as exc:  # bad options; the function or arguments do not pickle
@@ -285,7 +301,16 @@ class RayExecutor:
                 raise
             except self._ray.exceptions.RayError as exc:
                 return self._ray_failure(call, exc, started)
+        finally:
+            self._in_flight.release()
         return _to_result(action, call, outcome, started)
+
+    def _acquire_nowait(self) -> bool:
+        try:
+            self._in_flight.acquire_nowait()
+        except anyio.WouldBlock:
+            return False
+        return True
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -333,7 +358,7 @@ class RayExecutor:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _outcome(self, ref: Any) -> _Outcome:
+    async def _outcome(self, ref: Any) -> Any:
         """The outcome of the task of ``ref``, awaited without a thread (see the module
         docstring); raises Ray's exception when the task failed in Ray."""
         token = anyio.lowlevel.current_token()
@@ -344,8 +369,7 @@ class RayExecutor:
         future = ref.future()
         future.add_done_callback(lambda _: wakeups.set_soon(ready))  # on a Ray thread
         await ready.wait()
-        outcome: _Outcome = future.result()
-        return outcome
+        return future.result()
 
     def cancel_task(self, ref: Any) -> bool:
         """Cancel the task of ``ref`` and wait (blocking, bounded) until Ray reports it
@@ -394,17 +418,17 @@ class RayExecutor:
         )
 
 
-def _to_result(
-    tool: FunctionTool, call: ActionCall, outcome: _Outcome, started: float
-) -> ActionResult:
-    status, value, error_type, message = outcome
-    if status is ActionStatus.OK:
-        try:
-            output = tool.output_adapter.dump_python(value, mode="json")
-        except Exception as exc:
-            return ActionResult.from_exception(call, "error", exc, started_at=started)
-        return ActionResult.success(call, output, started_at=started)
-    result = ActionResult.failure(call, status, error_type, message, started_at=started)
-    if isinstance(value, ErrorInfo):
-        result.error = value
-    return result
+def _to_result(tool: FunctionTool, call: ActionCall, outcome: Any, started: float) -> ActionResult:
+    if isinstance(outcome, _Failed):
+        error = outcome.error
+        result = ActionResult.failure(
+            call, outcome.status, error.type, error.message, started_at=started
+        )
+        result.error = error
+        return result
+    try:
+        output = tool.output_adapter.dump_python(outcome, mode="json")
+    except Exception as exc:
+        return ActionResult.from_exception(call, "error", exc, started_at=started)
+    # ``output`` was just dumped to JSON by pydantic: no need to validate it again
+    return ActionResult.success(call, output, started_at=started, trusted=True)

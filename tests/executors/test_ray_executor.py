@@ -6,6 +6,7 @@ Marked ``ray``: CI runs it; a quick local run skips it with ``-m "not ray"``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import pathlib
 import signal
@@ -153,6 +154,20 @@ def all_cpus_free() -> bool:
 
 
 @tool
+def looks_failed() -> tuple[str, int, str, str]:
+    """Returns what a failure looked like on the wire: still just a value."""
+    return ("error", 1, "ValueError", "boom")
+
+
+@tool
+def interval(seconds: float) -> tuple[float, float]:
+    """When the task ran on its worker (wall clock, shared by the local processes)."""
+    start = time.time()
+    spin.func(seconds)
+    return (start, time.time())
+
+
+@tool
 def uses_context(x: int, ctx: ActionContext) -> str:
     return f"{ctx.run_id}:{x}"
 
@@ -195,6 +210,8 @@ TOOLS = [
     spin_signalling,
     stubborn_signalling,
     uses_context,
+    looks_failed,
+    interval,
 ]
 
 
@@ -364,3 +381,83 @@ async def test_per_action_options_reach_ray(ray_cluster: None) -> None:
     bad = result.subtasks["bad"]
     assert bad.status is ActionStatus.ERROR and bad.error is not None
     assert "could not submit to Ray" in bad.error.message
+
+
+async def test_a_task_ships_back_the_bare_return_value(ray_cluster: None) -> None:
+    """A successful task returns the tool's value itself (nothing else to pickle per
+    call); a value shaped like a failure is still a value."""
+    executor = RayExecutor()
+    context = ActionContext(run_id="run_bare")
+    await executor.invoke(crunch, ActionCall(action="crunch", arguments={"seed": 1}), context)
+    remote = executor._remote_for(crunch.func, "crunch")
+    assert ray.get(remote.remote({"seed": 1, "rounds": 3})) == crunch.func(1, 3)
+    call = ActionCall(action="looks_failed", arguments={})
+    local, result = (
+        await looks_failed.invoke(call, context),
+        await executor.invoke(looks_failed, call, context),
+    )
+    assert result.status is local.status is ActionStatus.OK
+    assert result.output == local.output == ["error", 1, "ValueError", "boom"]
+
+
+async def test_an_already_cancelled_call_submits_nothing(ray_cluster: None) -> None:
+    executor = RayExecutor()
+    context = ActionContext(run_id="run_cancelled")
+    first = await executor.invoke(pid, ActionCall(action="pid", arguments={}), context)
+    assert first.ok  # the executor is started: nothing else on the way can wait
+    submitted: list[str] = []
+    remote_for = executor._remote_for
+
+    def spy(func: Any, action: str) -> Any:
+        submitted.append(action)
+        return remote_for(func, action)
+
+    executor._remote_for = spy  # type: ignore[method-assign]
+    call = ActionCall(action="spin", arguments={"seconds": 3600})
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await executor.invoke(spin, call, context)
+    assert scope.cancelled_caught
+    assert submitted == []
+
+
+@pytest.mark.timeout(300)
+async def test_max_in_flight_holds_and_every_way_out_frees_the_slot(
+    ray_cluster: None, tmp_path: pathlib.Path
+) -> None:
+    """With one slot, a call that could not be submitted, a failed task and a cancelled
+    one each give it back (or the next call would wait forever); tasks never overlap."""
+    await wait_until(all_cpus_free, "a quiet cluster")
+    executor = RayExecutor(
+        max_in_flight=1, cancel_grace_s=0.5, action_options={"pid": {"no_such_option": 1}}
+    )
+    context = ActionContext(run_id="run_slots")
+    with anyio.fail_after(120):
+        refused = await executor.invoke(pid, ActionCall(action="pid", arguments={}), context)
+        failed = await executor.invoke(
+            fail_value, ActionCall(action="fail_value", arguments={"n": 1}), context
+        )
+        flag = tmp_path / "running"
+        spinning = ActionCall(
+            action="spin_signalling", arguments={"flag": str(flag), "seconds": 3600}
+        )
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(executor.invoke, spin_signalling, spinning, context)
+            await wait_until(flag.exists, "the task to start")
+            tg.cancel_scope.cancel()
+        results = {}
+
+        async def timed(k: int) -> None:
+            call = ActionCall(action="interval", arguments={"seconds": 0.2})
+            results[k] = await executor.invoke(interval, call, context)
+
+        async with anyio.create_task_group() as tg:
+            for k in range(3):
+                tg.start_soon(timed, k)
+    assert refused.status is ActionStatus.ERROR and refused.error is not None
+    assert "could not submit to Ray" in refused.error.message
+    assert failed.status is ActionStatus.ERROR
+    assert all(r.ok for r in results.values()), results
+    spans = sorted(tuple(r.output) for r in results.values())  # type: ignore[arg-type]
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
+    assert executor._in_flight.borrowed_tokens == 0
