@@ -115,13 +115,12 @@ def chain_plan(n: int) -> Plan:
     return Plan(subtasks=tuple(subtasks))
 
 
-def langgraph_cases(width: int, chain: int) -> dict[str, Any]:
-    """LangGraph's fan-out and chain of no-op nodes, or nothing if it is not installed."""
-    try:
-        from langgraph.graph import END, START, StateGraph
-    except ImportError:
-        return {}
+def langgraph_graphs(width: int, chain: int) -> tuple[Any, Any]:
+    """LangGraph's fan-out and chain of no-op nodes, uncompiled (ImportError without
+    LangGraph)."""
     from typing import TypedDict
+
+    from langgraph.graph import END, START, StateGraph
 
     class State(TypedDict, total=False):
         x: int
@@ -144,6 +143,15 @@ def langgraph_cases(width: int, chain: int) -> dict[str, Any]:
         ch.add_edge(previous, f"n{i}")
         previous = f"n{i}"
     ch.add_edge(previous, END)
+    return fan, ch
+
+
+def langgraph_cases(width: int, chain: int) -> dict[str, Any]:
+    """LangGraph's fan-out and chain of no-op nodes, or nothing if it is not installed."""
+    try:
+        fan, ch = langgraph_graphs(width, chain)
+    except ImportError:
+        return {}
     fan_graph, chain_graph = fan.compile(), ch.compile()
     config: Any = {"recursion_limit": chain + 10}  # one superstep per chain node
     return {

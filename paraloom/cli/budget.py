@@ -33,6 +33,7 @@ __all__ = [
     "budget_show",
     "checked_scopes",
     "run_ledger",
+    "scope_states",
 ]
 
 
@@ -87,16 +88,38 @@ async def run_ledger(
         raise LedgerProblem(f"--ledger {describe(where)}: {exc}") from None
     try:
         async with ledger:
-            known = {s.key for s in await ledger.show(scopes)}
-            missing = [k for k in scopes if k not in known]
-            if missing:
-                raise LedgerProblem(
-                    f"scope {missing[0]!r} has no limit in the ledger {describe(where)}; "
-                    f"set one with: paraloom budget set {missing[0]} DOLLARS"
-                )
+            problem = _unknown_scope(where, scopes, await ledger.show(scopes))
+            if problem is not None:
+                raise LedgerProblem(problem)
             yield ledger
     except LedgerError as exc:
         raise LedgerProblem(str(exc)) from None
+
+
+def _unknown_scope(where: str, keys: Sequence[str], known: Sequence[ScopeState]) -> str | None:
+    """Why a run in scopes ``keys`` cannot start: the first one without a limit."""
+    from paraloom.store.ledger import describe
+
+    have = {s.key for s in known}
+    for key in keys:
+        if key not in have:
+            return (
+                f"scope {key!r} has no limit in the ledger {describe(where)}; "
+                f"set one with: paraloom budget set {key} DOLLARS"
+            )
+    return None
+
+
+def scope_states(location: str | None, keys: Sequence[str]) -> list[ScopeState]:
+    """The scopes ``keys`` as the ledger has them now, for ``run --dry-run``: reading
+    only (a missing ledger file is not created); exit 2 when the ledger or a scope's
+    limit is missing."""
+    where = _open_admin(location, create=False)
+    states = _call(where, lambda ledger: ledger.show(keys))
+    problem = _unknown_scope(where, keys, states)
+    if problem is not None:
+        _fail(problem)
+    return states
 
 
 def _open_admin(location: str | None, *, create: bool) -> str:

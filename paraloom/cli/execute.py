@@ -124,12 +124,19 @@ def run(
         import anyio
 
         from paraloom.cli.render import print_projection
+        from paraloom.config.build import file_scopes
         from paraloom.config.projection import project_workflow
 
         try:
             projection = anyio.run(lambda: project_workflow(loaded, name, budget_usd=limit))
         except ConfigError as exc:
             _config_error(exc)
+        enclosing = file_scopes(loaded.config, scopes)
+        if enclosing:
+            from paraloom.cli.budget import scope_states
+            from paraloom.config.projection import with_scopes
+
+            projection = with_scopes(projection, scope_states(ledger, enclosing))
         if as_json:
             _print_json(projection)
         else:

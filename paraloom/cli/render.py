@@ -141,6 +141,16 @@ def print_projection(console: Console, p: Projection) -> None:
             f"latency ~{p.latency_s:.1f}s{budget}",
         )
     )
+    for scope in p.scopes:
+        verdict = "fits" if scope.fits else "does NOT fit"
+        if scope.fits and not scope.fits_worst_case:
+            verdict += ", worst case does NOT"
+        console.print(
+            Text(
+                f"scope {scope.key}: {money(scope.remaining_usd)} left of "
+                f"{money(scope.limit_usd)} ({verdict})"
+            )
+        )
     console.print(Text("assumptions:", style="dim"))
     for a in p.assumptions:
         console.print(Text(f"  - {a}", style="dim"))

@@ -26,7 +26,13 @@ if TYPE_CHECKING:
     from paraloom.config.errors import ConfigError, ConfigProblem, Mark
     from paraloom.config.graph import workflow_graph
     from paraloom.config.load import LoadedConfig, load_config
-    from paraloom.config.projection import ASSUMPTIONS, ProjectedStep, Projection, project_workflow
+    from paraloom.config.projection import (
+        ASSUMPTIONS,
+        ProjectedScope,
+        ProjectedStep,
+        Projection,
+        project_workflow,
+    )
     from paraloom.config.schema import (
         AgentConfig,
         BudgetConfig,
@@ -58,7 +64,14 @@ lazy_package(
         "errors": ("ConfigError", "ConfigProblem", "Mark"),
         "graph": ("workflow_graph",),
         "load": ("LoadedConfig", "load_config"),
-        "projection": ("ASSUMPTIONS", "ProjectedStep", "Projection", "project_workflow"),
+        "projection": (
+            "ASSUMPTIONS",
+            "ProjectedScope",
+            "ProjectedStep",
+            "ProjectedScope",
+            "Projection",
+            "project_workflow",
+        ),
         "schema": (
             "AgentConfig",
             "BudgetConfig",
@@ -88,6 +101,7 @@ __all__ = [
     "ParaloomConfig",
     "PerAgentSelector",
     "Project",
+    "ProjectedScope",
     "ProjectedStep",
     "Projection",
     "RouterConfig",

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,7 +33,18 @@ from paraloom.runtime.dag import Digraph
 from paraloom.runtime.selection import ModelSelector, SelectionRequest, StepKind
 from paraloom.runtime.worst_case import InputSize, measure_input, worst_case
 
-__all__ = ["ASSUMPTIONS", "ProjectedStep", "Projection", "project_plan", "project_workflow"]
+if TYPE_CHECKING:
+    from paraloom.runtime.scopes import ScopeState
+
+__all__ = [
+    "ASSUMPTIONS",
+    "ProjectedScope",
+    "ProjectedStep",
+    "Projection",
+    "project_plan",
+    "project_workflow",
+    "with_scopes",
+]
 
 _Kind = Literal["tool", "agent", "workflow", "planner"]
 
@@ -80,6 +91,23 @@ class ProjectedStep(BaseModel):
     latency_s: float = 0.0
 
 
+class ProjectedScope(BaseModel):
+    """A shared budget scope enclosing the run (``--scope``, ``budget.scopes``), as the
+    ledger has it now, and whether the projected cost fits what it has left."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    key: str
+    limit_usd: Decimal
+    spent_usd: Decimal
+    reserved_usd: Decimal
+    remaining_usd: Decimal
+    fits: bool = Field(description="Whether the projected cost fits the scope's remaining.")
+    fits_worst_case: bool = Field(
+        description="Whether the worst-case cost fits it (then no call can be refused)."
+    )
+
+
 class Projection(BaseModel):
     """The dry-run result (``paraloom run --dry-run --json`` prints this)."""
 
@@ -98,6 +126,10 @@ class Projection(BaseModel):
     budget_usd: Decimal | None = None
     fits_budget: bool | None = Field(
         default=None, description="Whether the projected cost fits the budget (None: no budget)."
+    )
+    scopes: list[ProjectedScope] = Field(
+        default_factory=list,
+        description="The shared budget scopes enclosing the run, read from the ledger.",
     )
     assumptions: list[str] = Field(default_factory=lambda: list(ASSUMPTIONS))
 
@@ -418,4 +450,25 @@ async def project_plan(
         **totals.totals(),
         budget_usd=budget_usd,
         fits_budget=None if budget_usd is None else totals.cost <= budget_usd,
+    )
+
+
+def with_scopes(projection: Projection, states: Sequence[ScopeState]) -> Projection:
+    """``projection`` with the shared budget scopes enclosing the run (as the ledger has
+    them now) and whether its cost, and its worst case, fit what each has left."""
+    return projection.model_copy(
+        update={
+            "scopes": [
+                ProjectedScope(
+                    key=s.key,
+                    limit_usd=s.limit_usd,
+                    spent_usd=s.spent_usd,
+                    reserved_usd=s.reserved_usd,
+                    remaining_usd=s.remaining_usd,
+                    fits=projection.cost_usd <= s.remaining_usd,
+                    fits_worst_case=projection.worst_case_cost_usd <= s.remaining_usd,
+                )
+                for s in states
+            ]
+        }
     )

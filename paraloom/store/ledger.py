@@ -1,7 +1,7 @@
 """Open the scope ledger at a location: a ``postgresql://`` URL, or a SQLite file path.
 
-The CLI takes it from ``--ledger``, else ``$PARALOOM_LEDGER``, else a ``ledger:`` in the
-file's ``budget:``, else ``.paraloom/ledger.sqlite``. It is kept apart from the run store
+The CLI takes it from ``--ledger``, else ``$PARALOOM_LEDGER``, else
+``.paraloom/ledger.sqlite``. It is kept apart from the run store
 (``--store``): budgets may be shared by processes recording runs in different stores."""
 
 from __future__ import annotations

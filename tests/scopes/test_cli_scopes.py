@@ -219,3 +219,58 @@ def test_a_resumed_run_inside_scopes_spends_from_the_ledger(tmp_path: Path) -> N
     shown = json.loads(cli(tmp_path, "budget", "show", "--json", "--ledger", ledger).stdout)
     spent = {d["key"]: Decimal(d["spent_usd"]) for d in shown}
     assert spent == {"session:s1": cost, "session:s2": cost, "tenant:acme": cost}
+
+
+def test_dry_run_reads_the_scopes_room_and_changes_nothing(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(FLOW, encoding="utf-8")
+    ledger = str(tmp_path / "ledger.sqlite")
+    # no ledger yet: exit 2, and the read-only projection creates none
+    bad(cli(tmp_path, "run", str(flow), "--dry-run", "--ledger", ledger), "no ledger at")
+    assert not Path(ledger).exists()
+    cli(tmp_path, "budget", "set", "tenant:acme", "1", "--ledger", ledger)
+    cli(tmp_path, "budget", "set", "session:s1", "0.000001", "--ledger", ledger)
+    before = cli(tmp_path, "budget", "show", "--json", "--ledger", ledger).stdout
+    # the file's tenant:acme plus --scope session:s1
+    proc = cli(
+        tmp_path,
+        "run",
+        str(flow),
+        "--dry-run",
+        "--json",
+        "--scope",
+        "session:s1",
+        "--ledger",
+        ledger,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    cost, worst = Decimal(doc["cost_usd"]), Decimal(doc["worst_case_cost_usd"])
+    assert 0 < cost <= worst < 1
+    rooms = {s["key"]: s for s in doc["scopes"]}
+    assert list(rooms) == ["session:s1", "tenant:acme"]
+    assert rooms["tenant:acme"]["remaining_usd"] == "1"
+    assert rooms["tenant:acme"]["fits"] and rooms["tenant:acme"]["fits_worst_case"]
+    assert rooms["session:s1"]["fits"] is False
+    assert rooms["session:s1"]["fits_worst_case"] is False
+    text = cli(tmp_path, "run", str(flow), "--dry-run", "--scope", "session:s1", "--ledger", ledger)
+    assert text.returncode == 0, text.stderr
+    assert "scope session:s1: $0.000001 left of $0.000001 (does NOT fit)" in " ".join(
+        text.stdout.split()
+    )
+    assert "scope tenant:acme:" in text.stdout and "(fits)" in text.stdout
+    # nothing held, nothing spent
+    assert cli(tmp_path, "budget", "show", "--json", "--ledger", ledger).stdout == before
+    # a scope without a limit is bad input, as for a real run
+    proc = cli(tmp_path, "run", str(flow), "--dry-run", "--scope", "nope", "--ledger", ledger)
+    bad(proc, "scope 'nope' has no limit", "paraloom budget set nope")
+    bad(cli(tmp_path, "run", str(flow), "--dry-run", "--scope", " x"), "--scope", "scope key")
+
+
+def test_dry_run_without_scopes_does_not_open_a_ledger(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(FLOW.replace(", scopes: [tenant:acme]", ""), encoding="utf-8")
+    proc = cli(tmp_path, "run", str(flow), "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["scopes"] == []
+    assert not (tmp_path / ".paraloom").exists()
