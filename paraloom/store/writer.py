@@ -44,7 +44,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import tenacity
 
@@ -73,11 +73,14 @@ __all__ = ["EventWriter"]
 _MAX_BATCH = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class _Record:
+class _Record(NamedTuple):  # a tuple: the cheapest thing to make on the event loop
     seq: int
     event: Event
     tags: RunTags
+
+
+_MARKED = (SubtaskStarted, SubtaskFinished, PlanCreated, RunFinished)
+"""The events :meth:`EventWriter.needed` keeps track of."""
 
 
 class _Stop:
@@ -120,6 +123,7 @@ class EventWriter:
             self._conn.close()
             self._session_lock.release()
             raise StoreError(f"cannot prepare the run store writer: {exc}") from exc
+        self._checkpointer = backend.checkpointer()
         self._beat_due = self._next_beat()
         self._queue: queue.SimpleQueue[_Record | _Stop] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -141,7 +145,7 @@ class EventWriter:
                 raise StoreError("the run store is closed")
             self._submitted = seq = self._submitted + 1
             self._queue.put(_Record(seq, event, tags))
-            if isinstance(event, SubtaskStarted | SubtaskFinished | PlanCreated | RunFinished):
+            if isinstance(event, _MARKED):
                 self._mark(event, seq)
             return seq
 
@@ -288,7 +292,11 @@ class EventWriter:
                         self._committed = records[-1].seq
                         self._done.notify_all()
                     self._run_hooks()
+                    if self._checkpointer is not None:
+                        self._checkpointer.committed(len(records))
         finally:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
             if self._lost is None:
                 with contextlib.suppress(*self._backend.errors, StoreError):
                     self._connected(self._unregister)
