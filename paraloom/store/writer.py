@@ -410,7 +410,8 @@ class EventWriter:
 
     def _transaction(self, records: list[_Record]) -> None:
         # Python work first (flattening holds the GIL but does not wait for it), then
-        # a few database calls for the whole batch: see paraloom.store.apply.
+        # one database call per 500 events (SQLite: one in all, up to 500 events; each
+        # call gives the GIL up and has to take it back): see paraloom.store.apply.
         chunks: list[tuple[str, list[Any]]] = []
         for start in range(0, len(records), MAX_ROWS_PER_INSERT):
             part = records[start : start + MAX_ROWS_PER_INSERT]
@@ -418,6 +419,4 @@ class EventWriter:
             for r in part:
                 params.extend(flatten(r.event, r.tags, self.session, r.seq))
             chunks.append((insert_sql(len(part)), params))
-        if not self._conn.dialect.postgres:  # PostgreSQL's trigger keeps no staged row
-            chunks.append(("DELETE FROM incoming", []))
         self._conn.write_batch(chunks)

@@ -1,19 +1,23 @@
-"""SQLite WAL checkpoints run off the writer's commits (a thread of their own), and the
-WAL is still started over, so it does not grow without bound."""
+"""The SQLite writer's commits cost as little as they can on the event loop's critical
+path: one call into SQLite per batch (each call gives the GIL up and takes it back), and
+no WAL checkpoint inside them (a thread of their own does it, and still starts the WAL
+over, so it does not grow without bound)."""
 
 from __future__ import annotations
 
 import shutil
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
 from paraloom.protocols.events import RunStarted, SubtaskSkipped
 from paraloom.store import RunStore, backend
 from paraloom.store.backend import WalCheckpointer
+from paraloom.store.schema import StoreError
 from tests.store.conftest import query
 
 RUN = "run_ck"
@@ -30,6 +34,61 @@ def wal_frames(path: Path) -> int:
     """Frames in the WAL since it was last started over (read by a PASSIVE checkpoint)."""
     with sqlite3.connect(path, timeout=30) as conn:
         return int(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+
+
+class _Counting:
+    """A connection that counts the statements run on it."""
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self.raw = raw
+        self.statements: list[str] = []
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        self.statements.append(sql.split(None, 1)[0])
+        return self.raw.execute(sql, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+def test_a_batch_is_one_call_into_sqlite(tmp_path: Path) -> None:
+    """No BEGIN/COMMIT/DELETE around the batch's INSERT: the statement is the
+    transaction, and the view's triggers stage no row."""
+    with RunStore(tmp_path / "runs.sqlite") as store:
+        store.record(RunStarted(run_id=RUN, workflow="w"))
+        store.flush()
+        writer = store._get_writer()
+        counting = _Counting(writer._conn.raw)
+        writer._conn.raw = counting  # the writer thread waits for events: safe to swap
+        for i in range(3):
+            store.record(SubtaskSkipped(run_id=RUN, round=1, subtask_id=f"s{i}", reason="x"))
+        store.flush()
+        writer._conn.raw = counting.raw
+        assert counting.statements == ["INSERT"] * len(counting.statements)
+        assert 1 <= len(counting.statements) <= 3  # one per batch
+    assert len(query(tmp_path / "runs.sqlite", "SELECT 1 FROM subtasks")) == 3
+
+
+def test_a_failing_batch_leaves_nothing_behind(tmp_path: Path) -> None:
+    """The one statement is atomic: an event a trigger refuses rolls its batch back, and
+    the writer then stores the others one by one."""
+    path = tmp_path / "runs.sqlite"
+    with RunStore(path) as store:
+        store.record(RunStarted(run_id=RUN, workflow="w"))
+        store.flush()
+        with sqlite3.connect(path) as conn:  # any insert into subtasks now fails
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON subtasks WHEN NEW.subtask_id = 'bad'"
+                " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        for sid in ("a", "bad", "b"):
+            store.record(SubtaskSkipped(run_id=RUN, round=1, subtask_id=sid, reason="x"))
+        with pytest.raises(StoreError, match="refused"):
+            store.flush()
+    rows = query(path, "SELECT subtask_id FROM subtasks ORDER BY subtask_id")
+    assert rows == [("a",), ("b",)]
+    logged = query(path, "SELECT type FROM events ORDER BY id")
+    assert logged == [("run_started",), ("subtask_skipped",), ("subtask_skipped",)]
 
 
 def test_the_writer_connection_never_checkpoints(tmp_path: Path) -> None:
