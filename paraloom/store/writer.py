@@ -1,9 +1,13 @@
 """The store's single writer thread: events in emission order, committed in batches.
 
 The listener (on the event loop) only numbers the event and puts it on a queue; this
-thread takes everything queued, writes it in ONE transaction (``BEGIN IMMEDIATE`` …
-``COMMIT`` on SQLite, ``BEGIN`` … ``COMMIT`` on PostgreSQL: the same code, through a
-:class:`~paraloom.store.backend.Backend`) and starts over. So:
+thread takes everything queued, writes it in ONE transaction (on SQLite up to 500
+events are one ``INSERT``, its own transaction, and more are ``BEGIN IMMEDIATE`` …
+``COMMIT``; ``BEGIN`` … ``COMMIT`` on PostgreSQL: the same code, through a
+:class:`~paraloom.store.backend.Backend`) and starts over. WAL checkpoints are not its
+business: a thread of their own copies the WAL back (see
+:class:`~paraloom.store.backend.WalCheckpointer`), so a commit never waits for a sync.
+So:
 
 - events are committed in the order they were emitted, and what the file holds is
   always a *prefix* of the events emitted through this writer (no gaps, no reordering;
