@@ -120,6 +120,7 @@ def test_the_checkpoint_thread_copies_the_wal_back(
         while checkpointer.checkpoints < 1:  # the thread runs when it gets the CPU
             assert time.monotonic() < deadline, "no checkpoint within 30 s"
             time.sleep(0.01)
+        checkpointer.close()  # no pass running while the file is copied
         shutil.copy(path, tmp_path / "copy.sqlite")  # the database file without its WAL
         (stored,) = query(tmp_path / "copy.sqlite", "SELECT COUNT(*) FROM events")[0]
         assert stored >= 5
