@@ -2,7 +2,9 @@
 interleaved repeats): no store vs the store's listener vs listener + durable executor,
 on SQLite and on PostgreSQL.
 
-Backends: SQLite (a temp file, WAL, ``synchronous=NORMAL``: the default) and a private
+Backends: SQLite (a temp file, WAL, ``synchronous=NORMAL``: the default), the same as it
+recorded before the store's checkpoint thread (``sqlite-before``: SQLite's auto-checkpoint
+inside the writer's commits, see ``engine_overhead.before_store``), and a private
 PostgreSQL server this script starts on 127.0.0.1 with **fsync on** (``fsync``,
 ``synchronous_commit``, ``full_page_writes`` all on, as in production), recorded with
 the store's default ``NORMAL`` (session ``synchronous_commit = off``: a commit survives
@@ -42,6 +44,8 @@ from paraloom import Orchestrator, Plan, StaticPlanner, Subtask
 from paraloom.protocols.events import Event
 from paraloom.store import RunStore
 from paraloom.tools.function import FunctionTool
+
+from engine_overhead import before_store  # isort: skip  (this folder, on sys.path)
 
 REPEATS = 7
 
@@ -129,7 +133,10 @@ def open_stores(postgres: bool) -> Iterator[dict[str, RunStore]]:
     """The stores to compare, by backend label (closed, and the server stopped, after)."""
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
-        stores = {"sqlite": stack.enter_context(RunStore(Path(tmp) / "bench.sqlite"))}
+        stores = {
+            "sqlite": stack.enter_context(RunStore(Path(tmp) / "bench.sqlite")),
+            "sqlite-before": stack.enter_context(before_store(Path(tmp) / "before.sqlite")),
+        }
         if postgres:
             from paraloom.testing.postgres import PostgresServer
 
@@ -174,11 +181,11 @@ async def measure(repeats: int, postgres: bool) -> None:
             for variant in variants:
                 med = statistics.median(times[variant])
                 over = (med - base) / n * 1e6
-                line = f"  {variant:28s} {med / n * 1e3:7.3f} ms/subtask  x{med / base:5.2f}"
+                line = f"  {variant:32s} {med / n * 1e3:7.3f} ms/subtask  x{med / base:5.2f}"
                 if events[variant]:
                     per_event = (med - base) / statistics.median(events[variant]) * 1e6
                     line += f"  +{over:6.0f} us/subtask  +{per_event:5.0f} us/event"
-                    mode = variant.split(" ", 1)[1] if variant.startswith("sqlite") else ""
+                    mode = variant.split(" ", 1)[1] if variant.startswith("sqlite ") else ""
                     if mode:
                         sqlite_over[mode] = over
                     else:

@@ -6,11 +6,14 @@ writer — which competes with the event loop for the GIL — stays one ``model_
 
 The writer thread turns each event into one flat row (:func:`flatten`) and inserts a
 whole batch with ONE multi-row ``INSERT INTO incoming VALUES (…), (…), …`` into a
-per-connection TEMP table whose triggers append the raw event to ``events`` and
-upsert ``runs``/``rounds``/``subtasks``/``attempts``/``llm_calls``. A batch thus costs
-four calls into SQLite (per 500 events), whatever the event types: every call releases
-and re-takes the GIL, and while the event loop is busy each re-take can wait up to the
-interpreter's switch interval.
+per-connection TEMP view whose ``INSTEAD OF`` triggers append the raw event to
+``events`` and upsert ``runs``/``rounds``/``subtasks``/``attempts``/``llm_calls`` (no
+row is staged). A batch of up to 500 events is thus ONE call into SQLite, its own
+transaction (autocommit: the statement is the transaction), whatever the event types:
+every call releases and re-takes the GIL, and each re-take while the event loop runs
+costs a thread hand-off (a wake-up of the loop's thread, then of the writer's) — a
+``BEGIN``, ``INSERT``, ``DELETE``, ``COMMIT`` per batch made a chain of no-op
+subtasks recorded by a listener alone three times slower.
 
 The rules (:data:`_TRIGGERS`) are written once; PostgreSQL runs the same text in one
 trigger function (see :func:`install_projection` and :mod:`paraloom.store.dialect`).
@@ -123,7 +126,11 @@ _STAGING_TABLE = (
     + ", ".join(f"{name} {kind}" for name, kind in _TYPED_COLUMNS)
     + ")"
 )
-_TEMP_TABLE = _STAGING_TABLE.replace("CREATE TABLE", "CREATE TEMP TABLE")
+_TEMP_VIEW = (
+    "CREATE TEMP VIEW IF NOT EXISTS incoming AS SELECT "
+    + ", ".join(f"NULL AS {name}" for name in _COLUMNS)
+    + " WHERE 0"
+)
 
 # In trigger bodies ``$a.b`` stands for a field of the raw event: on SQLite
 # json_extract(NEW.data_json, '$.a.b') (SQLite caches the parse, so several fields cost
@@ -341,18 +348,19 @@ def _pg_function_sql() -> str:
 
 
 def install_projection(db: Db) -> None:
-    """Make inserts into ``incoming`` apply the rules: SQLite TEMP triggers on this
-    connection's TEMP table; PostgreSQL one ``BEFORE INSERT`` trigger function (shared,
-    installed or replaced when its text changed, under the schema lock), which drops
-    the staged row, so ``incoming`` stays empty."""
+    """Make inserts into ``incoming`` apply the rules: SQLite ``INSTEAD OF`` triggers
+    on this connection's TEMP view; PostgreSQL one ``BEFORE INSERT`` trigger function
+    (shared, installed or replaced when its text changed, under the schema lock), which
+    drops the staged row. Either way ``incoming`` stays empty."""
     dialect = db.dialect
     if not dialect.postgres:
-        db.execute(_TEMP_TABLE)
+        db.execute(_TEMP_VIEW)
         for name, body in _TRIGGERS.items():
             when = "" if name == "log" else f" WHEN NEW.type = '{name}'"
             db.execute(
-                f"CREATE TEMP TRIGGER IF NOT EXISTS incoming_{name} AFTER INSERT ON incoming"
-                f"{when} BEGIN {dialect.expand(body, FIELD_TYPES, 'NEW.data_json')} END"
+                f"CREATE TEMP TRIGGER IF NOT EXISTS incoming_{name}"
+                f" INSTEAD OF INSERT ON incoming{when}"
+                f" BEGIN {dialect.expand(body, FIELD_TYPES, 'NEW.data_json')} END"
             )
         return
     function = _pg_function_sql()

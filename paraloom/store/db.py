@@ -79,8 +79,15 @@ class Db:
     def write_batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
         """Run ``statements`` in one write transaction. On PostgreSQL ``BEGIN``, the
         statements and ``COMMIT`` go out in one pipeline: one network round trip per
-        batch (an error rolls the whole batch back and is raised)."""
+        batch (an error rolls the whole batch back and is raised). On SQLite a single
+        statement is its own transaction (autocommit: it takes the write lock, waiting
+        as ``BEGIN IMMEDIATE`` would, and commits or rolls back as a whole): one call,
+        not three."""
         if not self.dialect.postgres:
+            if len(statements) == 1:
+                sql, params = statements[0]
+                self.execute(sql, params)
+                return
             with self.write():
                 for sql, params in statements:
                     self.execute(sql, params)

@@ -1,9 +1,13 @@
 """The store's single writer thread: events in emission order, committed in batches.
 
 The listener (on the event loop) only numbers the event and puts it on a queue; this
-thread takes everything queued, writes it in ONE transaction (``BEGIN IMMEDIATE`` …
-``COMMIT`` on SQLite, ``BEGIN`` … ``COMMIT`` on PostgreSQL: the same code, through a
-:class:`~paraloom.store.backend.Backend`) and starts over. So:
+thread takes everything queued, writes it in ONE transaction (on SQLite up to 500
+events are one ``INSERT``, its own transaction, and more are ``BEGIN IMMEDIATE`` …
+``COMMIT``; ``BEGIN`` … ``COMMIT`` on PostgreSQL: the same code, through a
+:class:`~paraloom.store.backend.Backend`) and starts over. WAL checkpoints are not its
+business: a thread of their own copies the WAL back (see
+:class:`~paraloom.store.backend.WalCheckpointer`), so a commit never waits for a sync.
+So:
 
 - events are committed in the order they were emitted, and what the file holds is
   always a *prefix* of the events emitted through this writer (no gaps, no reordering;
@@ -44,7 +48,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import tenacity
 
@@ -73,11 +77,14 @@ __all__ = ["EventWriter"]
 _MAX_BATCH = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class _Record:
+class _Record(NamedTuple):  # a tuple: the cheapest thing to make on the event loop
     seq: int
     event: Event
     tags: RunTags
+
+
+_MARKED = (SubtaskStarted, SubtaskFinished, PlanCreated, RunFinished)
+"""The events :meth:`EventWriter.needed` keeps track of."""
 
 
 class _Stop:
@@ -120,6 +127,7 @@ class EventWriter:
             self._conn.close()
             self._session_lock.release()
             raise StoreError(f"cannot prepare the run store writer: {exc}") from exc
+        self._checkpointer = backend.checkpointer()
         self._beat_due = self._next_beat()
         self._queue: queue.SimpleQueue[_Record | _Stop] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -141,7 +149,7 @@ class EventWriter:
                 raise StoreError("the run store is closed")
             self._submitted = seq = self._submitted + 1
             self._queue.put(_Record(seq, event, tags))
-            if isinstance(event, SubtaskStarted | SubtaskFinished | PlanCreated | RunFinished):
+            if isinstance(event, _MARKED):
                 self._mark(event, seq)
             return seq
 
@@ -288,7 +296,11 @@ class EventWriter:
                         self._committed = records[-1].seq
                         self._done.notify_all()
                     self._run_hooks()
+                    if self._checkpointer is not None:
+                        self._checkpointer.committed(len(records))
         finally:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
             if self._lost is None:
                 with contextlib.suppress(*self._backend.errors, StoreError):
                     self._connected(self._unregister)
@@ -402,7 +414,8 @@ class EventWriter:
 
     def _transaction(self, records: list[_Record]) -> None:
         # Python work first (flattening holds the GIL but does not wait for it), then
-        # a few database calls for the whole batch: see paraloom.store.apply.
+        # one database call per 500 events (SQLite: one in all, up to 500 events; each
+        # call gives the GIL up and has to take it back): see paraloom.store.apply.
         chunks: list[tuple[str, list[Any]]] = []
         for start in range(0, len(records), MAX_ROWS_PER_INSERT):
             part = records[start : start + MAX_ROWS_PER_INSERT]
@@ -410,6 +423,4 @@ class EventWriter:
             for r in part:
                 params.extend(flatten(r.event, r.tags, self.session, r.seq))
             chunks.append((insert_sql(len(part)), params))
-        if not self._conn.dialect.postgres:  # PostgreSQL's trigger keeps no staged row
-            chunks.append(("DELETE FROM incoming", []))
         self._conn.write_batch(chunks)
