@@ -17,6 +17,11 @@ each size:
     python benchmarks/engine_scale.py            # 1k, 10k, 100k (a few minutes)
     python benchmarks/engine_scale.py --quick    # 1k and 10k
     python benchmarks/engine_scale.py --sizes 1000 5000 --no-memory
+    python benchmarks/engine_scale.py --store    # + runs recorded in a SQLite run store
+
+With ``--store`` each size also runs recording into a fresh SQLite run store with the
+durable executor (what every CLI run does), timed until its last event is committed,
+and prints its µs/node over the no-listener run's (the goal: ≤ 2×).
 """
 
 from __future__ import annotations
@@ -24,14 +29,19 @@ from __future__ import annotations
 import argparse
 import gc
 import random
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import anyio
 
 from paraloom import Orchestrator, Plan, StaticPlanner, Subtask, tool
+from paraloom.store import RunStore
+
+Mode = Literal["off", "on", "store"]
 
 
 async def step_fn(x: int) -> int:
@@ -87,34 +97,55 @@ class Counter:
         self.events += 1
 
 
-def run_once(n: int, listener: Callable[[Any], None] | None, timer: GcTimer | None = None) -> float:
-    """Build the plan, run it; the wall time of the run (with ``timer`` installed)."""
+def run_once(n: int, mode: Mode, timer: GcTimer | None = None) -> tuple[float, int]:
+    """Build the plan, run it; the wall time of the run (with ``timer`` installed) and
+    the events a listener saw. ``mode``: no listener, a counting listener, or a fresh
+    SQLite run store with the durable executor (timed until its last commit)."""
     plan = layered_plan(n)
-    orch = Orchestrator([step], StaticPlanner(plan), max_concurrency=256)
-    gc.collect()
-    if timer is not None:
-        gc.callbacks.append(timer)
-    start = time.perf_counter()
-    result = anyio.run(lambda: orch.run(on_event=listener))
-    wall = time.perf_counter() - start
-    if timer is not None:
-        gc.callbacks.remove(timer)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = RunStore(Path(tmp) / "runs.sqlite") if mode == "store" else None
+        counter = Counter()
+        listener: Callable[[Any], None] | None = counter if mode == "on" else None
+        if store is not None:
+            listener = store.listener()
+        orch = Orchestrator(
+            [step],
+            StaticPlanner(plan),
+            max_concurrency=256,
+            executor=None if store is None else store.executor(),
+        )
+
+        async def go() -> Any:
+            result = await orch.run(on_event=listener)
+            if store is not None:
+                await store.aflush()
+            return result
+
+        gc.collect()
+        if timer is not None:
+            gc.callbacks.append(timer)
+        start = time.perf_counter()
+        result = anyio.run(go)
+        wall = time.perf_counter() - start
+        if timer is not None:
+            gc.callbacks.remove(timer)
+        if store is not None:
+            store.close()
     assert result.ok, result.error
     assert len(result.subtasks) == n
-    return wall
+    return wall, counter.events
 
 
-def measure(n: int, events: bool, memory: bool) -> dict[str, float]:
-    counter = Counter() if events else None
+def measure(n: int, mode: Mode, memory: bool) -> dict[str, float]:
     timer = GcTimer()
-    wall = run_once(n, counter, timer)
+    wall, events = run_once(n, mode, timer)
     out = {"us": wall / n * 1e6, "gc": timer.seconds / wall, "full": timer.full}
-    if counter is not None:
-        out["events"] = counter.events / n
+    if mode == "on":
+        out["events"] = events / n
     if memory:
         gc.collect()
         tracemalloc.start()
-        run_once(n, Counter() if events else None)
+        run_once(n, mode)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         out["bytes"] = peak / n
@@ -126,33 +157,41 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     ap.add_argument("--quick", action="store_true", help="1k and 10k only")
     ap.add_argument("--no-memory", action="store_true", help="skip the tracemalloc runs")
+    ap.add_argument("--store", action="store_true", help="also record into a SQLite run store")
     args = ap.parse_args()
     sizes = [1_000, 10_000] if args.quick else args.sizes
-    run_once(min(sizes), None)  # warm-up: imports, validators, caches
+    modes: list[Mode] = ["off", "on", "store"] if args.store else ["off", "on"]
+    for mode in modes:  # warm-up: imports, validators, caches
+        run_once(min(sizes), mode)
+    off_us: dict[int, float] = {}
 
     print(
         f"{'nodes':>7} {'listener':>8} | {'µs/node':>8} {'growth':>6} {'raw µs':>7} "
         f"{'/raw':>5} | {'bytes/node':>10} | {'GC share':>8} {'full GCs':>8}"
     )
-    for events in (False, True):
+    for mode in modes:
         previous: float | None = None
         for n in sizes:
             start = time.perf_counter()
             anyio.run(raw, n)
             raw_us = (time.perf_counter() - start) / n * 1e6
-            m = measure(n, events, not args.no_memory)
+            m = measure(n, mode, not args.no_memory)
+            if mode == "off":
+                off_us[n] = m["us"]
             growth = f"{m['us'] / previous:5.2f}x" if previous else "     -"
             previous = m["us"]
             memory = f"{m['bytes']:10.0f}" if "bytes" in m else f"{'-':>10}"
+            vs_off = f" | store/off {m['us'] / off_us[n]:4.2f}x" if mode == "store" else ""
             print(
-                f"{n:7d} {'on' if events else 'off':>8} | {m['us']:8.1f} {growth:>6} "
+                f"{n:7d} {mode:>8} | {m['us']:8.1f} {growth:>6} "
                 f"{raw_us:7.1f} {m['us'] / raw_us:5.1f} | {memory} | "
-                f"{m['gc']:8.1%} {m['full']:8.0f}",
+                f"{m['gc']:8.1%} {m['full']:8.0f}{vs_off}",
                 flush=True,
             )
     print(
         "growth: µs/node over the previous size (goal ≤ 1.1x per 10x); bytes/node: "
-        "tracemalloc peak over plan + run (goal ≤ 5 KB)"
+        "tracemalloc peak over plan + run (goal ≤ 5 KB); store/off: the store's run over "
+        "the no-listener run (goal ≤ 2x)"
     )
 
 
