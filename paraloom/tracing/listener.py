@@ -47,6 +47,7 @@ from paraloom.runtime.redact import REDACTOR, register_secret
 from paraloom.tracing.attributes import GenAI, OpenInference, Paraloom
 from paraloom.tracing.calls import CallSpans
 from paraloom.tracing.content import ContentWriter, capture_from_env
+from paraloom.tracing.fastspan import SpanFactory
 from paraloom.tracing.metrics import GenAIMetrics
 from paraloom.tracing.spanbook import Attrs
 from paraloom.tracing.spanstate import OK, Open, RunState, ns, paraloom_version, usd
@@ -93,6 +94,7 @@ class TracingListener(CallSpans):
     ) -> None:
         version = paraloom_version()
         self._tracer = trace.get_tracer("paraloom", version, tracer_provider=tracer_provider)
+        self._spans = SpanFactory(self._tracer)
         self._metrics = GenAIMetrics(meter_provider, version)
         self.capture_content = capture_from_env() if capture_content is None else capture_content
         register_secret(*secrets)
