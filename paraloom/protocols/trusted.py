@@ -18,7 +18,13 @@ __all__ = ["trusted_model"]
 
 M = TypeVar("M", bound=BaseModel)
 
-_set = object.__setattr__
+_new = object.__new__
+# BaseModel's slots, set through their descriptors (what ``object.__setattr__`` finds
+# after a lookup along the class's MRO: about twice as fast this way).
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def trusted_model(cls: type[M], values: dict[str, Any], fields_set: Iterable[str] = ()) -> M:
@@ -26,9 +32,9 @@ def trusted_model(cls: type[M], values: dict[str, Any], fields_set: Iterable[str
     as if built by ``cls(**given)`` where ``given`` names ``fields_set`` (the fields
     ``model_dump(exclude_unset=True)`` keeps; all of them when empty)."""
     assert len(values) == len(cls.__pydantic_fields__), f"{cls.__name__}: not every field"
-    model = cls.__new__(cls)
-    _set(model, "__dict__", values)
-    _set(model, "__pydantic_fields_set__", set(fields_set or values))
-    _set(model, "__pydantic_extra__", None)
-    _set(model, "__pydantic_private__", None)
+    model = _new(cls)
+    _set_dict(model, values)
+    _set_fields_set(model, set(fields_set or values))
+    _set_extra(model, None)
+    _set_private(model, None)
     return model
