@@ -27,9 +27,11 @@ from paraloom.tracing.spanstate import OK, Open, RunState, error_type_of, ns, us
 
 __all__ = ["CallSpans"]
 
-# Enum values read once (``.value`` is a Python-level property on every read).
+# Enum members and values read once (on Python 3.11 both are Python-level lookups).
 _KIND = {k: k.value for k in ActionKind}
 _STATUS = {s: s.value for s in ActionStatus}
+_AGENT, _WORKFLOW, _TOOL_KIND = ActionKind.AGENT, ActionKind.WORKFLOW, ActionKind.TOOL
+_OK_STATUS = ActionStatus.OK
 _TOOL: Attrs = {
     GenAI.OPERATION_NAME: "execute_tool",
     GenAI.TOOL_TYPE: "function",
@@ -169,13 +171,13 @@ class CallSpans(SpanBook):
         attrs[OpenInference.GRAPH_NODE_ID] = node
         if parent_node:
             attrs[OpenInference.GRAPH_NODE_PARENT_ID] = parent_node
-        if e.kind is ActionKind.AGENT:
+        if e.kind is _AGENT:
             name = f"invoke_agent {e.action}"
             attrs[GenAI.OPERATION_NAME] = "invoke_agent"
             attrs[GenAI.AGENT_NAME] = attrs[OpenInference.AGENT_NAME] = e.action
             attrs[GenAI.AGENT_ID] = e.action
             attrs[OpenInference.SPAN_KIND] = "AGENT"
-        elif e.kind is ActionKind.WORKFLOW:
+        elif e.kind is _WORKFLOW:
             name = f"invoke_workflow {e.action}"
             attrs[GenAI.OPERATION_NAME] = "invoke_workflow"
             attrs[GenAI.WORKFLOW_NAME] = e.action
@@ -189,7 +191,7 @@ class CallSpans(SpanBook):
             attrs[GenAI.TOOL_CALL_ID] = call_id
         if self.capture_content:
             self._content.io(attrs, "input", e.arguments)
-            if e.kind is ActionKind.TOOL:
+            if e.kind is _TOOL_KIND:
                 attrs[GenAI.TOOL_CALL_ARGUMENTS] = self._content.json(e.arguments)
         entry = self._start(call_id, run_id, name, ctx, e.ts, attrs, node_id=node, run=run)
         entry.kind = _KIND[e.kind]
@@ -220,14 +222,14 @@ class CallSpans(SpanBook):
             attrs[Paraloom.USAGE_OUTPUT_TOKENS] = total.output_tokens
         if self.capture_content and r.ok:
             self._content.io(attrs, "output", r.output)
-            if e.kind is ActionKind.TOOL:
+            if e.kind is _TOOL_KIND:
                 attrs[GenAI.TOOL_CALL_RESULT] = self._content.json(r.output)
         span.set_attributes(attrs)
         self._result_status(span, r)
         span.end(ns(e.ts))
 
     def _result_status(self, span: Span, r: ActionResult) -> None:
-        if r.status is ActionStatus.OK:
+        if r.status is _OK_STATUS:
             span.set_status(OK)
         else:
             self._fail(

@@ -32,6 +32,7 @@ from opentelemetry.util import types
 __all__ = ["FastSpan", "SpanFactory"]
 
 _UNSET = Status(StatusCode.UNSET)
+_OK_CODE, _UNSET_CODE = StatusCode.OK, StatusCode.UNSET  # members read once
 _SAMPLED_RANDOM = trace.TraceFlags(
     trace.TraceFlags.SAMPLED | getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0)
 )
@@ -125,11 +126,11 @@ class FastSpan(Span):
             self._name = name
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
-        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+        if self._end_time is not None or self._status.status_code is _OK_CODE:
             return  # like the SDK: an OK status is final
         if isinstance(status, StatusCode):
             status = Status(status, description)
-        if status.status_code is not StatusCode.UNSET:
+        if status.status_code is not _UNSET_CODE:
             self._status = status
 
     def record_exception(
