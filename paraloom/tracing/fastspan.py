@@ -205,6 +205,8 @@ class SpanFactory:
         self.processors: tuple[Any, ...] = ()
         self._seen: object = None
         self._ok = False
+        self._parent: SpanContext | None = None
+        self._flags: trace.TraceFlags | None = None
         self._sdk_tracer: Any = None
         self._end_only: tuple[type, ...] = ()
         try:
@@ -245,6 +247,15 @@ class SpanFactory:
         self.sdk = _Sdk()
         self.fast = True
 
+    @staticmethod
+    def _child_flags(parent: SpanContext) -> trace.TraceFlags | None:
+        """A child's trace flags when the sampler follows ``parent`` (a valid, sampled,
+        local span), else None."""
+        flags = parent.trace_flags
+        if not parent.is_valid or not flags.sampled or parent.is_remote:
+            return None
+        return _SAMPLED_RANDOM if getattr(flags, "random_trace_id", False) else _SAMPLED
+
     def _processors_ok(self) -> bool:
         """The provider's processors only act when a span ends (checked again whenever a
         processor is added)."""
@@ -267,19 +278,19 @@ class SpanFactory:
         values with sequences as tuples (what the SDK stores), and are kept."""
         if self.fast and context is not None:
             parent = trace.get_current_span(context).get_span_context()
+            if parent is not self._parent:  # (a run's spans share a few parents)
+                self._parent, self._flags = parent, self._child_flags(parent)
             if (
-                parent.is_valid
-                and parent.trace_flags.sampled
-                and not parent.is_remote
+                self._flags is not None
                 and self._sdk_tracer._tracer_config.is_enabled
-                and self._processors_ok()
+                and (self.multi._span_processors is self._seen or self._processors_ok())
+                and self._ok
             ):
-                flags = _SAMPLED_RANDOM if parent.trace_flags.random_trace_id else _SAMPLED
                 ctx = SpanContext(
                     parent.trace_id,
                     self.id_generator.generate_span_id(),
                     is_remote=False,
-                    trace_flags=flags,
+                    trace_flags=self._flags,
                     trace_state=parent.trace_state,
                 )
                 limit = self.max_attributes

@@ -131,7 +131,8 @@ class TracingListener(CallSpans):
         if handler is None:
             return
         with self._lock:
-            if event.run_id in self._silent and type(event) not in _ALWAYS:
+            silent = self._silent
+            if silent and event.run_id in silent and type(event) not in _ALWAYS:
                 return  # a run that is not recorded (no SDK, or not sampled): skip the work
             try:
                 handler(event)

@@ -61,7 +61,7 @@ class SpanBook:
             run = self._runs.get(run_id)
         self._identity(attrs, run.session if run is not None else run_id)
         span = self._spans.start(name, ctx, kind, attrs, ns(ts))
-        entry = Open(span=span, run_id=run_id, node_id=node_id or key, started=ts)
+        entry = Open(span, run_id, node_id or key, ts)
         self._open[key] = entry
         if run is not None:
             run.keys[key] = None
