@@ -39,11 +39,6 @@ _SAMPLED_RANDOM = trace.TraceFlags(
 _SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
 
 
-def _clean(value: Any) -> Any:
-    """What the SDK stores for paraloom's values: sequences as tuples."""
-    return tuple(value) if isinstance(value, list) else value
-
-
 class FastSpan(Span):
     """A recording span whose end hands a ``ReadableSpan`` to the SDK processors."""
 
@@ -115,10 +110,12 @@ class FastSpan(Span):
     ) -> None:
         if self._end_time is not None:
             return
-        f = self._factory
+        f, limits = self._factory, self._factory.limits
         if self._events is None:
-            self._events = f.sdk.bounded_list(f.limits.max_events)
-        attrs = {k: _clean(v) for k, v in (attributes or {}).items()}
+            self._events = f.sdk.bounded_list(limits.max_events)
+        attrs = f.sdk.bounded_attributes(  # as the SDK's span does (rare: no shortcut)
+            limits.max_event_attributes, attributes, max_value_len=limits.max_attribute_length
+        )
         self._events.append(f.sdk.event(name, attrs, timestamp))
 
     def update_name(self, name: str) -> None:
@@ -140,8 +137,9 @@ class FastSpan(Span):
         timestamp: int | None = None,
         escaped: bool = False,
     ) -> None:
+        module, qualname = type(exception).__module__, type(exception).__qualname__
         attrs: dict[str, Any] = {
-            "exception.type": type(exception).__qualname__,
+            "exception.type": f"{module}.{qualname}" if module != "builtins" else qualname,
             "exception.message": str(exception),
             "exception.stacktrace": "".join(traceback.format_exception(exception)),
             "exception.escaped": str(escaped),

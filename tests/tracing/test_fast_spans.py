@@ -8,17 +8,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from paraloom.orchestrator.events import scrubbing_listener
 from paraloom.protocols.events import ActionStarted, Event, LLMCallStarted
 from paraloom.tracing import TracingListener
-from paraloom.tracing.fastspan import FastSpan
+from paraloom.tracing.fastspan import FastSpan, SpanFactory
 
 from .diamond import build_diamond
 
@@ -123,3 +125,29 @@ async def test_a_sampler_that_drops_children_is_obeyed() -> None:
     spans, kinds = replay(events, sampler=sampler)
     assert set(kinds) == {"sdk"}
     assert [s.name for s in spans] == ["invoke_workflow diamond"]  # children not sampled
+
+
+def test_span_calls_do_what_they_do_on_the_sdk_span() -> None:
+    def run(*extra: SpanProcessor) -> tuple[Span, list[ReadableSpan]]:
+        exporter = InMemorySpanExporter()
+        tp = TracerProvider(span_limits=SpanLimits(max_event_attributes=2))
+        for p in (SimpleSpanProcessor(exporter), *extra):
+            tp.add_span_processor(p)
+        tracer = tp.get_tracer("paraloom")
+        root = tracer.start_span("root", start_time=1)
+        parent = trace.set_span_in_context(root)
+        span = SpanFactory(tracer).start("child", parent, SpanKind.CLIENT, {"a": "x"}, 2)
+        span.set_attribute("b", [1, 2])
+        span.add_event("e", {"k": "v", "k2": [1], "k3": 3}, 3)  # one attribute too many
+        span.record_exception(ValueError("boom"), timestamp=4)
+        span.update_name("child renamed")
+        span.set_status(Status(StatusCode.ERROR, "bad"))
+        span.end(5)
+        span.set_attribute("late", 1)  # after the end: ignored
+        root.end(6)
+        return span, list(exporter.get_finished_spans())
+
+    fast_span, fast = run()
+    sdk_span, sdk = run(StartWatcher())
+    assert isinstance(fast_span, FastSpan) and not isinstance(sdk_span, FastSpan)
+    assert canonical(fast) == canonical(sdk)
