@@ -40,7 +40,8 @@ _SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
 
 
 class FastSpan(Span):
-    """A recording span whose end hands a ``ReadableSpan`` to the SDK processors."""
+    """A recording span whose end hands a ``ReadableSpan`` to the SDK processors. Unlike
+    the SDK's span it takes no lock: the listener changes its spans under its own."""
 
     __slots__ = (
         "_attributes",
