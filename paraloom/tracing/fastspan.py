@@ -204,7 +204,8 @@ class SpanFactory:
         self.processors: tuple[Any, ...] = ()
         self._seen: object = None
         self._ok = False
-        self._parent: SpanContext | None = None
+        self._context: Context | None = None  # the last parent context, its span's
+        self._parent: Any = None  # context and the trace flags of its children
         self._flags: trace.TraceFlags | None = None
         self._sdk_tracer: Any = None
         self._end_only: tuple[type, ...] = ()
@@ -276,9 +277,11 @@ class SpanFactory:
         """A span under the span current in ``context``; ``attributes`` hold valid
         values with sequences as tuples (what the SDK stores), and are kept."""
         if self.fast and context is not None:
-            parent = trace.get_current_span(context).get_span_context()
-            if parent is not self._parent:  # (a run's spans share a few parents)
-                self._parent, self._flags = parent, self._child_flags(parent)
+            if context is not self._context:  # (a run's spans share a few parents)
+                parent = trace.get_current_span(context).get_span_context()
+                self._context, self._parent = context, parent
+                self._flags = self._child_flags(parent)
+            parent = self._parent
             if (
                 self._flags is not None
                 and self._sdk_tracer._tracer_config.is_enabled
