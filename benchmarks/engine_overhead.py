@@ -29,7 +29,8 @@ inside the writer's commits, 2 MiB page cache: :func:`before_store`).
 
 With ``--tracing``, the same workloads traced to memory (a :class:`TracingListener` on an
 SDK tracer provider with an in-memory exporter, and an SDK meter provider) side by side
-with the no-listener run, and the ratio traced/no-listener (process CPU time).
+with the no-listener run, and the ratio traced/no-listener (process CPU time); also
+through a BatchSpanProcessor (as ``paraloom.tracing.setup`` ships), flushed in the run.
 
     python benchmarks/engine_overhead.py --tracing [--repeats 7]
 """
@@ -272,7 +273,9 @@ def report_store(repeats: int, width: int, chain: int) -> None:
         )
 
 
-def traced_listener() -> Any:
+def traced_listener(provider: Any = None) -> Any:
+    """A TracingListener on an SDK tracer provider exporting to memory (``provider``, or
+    a new one with a SimpleSpanProcessor) and an SDK meter provider."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -281,33 +284,58 @@ def traced_listener() -> Any:
 
     from paraloom.tracing import TracingListener
 
-    tp = TracerProvider()
-    tp.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
-    return TracingListener(tp, MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    if provider is None:
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    return TracingListener(provider, MeterProvider(metric_readers=[InMemoryMetricReader()]))
+
+
+def batch_provider() -> Any:
+    """A tracer provider with a BatchSpanProcessor to memory (what ``paraloom.tracing.setup``
+    ships); flushed inside the timed run, so its export thread's CPU time counts."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
+    return provider
 
 
 def report_tracing(repeats: int, width: int, chain: int) -> None:
     """No listener vs traced to memory, run back to back (a fresh listener per run); the
     ratio is the median of the per-pair ratios (robust to drift on a shared machine).
     ``traced, scrub every event`` is how tracing ran before secrets were scrubbed at the
-    sinks: the same listener behind a plain one, so the bus scrubs each event for it."""
+    sinks: the same listener behind a plain one, so the bus scrubs each event for it.
+    ``traced, batch processor``: spans through a BatchSpanProcessor (the shipped set-up),
+    flushed before the clock stops. Each variant gives (listener, tracer provider)."""
     plans = {"fanout": (fanout_plan(width), width), "chain": (chain_plan(chain), chain)}
 
     def scrubbed() -> Any:
         inner = traced_listener()
-        return lambda event: inner(event)  # a plain listener: gets scrubbed events
+        return (lambda event: inner(event)), None  # a plain listener: gets scrubbed events
+
+    def batched() -> Any:
+        provider = batch_provider()
+        return traced_listener(provider), provider
 
     variants: dict[str, Any] = {
-        "no listener": lambda: None,
+        "no listener": lambda: (None, None),
         "traced, scrub every event": scrubbed,
-        "traced": traced_listener,
+        "traced": lambda: (traced_listener(), None),
+        "traced, batch processor": batched,
     }
 
     async def once(orch: Orchestrator, make: Any) -> float:
-        listener = make()
+        listener, provider = make()
         start = time.process_time()  # CPU: what tracing costs, less disturbed by load
         await orch.run(on_event=listener)
-        return time.process_time() - start
+        if provider is not None:
+            provider.force_flush()
+        elapsed = time.process_time() - start
+        if provider is not None:
+            provider.shutdown()
+        return elapsed
 
     print(f"[traced to memory vs no listener] CPU time, {repeats} interleaved repeats")
     for shape, (plan, n) in plans.items():

@@ -86,17 +86,23 @@ class EventBus:
         self._delta_listeners = [f for f in self._listeners if wants_deltas(f)]
         self._delta_streams: list[EventStream] = []
         self.errors: list[BaseException] = []
-        self._raw: set[int] = set()  # ids of the listeners that scrub what they write
+        self._raw: tuple[Listener, ...] = ()  # the listeners that scrub what they write
+        self._clean: tuple[Listener, ...] = ()  # the others: they get scrubbed events
         self._scrub = False  # some consumer needs scrubbed events
+        self._active = False
         self._update()
 
     def _update(self) -> None:
-        self._raw = {id(f) for f in self._listeners if scrubs_secrets(f)}
-        self._scrub = bool(self._streams) or len(self._raw) < len(self._listeners)
+        # Rebuilt on every change (rare), read on every event: tuples, iterated as they
+        # are (a listener dropped while an event is handled is left out of the next).
+        self._raw = tuple(f for f in self._listeners if scrubs_secrets(f))
+        self._clean = tuple(f for f in self._listeners if not scrubs_secrets(f))
+        self._scrub = bool(self._streams or self._clean)
+        self._active = bool(self._listeners or self._streams)
 
     @property
     def active(self) -> bool:
-        return bool(self._listeners or self._streams)
+        return self._active
 
     @property
     def streamed(self) -> bool:
@@ -127,7 +133,7 @@ class EventBus:
         self._streams.append(stream)
         if deltas:
             self._delta_streams.append(stream)
-        self._scrub = True
+        self._update()
         return stream
 
     async def pace(self, events: int = 1) -> None:
@@ -139,12 +145,19 @@ class EventBus:
         if isinstance(event, LLMDelta):
             self._emit_delta(event)
             return
-        if not self.active:
+        if not self._active:
             return
-        clean = scrub_model(event) if self._scrub else event
-        for listener in list(self._listeners):
+        for listener in self._raw:
             try:
-                listener(event if id(listener) in self._raw else clean)
+                listener(event)
+            except Exception as exc:
+                self._drop(listener, exc)
+        if not self._scrub:
+            return
+        clean = scrub_model(event)
+        for listener in self._clean:
+            try:
+                listener(clean)
             except Exception as exc:
                 self._drop(listener, exc)
         for stream in self._streams:
@@ -172,6 +185,7 @@ class EventBus:
             stream.close()
         self._streams.clear()
         self._delta_streams.clear()
+        self._update()
 
 
 Pace = Callable[[int], Awaitable[None]]

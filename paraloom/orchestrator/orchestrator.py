@@ -21,6 +21,7 @@ from paraloom.orchestrator.planner import Planner, PlannerContext
 from paraloom.orchestrator.references import resolve_references, root_value
 from paraloom.orchestrator.result import (
     MESSAGE_CHARS,
+    TALLIED,
     CostTally,
     RunResult,
     RunStatus,
@@ -232,7 +233,8 @@ class Orchestrator:
             REDACTOR.refresh()  # secret-named environment variables set since the last run
 
         def emit(event: Event) -> None:
-            tally.observe(event)
+            if type(event) in TALLIED:  # no call for the events it would ignore
+                tally.observe(event)
             bus.emit(event)
             if parent_emit is not None:
                 parent_emit(event)

@@ -18,6 +18,7 @@ from paraloom.runtime.context import EventSink
 
 __all__ = [
     "MESSAGE_CHARS",
+    "TALLIED",
     "CostTally",
     "RunResult",
     "RunStatus",
@@ -75,6 +76,10 @@ def watching(emit: EventSink, *tallies: CostTally) -> EventSink:
         emit(event)
 
     return observe_all
+
+
+TALLIED: frozenset[type] = frozenset({LLMCallFinished, UsageAnomaly})
+"""The events :meth:`CostTally.observe` counts (it ignores every other one)."""
 
 
 class CostTally:

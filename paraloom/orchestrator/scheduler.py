@@ -56,6 +56,7 @@ from paraloom.protocols.events import (
     SubtaskStarted,
 )
 from paraloom.protocols.plan import FailurePolicy, Subtask
+from paraloom.protocols.trusted import trusted_model
 from paraloom.runtime.approval import ApprovalRule, needs_approval
 from paraloom.runtime.context import Action, ActionContext, discard_event
 from paraloom.runtime.limits import SharedLimit, take_slot
@@ -255,18 +256,24 @@ class _Round:
             self._finish(sid, approval.result)
             self._after(sid, approval.result, approval.policy)
             return
+        started = time.time()
         if self.emitting:
+            deps = self.plan.deps[sid]
             self.context.emit(
-                SubtaskStarted(
-                    run_id=self.context.run_id,
-                    round=self.round,
-                    subtask_id=sid,
-                    action=subtask.action,
-                    kind=self.scheduler.actions.get(subtask.action).spec.kind,
-                    depends_on=tuple(sorted(self.plan.deps[sid])),
+                trusted_model(  # from the validated plan: not validated again
+                    SubtaskStarted,
+                    {
+                        "run_id": self.context.run_id,
+                        "ts": started,
+                        "type": "subtask_started",
+                        "round": self.round,
+                        "subtask_id": sid,
+                        "action": subtask.action,
+                        "kind": self.scheduler.actions.get(subtask.action).spec.kind,
+                        "depends_on": tuple(sorted(deps)) if len(deps) > 1 else tuple(deps),
+                    },
                 )
             )
-        started = time.time()
         spent = CostTally()  # every LLM call of every attempt: the subtask's cost
         try:
             result = spent.charge(await self._execute(subtask, policy, spent, approval))
@@ -405,15 +412,20 @@ class _Round:
                     await self.pace(1)
                 if self.emitting:
                     self.context.emit(
-                        ActionStarted(
-                            run_id=self.context.run_id,
-                            call_id=call.call_id,
-                            action=spec.name,
-                            kind=spec.kind,
-                            subtask_id=subtask.id,
-                            parent_call_id=call.parent_call_id,
-                            attempt=n,
-                            arguments=arguments,
+                        trusted_model(  # the call's values, validated with it
+                            ActionStarted,
+                            {
+                                "run_id": self.context.run_id,
+                                "ts": time.time(),
+                                "type": "action_started",
+                                "call_id": call.call_id,
+                                "action": spec.name,
+                                "kind": spec.kind,
+                                "subtask_id": subtask.id,
+                                "parent_call_id": call.parent_call_id,
+                                "attempt": n,
+                                "arguments": call.arguments,
+                            },
                         )
                     )
                 if policy.timeout_s is None:
@@ -432,11 +444,16 @@ class _Round:
             await self.pace(2)
         if self.emitting:
             self.context.emit(
-                ActionFinished(
-                    run_id=self.context.run_id,
-                    call_id=call.call_id,
-                    kind=spec.kind,
-                    result=result,
+                trusted_model(
+                    ActionFinished,
+                    {
+                        "run_id": self.context.run_id,
+                        "ts": time.time(),
+                        "type": "action_finished",
+                        "call_id": call.call_id,
+                        "kind": spec.kind,
+                        "result": result,
+                    },
                 )
             )
         return result
@@ -479,12 +496,17 @@ class _Round:
         self.sink[sid] = result
         if self.emitting:
             self.context.emit(
-                SubtaskFinished(
-                    run_id=self.context.run_id,
-                    round=self.round,
-                    subtask_id=sid,
-                    result=result,
-                    reused=reused,
+                trusted_model(
+                    SubtaskFinished,
+                    {
+                        "run_id": self.context.run_id,
+                        "ts": time.time(),
+                        "type": "subtask_finished",
+                        "round": self.round,
+                        "subtask_id": sid,
+                        "result": result,
+                        "reused": reused,
+                    },
                 )
             )
 

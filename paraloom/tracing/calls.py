@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind
 
-from paraloom.protocols.actions import ActionKind, ActionResult, TokenUsage
+from paraloom.protocols.actions import ActionKind, ActionResult, ActionStatus, TokenUsage
 from paraloom.protocols.events import (
     ActionFinished,
     ActionProgress,
@@ -21,10 +22,21 @@ from paraloom.protocols.events import (
 )
 from paraloom.tracing.attributes import GenAI, OpenInference, Paraloom
 from paraloom.tracing.metrics import GenAIMetrics
-from paraloom.tracing.spanbook import Attrs, SpanBook
+from paraloom.tracing.spanbook import Attrs, SpanBook, context_of
 from paraloom.tracing.spanstate import OK, Open, RunState, error_type_of, ns, usd
 
 __all__ = ["CallSpans"]
+
+# Enum members and values read once (on Python 3.11 both are Python-level lookups).
+_KIND = {k: k.value for k in ActionKind}
+_STATUS = {s: s.value for s in ActionStatus}
+_AGENT, _WORKFLOW, _TOOL_KIND = ActionKind.AGENT, ActionKind.WORKFLOW, ActionKind.TOOL
+_OK_STATUS = ActionStatus.OK
+_TOOL: Attrs = {
+    GenAI.OPERATION_NAME: "execute_tool",
+    GenAI.TOOL_TYPE: "function",
+    OpenInference.SPAN_KIND: "TOOL",
+}
 
 
 class CallSpans(SpanBook):
@@ -123,61 +135,66 @@ class CallSpans(SpanBook):
         run.span.add_event("paraloom.plan", attrs, timestamp=ns(e.ts))
 
     def _action_started(self, e: ActionStarted) -> None:
-        if e.call_id in self._open:
+        call_id, run_id, parent_call, sid = e.call_id, e.run_id, e.parent_call_id, e.subtask_id
+        if call_id in self._open:
             return
-        run = self._runs.get(e.run_id)
-        ctx, parent_node = self._parent(e.run_id, e.parent_call_id)
+        run = self._runs.get(run_id)
+        top = run is not None and parent_call == run.root_call
+        ctx: Context | None
+        if top:
+            assert run is not None
+            ctx, parent_node = context_of(run), run.node_id
+        else:
+            ctx, parent_node = self._parent(run_id, parent_call)
         attrs: Attrs = {
-            Paraloom.CALL_ID: e.call_id,
-            Paraloom.ACTION_KIND: e.kind.value,
+            Paraloom.CALL_ID: call_id,
+            Paraloom.ACTION_KIND: _KIND[e.kind],
             Paraloom.ATTEMPT: e.attempt,
-            Paraloom.RUN_ID: e.run_id,
+            Paraloom.RUN_ID: run_id,
             OpenInference.GRAPH_NODE_NAME: e.action,
         }
-        if e.parent_call_id:
-            attrs[Paraloom.PARENT_CALL_ID] = e.parent_call_id
-        node = e.call_id
-        top = run is not None and e.parent_call_id == run.root_call
-        if e.subtask_id:
-            attrs[Paraloom.SUBTASK_ID] = e.subtask_id
-        if top and run is not None and e.subtask_id:
-            node = e.subtask_id
-            run.with_action.add(e.subtask_id)
-            started = run.subtasks.get(e.subtask_id)
-            deps = started.depends_on if started else ()
-            parent_node = deps[0] if deps else run.node_id
-            attrs[Paraloom.DEPENDS_ON] = list(deps)
-            if started is not None:
-                attrs[Paraloom.ROUND] = started.round
+        if parent_call:
+            attrs[Paraloom.PARENT_CALL_ID] = parent_call
+        node = call_id
+        if sid:
+            attrs[Paraloom.SUBTASK_ID] = sid
+            if top:
+                assert run is not None
+                node = sid
+                run.with_action.add(sid)
+                started = run.subtasks.get(sid)
+                deps = started.depends_on if started else ()
+                parent_node = deps[0] if deps else run.node_id
+                attrs[Paraloom.DEPENDS_ON] = deps  # a tuple: what the SDK would store
+                if started is not None:
+                    attrs[Paraloom.ROUND] = started.round
         attrs[OpenInference.GRAPH_NODE_ID] = node
         if parent_node:
             attrs[OpenInference.GRAPH_NODE_PARENT_ID] = parent_node
-        if e.kind is ActionKind.AGENT:
+        if e.kind is _AGENT:
             name = f"invoke_agent {e.action}"
             attrs[GenAI.OPERATION_NAME] = "invoke_agent"
             attrs[GenAI.AGENT_NAME] = attrs[OpenInference.AGENT_NAME] = e.action
             attrs[GenAI.AGENT_ID] = e.action
             attrs[OpenInference.SPAN_KIND] = "AGENT"
-        elif e.kind is ActionKind.WORKFLOW:
+        elif e.kind is _WORKFLOW:
             name = f"invoke_workflow {e.action}"
             attrs[GenAI.OPERATION_NAME] = "invoke_workflow"
             attrs[GenAI.WORKFLOW_NAME] = e.action
             attrs[OpenInference.SPAN_KIND] = "CHAIN"
         else:
             name = f"execute_tool {e.action}"
-            if top and run is not None and e.subtask_id and e.action in run.twins:
-                name += f" [{e.subtask_id}]"  # parallel calls of one tool, told apart
-            attrs[GenAI.OPERATION_NAME] = "execute_tool"
+            if top and sid and run is not None and e.action in run.twins:
+                name += f" [{sid}]"  # parallel calls of one tool, told apart
+            attrs.update(_TOOL)
             attrs[GenAI.TOOL_NAME] = attrs[OpenInference.TOOL_NAME] = e.action
-            attrs[GenAI.TOOL_CALL_ID] = e.call_id
-            attrs[GenAI.TOOL_TYPE] = "function"
-            attrs[OpenInference.SPAN_KIND] = "TOOL"
+            attrs[GenAI.TOOL_CALL_ID] = call_id
         if self.capture_content:
             self._content.io(attrs, "input", e.arguments)
-            if e.kind is ActionKind.TOOL:
+            if e.kind is _TOOL_KIND:
                 attrs[GenAI.TOOL_CALL_ARGUMENTS] = self._content.json(e.arguments)
-        entry = self._start(e.call_id, e.run_id, name, ctx, e.ts, attrs, node_id=node)
-        entry.kind = e.kind.value
+        entry = self._start(call_id, run_id, name, ctx, e.ts, attrs, node_id=node, run=run)
+        entry.kind = _KIND[e.kind]
 
     def _action_progress(self, e: ActionProgress) -> None:
         entry = self._open.get(e.call_id)
@@ -196,7 +213,7 @@ class CallSpans(SpanBook):
             return
         span, r = entry.span, e.result
         attrs: Attrs = {
-            Paraloom.ACTION_STATUS: r.status.value,
+            Paraloom.ACTION_STATUS: _STATUS[r.status],
             Paraloom.COST_USD: usd(r.cost_usd),
         }
         if r.usage:
@@ -205,14 +222,14 @@ class CallSpans(SpanBook):
             attrs[Paraloom.USAGE_OUTPUT_TOKENS] = total.output_tokens
         if self.capture_content and r.ok:
             self._content.io(attrs, "output", r.output)
-            if e.kind is ActionKind.TOOL:
+            if e.kind is _TOOL_KIND:
                 attrs[GenAI.TOOL_CALL_RESULT] = self._content.json(r.output)
         span.set_attributes(attrs)
         self._result_status(span, r)
         span.end(ns(e.ts))
 
     def _result_status(self, span: Span, r: ActionResult) -> None:
-        if r.ok:
+        if r.status is _OK_STATUS:
             span.set_status(OK)
         else:
             self._fail(

@@ -109,8 +109,8 @@ class ContentWriter:
                 if isinstance(value, Mapping) and all(
                     isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()
                 ):
-                    attrs[f"{name}.candidates"] = [str(k) for k in value]
-                    attrs[f"{name}.values"] = [float(v) for v in value.values()]
+                    attrs[f"{name}.candidates"] = tuple(str(k) for k in value)
+                    attrs[f"{name}.values"] = tuple(float(v) for v in value.values())
 
     def _content_text(self, content: Any) -> str:
         text = content if isinstance(content, str) else to_json(content, self.limit)

@@ -47,6 +47,7 @@ from paraloom.runtime.redact import REDACTOR, register_secret
 from paraloom.tracing.attributes import GenAI, OpenInference, Paraloom
 from paraloom.tracing.calls import CallSpans
 from paraloom.tracing.content import ContentWriter, capture_from_env
+from paraloom.tracing.fastspan import SpanFactory
 from paraloom.tracing.metrics import GenAIMetrics
 from paraloom.tracing.spanbook import Attrs
 from paraloom.tracing.spanstate import OK, Open, RunState, ns, paraloom_version, usd
@@ -93,6 +94,7 @@ class TracingListener(CallSpans):
     ) -> None:
         version = paraloom_version()
         self._tracer = trace.get_tracer("paraloom", version, tracer_provider=tracer_provider)
+        self._spans = SpanFactory(self._tracer)
         self._metrics = GenAIMetrics(meter_provider, version)
         self.capture_content = capture_from_env() if capture_content is None else capture_content
         register_secret(*secrets)
@@ -129,7 +131,8 @@ class TracingListener(CallSpans):
         if handler is None:
             return
         with self._lock:
-            if event.run_id in self._silent and type(event) not in _ALWAYS:
+            silent = self._silent
+            if silent and event.run_id in silent and type(event) not in _ALWAYS:
                 return  # a run that is not recorded (no SDK, or not sampled): skip the work
             try:
                 handler(event)

@@ -11,9 +11,10 @@ from opentelemetry.util.types import AttributeValue
 
 from paraloom.tracing.attributes import GenAI, OpenInference, Paraloom
 from paraloom.tracing.content import ContentWriter
+from paraloom.tracing.fastspan import SpanFactory
 from paraloom.tracing.spanstate import Open, RunState, ns
 
-__all__ = ["Attrs", "SpanBook"]
+__all__ = ["Attrs", "SpanBook", "context_of"]
 
 Attrs = dict[str, AttributeValue]
 
@@ -23,6 +24,7 @@ class SpanBook:
     run; the listener's ``__init__`` sets these attributes."""
 
     _tracer: Tracer
+    _spans: SpanFactory
     _content: ContentWriter
     _runs: dict[str, RunState]
     _open: dict[str, Open]
@@ -32,12 +34,12 @@ class SpanBook:
     def _parent(self, run_id: str, parent_call_id: str | None) -> tuple[Context | None, str]:
         run = self._runs.get(run_id)
         if run is not None and parent_call_id == run.root_call:
-            return _context(run), run.node_id
+            return context_of(run), run.node_id
         owner = self._open.get(parent_call_id) if parent_call_id else None
         if owner is not None:
-            return _context(owner), owner.node_id
+            return context_of(owner), owner.node_id
         if run is not None:
-            return _context(run), run.node_id
+            return context_of(run), run.node_id
         return None, ""
 
     def _start(
@@ -51,13 +53,15 @@ class SpanBook:
         *,
         node_id: str = "",
         kind: SpanKind = SpanKind.INTERNAL,
+        run: RunState | None = None,
     ) -> Open:
-        run = self._runs.get(run_id)
+        """``attrs``: valid attribute values, sequences as tuples (the span keeps them);
+        ``run``: the run's state when the caller has it at hand."""
+        if run is None:
+            run = self._runs.get(run_id)
         self._identity(attrs, run.session if run is not None else run_id)
-        span = self._tracer.start_span(
-            name, context=ctx, kind=kind, attributes=attrs, start_time=ns(ts)
-        )
-        entry = Open(span=span, run_id=run_id, node_id=node_id or key, started=ts)
+        span = self._spans.start(name, ctx, kind, attrs, ns(ts))
+        entry = Open(span, run_id, node_id or key, ts)
         self._open[key] = entry
         if run is not None:
             run.keys[key] = None
@@ -106,7 +110,7 @@ class SpanBook:
         run.keys.clear()
 
 
-def _context(holder: RunState | Open) -> Context:
+def context_of(holder: RunState | Open) -> Context:
     """The context with ``holder``'s span current, made once per span."""
     ctx = holder.ctx
     if ctx is None:

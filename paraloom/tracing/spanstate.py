@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
@@ -66,7 +67,9 @@ def error_type_of(error: str) -> str:
     return head.strip() if sep and head.strip().isidentifier() else "error"
 
 
+@cache
 def paraloom_version() -> str:
+    """The installed version (read from the package metadata once per process)."""
     try:
         from importlib.metadata import version
 
