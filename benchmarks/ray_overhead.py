@@ -205,23 +205,25 @@ async def raw_vs_executor(
         executors[f"at {args.baseline}"] = baseline_executor(args.baseline)()
     n_fan, n_chain = args.raw_fanout, args.raw_chain
     shuffle = random.Random(0)
+
+    def workload(n: int, raw_await: Any, raw_get: Any, invoke: Any, plan: Any) -> dict[str, Any]:
+        """One workload's sides: raw Ray, each executor alone, whole runs."""
+        return {
+            "raw await": lambda: raw_await(task, n),
+            "raw ray.get": lambda: anyio.to_thread.run_sync(raw_get, task, n),
+            **{name: (lambda e=e: invoke(e, n)) for name, e in executors.items()},
+            "run, ray": lambda: per_node(plan("noop", n, {}), remote),
+            "run, local": lambda: per_node(plan("noop", n, {}), local),
+            "local invoke": lambda: invoke(local, n),
+        }
+
     workloads: dict[str, dict[str, Any]] = {
-        f"{n_fan} no-op fan-out": {
-            "raw await": lambda: raw_await_fanout(task, n_fan),
-            "raw ray.get": lambda: anyio.to_thread.run_sync(raw_get_fanout, task, n_fan),
-            **{name: (lambda e=e: executor_fanout(e, n_fan)) for name, e in executors.items()},
-            "run, ray": lambda: per_node(fanout("noop", n_fan, {}), remote),
-            "run, local": lambda: per_node(fanout("noop", n_fan, {}), local),
-            "local invoke": lambda: executor_fanout(local, n_fan),
-        },
-        f"{n_chain} no-op chain": {
-            "raw await": lambda: raw_await_chain(task, n_chain),
-            "raw ray.get": lambda: anyio.to_thread.run_sync(raw_get_chain, task, n_chain),
-            **{name: (lambda e=e: executor_chain(e, n_chain)) for name, e in executors.items()},
-            "run, ray": lambda: per_node(chain("noop", n_chain, {}), remote),
-            "run, local": lambda: per_node(chain("noop", n_chain, {}), local),
-            "local invoke": lambda: executor_chain(local, n_chain),
-        },
+        f"{n_fan} no-op fan-out": workload(
+            n_fan, raw_await_fanout, raw_get_fanout, executor_fanout, fanout
+        ),
+        f"{n_chain} no-op chain": workload(
+            n_chain, raw_await_chain, raw_get_chain, executor_chain, chain
+        ),
     }
     print(f"\nper task, medians of {args.repeats} interleaved runs; ratios to 'raw await'")
     for name, sides in workloads.items():
