@@ -19,6 +19,7 @@ from paraloom.protocols.actions import ActionResult
 
 __all__ = [
     "Reference",
+    "collect_references",
     "find_references",
     "is_reference",
     "parse_reference",
@@ -67,11 +68,12 @@ def parse_reference(text: str) -> Reference:
 def find_references(value: JsonValue) -> Iterator[str]:
     """Every reference path inside a JSON value (depth-first)."""
     found: list[str] = []
-    _collect_references(value, found)
+    collect_references(value, found)
     return iter(found)
 
 
-def _collect_references(value: JsonValue, found: list[str]) -> None:
+def collect_references(value: JsonValue, found: list[str]) -> None:
+    """Append every reference path inside ``value`` to ``found`` (depth-first)."""
     if isinstance(value, dict):
         ref = value.get("from") if len(value) == 1 else None
         if isinstance(ref, str):
@@ -79,11 +81,11 @@ def _collect_references(value: JsonValue, found: list[str]) -> None:
             return
         for v in value.values():
             if isinstance(v, dict | list):
-                _collect_references(v, found)
+                collect_references(v, found)
     elif isinstance(value, list):
         for v in value:
             if isinstance(v, dict | list):
-                _collect_references(v, found)
+                collect_references(v, found)
 
 
 def resolve_references(value: JsonValue, lookup: Callable[[str], JsonValue]) -> JsonValue:

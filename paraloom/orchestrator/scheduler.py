@@ -31,6 +31,7 @@ from functools import partial
 from types import MappingProxyType
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 from pydantic import JsonValue
 
@@ -56,6 +57,7 @@ from paraloom.protocols.events import (
     SubtaskStarted,
 )
 from paraloom.protocols.plan import FailurePolicy, Subtask
+from paraloom.protocols.trusted import trusted_model
 from paraloom.runtime.approval import ApprovalRule, needs_approval
 from paraloom.runtime.context import Action, ActionContext, discard_event
 from paraloom.runtime.limits import SharedLimit, take_slot
@@ -228,9 +230,25 @@ class _Round:
         if self.stopping:  # marked cancelled when the round ends
             return
         self.started.add(sid)
-        self.tg.start_soon(self._run_subtask, sid, name=f"subtask:{sid}")
+        self.tg.start_soon(self._run_subtasks, sid, name=f"subtask:{sid}")
 
-    async def _run_subtask(self, sid: str) -> None:
+    async def _run_subtasks(self, sid: str) -> None:
+        """Run ``sid``, then, one after another in this same task, the dependent each
+        subtask leaves ready last (the others get tasks of their own): a chain spawns
+        no task per link, and the concurrency is the same (this task would end)."""
+        while True:
+            ready = await self._run_subtask(sid)
+            if ready is None:
+                return
+            sid = ready
+            try:
+                await anyio.lowlevel.checkpoint()  # others run first, as for a new task
+            except anyio.get_cancelled_exc_class():
+                self._finish(sid, _cancelled(sid, self.by_id[sid].action, time.time()))
+                raise
+
+    async def _run_subtask(self, sid: str) -> str | None:
+        """Run ``sid``; the dependent it left ready for this task to run next, if any."""
         if self.pace is not None:  # a bounded event stream follows the run
             await self.pace(1)
         subtask = self.by_id[sid]
@@ -240,8 +258,7 @@ class _Round:
         if sid in self.reuse and self.plan.deps[sid] <= self.reused:
             self.reused.add(sid)
             self._finish(sid, self.reuse[sid], reused=True)
-            self._after(sid, self.reuse[sid], policy)
-            return
+            return self._after(sid, self.reuse[sid], policy)
         # Approval comes first: a waiting subtask holds no slot and no budget.
         gate = self.context.approvals
         rule: ApprovalRule | None = None
@@ -250,11 +267,10 @@ class _Round:
         approval = None if rule is None or rule is False else await self._approval(subtask, rule)
         if approval is _DEFERRED:
             self.deferred.add(sid)
-            return
+            return None
         if isinstance(approval, _Refused):
             self._finish(sid, approval.result)
-            self._after(sid, approval.result, approval.policy)
-            return
+            return self._after(sid, approval.result, approval.policy)
         if self.emitting:
             self.context.emit(
                 SubtaskStarted(
@@ -271,22 +287,10 @@ class _Round:
         try:
             result = spent.charge(await self._execute(subtask, policy, spent, approval))
         except anyio.get_cancelled_exc_class():
-            self._finish(
-                sid,
-                spent.charge(
-                    _status_result(
-                        sid,
-                        subtask.action,
-                        ActionStatus.CANCELLED,
-                        "Cancelled",
-                        "the run was cancelled",
-                        started,
-                    )
-                ),
-            )
+            self._finish(sid, spent.charge(_cancelled(sid, subtask.action, started)))
             raise
         self._finish(sid, result)
-        self._after(sid, result, policy)
+        return self._after(sid, result, policy)
 
     async def _approval(
         self, subtask: Subtask, rule: ApprovalRule
@@ -329,8 +333,8 @@ class _Round:
                 arguments: JsonValue = edited
             elif subtask.id in self.plan.referencing:
                 arguments = resolve_references(subtask.arguments, self.lookup)
-            else:  # no reference inside (scanned once, by validate_plan)
-                arguments = subtask.arguments
+            else:  # no reference inside (scanned once, by validate_plan); a copy, as
+                arguments = dict(subtask.arguments)  # validating the call made one
         except (ReferenceResolutionError, ValueError) as exc:
             return _status_result(
                 subtask.id,
@@ -389,15 +393,23 @@ class _Round:
                 if self.stopping:  # asked while this attempt waited for a slot
                     return self._stopped(subtask.id, f"attempt {n} started", time.time())
                 # the deadline counts from the moment the attempt may start
-                call = ActionCall(
-                    call_id=new_id("call_"),
-                    action=spec.name,
-                    arguments=arguments,
-                    run_id=self.context.run_id,
-                    subtask_id=subtask.id,
-                    parent_call_id=self.context.call_id,
-                    attempt=n,
-                    deadline=None if policy.timeout_s is None else time.time() + policy.timeout_s,
+                # Built from valid values without validating them again: the arguments
+                # are JSON from a validated plan, outputs and the run's input (the
+                # action validates them against its own schema).
+                call = trusted_model(
+                    ActionCall,
+                    {
+                        "call_id": new_id("call_"),
+                        "action": spec.name,
+                        "arguments": arguments,
+                        "run_id": self.context.run_id,
+                        "subtask_id": subtask.id,
+                        "parent_call_id": self.context.call_id,
+                        "attempt": n,
+                        "deadline": None
+                        if policy.timeout_s is None
+                        else time.time() + policy.timeout_s,
+                    },
                 )
                 attempt_spent = CostTally()
                 ctx = self.context.child(call, watching(self.context.emit, spent, attempt_spent))
@@ -488,16 +500,24 @@ class _Round:
                 )
             )
 
-    def _after(self, sid: str, result: ActionResult, policy: FailurePolicy) -> None:
+    def _after(self, sid: str, result: ActionResult, policy: FailurePolicy) -> str | None:
+        """Start the dependents ``sid`` leaves ready; the last one is returned instead,
+        marked started, for the calling task to run next."""
         if self.stopping:  # nothing new starts, nothing running is cut short
-            return
+            return None
         if result.ok or policy.on_failure == "continue":
             waiting = self.waiting
+            ready: str | None = None
             for dep in self.dependents.get(sid, ()):
                 left = waiting[dep] = waiting[dep] - 1
                 if not left and dep not in self.started:
-                    self._start(dep)
-        elif policy.on_failure == "fail":
+                    if ready is not None:
+                        self._start(ready)
+                    ready = dep
+            if ready is not None:
+                self.started.add(ready)
+            return ready
+        if policy.on_failure == "fail":
             self.failed_by = sid
             reason = f"run stopped: subtask {sid!r} failed ({_describe(result)})"
             for other in self.plan.order:
@@ -505,15 +525,16 @@ class _Round:
                     self._skip(other, reason)
             assert self.tg is not None
             self.tg.cancel_scope.cancel()
-        else:
-            reason = f"dependency {sid!r} failed ({_describe(result)})"
-            stack = list(self.dependents.get(sid, ()))
-            while stack:
-                dep = stack.pop()
-                if dep in self.started:
-                    continue
-                self._skip(dep, reason)
-                stack.extend(self.dependents.get(dep, ()))
+            return None
+        reason = f"dependency {sid!r} failed ({_describe(result)})"
+        stack = list(self.dependents.get(sid, ()))
+        while stack:
+            dep = stack.pop()
+            if dep in self.started:
+                continue
+            self._skip(dep, reason)
+            stack.extend(self.dependents.get(dep, ()))
+        return None
 
     def _skip(self, sid: str, reason: str) -> None:
         self.started.add(sid)
@@ -553,6 +574,12 @@ def _refusal(subtask: Subtask, decision: ApprovalDecision) -> _Refused:
     message = f"approval {decision.outcome}{who}{why}"
     result = _status_result(subtask.id, subtask.action, status, kind, message, time.time())
     return _Refused(result, FailurePolicy(on_failure=rule))
+
+
+def _cancelled(sid: str, action: str, started: float) -> ActionResult:
+    return _status_result(
+        sid, action, ActionStatus.CANCELLED, "Cancelled", "the run was cancelled", started
+    )
 
 
 def _describe(result: ActionResult) -> str:

@@ -495,11 +495,11 @@ def _payload_strings(value: Any, out: list[str]) -> None:
         out.append(value)
     elif kind in _SCALARS:
         return
-    elif isinstance(value, BaseModel):
+    elif kind is not dict and kind is not list and isinstance(value, BaseModel):
         for key, item in value.__dict__.items():
             if key not in _ID_FIELDS and type(item) not in _SCALARS:
                 _payload_strings(item, out)
-    elif isinstance(value, Mapping):
+    elif kind is dict or isinstance(value, Mapping):  # no abstract-class check for a dict
         for key, item in value.items():
             out.append(str(key))
             if type(item) not in _SCALARS:
