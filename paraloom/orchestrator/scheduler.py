@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -187,6 +188,7 @@ class _Round:
         # this round alone is small (taking a free slot costs no checkpoint anyway).
         self.limiter, self.action_limiters = self.scheduler.limiters()
         self.pace = self.context.pace
+        self.rules: dict[str, ApprovalRule | None] = {}
         # References see this round's results as they arrive, then earlier rounds'.
         # (The orchestrator passes one dict as both: looked up directly, no ChainMap.)
         known: Mapping[str, ActionResult] = (
@@ -263,7 +265,10 @@ class _Round:
         gate = self.context.approvals
         rule: ApprovalRule | None = None
         if gate is not None:
-            rule = gate.rule_for(self.scheduler.actions.get(subtask.action), subtask.action)
+            rule = self.rules.get(subtask.action, _UNKNOWN)
+            if rule is _UNKNOWN:  # looked up once per action and round
+                action = self.scheduler.actions.get(subtask.action)
+                rule = self.rules[subtask.action] = gate.rule_for(action, subtask.action)
         approval = None if rule is None or rule is False else await self._approval(subtask, rule)
         if approval is _DEFERRED:
             self.deferred.add(sid)
@@ -411,8 +416,11 @@ class _Round:
                         else time.time() + policy.timeout_s,
                     },
                 )
-                attempt_spent = CostTally()
-                ctx = self.context.child(call, watching(self.context.emit, spent, attempt_spent))
+                # a subtask of one attempt: its tally is the attempt's
+                single = policy.retries == 0 and policy.fallback is None
+                attempt_spent = spent if single else CostTally()
+                tallies = (spent,) if single else (spent, attempt_spent)
+                ctx = self.context.child(call, watching(self.context.emit, *tallies))
                 if self.pace is not None:
                     await self.pace(1)
                 if self.emitting:
@@ -428,11 +436,22 @@ class _Round:
                             arguments=arguments,
                         )
                     )
-                if policy.timeout_s is None:
-                    result = await self._guarded_invoke(action, call, ctx)
-                else:
-                    result = await invoke_with_timeout(
-                        lambda: self._guarded_invoke(action, call, ctx), call, policy.timeout_s
+                try:
+                    if policy.timeout_s is None:
+                        result = await self._invoke(action, call, ctx)
+                    else:
+                        result = await invoke_with_timeout(
+                            partial(self._invoke, action, call, ctx), call, policy.timeout_s
+                        )
+                except anyio.get_cancelled_exc_class():
+                    raise
+                except Exception as exc:  # an adapter broke its contract; the run goes on
+                    result = ActionResult.failure(
+                        call, "error", type(exc).__name__, f"action raised: {exc}"
+                    )
+                except (SystemExit, KeyboardInterrupt) as exc:  # sys.exit() in an action
+                    result = ActionResult.failure(
+                        call, "error", type(exc).__name__, f"action raised {type(exc).__name__}"
                     )
             finally:
                 self.limiter.release()
@@ -467,22 +486,13 @@ class _Round:
                 )
             )
 
-    async def _guarded_invoke(
+    def _invoke(
         self, action: Action, call: ActionCall, ctx: ActionContext
-    ) -> ActionResult:
+    ) -> Awaitable[ActionResult]:
         executor = self.scheduler.executor
-        try:
-            if type(executor) is InProcessExecutor:  # one frame less per attempt
-                return await action.invoke(call, ctx)
-            return await executor.invoke(action, call, ctx)
-        except anyio.get_cancelled_exc_class():
-            raise
-        except Exception as exc:  # an adapter broke its contract; keep the run alive
-            return ActionResult.failure(call, "error", type(exc).__name__, f"action raised: {exc}")
-        except (SystemExit, KeyboardInterrupt) as exc:  # sys.exit() in an action: its error
-            return ActionResult.failure(
-                call, "error", type(exc).__name__, f"action raised {type(exc).__name__}"
-            )
+        if type(executor) is InProcessExecutor:  # one frame less per attempt
+            return action.invoke(call, ctx)
+        return executor.invoke(action, call, ctx)
 
     # -- bookkeeping -----------------------------------------------------------------
 
@@ -552,6 +562,7 @@ class _Round:
 
 
 _DEFERRED = object()
+_UNKNOWN: Any = object()
 
 
 @dataclass(frozen=True, slots=True)

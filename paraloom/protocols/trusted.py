@@ -28,7 +28,22 @@ def trusted_model(cls: type[M], values: dict[str, Any], fields_set: Iterable[str
     assert len(values) == len(cls.__pydantic_fields__), f"{cls.__name__}: not every field"
     model = cls.__new__(cls)
     _set(model, "__dict__", values)
-    _set(model, "__pydantic_fields_set__", set(fields_set or values))
+    if fields_set or not cls.model_config.get("frozen"):
+        given = set(fields_set or values)
+    else:  # every field of a frozen model: one set for all (see _every_field)
+        given = _ALL_SET.get(cls) or _every_field(cls)
+    _set(model, "__pydantic_fields_set__", given)
     _set(model, "__pydantic_extra__", None)
     _set(model, "__pydantic_private__", None)
     return model
+
+
+_ALL_SET: dict[type[BaseModel], set[str]] = {}
+
+
+def _every_field(cls: type[BaseModel]) -> set[str]:
+    """The fields set of a frozen model built with every field, shared by all of them
+    (a set of 8 names is 728 bytes). pydantic never changes it in place: assignment
+    to a frozen model raises first, and ``model_copy``/``copy`` copy it before updating."""
+    given = _ALL_SET[cls] = set(cls.__pydantic_fields__)
+    return given

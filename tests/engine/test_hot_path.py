@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
+from pydantic import ValidationError
 
 import paraloom.orchestrator.scheduler as scheduler_module
 from paraloom import ActionCall, ActionContext, Orchestrator, Plan, StaticPlanner, Subtask, tool
@@ -21,7 +22,9 @@ from paraloom.orchestrator.result import REPR_SUBTASKS, RunResult
 from paraloom.orchestrator.validation import _topological_order, validate_plan
 from paraloom.protocols.actions import ActionResult, ActionSpec, ActionStatus, ErrorInfo, TokenUsage
 from paraloom.protocols.events import LLMCallFinished, SubtaskFinished, SubtaskStarted
+from paraloom.protocols.feedback import SubtaskFeedback
 from paraloom.protocols.plan import FailurePolicy
+from paraloom.protocols.trusted import trusted_model
 from paraloom.runtime.budget import Budget
 from paraloom.runtime.stop import StopSignal
 
@@ -273,3 +276,29 @@ def test_a_run_result_shows_many_subtasks_by_count() -> None:
     assert "'s0': ActionResult(call_id='c0'" in few and "'s9': 1" in few
     assert "subtasks=<11 subtasks>" in many and "subtask_rounds=<11 subtasks>" in many
     assert "ActionResult" not in many and "run_id='r'" in many
+
+
+def test_frozen_models_built_trusted_share_one_fields_set_safely() -> None:
+    values = {
+        "round": 1,
+        "action": "a",
+        "status": ActionStatus.OK,
+        "output": 1,
+        "output_truncated": False,
+        "error": None,
+        "cost_usd": Decimal(0),
+        "duration_s": 0.5,
+    }
+    one = trusted_model(SubtaskFeedback, dict(values))
+    two = trusted_model(SubtaskFeedback, dict(values))
+    assert one == SubtaskFeedback(**values) and one.model_fields_set == set(values)
+    assert one.model_fields_set is two.model_fields_set  # one set for all
+    with pytest.raises(ValidationError):
+        one.round = 2  # type: ignore[misc]
+    copied = one.model_copy(update={"round": 3})
+    assert copied.round == 3 and copied.model_fields_set is not one.model_fields_set
+    assert two.model_fields_set == set(values) and two.round == 1
+    # a model that is not frozen gets a set of its own
+    assert ActionResult.success(CALL, 1, started_at=0.0, trusted=True).model_fields_set is not (
+        ActionResult.success(CALL, 1, started_at=0.0, trusted=True).model_fields_set
+    )
