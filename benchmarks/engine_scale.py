@@ -17,6 +17,7 @@ each size:
     python benchmarks/engine_scale.py            # 1k, 10k, 100k (a few minutes)
     python benchmarks/engine_scale.py --quick    # 1k and 10k
     python benchmarks/engine_scale.py --sizes 1000 5000 --no-memory
+    python benchmarks/engine_scale.py --repeats 3   # the median of 3 runs per size
 """
 
 from __future__ import annotations
@@ -104,10 +105,16 @@ def run_once(n: int, listener: Callable[[Any], None] | None, timer: GcTimer | No
     return wall
 
 
-def measure(n: int, events: bool, memory: bool) -> dict[str, float]:
-    counter = Counter() if events else None
-    timer = GcTimer()
-    wall = run_once(n, counter, timer)
+def measure(n: int, events: bool, memory: bool, repeats: int = 1) -> dict[str, float]:
+    """The run of median wall time over ``repeats`` runs (a shared machine's noise)."""
+    runs = []
+    for _ in range(repeats):
+        counter = Counter() if events else None
+        timer = GcTimer()
+        wall = run_once(n, counter, timer)
+        runs.append((wall, timer, counter))
+    runs.sort(key=lambda run: run[0])
+    wall, timer, counter = runs[len(runs) // 2]
     out = {"us": wall / n * 1e6, "gc": timer.seconds / wall, "full": timer.full}
     if counter is not None:
         out["events"] = counter.events / n
@@ -126,6 +133,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     ap.add_argument("--quick", action="store_true", help="1k and 10k only")
     ap.add_argument("--no-memory", action="store_true", help="skip the tracemalloc runs")
+    ap.add_argument("--repeats", type=int, default=1, help="runs per size (the median is shown)")
     args = ap.parse_args()
     sizes = [1_000, 10_000] if args.quick else args.sizes
     run_once(min(sizes), None)  # warm-up: imports, validators, caches
@@ -140,7 +148,7 @@ def main() -> None:
             start = time.perf_counter()
             anyio.run(raw, n)
             raw_us = (time.perf_counter() - start) / n * 1e6
-            m = measure(n, events, not args.no_memory)
+            m = measure(n, events, not args.no_memory, args.repeats)
             growth = f"{m['us'] / previous:5.2f}x" if previous else "     -"
             previous = m["us"]
             memory = f"{m['bytes']:10.0f}" if "bytes" in m else f"{'-':>10}"
