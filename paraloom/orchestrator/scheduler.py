@@ -1,5 +1,9 @@
 """Run one round's DAG: each subtask starts the moment its last dependency finishes.
 
+A finished subtask's task goes on with the last dependent it made ready (after a
+checkpoint, as a new task would start), the others get tasks of their own: a chain
+spawns no task per link.
+
 Concurrency is bounded globally (``max_concurrency``) and per action (``action_limits``)
 by anyio CapacityLimiters that belong to the :class:`Scheduler`: every round of every run
 of one ``Orchestrator`` shares them, so the limits hold however many runs are in flight
