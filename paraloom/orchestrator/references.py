@@ -90,14 +90,17 @@ def collect_references(value: JsonValue, found: list[str]) -> None:
 
 def resolve_references(value: JsonValue, lookup: Callable[[str], JsonValue]) -> JsonValue:
     """Replace each reference object by its value; ``lookup(root)`` gives the root value."""
-    if is_reference(value):
-        assert isinstance(value, dict)
-        ref = parse_reference(str(value["from"]))
-        return _walk(ref, lookup(ref.root))
     if isinstance(value, dict):
-        return {k: resolve_references(v, lookup) for k, v in value.items()}
+        text = value.get("from") if len(value) == 1 else None
+        if isinstance(text, str):  # a reference object (is_reference)
+            ref = parse_reference(text)
+            return _walk(ref, lookup(ref.root))
+        return {
+            k: resolve_references(v, lookup) if isinstance(v, dict | list) else v
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [resolve_references(v, lookup) for v in value]
+        return [resolve_references(v, lookup) if isinstance(v, dict | list) else v for v in value]
     return value
 
 
