@@ -18,6 +18,7 @@ each size:
     python benchmarks/engine_scale.py --quick    # 1k and 10k
     python benchmarks/engine_scale.py --sizes 1000 5000 --no-memory
     python benchmarks/engine_scale.py --store    # + runs recorded in a SQLite run store
+    python benchmarks/engine_scale.py --repeats 3   # the median of 3 runs per size
 
 With ``--store`` each size also runs recording into a fresh SQLite run store with the
 durable executor (what every CLI run does), timed until its last event is committed,
@@ -136,9 +137,15 @@ def run_once(n: int, mode: Mode, timer: GcTimer | None = None) -> tuple[float, i
     return wall, counter.events
 
 
-def measure(n: int, mode: Mode, memory: bool) -> dict[str, float]:
-    timer = GcTimer()
-    wall, events = run_once(n, mode, timer)
+def measure(n: int, mode: Mode, memory: bool, repeats: int = 1) -> dict[str, float]:
+    """The run of median wall time over ``repeats`` runs (a shared machine's noise)."""
+    runs = []
+    for _ in range(repeats):
+        timer = GcTimer()
+        wall, events = run_once(n, mode, timer)
+        runs.append((wall, timer, events))
+    runs.sort(key=lambda run: run[0])
+    wall, timer, events = runs[len(runs) // 2]
     out = {"us": wall / n * 1e6, "gc": timer.seconds / wall, "full": timer.full}
     if mode == "on":
         out["events"] = events / n
@@ -158,6 +165,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1k and 10k only")
     ap.add_argument("--no-memory", action="store_true", help="skip the tracemalloc runs")
     ap.add_argument("--store", action="store_true", help="also record into a SQLite run store")
+    ap.add_argument("--repeats", type=int, default=1, help="runs per size (the median is shown)")
     args = ap.parse_args()
     sizes = [1_000, 10_000] if args.quick else args.sizes
     modes: list[Mode] = ["off", "on", "store"] if args.store else ["off", "on"]
@@ -175,7 +183,7 @@ def main() -> None:
             start = time.perf_counter()
             anyio.run(raw, n)
             raw_us = (time.perf_counter() - start) / n * 1e6
-            m = measure(n, mode, not args.no_memory)
+            m = measure(n, mode, not args.no_memory, args.repeats)
             if mode == "off":
                 off_us[n] = m["us"]
             growth = f"{m['us'] / previous:5.2f}x" if previous else "     -"

@@ -57,6 +57,15 @@ class StaticPlanner:
         self.output = output if output is not None else _default_output(plan)
 
     @property
+    def output(self) -> JsonValue:
+        """The final answer's output (reference objects allowed)."""
+        return self._answer.output
+
+    @output.setter
+    def output(self, output: JsonValue) -> None:
+        self._answer = FinalAnswer(output=output)  # validated once, answered every run
+
+    @property
     def name(self) -> str:
         return self._name
 
@@ -65,7 +74,7 @@ class StaticPlanner:
     ) -> Plan | FinalAnswer:
         if feedback is None:
             return self.plan
-        return FinalAnswer(output=self.output)
+        return self._answer
 
 
 def _default_output(plan: Plan) -> JsonValue:

@@ -19,6 +19,7 @@ from paraloom.protocols.actions import ActionResult
 
 __all__ = [
     "Reference",
+    "collect_references",
     "find_references",
     "is_reference",
     "parse_reference",
@@ -67,11 +68,12 @@ def parse_reference(text: str) -> Reference:
 def find_references(value: JsonValue) -> Iterator[str]:
     """Every reference path inside a JSON value (depth-first)."""
     found: list[str] = []
-    _collect_references(value, found)
+    collect_references(value, found)
     return iter(found)
 
 
-def _collect_references(value: JsonValue, found: list[str]) -> None:
+def collect_references(value: JsonValue, found: list[str]) -> None:
+    """Append every reference path inside ``value`` to ``found`` (depth-first)."""
     if isinstance(value, dict):
         ref = value.get("from") if len(value) == 1 else None
         if isinstance(ref, str):
@@ -79,23 +81,26 @@ def _collect_references(value: JsonValue, found: list[str]) -> None:
             return
         for v in value.values():
             if isinstance(v, dict | list):
-                _collect_references(v, found)
+                collect_references(v, found)
     elif isinstance(value, list):
         for v in value:
             if isinstance(v, dict | list):
-                _collect_references(v, found)
+                collect_references(v, found)
 
 
 def resolve_references(value: JsonValue, lookup: Callable[[str], JsonValue]) -> JsonValue:
     """Replace each reference object by its value; ``lookup(root)`` gives the root value."""
-    if is_reference(value):
-        assert isinstance(value, dict)
-        ref = parse_reference(str(value["from"]))
-        return _walk(ref, lookup(ref.root))
     if isinstance(value, dict):
-        return {k: resolve_references(v, lookup) for k, v in value.items()}
+        text = value.get("from") if len(value) == 1 else None
+        if isinstance(text, str):  # a reference object (is_reference)
+            ref = parse_reference(text)
+            return _walk(ref, lookup(ref.root))
+        return {
+            k: resolve_references(v, lookup) if isinstance(v, dict | list) else v
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [resolve_references(v, lookup) for v in value]
+        return [resolve_references(v, lookup) if isinstance(v, dict | list) else v for v in value]
     return value
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -64,6 +65,30 @@ class RunResult(BaseModel):
     @property
     def elapsed_s(self) -> float:
         return self.ended_at - self.started_at
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Past a few subtasks, their results by count: ``asyncio.run``/``anyio.run``
+        (Python 3.11) take the repr of the result a run returns, and the full repr of a
+        100,000-subtask run takes a second."""
+        for name, value in super().__repr_args__():
+            if name in _COUNTED and len(value) > REPR_SUBTASKS:
+                value = _Counted(len(value), "subtasks")
+            yield name, value
+
+
+REPR_SUBTASKS = 10
+"""A :class:`RunResult`'s repr shows its subtasks' results up to this many."""
+_COUNTED = frozenset({"subtasks", "subtask_rounds", "failed"})
+
+
+class _Counted:
+    __slots__ = ("n", "what")
+
+    def __init__(self, n: int, what: str) -> None:
+        self.n, self.what = n, what
+
+    def __repr__(self) -> str:
+        return f"<{self.n} {self.what}>"
 
 
 def watching(emit: EventSink, *tallies: CostTally) -> EventSink:
@@ -184,6 +209,10 @@ def summarize_failures(
     return "; ".join(parts)
 
 
+_SHORT = frozenset({type(None), bool, int, float})
+"""Output types shown as they are (never shortened)."""
+
+
 def _preview(output: JsonValue, limit: int) -> tuple[JsonValue, bool]:
     if output is None or isinstance(output, bool | int | float):
         return output, False
@@ -206,7 +235,10 @@ def build_feedback(
 ) -> StateFeedback:
     subtasks: dict[str, SubtaskFeedback] = {}
     for sid, r in results.items():
-        output, truncated = _preview(r.output, output_chars)
+        output, truncated = r.output, False
+        if type(output) not in _SHORT:
+            output, truncated = _preview(output, output_chars)
+        error = r.error
         # from a validated result: built without validating it again
         subtasks[sid] = trusted_model(
             SubtaskFeedback,
@@ -216,9 +248,9 @@ def build_feedback(
                 "status": r.status,
                 "output": output,
                 "output_truncated": truncated,
-                "error": f"{r.error.type}: {r.error.message}" if r.error else None,
+                "error": None if error is None else f"{error.type}: {error.message}",
                 "cost_usd": r.cost_usd,
-                "duration_s": r.duration_s,
+                "duration_s": max(0.0, r.ended_at - r.started_at),
             },
         )
     return StateFeedback(

@@ -1,5 +1,9 @@
 """Run one round's DAG: each subtask starts the moment its last dependency finishes.
 
+A finished subtask's task goes on with the last dependent it made ready (after a
+checkpoint, as a new task would start), the others get tasks of their own: a chain
+spawns no task per link.
+
 Concurrency is bounded globally (``max_concurrency``) and per action (``action_limits``)
 by anyio CapacityLimiters that belong to the :class:`Scheduler`: every round of every run
 of one ``Orchestrator`` shares them, so the limits hold however many runs are in flight
@@ -29,8 +33,10 @@ from collections.abc import Awaitable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
+from typing import Any
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 from pydantic import JsonValue
 
@@ -186,6 +192,7 @@ class _Round:
         # this round alone is small (taking a free slot costs no checkpoint anyway).
         self.limiter, self.action_limiters = self.scheduler.limiters()
         self.pace = self.context.pace
+        self.rules: dict[str, ApprovalRule | None] = {}
         # References see this round's results as they arrive, then earlier rounds'.
         # (The orchestrator passes one dict as both: looked up directly, no ChainMap.)
         known: Mapping[str, ActionResult] = (
@@ -229,9 +236,25 @@ class _Round:
         if self.stopping:  # marked cancelled when the round ends
             return
         self.started.add(sid)
-        self.tg.start_soon(self._run_subtask, sid, name=f"subtask:{sid}")
+        self.tg.start_soon(self._run_subtasks, sid, name=f"subtask:{sid}")
 
-    async def _run_subtask(self, sid: str) -> None:
+    async def _run_subtasks(self, sid: str) -> None:
+        """Run ``sid``, then, one after another in this same task, the dependent each
+        subtask leaves ready last (the others get tasks of their own): a chain spawns
+        no task per link, and the concurrency is the same (this task would end)."""
+        while True:
+            ready = await self._run_subtask(sid)
+            if ready is None:
+                return
+            sid = ready
+            try:
+                await anyio.lowlevel.checkpoint()  # others run first, as for a new task
+            except anyio.get_cancelled_exc_class():
+                self._finish(sid, _cancelled(sid, self.by_id[sid].action, time.time()))
+                raise
+
+    async def _run_subtask(self, sid: str) -> str | None:
+        """Run ``sid``; the dependent it left ready for this task to run next, if any."""
         if self.pace is not None:  # a bounded event stream follows the run
             await self.pace(1)
         subtask = self.by_id[sid]
@@ -241,21 +264,22 @@ class _Round:
         if sid in self.reuse and self.plan.deps[sid] <= self.reused:
             self.reused.add(sid)
             self._finish(sid, self.reuse[sid], reused=True)
-            self._after(sid, self.reuse[sid], policy)
-            return
+            return self._after(sid, self.reuse[sid], policy)
         # Approval comes first: a waiting subtask holds no slot and no budget.
         gate = self.context.approvals
         rule: ApprovalRule | None = None
         if gate is not None:
-            rule = gate.rule_for(self.scheduler.actions.get(subtask.action), subtask.action)
+            rule = self.rules.get(subtask.action, _UNKNOWN)
+            if rule is _UNKNOWN:  # looked up once per action and round
+                action = self.scheduler.actions.get(subtask.action)
+                rule = self.rules[subtask.action] = gate.rule_for(action, subtask.action)
         approval = None if rule is None or rule is False else await self._approval(subtask, rule)
         if approval is _DEFERRED:
             self.deferred.add(sid)
-            return
+            return None
         if isinstance(approval, _Refused):
             self._finish(sid, approval.result)
-            self._after(sid, approval.result, approval.policy)
-            return
+            return self._after(sid, approval.result, approval.policy)
         started = time.time()
         if self.emitting:
             deps = self.plan.deps[sid]
@@ -278,22 +302,10 @@ class _Round:
         try:
             result = spent.charge(await self._execute(subtask, policy, spent, approval))
         except anyio.get_cancelled_exc_class():
-            self._finish(
-                sid,
-                spent.charge(
-                    _status_result(
-                        sid,
-                        subtask.action,
-                        ActionStatus.CANCELLED,
-                        "Cancelled",
-                        "the run was cancelled",
-                        started,
-                    )
-                ),
-            )
+            self._finish(sid, spent.charge(_cancelled(sid, subtask.action, started)))
             raise
         self._finish(sid, result)
-        self._after(sid, result, policy)
+        return self._after(sid, result, policy)
 
     async def _approval(
         self, subtask: Subtask, rule: ApprovalRule
@@ -336,8 +348,8 @@ class _Round:
                 arguments: JsonValue = edited
             elif subtask.id in self.plan.referencing:
                 arguments = resolve_references(subtask.arguments, self.lookup)
-            else:  # no reference inside (scanned once, by validate_plan)
-                arguments = subtask.arguments
+            else:  # no reference inside (scanned once, by validate_plan); a copy, as
+                arguments = dict(subtask.arguments)  # validating the call made one
         except (ReferenceResolutionError, ValueError) as exc:
             return _status_result(
                 subtask.id,
@@ -396,18 +408,29 @@ class _Round:
                 if self.stopping:  # asked while this attempt waited for a slot
                     return self._stopped(subtask.id, f"attempt {n} started", time.time())
                 # the deadline counts from the moment the attempt may start
-                call = ActionCall(
-                    call_id=new_id("call_"),
-                    action=spec.name,
-                    arguments=arguments,
-                    run_id=self.context.run_id,
-                    subtask_id=subtask.id,
-                    parent_call_id=self.context.call_id,
-                    attempt=n,
-                    deadline=None if policy.timeout_s is None else time.time() + policy.timeout_s,
+                # Built from valid values without validating them again: the arguments
+                # are JSON from a validated plan, outputs and the run's input (the
+                # action validates them against its own schema).
+                call = trusted_model(
+                    ActionCall,
+                    {
+                        "call_id": new_id("call_"),
+                        "action": spec.name,
+                        "arguments": arguments,
+                        "run_id": self.context.run_id,
+                        "subtask_id": subtask.id,
+                        "parent_call_id": self.context.call_id,
+                        "attempt": n,
+                        "deadline": None
+                        if policy.timeout_s is None
+                        else time.time() + policy.timeout_s,
+                    },
                 )
-                attempt_spent = CostTally()
-                ctx = self.context.child(call, watching(self.context.emit, spent, attempt_spent))
+                # a subtask of one attempt: its tally is the attempt's
+                single = policy.retries == 0 and policy.fallback is None
+                attempt_spent = spent if single else CostTally()
+                tallies = (spent,) if single else (spent, attempt_spent)
+                ctx = self.context.child(call, watching(self.context.emit, *tallies))
                 if self.pace is not None:
                     await self.pace(1)
                 if self.emitting:
@@ -428,11 +451,22 @@ class _Round:
                             },
                         )
                     )
-                if policy.timeout_s is None:
-                    result = await self._guarded_invoke(action, call, ctx)
-                else:
-                    result = await invoke_with_timeout(
-                        lambda: self._guarded_invoke(action, call, ctx), call, policy.timeout_s
+                try:
+                    if policy.timeout_s is None:
+                        result = await self._invoke(action, call, ctx)
+                    else:
+                        result = await invoke_with_timeout(
+                            partial(self._invoke, action, call, ctx), call, policy.timeout_s
+                        )
+                except anyio.get_cancelled_exc_class():
+                    raise
+                except Exception as exc:  # an adapter broke its contract; the run goes on
+                    result = ActionResult.failure(
+                        call, "error", type(exc).__name__, f"action raised: {exc}"
+                    )
+                except (SystemExit, KeyboardInterrupt) as exc:  # sys.exit() in an action
+                    result = ActionResult.failure(
+                        call, "error", type(exc).__name__, f"action raised {type(exc).__name__}"
                     )
             finally:
                 self.limiter.release()
@@ -472,22 +506,13 @@ class _Round:
                 )
             )
 
-    async def _guarded_invoke(
+    def _invoke(
         self, action: Action, call: ActionCall, ctx: ActionContext
-    ) -> ActionResult:
+    ) -> Awaitable[ActionResult]:
         executor = self.scheduler.executor
-        try:
-            if type(executor) is InProcessExecutor:  # one frame less per attempt
-                return await action.invoke(call, ctx)
-            return await executor.invoke(action, call, ctx)
-        except anyio.get_cancelled_exc_class():
-            raise
-        except Exception as exc:  # an adapter broke its contract; keep the run alive
-            return ActionResult.failure(call, "error", type(exc).__name__, f"action raised: {exc}")
-        except (SystemExit, KeyboardInterrupt) as exc:  # sys.exit() in an action: its error
-            return ActionResult.failure(
-                call, "error", type(exc).__name__, f"action raised {type(exc).__name__}"
-            )
+        if type(executor) is InProcessExecutor:  # one frame less per attempt
+            return action.invoke(call, ctx)
+        return executor.invoke(action, call, ctx)
 
     # -- bookkeeping -----------------------------------------------------------------
 
@@ -510,16 +535,24 @@ class _Round:
                 )
             )
 
-    def _after(self, sid: str, result: ActionResult, policy: FailurePolicy) -> None:
+    def _after(self, sid: str, result: ActionResult, policy: FailurePolicy) -> str | None:
+        """Start the dependents ``sid`` leaves ready; the last one is returned instead,
+        marked started, for the calling task to run next."""
         if self.stopping:  # nothing new starts, nothing running is cut short
-            return
+            return None
         if result.ok or policy.on_failure == "continue":
             waiting = self.waiting
+            ready: str | None = None
             for dep in self.dependents.get(sid, ()):
                 left = waiting[dep] = waiting[dep] - 1
                 if not left and dep not in self.started:
-                    self._start(dep)
-        elif policy.on_failure == "fail":
+                    if ready is not None:
+                        self._start(ready)
+                    ready = dep
+            if ready is not None:
+                self.started.add(ready)
+            return ready
+        if policy.on_failure == "fail":
             self.failed_by = sid
             reason = f"run stopped: subtask {sid!r} failed ({_describe(result)})"
             for other in self.plan.order:
@@ -527,15 +560,16 @@ class _Round:
                     self._skip(other, reason)
             assert self.tg is not None
             self.tg.cancel_scope.cancel()
-        else:
-            reason = f"dependency {sid!r} failed ({_describe(result)})"
-            stack = list(self.dependents.get(sid, ()))
-            while stack:
-                dep = stack.pop()
-                if dep in self.started:
-                    continue
-                self._skip(dep, reason)
-                stack.extend(self.dependents.get(dep, ()))
+            return None
+        reason = f"dependency {sid!r} failed ({_describe(result)})"
+        stack = list(self.dependents.get(sid, ()))
+        while stack:
+            dep = stack.pop()
+            if dep in self.started:
+                continue
+            self._skip(dep, reason)
+            stack.extend(self.dependents.get(dep, ()))
+        return None
 
     def _skip(self, sid: str, reason: str) -> None:
         self.started.add(sid)
@@ -553,6 +587,7 @@ class _Round:
 
 
 _DEFERRED = object()
+_UNKNOWN: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -575,6 +610,12 @@ def _refusal(subtask: Subtask, decision: ApprovalDecision) -> _Refused:
     message = f"approval {decision.outcome}{who}{why}"
     result = _status_result(subtask.id, subtask.action, status, kind, message, time.time())
     return _Refused(result, FailurePolicy(on_failure=rule))
+
+
+def _cancelled(sid: str, action: str, started: float) -> ActionResult:
+    return _status_result(
+        sid, action, ActionStatus.CANCELLED, "Cancelled", "the run was cancelled", started
+    )
 
 
 def _describe(result: ActionResult) -> str:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import JsonValue
 
 from paraloom.orchestrator.errors import PlanValidationError
-from paraloom.orchestrator.references import find_references, is_reference, parse_reference
+from paraloom.orchestrator.references import collect_references, is_reference, parse_reference
 from paraloom.protocols.plan import RESERVED_IDS, Plan, Subtask
 from paraloom.runtime.dag import Digraph
 from paraloom.tools.actionset import ActionSet
@@ -60,86 +60,118 @@ def validate_plan(
     (they are done) but their ids may not be reused. Raises :class:`PlanValidationError`.
     """
     problems: list[str] = []
-    ids = [s.id for s in plan.subtasks]
+    subtasks = plan.subtasks
+    ids = [s.id for s in subtasks]
     in_plan = set(ids)
     earlier = set(earlier_ids)
-    if not plan.subtasks:
+    if not subtasks:
         problems.append("the plan has no subtasks")
-    seen: set[str] = set()
-    for sid in ids:
-        if sid in seen:
-            problems.append(f"subtask {sid!r}: duplicate id")
-        seen.add(sid)
-        if sid in RESERVED_IDS:
-            problems.append(f"subtask {sid!r}: the id is reserved")
-        if sid in earlier:
-            problems.append(f"subtask {sid!r}: the id was used in an earlier round; pick a new one")
+    if len(in_plan) < len(ids) or not in_plan.isdisjoint(RESERVED_IDS | earlier):
+        seen: set[str] = set()
+        for sid in ids:
+            if sid in seen:
+                problems.append(f"subtask {sid!r}: duplicate id")
+            seen.add(sid)
+            if sid in RESERVED_IDS:
+                problems.append(f"subtask {sid!r}: the id is reserved")
+            if sid in earlier:
+                problems.append(
+                    f"subtask {sid!r}: the id was used in an earlier round; pick a new one"
+                )
 
-    deps: dict[str, set[str]] = {sid: set() for sid in ids}
+    deps: dict[str, frozenset[str]] = {}
     known = _KnownIds(in_plan, earlier)  # named in a message only: built when needed
     with_references: set[str] = set()  # references are scanned once per subtask
-    for s in plan.subtasks:
+    for s in subtasks:
+        sid = s.id
         if s.action not in actions:
             problems.append(
-                f"subtask {s.id!r}: unknown action {s.action!r}; known actions: "
+                f"subtask {sid!r}: unknown action {s.action!r}; known actions: "
                 f"{', '.join(sorted(actions.names)) or '(none)'}"
             )
         fallback = s.policy.fallback if s.policy else None
         if fallback is not None and fallback not in actions:
-            problems.append(f"subtask {s.id!r}: unknown fallback action {fallback!r}")
+            problems.append(f"subtask {sid!r}: unknown fallback action {fallback!r}")
+        mine: set[str] = set()
         for dep in s.depends_on:
-            if dep == s.id:
-                problems.append(f"subtask {s.id!r}: depends on itself")
+            if dep == sid:
+                problems.append(f"subtask {sid!r}: depends on itself")
             elif dep in in_plan:
-                deps[s.id].add(dep)
+                mine.add(dep)
             elif dep not in earlier:
                 problems.append(
-                    f"subtask {s.id!r}: depends on unknown subtask {dep!r}; known: {known}"
+                    f"subtask {sid!r}: depends on unknown subtask {dep!r}; known: {known}"
                 )
-        for text in find_references(s.arguments):
-            with_references.add(s.id)
+        found: list[str] = []
+        collect_references(s.arguments, found)
+        if found:
+            with_references.add(sid)
+        for text in found:
             try:
                 ref = parse_reference(text)
             except ValueError as exc:
-                problems.append(f"subtask {s.id!r}: {exc}")
+                problems.append(f"subtask {sid!r}: {exc}")
                 continue
             if ref.root == "input" or ref.root in earlier:
                 continue
-            if ref.root == s.id:
-                problems.append(f"subtask {s.id!r}: references its own output ({text})")
+            if ref.root == sid:
+                problems.append(f"subtask {sid!r}: references its own output ({text})")
             elif ref.root in in_plan:
-                deps[s.id].add(ref.root)
+                mine.add(ref.root)
             else:
                 problems.append(
-                    f"subtask {s.id!r}: reference {text!r} names unknown subtask {ref.root!r}; "
+                    f"subtask {sid!r}: reference {text!r} names unknown subtask {ref.root!r}; "
                     f"known: {known}"
                 )
+        if sid in deps:  # a duplicate id (reported): the dependencies of both
+            mine.update(deps[sid])
+        deps[sid] = frozenset(mine) if mine else _NO_DEPS
     # a plain topological pass; networkx only to name a cycle
     order, dependents = _topological_order(deps)
     if len(order) < len(deps):
         problems.append(f"dependency cycle: {_name_cycle(deps)}")
     if check_arguments:
-        for s in plan.subtasks:
-            if s.action in actions:
-                action = actions.get(s.action)
-                if s.id not in with_references:
-                    accepts = getattr(action, "accepts_arguments", None)
-                    if accepts is not None and accepts(s.arguments):
-                        continue  # the action's own validator accepts them
-                checks = _checks(action.spec.input_schema)
-                if s.id in with_references and _literal_parts_valid(s.arguments, checks):
-                    continue  # every literal part is valid (references are checked later)
-                problems.extend(_argument_problems(s, checks.strict))
+        problems.extend(_arguments_problems(subtasks, actions, with_references))
     if problems:
         raise PlanValidationError(problems)
     return ValidatedPlan(
         plan=plan,
-        deps={k: frozenset(v) for k, v in deps.items()},
+        deps=deps,
         order=order,
-        by_id={s.id: s for s in plan.subtasks},
+        by_id=dict(zip(ids, subtasks, strict=True)),
         dependents={k: tuple(v) for k, v in dependents.items()},
         referencing=frozenset(with_references),
     )
+
+
+_NO_DEPS: frozenset[str] = frozenset()
+
+
+def _arguments_problems(
+    subtasks: Iterable[Subtask], actions: ActionSet, with_references: Collection[str]
+) -> list[str]:
+    """The literal arguments' problems (each action's validator looked up once)."""
+    problems: list[str] = []
+    accepts_of: dict[str, Callable[[dict[str, Any]], bool] | None] = {}
+    checks_of: dict[str, _Checks] = {}
+    for s in subtasks:
+        name = s.action
+        if name not in actions:
+            continue  # reported above
+        if s.id not in with_references:
+            if name in accepts_of:
+                accepts = accepts_of[name]
+            else:
+                accepts = accepts_of[name] = getattr(actions.get(name), "accepts_arguments", None)
+            if accepts is not None and accepts(s.arguments):
+                continue  # the action's own validator accepts them
+        checks = checks_of.get(name)
+        if checks is None:
+            checks = checks_of[name] = _checks(actions.get(name).spec.input_schema)
+        if s.id in with_references and _literal_parts_valid(s.arguments, checks):
+            continue  # every literal part is valid (references are checked later)
+        problems.extend(_argument_problems(s, checks.strict))
+    return problems
 
 
 class _KnownIds:
@@ -260,11 +292,11 @@ def _literal_parts_valid(arguments: dict[str, JsonValue], checks: _Checks) -> bo
     if not checks.local:
         return False
     referenced = frozenset(k for k, v in arguments.items() if is_reference(v))
-    literal = {k: v for k, v in arguments.items() if k not in referenced}
-    if not literal and checks.schema.get("type", "object") == "object":
+    if len(referenced) == len(arguments) and checks.schema.get("type", "object") == "object":
         # only local keywords: an empty object is valid iff nothing else is required
         required = checks.schema.get("required", ())
         return isinstance(required, list) and referenced.issuperset(required)
+    literal = {k: v for k, v in arguments.items() if k not in referenced}
     return bool(checks.without(referenced).is_valid(literal))
 
 

@@ -42,7 +42,7 @@ class Action(Protocol):
     async def invoke(self, call: ActionCall, context: ActionContext) -> ActionResult: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ActionContext:
     """What an invocation may use from its run: ids, the event sink, the shared budget,
     the run's model selector (router) and the actions it may call. ``stop`` is the
@@ -75,29 +75,33 @@ class ActionContext:
     def child(self, call: ActionCall, emit: EventSink | None = None) -> ActionContext:
         """The context for ``call``, made from inside the invocation owning this context
         (``emit``: its event sink instead of this context's)."""
-        # Spelled out rather than ``dataclasses.replace`` (one per attempt: replace
-        # introspects the fields each time, at twice the cost).
-        return type(self)(
-            run_id=self.run_id,
-            emit=self.emit if emit is None else emit,
-            budget=self.budget,
-            model_selector=self.model_selector,
-            subtask_id=call.subtask_id or self.subtask_id,
-            call_id=call.call_id,
-            depth=self.depth + 1,
-            deadline=_earliest(self.deadline, call.deadline),
-            capture_content=self.capture_content,
-            stop=self.stop,
-            deltas=self.deltas,
-            extras=self.extras,
-            approvals=self.approvals,
-            pace=self.pace,
+        # One per attempt: a copy of this context's fields (its ``__dict__``) with the
+        # call's own, rather than ``__init__``, which sets each field of a frozen
+        # dataclass through ``object.__setattr__`` (three times the cost).
+        fields = self.__dict__
+        context = _new(type(self))
+        _set(
+            context,
+            "__dict__",
+            {
+                **fields,
+                "emit": fields["emit"] if emit is None else emit,
+                "subtask_id": call.subtask_id or fields["subtask_id"],
+                "call_id": call.call_id,
+                "depth": fields["depth"] + 1,
+                "deadline": _earliest(fields["deadline"], call.deadline),
+            },
         )
+        return context
 
     def time_left(self) -> float | None:
         if self.deadline is None:
             return None
         return self.deadline - time.time()
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:

@@ -487,6 +487,7 @@ _ID_FIELDS = frozenset(
 
 
 _SCALARS = frozenset({int, float, bool, type(None), Decimal})
+_EMPTY = frozenset({dict, list})  # an empty one holds no string: not walked
 
 
 def _payload_strings(value: Any, out: list[str]) -> None:
@@ -495,11 +496,12 @@ def _payload_strings(value: Any, out: list[str]) -> None:
         out.append(value)
     elif kind in _SCALARS:
         return
-    elif isinstance(value, BaseModel):
+    elif kind is not dict and kind is not list and isinstance(value, BaseModel):
         for key, item in value.__dict__.items():
-            if key not in _ID_FIELDS and type(item) not in _SCALARS:
+            kind = type(item)
+            if key not in _ID_FIELDS and kind not in _SCALARS and (kind not in _EMPTY or item):
                 _payload_strings(item, out)
-    elif isinstance(value, Mapping):
+    elif kind is dict or isinstance(value, Mapping):  # no abstract-class check for a dict
         for key, item in value.items():
             out.append(str(key))
             if type(item) not in _SCALARS:

@@ -86,6 +86,10 @@ class FunctionTool:
         )
         ret = hints.get("return", Any)
         self._output_adapter: TypeAdapter[Any] = TypeAdapter(ret)
+        # Compiled once: called straight, without the per-call wrappers of
+        # ``model_validate``/``dump_python`` (the same validator and serializer).
+        self._validate = self._input_model.__pydantic_validator__.validate_python
+        self._dump = self._output_adapter.serializer.to_python
         summary = "\n\n".join(p for p in (doc.short_description, doc.long_description) if p)
         output_schema: dict[str, Any] | None = None
         if ret is not Any:
@@ -131,7 +135,7 @@ class FunctionTool:
     async def invoke(self, call: ActionCall, context: ActionContext) -> ActionResult:
         started = time.time()
         try:
-            parsed = self._input_model.model_validate(call.arguments)
+            parsed = self._validate(call.arguments)
         except ValidationError as exc:
             return ActionResult.failure(
                 call,
@@ -140,15 +144,15 @@ class FunctionTool:
                 _short_errors(self._spec.name, exc),
                 started_at=started,
             )
-        kwargs = dict(parsed.__dict__)  # the fields (extra="forbid": nothing else)
+        kwargs: dict[str, Any] = parsed.__dict__  # the fields (extra="forbid": nothing else)
         if self._context_param is not None:
-            kwargs[self._context_param] = context
+            kwargs = {**kwargs, self._context_param: context}
         try:
             if self._is_async:
                 value = await cast("Callable[..., Awaitable[Any]]", self.func)(**kwargs)
             else:
                 value = await run_in_daemon_thread(functools.partial(self.func, **kwargs))
-            output = self._output_adapter.dump_python(value, mode="json")
+            output = self._dump(value, mode="json")
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as exc:
@@ -162,7 +166,7 @@ class FunctionTool:
         """Whether ``invoke`` would accept these arguments (a fast check that plan
         validation uses before falling back to JSON Schema for the error messages)."""
         try:
-            self._input_model.model_validate(arguments)
+            self._validate(arguments)
         except ValidationError:
             return False
         return True
