@@ -7,6 +7,7 @@ over the rounds are printed side by side.
 
     python benchmarks/ab_checkouts.py /work/main . --rounds 3 -- \\
         benchmarks/engine_overhead.py --repeats 5
+    python benchmarks/ab_checkouts.py /work/main . -- benchmarks/engine_overhead.py --store
 """
 
 from __future__ import annotations

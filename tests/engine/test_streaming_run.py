@@ -63,11 +63,12 @@ async def test_ten_branches_stream_and_rebuild_by_subtask_id() -> None:
         sid = f"b{n}"
         assert streamed.subtasks[sid].output == branch_text(n)
         assert texts.text(sid) == streamed.subtasks[sid].output
-    # the branches streamed at once: their deltas interleave
+    # the branches streamed at once: their deltas interleave (one branch after another
+    # would switch branches BRANCHES - 1 times; a loaded machine may start some branches
+    # late, so not every branch need overlap every other)
     order = [d.subtask_id for d in deltas]
-    firsts = sorted(order.index(f"b{n}") for n in range(BRANCHES))
-    lasts = sorted(len(order) - 1 - order[::-1].index(f"b{n}") for n in range(BRANCHES))
-    assert firsts[-1] < lasts[0]
+    switches = sum(a != b for a, b in zip(order, order[1:], strict=False))
+    assert switches > 2 * BRANCHES, order
     # cost and tokens identical with streaming on and off
     assert streamed.cost_usd == plain.cost_usd > 0
     assert streamed.usage == plain.usage
