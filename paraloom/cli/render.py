@@ -15,9 +15,9 @@ from rich.text import Text
 
 from paraloom.cli.output import RunOutput
 from paraloom.cli.progress import RunView, money
-from paraloom.config.projection import Projection
 
 if TYPE_CHECKING:
+    from paraloom.config.projection import Projection  # it imports the agents and models
     from paraloom.store.models import RunInfo, RunSummary
 
 __all__ = ["print_output", "print_projection", "print_result", "print_run", "print_runs"]
