@@ -111,3 +111,14 @@ def test_a_command_line_builds_only_the_command_it_names(monkeypatch: pytest.Mon
         main(["validate", "--help"])
     assert done.value.code == 0
     assert set(read) == {"validate", "_each_command"}
+
+
+@pytest.mark.timeout(300)
+def test_a_recorded_run_without_scopes_imports_no_ledger(tmp_path: Path) -> None:
+    """``paraloom.store`` imports its names on first use: the run store, not the ledger
+    of budget scopes (its SQLite and PostgreSQL modules) that a run without scopes skips."""
+    store = tmp_path / "runs.sqlite"
+    text, modules = probe("run", str(EXAMPLE), "--json", "--store", str(store), cwd=tmp_path)
+    assert '"status": "ok"' in text and store.is_file()
+    assert "paraloom.store.store" in modules
+    assert loaded_of(modules, ("paraloom.store.ledger", "paraloom.store.ledger_sql")) == []
