@@ -46,9 +46,13 @@ NOT_FOR_PLAIN_TOOLS = (
     "paraloom.config.pool",
     "paraloom.config.projection",
     "paraloom.orchestrator.llm_planner",
+    "rich.table",
+    "rich.panel",
+    "rich.json",
 )
 """The LLM, HTTP and retry machinery: a file of python tools only (no models, agents,
-LLM planners, HTTP tools or retries) needs none of it."""
+LLM planners, HTTP tools or retries) needs none of it; nor does a --json result need
+rich's tables, panels and JSON views."""
 
 
 def loaded_of(modules: set[str], names: tuple[str, ...]) -> list[str]:
