@@ -16,7 +16,7 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextvars import ContextVar
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -53,8 +53,73 @@ EXIT_WAITING = 5
 EXIT_INTERRUPTED = 130
 
 
+def _typer_command(registration: Any) -> Any:
+    """The click command of one typer registration (``@app.command()``: a ``CommandInfo``;
+    ``app.add_typer``: a ``TyperInfo``), built as typer builds it within its app."""
+    holder = typer.Typer(add_completion=False)
+    if isinstance(registration, typer.models.TyperInfo):
+        holder.registered_groups.append(registration)
+        group = typer.main.get_command(holder)
+        assert isinstance(group, TyperGroup) and registration.name is not None
+        return group.commands[registration.name]
+    holder.registered_commands.append(registration)  # one command: built on its own
+    return typer.main.get_command(holder)
+
+
+def _typer_name(registration: Any) -> str:
+    if isinstance(registration, typer.models.TyperInfo):
+        assert isinstance(registration.name, str), "sub-apps are added with a name"
+        return registration.name
+    return registration.name or typer.main.get_command_name(registration.callback.__name__)
+
+
+class _Deferred:
+    """A command not built yet: its typer registration."""
+
+    __slots__ = ("registration",)
+
+    def __init__(self, registration: Any) -> None:
+        self.registration = registration
+
+
+class _DeferredCommands(MutableMapping[str, Any]):
+    """Click commands by name, in registration order; a deferred one is built from its
+    typer registration when first looked up (``in`` and listing the names build none)."""
+
+    def __init__(self, deferred: Iterable[Any], built: Mapping[str, Any]) -> None:
+        self._entries: dict[str, Any] = {_typer_name(r): _Deferred(r) for r in deferred}
+        self._entries.update(built)
+
+    def __getitem__(self, name: str) -> Any:
+        entry = self._entries[name]
+        if isinstance(entry, _Deferred):
+            entry = self._entries[name] = _typer_command(entry.registration)
+        return entry
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._entries[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class _LazyGroups(TyperGroup):
-    """The top-level command group, with sub-apps imported only when invoked.
+    """The top-level command group: each command is built when first looked up, sub-apps
+    are imported only when invoked.
+
+    typer builds a command's click object from its function's signature and type hints
+    (~30 ms for all of paraloom's commands, at every start): the commands registered on
+    ``app`` are moved to ``DEFERRED`` (at the end of this module) and built when looked
+    up, so ``paraloom validate`` builds ``validate`` alone (``--help`` builds them all).
 
     ``paraloom router …`` needs scikit-learn and scipy (seconds to import): listing it in
     ``paraloom --help`` shows a stand-in with its help text; the real group is imported
@@ -64,9 +129,15 @@ class _LazyGroups(TyperGroup):
     LAZY: ClassVar[dict[str, tuple[str, str]]] = {
         "router": ("paraloom.routing.cli:router_app", "Train and evaluate routers."),
     }
+    DEFERRED: ClassVar[list[Any]] = []
+    """typer registrations (``CommandInfo``, and ``TyperInfo`` of sub-apps), in order."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = _DeferredCommands(self.DEFERRED, self.commands)
 
     def list_commands(self, ctx: Any) -> list[str]:
-        listed = super().list_commands(ctx)
+        listed = list(self.commands)
         return [*listed, *(name for name in self.LAZY if name not in listed)]
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
@@ -86,9 +157,7 @@ class _LazyGroups(TyperGroup):
                 raise TypeError(f"{target} is not a typer app")
             holder = typer.Typer(add_completion=False)  # mounted as add_typer would
             holder.add_typer(sub_app, name=name, help=help_text)
-            group = typer.main.get_command(holder)
-            assert isinstance(group, TyperGroup)
-            self.add_command(group.commands[name], name)
+            self.add_command(_typer_command(holder.registered_groups[0]), name)
         return super().resolve_command(ctx, args)
 
 
@@ -327,3 +396,9 @@ from paraloom.cli.runs import (  # noqa: E402
 from paraloom.cli.mcp_serve import mcp_app as mcp_app, mcp_serve as mcp_serve  # noqa: E402
 from paraloom.cli.budget import budget_app as budget_app  # noqa: E402
 # isort: on
+
+# Built when a command line names them (see _LazyGroups): typer would build every
+# command registered on ``app`` whenever it runs.
+_LazyGroups.DEFERRED.extend([*app.registered_commands, *app.registered_groups])
+app.registered_commands.clear()
+app.registered_groups.clear()

@@ -16,10 +16,9 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from paraloom.protocols.events import (
@@ -38,6 +37,10 @@ from paraloom.protocols.events import (
     SubtaskSkipped,
     SubtaskStarted,
 )
+
+if TYPE_CHECKING:
+    from rich.table import Table  # drawn for a terminal only: imported by table()
+
 
 __all__ = ["ProgressLines", "RunView", "money"]
 
@@ -227,6 +230,8 @@ class RunView:
         with self._lock:
             rows = [replace(r, models=list(r.models)) for r in self._rows.values()]
         llm = any(r.calls or r.models for r in rows)
+        from rich.table import Table
+
         table = Table(title=title, expand=False, show_lines=False)
         table.add_column("subtask", no_wrap=True)
         table.add_column("action")

@@ -1,4 +1,5 @@
-"""Terminal rendering of results, projections and stored runs (rich)."""
+"""Terminal rendering of results, projections and stored runs (rich). Tables, panels and
+JSON views are imported by the functions that draw them: ``run --json`` draws none."""
 
 from __future__ import annotations
 
@@ -8,16 +9,13 @@ from typing import TYPE_CHECKING
 
 from pydantic import JsonValue
 from rich.console import Console
-from rich.json import JSON
-from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from paraloom.cli.output import RunOutput
 from paraloom.cli.progress import RunView, money
-from paraloom.config.projection import Projection
 
 if TYPE_CHECKING:
+    from paraloom.config.projection import Projection  # it imports the agents and models
     from paraloom.store.models import RunInfo, RunSummary
 
 __all__ = ["print_output", "print_projection", "print_result", "print_run", "print_runs"]
@@ -49,6 +47,8 @@ def _cut(text: str) -> tuple[str, str | None]:
 
 def _text_panel(console: Console, text: str, title: str) -> None:
     shown, note = _cut(text)
+    from rich.panel import Panel
+
     console.print(Panel(Text(shown), title=title, expand=False))
     if note:
         console.print(Text(note, style="dim"))
@@ -57,6 +57,8 @@ def _text_panel(console: Console, text: str, title: str) -> None:
 def _json(console: Console, value: JsonValue) -> None:
     shown, note = _cut(json.dumps(value, default=str))
     if note is None:
+        from rich.json import JSON
+
         console.print(JSON(shown))
     else:  # a cut document is no longer JSON: show it as plain text
         console.print(Text(shown))
@@ -111,6 +113,8 @@ def print_result(console: Console, view: RunView, out: RunOutput) -> None:
 
 
 def print_projection(console: Console, p: Projection) -> None:
+    from rich.table import Table
+
     table = Table(title=f"PROJECTION of workflow {p.workflow!r} — no model was called")
     table.add_column("step")
     table.add_column("model")
@@ -172,6 +176,8 @@ def print_runs(console: Console, runs: list[RunInfo], *, status: str | None = No
     if not runs:
         console.print(f"no runs with status {status}" if status else "no runs recorded yet")
         return
+    from rich.table import Table
+
     table = Table(title="runs (newest first)")
     table.add_column("run", no_wrap=True)
     for col in (
@@ -214,6 +220,8 @@ def print_run(console: Console, s: RunSummary) -> None:
     )
     if s.source:
         console.print(Text(f"source {s.source}", style="dim"))
+    from rich.table import Table
+
     table = Table(title="subtasks")
     for col in ("subtask", "round", "action", "status", "executions", "reused", "cost", "time"):
         table.add_column(col)
@@ -263,6 +271,8 @@ def print_run(console: Console, s: RunSummary) -> None:
 
 
 def _print_approvals(console: Console, s: RunSummary) -> None:
+    from rich.table import Table
+
     table = Table(title="approvals")
     for col in ("approval", "action", "arguments", "decision", "by", "reason", "waited"):
         table.add_column(col)

@@ -16,11 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import JsonValue
 
-from paraloom.agents.llm_agent import LLMAgent
 from paraloom.config.errors import ConfigError, ConfigProblem
 from paraloom.config.executor import ExecutorKind, build_executor
 from paraloom.config.load import LoadedConfig
@@ -34,13 +33,10 @@ from paraloom.config.needs import (
     needs_of,
     planner_name,
 )
-from paraloom.config.pool import build_pool
 from paraloom.config.schema import ParaloomConfig, WorkflowConfig
 from paraloom.config.selector import PerAgentSelector, build_router
 from paraloom.config.tools import build_tool, tool_groups
-from paraloom.models.pool import ModelPool
 from paraloom.orchestrator.errors import PlanValidationError
-from paraloom.orchestrator.llm_planner import LLMPlanner
 from paraloom.orchestrator.orchestrator import Orchestrator
 from paraloom.orchestrator.planner import Planner, StaticPlanner
 from paraloom.orchestrator.validation import validate_plan
@@ -54,6 +50,12 @@ from paraloom.runtime.redact import register_secrets_of
 from paraloom.runtime.scopes import ScopedBudget, ScopeLedger
 from paraloom.runtime.selection import ModelSelector
 from paraloom.tools.actionset import ActionSet
+
+# What only models, agents and LLM planners need (the model clients, the agent loop, the
+# planner's prompts) is imported where those are built: a file without them (and
+# ``paraloom validate`` of it) does not import them.
+if TYPE_CHECKING:
+    from paraloom.models.pool import ModelPool
 
 __all__ = [
     "Needs",
@@ -240,7 +242,11 @@ def _place(
 async def _build(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> _Built:
     config = loaded.config
     register_secrets_of(config)  # every credential of the file, before anything can fail
-    pool = build_pool(loaded, needs, stack) if needs.models else None
+    pool: ModelPool | None = None
+    if needs.models:
+        from paraloom.config.pool import build_pool
+
+        pool = build_pool(loaded, needs, stack)
     built: dict[str, Action] = {}
     for tool_name in sorted(needs.tools):
         for action in await build_tool(loaded, tool_name, config.tools[tool_name], stack):
@@ -260,6 +266,8 @@ async def _build(loaded: LoadedConfig, needs: Needs, stack: AsyncExitStack) -> _
             assert pool is not None
             if a.model is not None and not a.router:
                 pinned[node] = a.model
+            from paraloom.agents.llm_agent import LLMAgent
+
             built[node] = LLMAgent(
                 node,
                 instructions=a.instructions,
@@ -387,6 +395,8 @@ def _planner(
         pname = planner_name(name)
         if wf.model is not None and not wf.router:
             pinned[pname] = wf.model
+        from paraloom.orchestrator.llm_planner import LLMPlanner
+
         return LLMPlanner(pool, wf.model or pool.names[0], name=pname, guidance=wf.guidance)
     plan = Plan(subtasks=tuple(wf.subtasks), rationale=wf.description)
     try:

@@ -15,7 +15,6 @@ from paraloom.config.errors import ConfigProblem
 from paraloom.config.executor import check_executor
 from paraloom.config.schema import ParaloomConfig, WorkflowConfig
 from paraloom.config.source import DataPath, SourceMap
-from paraloom.models.cascade import cascade_name
 from paraloom.orchestrator.references import find_references, parse_reference
 from paraloom.runtime.dag import Digraph
 
@@ -96,6 +95,10 @@ class _Checker:
                 self.add(("models", name), f"invalid model name {name!r}")
 
     def cascades(self) -> None:
+        if not self.config.cascades:
+            return
+        from paraloom.models.cascade import cascade_name  # the model clients: when used
+
         models = self.config.models
         seen: dict[str, int] = {}
         for i, c in enumerate(self.config.cascades):

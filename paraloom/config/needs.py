@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from paraloom.config.errors import ConfigError
 from paraloom.config.load import LoadedConfig
 from paraloom.config.schema import ParaloomConfig
-from paraloom.models.cascade import cascade_descriptor
 from paraloom.protocols.messages import ModelDescriptor
 
 __all__ = [
@@ -135,6 +134,8 @@ def model_descriptors(config: ParaloomConfig) -> dict[str, ModelDescriptor]:
         for name, m in config.models.items()
     }
     for c in config.cascades:
+        from paraloom.models.cascade import cascade_descriptor  # the model clients: when used
+
         out[c.pool_name] = cascade_descriptor(
             [out[p] for p in c.probes], out[c.escalate], name=c.pool_name
         )

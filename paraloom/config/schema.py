@@ -41,10 +41,9 @@ from pydantic import (
 )
 
 from paraloom.config.executor import ExecutorConfig
-from paraloom.models.cascade import cascade_name
 from paraloom.protocols.plan import FailurePolicy, Subtask
 from paraloom.runtime.scopes import validate_scope_key
-from paraloom.tools.http import HttpToolConfig
+from paraloom.tools.http_config import HttpToolConfig
 from paraloom.tools.mcp_config import MCPServerConfig
 
 __all__ = [
@@ -181,7 +180,11 @@ class CascadeConfig(BaseModel):
 
     @property
     def pool_name(self) -> str:
-        return self.name or cascade_name(self.probes, self.escalate)
+        if self.name is not None:
+            return self.name
+        from paraloom.models.cascade import cascade_name  # the model clients: when used
+
+        return cascade_name(self.probes, self.escalate)
 
 
 class RouterConfig(BaseModel):

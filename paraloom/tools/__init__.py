@@ -13,7 +13,8 @@ from paraloom._lazy import lazy_package
 if TYPE_CHECKING:
     from paraloom.tools.actionset import ActionSet, UnknownActionError
     from paraloom.tools.function import FunctionTool, RetryableError, tool
-    from paraloom.tools.http import HttpTool, HttpToolConfig
+    from paraloom.tools.http import HttpTool
+    from paraloom.tools.http_config import HttpToolConfig
     from paraloom.tools.mcp_config import MCPServerConfig, MCPToolOptions
     from paraloom.tools.openapi import OpenAPIToolsConfig, http_tools_from_openapi
     from paraloom.tools.wrappers import (
@@ -35,7 +36,8 @@ lazy_package(
     {
         "actionset": ("ActionSet", "UnknownActionError"),
         "function": ("FunctionTool", "RetryableError", "tool"),
-        "http": ("HttpTool", "HttpToolConfig"),
+        "http": ("HttpTool",),
+        "http_config": ("HttpToolConfig",),
         "mcp_config": ("MCPServerConfig", "MCPToolOptions"),
         "openapi": ("OpenAPIToolsConfig", "http_tools_from_openapi"),
         "wrappers": (

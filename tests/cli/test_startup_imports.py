@@ -33,3 +33,96 @@ def test_router_commands_load_when_invoked() -> None:
     assert "paraloom.routing.cli" in modules
     assert all(command in text for command in ("train", "eval", "ope"))
     assert "--install-completion" not in text  # mounted like add_typer did
+
+
+EXAMPLE = ROOT / "examples" / "data_pipeline.yaml"
+
+NOT_FOR_PLAIN_TOOLS = (
+    "httpx",
+    "tenacity",
+    "paraloom.agents",
+    "paraloom.models",
+    "paraloom.tools.http",
+    "paraloom.config.pool",
+    "paraloom.config.projection",
+    "paraloom.orchestrator.llm_planner",
+    "rich.table",
+    "rich.panel",
+    "rich.json",
+)
+"""The LLM, HTTP and retry machinery: a file of python tools only (no models, agents,
+LLM planners, HTTP tools or retries) needs none of it; nor does a --json result need
+rich's tables, panels and JSON views."""
+
+
+def loaded_of(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(n for n in names if any(m == n or m.startswith(n + ".") for m in modules))
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    "args",
+    [("validate", str(EXAMPLE)), ("run", str(EXAMPLE), "--no-store", "--json")],
+    ids=["validate", "run"],
+)
+def test_a_file_of_python_tools_imports_no_llm_http_or_retry_machinery(
+    args: tuple[str, ...],
+) -> None:
+    text, modules = run_cli_in_probe(*args)
+    assert "sales_report" in text or '"status": "ok"' in text
+    assert loaded_of(modules, NOT_FOR_PLAIN_TOOLS) == []
+
+
+@pytest.mark.timeout(300)
+def test_a_file_with_an_agent_still_imports_the_agent_machinery(tmp_path: Path) -> None:
+    """The imports moved into the builders still happen when a file needs them."""
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "version: 1\n"
+        "models:\n"
+        "  m: {provider: openai, model_id: gpt-4o-mini, input_price_per_m: 1,"
+        " output_price_per_m: 2}\n"
+        "agents:\n"
+        "  writer: {model: m, instructions: Write.}\n"
+        "workflows:\n"
+        "  main:\n"
+        "    subtasks:\n"
+        "      - {id: w, action: writer, arguments: {task: hi}}\n",
+        encoding="utf-8",
+    )
+    text, modules = probe("validate", str(flow), cwd=tmp_path)
+    assert text.startswith("ok ")
+    assert "paraloom.agents.llm_agent" in modules and "paraloom.config.pool" in modules
+
+
+@pytest.mark.timeout(300)
+def test_a_command_line_builds_only_the_command_it_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """typer reads a command's signature and type hints to build it (~30 ms for all of
+    them): ``paraloom validate`` builds ``validate`` (and the group's callback) only."""
+    import typer.main
+
+    from paraloom.cli import main
+
+    read: list[str] = []
+    real = typer.main.get_params_from_function
+
+    def spy(func: object) -> object:
+        read.append(getattr(func, "__name__", "?"))
+        return real(func)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(typer.main, "get_params_from_function", spy)
+    with pytest.raises(SystemExit) as done:
+        main(["validate", "--help"])
+    assert done.value.code == 0
+    assert set(read) == {"validate", "_each_command"}
+
+
+@pytest.mark.timeout(300)
+def test_a_recorded_run_without_scopes_imports_no_ledger(tmp_path: Path) -> None:
+    """``paraloom.store`` imports its names on first use: the run store, not the ledger
+    of budget scopes (its SQLite and PostgreSQL modules) that a run without scopes skips."""
+    store = tmp_path / "runs.sqlite"
+    text, modules = probe("run", str(EXAMPLE), "--json", "--store", str(store), cwd=tmp_path)
+    assert '"status": "ok"' in text and store.is_file()
+    assert "paraloom.store.store" in modules
+    assert loaded_of(modules, ("paraloom.store.ledger", "paraloom.store.ledger_sql")) == []

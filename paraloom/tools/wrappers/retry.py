@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import anyio
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_result,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from paraloom.protocols.actions import ActionCall, ActionResult, ActionStatus
 from paraloom.protocols.plan import FailurePolicy
 from paraloom.runtime.context import Action, ActionContext
 from paraloom.tools.wrappers.base import WrapperAction
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 __all__ = ["RetryAction", "retry_attempts", "with_retry"]
 
@@ -33,6 +30,8 @@ async def retry_attempts(
     ``policy.retry_on`` or ``policy.retries`` extra attempts are spent; returns the last."""
     if policy.retries == 0:
         return await attempt(1)
+    # tenacity on first use: a run without retries does not import it
+    from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential_jitter
 
     def before_sleep(state: RetryCallState) -> None:
         if on_retry is not None and state.outcome is not None and state.next_action is not None:
