@@ -427,7 +427,7 @@ def _to_result(tool: FunctionTool, call: ActionCall, outcome: Any, started: floa
         result.error = error
         return result
     try:
-        output = tool.output_adapter.dump_python(outcome, mode="json")
+        output = tool.dump_output(outcome)
     except Exception as exc:
         return ActionResult.from_exception(call, "error", exc, started_at=started)
     # ``output`` was just dumped to JSON by pydantic: no need to validate it again

@@ -152,7 +152,7 @@ class FunctionTool:
                 value = await cast("Callable[..., Awaitable[Any]]", self.func)(**kwargs)
             else:
                 value = await run_in_daemon_thread(functools.partial(self.func, **kwargs))
-            output = self._dump(value, mode="json")
+            output = self.dump_output(value)
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as exc:
@@ -161,6 +161,12 @@ class FunctionTool:
             return _contained_exit(call, exc, started)
         # ``output`` was just dumped to JSON by pydantic: no need to validate it again.
         return ActionResult.success(call, output, started_at=started, trusted=True)
+
+    def dump_output(self, value: Any) -> Any:
+        """The function's return value as JSON data (how :meth:`invoke` and the executors
+        that run the function elsewhere turn it into a result's output; one place, so a
+        value that cannot be dumped fails alike everywhere)."""
+        return self._dump(value, mode="json")
 
     def accepts_arguments(self, arguments: dict[str, Any]) -> bool:
         """Whether ``invoke`` would accept these arguments (a fast check that plan
