@@ -4,6 +4,7 @@ rebuilt from the run's delta events, by subtask id."""
 from __future__ import annotations
 
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from branches import BRANCHES, ten_writers, topic_of
@@ -67,7 +68,7 @@ async def test_ten_branches_stream_and_rebuild_by_subtask_id() -> None:
     # would switch branches BRANCHES - 1 times; a loaded machine may start some branches
     # late, so not every branch need overlap every other)
     order = [d.subtask_id for d in deltas]
-    switches = sum(a != b for a, b in zip(order, order[1:], strict=False))
+    switches = sum(a != b for a, b in pairwise(order))
     assert switches > 2 * BRANCHES, order
     # cost and tokens identical with streaming on and off
     assert streamed.cost_usd == plain.cost_usd > 0
