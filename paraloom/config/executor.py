@@ -50,7 +50,7 @@ ExecutorKind = Literal["local", "ray"]
 EXECUTOR_KINDS: tuple[ExecutorKind, ...] = ("local", "ray")
 RAY_EXTRA_HINT = 'Ray is not installed; install the extra with: pip install "paraloom[ray]"'
 
-_Strict = ConfigDict(extra="forbid")
+_Strict = ConfigDict(extra="forbid", defer_build=True)
 _ADDRESS = re.compile(r"^(auto|local|ray://[^\s/]+(:\d+)?|[A-Za-z0-9.\-\[\]:]+:\d+)$")
 _RAY_FIELDS = ("address", "num_cpus", "task_options", "action_options")
 
