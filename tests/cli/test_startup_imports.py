@@ -126,3 +126,28 @@ def test_a_recorded_run_without_scopes_imports_no_ledger(tmp_path: Path) -> None
     assert '"status": "ok"' in text and store.is_file()
     assert "paraloom.store.store" in modules
     assert loaded_of(modules, ("paraloom.store.ledger", "paraloom.store.ledger_sql")) == []
+
+
+@pytest.mark.timeout(120)
+def test_importing_the_cli_builds_no_model() -> None:
+    """Every paraloom model defers its pydantic build to first use (``defer_build``):
+    importing what ``run`` and ``validate`` import builds none of them (each eager build
+    costs every CLI start milliseconds)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import paraloom.cli.app, paraloom.cli.execute, paraloom.cli.inputs, "
+        "paraloom.cli.events_out, paraloom.config.build, paraloom.config.load\n"
+        "from pydantic import BaseModel\n"
+        "def subs(c):\n"
+        "    for s in c.__subclasses__():\n"
+        "        yield s\n"
+        "        yield from subs(s)\n"
+        "print(sorted({f'{m.__module__}.{m.__qualname__}' for m in subs(BaseModel)\n"
+        "    if m.__module__.startswith('paraloom') and m.__pydantic_complete__}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
