@@ -37,7 +37,7 @@ class RunNotFoundError(LookupError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class RunInfo(_Model):

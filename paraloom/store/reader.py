@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -29,7 +30,13 @@ from paraloom.store.schema import StoreError
 
 __all__ = ["get_run", "list_runs", "llm_cost", "read_events", "resolve_run_id", "resume_state"]
 
-_EVENT = TypeAdapter[Event](Event)
+
+@functools.cache
+def _event_adapter() -> TypeAdapter[Event]:
+    """Built on first use (the union of every event type: milliseconds to build, which
+    a run that records without reading back never pays)."""
+    return TypeAdapter[Event](Event)
+
 
 _Column = tuple[str, str, Callable[[Any], Any] | None]
 """(SQL expression, record field, conversion of the stored value or None to keep it)."""
@@ -354,7 +361,7 @@ def read_events(conn: Db, run_id: str) -> list[Event]:
     out: list[Event] = []
     for row_id, data in rows:
         try:
-            out.append(_EVENT.validate_json(data))
+            out.append(_event_adapter().validate_json(data))
         except ValidationError as exc:
             raise StoreError(
                 f"event #{row_id} of run {run_id} is not a valid event: {exc}"

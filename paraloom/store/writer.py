@@ -50,8 +50,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-import tenacity
-
 from paraloom.protocols.actions import ActionCall, new_id
 from paraloom.protocols.events import (
     Event,
@@ -354,6 +352,8 @@ class EventWriter:
         if not transient:
             self._send(records)
             return
+        import tenacity  # only a backend with transient errors (PostgreSQL) retries
+
         for attempt in tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(transient),
             stop=tenacity.stop_after_attempt(5),
@@ -399,6 +399,8 @@ class EventWriter:
         if not window:
             work()
             return
+        import tenacity  # only a backend that reconnects (PostgreSQL)
+
         for attempt in tenacity.Retrying(
             retry=tenacity.retry_if_exception(lambda _: self._conn.lost),
             stop=tenacity.stop_after_delay(window),

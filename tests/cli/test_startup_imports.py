@@ -120,12 +120,14 @@ def test_a_command_line_builds_only_the_command_it_names(monkeypatch: pytest.Mon
 @pytest.mark.timeout(300)
 def test_a_recorded_run_without_scopes_imports_no_ledger(tmp_path: Path) -> None:
     """``paraloom.store`` imports its names on first use: the run store, not the ledger
-    of budget scopes (its SQLite and PostgreSQL modules) that a run without scopes skips."""
+    of budget scopes (its SQLite and PostgreSQL modules) that a run without scopes skips,
+    nor the retry machinery only PostgreSQL's reconnecting writer uses."""
     store = tmp_path / "runs.sqlite"
     text, modules = probe("run", str(EXAMPLE), "--json", "--store", str(store), cwd=tmp_path)
     assert '"status": "ok"' in text and store.is_file()
     assert "paraloom.store.store" in modules
     assert loaded_of(modules, ("paraloom.store.ledger", "paraloom.store.ledger_sql")) == []
+    assert loaded_of(modules, ("tenacity",)) == []
 
 
 @pytest.mark.timeout(120)
@@ -138,7 +140,8 @@ def test_importing_the_cli_builds_no_model() -> None:
 
     code = (
         "import paraloom.cli.app, paraloom.cli.execute, paraloom.cli.inputs, "
-        "paraloom.cli.events_out, paraloom.config.build, paraloom.config.load\n"
+        "paraloom.cli.events_out, paraloom.config.build, paraloom.config.load, "
+        "paraloom.store.reader, paraloom.store.models\n"
         "from pydantic import BaseModel\n"
         "def subs(c):\n"
         "    for s in c.__subclasses__():\n"
