@@ -404,3 +404,47 @@ def test_a_failing_event_is_reported_and_the_rest_is_kept(store_location: str) -
             store.flush()
         store.flush()  # reported once
         assert {s.subtask_id for s in store.get_run("r").subtasks} == {"good1", "good2"}
+
+
+@tool
+async def nul_text(x: str) -> str:
+    raise ValueError(f"bad\x00byte {x}")
+
+
+@tool
+async def echo_nul(x: str) -> dict[str, str]:
+    return {"text": x + "\x00end", "key\x00": "v"}
+
+
+@pytest.mark.anyio
+async def test_nul_characters_are_recorded_exactly(
+    store: RunStore, store_location: str, request: pytest.FixtureRequest
+) -> None:
+    """A NUL character (U+0000) in a task, an output or an error message is stored and
+    read back exactly. Not yet on PostgreSQL: its json path operators refuse a
+    ``\\u0000`` escape anywhere in the event, so the event is refused (and reported)."""
+    if is_postgres_url(store_location):  # strict: passing would flag the gap as closed
+        request.applymarker(
+            pytest.mark.xfail(strict=True, reason="known gap: PostgreSQL refuses U+0000")
+        )
+    plan = Plan(
+        subtasks=(
+            Subtask(id="e", action="echo_nul", arguments={"x": "a\x00b"}),
+            Subtask(id="n", action="nul_text", arguments={"x": "z\x00"}),
+        )
+    )
+    orch = Orchestrator([echo_nul, nul_text], StaticPlanner(plan, {"from": "e.output"}))
+    result = await orch.run({"task": "t\x00"}, on_event=store.listener())
+    await store.aflush()  # raises if an event was refused
+    output = {"text": "a\x00b\x00end", "key\x00": "v"}
+    assert result.subtasks["e"].output == output
+    run = store.get_run(result.run_id)
+    assert run.task == {"task": "t\x00"}
+    records = {s.subtask_id: s for s in run.subtasks}
+    assert records["e"].result is not None and records["e"].result.output == output
+    failed = records["n"].result
+    assert failed is not None and failed.error is not None
+    assert "bad\x00byte z\x00" in failed.error.message
+    events = store.events(result.run_id)
+    assert events[0].type == "run_started" and len(events) >= 8
+    assert store.resume_state(result.run_id).results["e"].output == output
