@@ -39,7 +39,13 @@ class Reference:
 
 
 def is_reference(value: object) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("from"), str)
+    return isinstance(value, dict) and _path_of(value) is not None
+
+
+def _path_of(value: dict[str, Any]) -> str | None:
+    """The path of a reference object (``{"from": "<path>"}``), None for any other dict."""
+    path = value.get("from") if len(value) == 1 else None
+    return path if isinstance(path, str) else None
 
 
 @lru_cache(maxsize=4096)  # a plan's references are parsed when validated, then resolved
@@ -75,9 +81,9 @@ def find_references(value: JsonValue) -> Iterator[str]:
 def collect_references(value: JsonValue, found: list[str]) -> None:
     """Append every reference path inside ``value`` to ``found`` (depth-first)."""
     if isinstance(value, dict):
-        ref = value.get("from") if len(value) == 1 else None
-        if isinstance(ref, str):
-            found.append(ref)
+        path = _path_of(value)
+        if path is not None:
+            found.append(path)
             return
         for v in value.values():
             if isinstance(v, dict | list):
@@ -91,9 +97,9 @@ def collect_references(value: JsonValue, found: list[str]) -> None:
 def resolve_references(value: JsonValue, lookup: Callable[[str], JsonValue]) -> JsonValue:
     """Replace each reference object by its value; ``lookup(root)`` gives the root value."""
     if isinstance(value, dict):
-        text = value.get("from") if len(value) == 1 else None
-        if isinstance(text, str):  # a reference object (is_reference)
-            ref = parse_reference(text)
+        path = _path_of(value)
+        if path is not None:
+            ref = parse_reference(path)
             return _walk(ref, lookup(ref.root))
         return {
             k: resolve_references(v, lookup) if isinstance(v, dict | list) else v

@@ -250,7 +250,7 @@ def build_feedback(
                 "output_truncated": truncated,
                 "error": None if error is None else f"{error.type}: {error.message}",
                 "cost_usd": r.cost_usd,
-                "duration_s": max(0.0, r.ended_at - r.started_at),
+                "duration_s": r.duration_s,
             },
         )
     return StateFeedback(
