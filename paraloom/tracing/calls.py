@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind
 
 from paraloom.protocols.actions import ActionKind, ActionResult, ActionStatus, TokenUsage
@@ -22,7 +21,7 @@ from paraloom.protocols.events import (
 )
 from paraloom.tracing.attributes import GenAI, OpenInference, Paraloom
 from paraloom.tracing.metrics import GenAIMetrics
-from paraloom.tracing.spanbook import Attrs, SpanBook, context_of
+from paraloom.tracing.spanbook import Attrs, SpanBook
 from paraloom.tracing.spanstate import OK, Open, RunState, error_type_of, ns, usd
 
 __all__ = ["CallSpans"]
@@ -140,12 +139,7 @@ class CallSpans(SpanBook):
             return
         run = self._runs.get(run_id)
         top = run is not None and parent_call == run.root_call
-        ctx: Context | None
-        if top:
-            assert run is not None
-            ctx, parent_node = context_of(run), run.node_id
-        else:
-            ctx, parent_node = self._parent(run_id, parent_call)
+        ctx, parent_node = self._parent(run_id, parent_call, run)
         attrs: Attrs = {
             Paraloom.CALL_ID: call_id,
             Paraloom.ACTION_KIND: _KIND[e.kind],

@@ -14,7 +14,7 @@ from paraloom.tracing.content import ContentWriter
 from paraloom.tracing.fastspan import SpanFactory
 from paraloom.tracing.spanstate import Open, RunState, ns
 
-__all__ = ["Attrs", "SpanBook", "context_of"]
+__all__ = ["Attrs", "SpanBook"]
 
 Attrs = dict[str, AttributeValue]
 
@@ -31,15 +31,20 @@ class SpanBook:
     session_id: str | None
     user_id: str | None
 
-    def _parent(self, run_id: str, parent_call_id: str | None) -> tuple[Context | None, str]:
-        run = self._runs.get(run_id)
+    def _parent(
+        self, run_id: str, parent_call_id: str | None, run: RunState | None = None
+    ) -> tuple[Context | None, str]:
+        """The parent span's context and graph node (``run``: the run's state when the
+        caller has it at hand)."""
+        if run is None:
+            run = self._runs.get(run_id)
         if run is not None and parent_call_id == run.root_call:
-            return context_of(run), run.node_id
+            return _context(run), run.node_id
         owner = self._open.get(parent_call_id) if parent_call_id else None
         if owner is not None:
-            return context_of(owner), owner.node_id
+            return _context(owner), owner.node_id
         if run is not None:
-            return context_of(run), run.node_id
+            return _context(run), run.node_id
         return None, ""
 
     def _start(
@@ -110,7 +115,7 @@ class SpanBook:
         run.keys.clear()
 
 
-def context_of(holder: RunState | Open) -> Context:
+def _context(holder: RunState | Open) -> Context:
     """The context with ``holder``'s span current, made once per span."""
     ctx = holder.ctx
     if ctx is None:
