@@ -86,6 +86,7 @@ from paraloom.protocols.actions import (
     ErrorInfo,
 )
 from paraloom.runtime.context import Action, ActionContext
+from paraloom.runtime.limits import acquire_slot
 from paraloom.tools.function import FunctionTool, exception_status
 
 __all__ = ["INSTALL_HINT", "RayExecutor", "import_ray", "ships_to_ray"]
@@ -280,8 +281,7 @@ class RayExecutor:
         await anyio.lowlevel.checkpoint_if_cancelled()
         await self._ensure_started()
         # no scheduling point when below the limit: the wait for the task is one
-        if not self._acquire_nowait():
-            await self._in_flight.acquire()
+        await acquire_slot(self._in_flight)
         try:
             try:
                 ref = self._remote_for(action.func, call.action).remote(kwargs)
@@ -304,13 +304,6 @@ class RayExecutor:
         finally:
             self._in_flight.release()
         return _to_result(action, call, outcome, started)
-
-    def _acquire_nowait(self) -> bool:
-        try:
-            self._in_flight.acquire_nowait()
-        except anyio.WouldBlock:
-            return False
-        return True
 
     # -- lifecycle -------------------------------------------------------------------
 
