@@ -225,25 +225,40 @@ async def raw_vs_executor(
             n_chain, raw_await_chain, raw_get_chain, executor_chain, chain
         ),
     }
-    print(f"\nper task, medians of {args.repeats} interleaved runs; ratios to 'raw await'")
-    for name, sides in workloads.items():
+    print(
+        f"\nper task, medians of {args.repeats} interleaved runs: wall clock, ratio to 'raw await'"
+        ", ratio to 'raw ray.get'; then this process's CPU time (all its threads, Ray's"
+        " included: less sensitive to other load than the wall clock), ratio to 'raw ray.get'"
+    )
+    for (name, sides), n in zip(workloads.items(), (n_fan, n_chain), strict=True):
         times: dict[str, list[float]] = {side: [] for side in sides}
+        cpu: dict[str, list[float]] = {side: [] for side in sides}
         for run in sides.values():  # warm-up: export the functions, start the workers
             await run()
         for _ in range(args.repeats):
             order = list(sides)
             shuffle.shuffle(order)  # no side always runs right after the same other
             for side in order:
+                cpu_start = time.process_time()
                 times[side].append(await sides[side]())
+                cpu[side].append((time.process_time() - cpu_start) / n)
         median = {side: statistics.median(t) for side, t in times.items()}
-        raw = median["raw await"]
+        median_cpu = {side: statistics.median(t) for side, t in cpu.items()}
+        raw, get, get_cpu = median["raw await"], median["raw ray.get"], median_cpu["raw ray.get"]
         print(f"{name}:")
         for side, value in median.items():
-            print(f"  {side:<24}{value * 1e3:>9.3f} ms{value / raw:>8.2f}x")
+            used = median_cpu[side]
+            print(
+                f"  {side:<24}{value * 1e3:>9.3f} ms{value / raw:>7.2f}x{value / get:>7.2f}x"
+                f"{used * 1e3:>11.3f} ms cpu{used / get_cpu:>7.2f}x"
+            )
         # the scheduler's own cost (a run minus its executor's calls) is not the executor's
         scheduler = median["run, local"] - median["local invoke"]
         ray_part = median["run, ray"] - scheduler
-        print(f"  {'run, ray - scheduler':<24}{ray_part * 1e3:>9.3f} ms{ray_part / raw:>8.2f}x")
+        print(
+            f"  {'run, ray - scheduler':<24}{ray_part * 1e3:>9.3f} ms{ray_part / raw:>7.2f}x"
+            f"{ray_part / get:>7.2f}x"
+        )
 
 
 async def main(args: argparse.Namespace) -> None:
