@@ -50,8 +50,10 @@ def trusted_model(cls: type[M], values: dict[str, Any], fields_set: Iterable[str
     _set_dict(model, values)
     if fields_set:
         given = set(fields_set)
+    elif shared is None:
+        given = set(values)
     else:
-        given = set(values) if shared is None else shared
+        given = shared
     _set_fields_set(model, given)
     _set_extra(model, None)
     _set_private(model, None)

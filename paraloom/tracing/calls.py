@@ -216,12 +216,15 @@ class CallSpans(SpanBook):
                 node = sid
                 run.with_action.add(sid)
                 started = run.subtasks.get(sid)
-                deps = started.depends_on if started else ()
-                if deps:
-                    parent_node = deps[0]
-                attrs[_DEPENDS_ON] = deps  # a tuple: what the SDK would store
                 if started is not None:
-                    attrs[_ROUND] = started.round
+                    sf = started.__dict__
+                    deps = sf["depends_on"]
+                    attrs[_DEPENDS_ON] = deps  # a tuple: what the SDK would store
+                    attrs[_ROUND] = sf["round"]
+                    if deps:
+                        parent_node = deps[0]
+                else:
+                    attrs[_DEPENDS_ON] = ()
                 if static.tool and f["action"] in run.twins:
                     name += f" [{sid}]"  # parallel calls of one tool, told apart
         attrs[_NODE_ID] = node
@@ -251,10 +254,11 @@ class CallSpans(SpanBook):
         entry.span.add_event("paraloom.action.progress", attrs, timestamp=ns(e.ts))
 
     def _action_finished(self, e: ActionFinished) -> None:
-        entry = self._pop(e.call_id)
+        f = e.__dict__  # (see _action_started)
+        entry = self._pop(f["call_id"])
         if entry is None:
             return
-        span, r = entry.span, e.result
+        span, r = entry.span, f["result"]
         cost = r.cost_usd
         attrs: Attrs = {_ACTION_STATUS: _STATUS[r.status], _COST_USD: usd(cost) if cost else "0"}
         if r.usage:
@@ -270,7 +274,7 @@ class CallSpans(SpanBook):
             span.set_status(OK)
         else:
             self._result_status(span, r)
-        span.end(int(e.ts * 1_000_000_000))
+        span.end(int(f["ts"] * 1_000_000_000))
 
     def _result_status(self, span: Span, r: ActionResult) -> None:
         if r.status is _OK_STATUS:
