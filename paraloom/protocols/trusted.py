@@ -27,31 +27,33 @@ _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
-_UNKNOWN: Any = object()
-_SHARED: dict[type[BaseModel], set[str] | None] = {}
+_KNOWN: dict[type[BaseModel], tuple[int, set[str] | None]] = {}
 
 
-def _shareable(cls: type[BaseModel]) -> set[str] | None:
-    """The names of every field of a frozen model: one set for all its trusted instances
-    (nothing mutates a frozen model's fields set: setting a field raises, copies copy
-    it), None for other models (setting a field adds to the instance's own set)."""
-    return set(cls.__pydantic_fields__) if cls.model_config.get("frozen") else None
+def _known(cls: type[BaseModel]) -> tuple[int, set[str] | None]:
+    """How many fields ``cls`` has, and the names of every field of a frozen model: one
+    set for all its trusted instances (nothing mutates a frozen model's fields set:
+    setting a field raises, copies copy it), None for other models (setting a field
+    adds to the instance's own set). Read once per class."""
+    fields = cls.__pydantic_fields__
+    known = _KNOWN[cls] = (len(fields), set(fields) if cls.model_config.get("frozen") else None)
+    return known
 
 
 def trusted_model(cls: type[M], values: dict[str, Any], fields_set: Iterable[str] = ()) -> M:
     """An instance of ``cls`` holding ``values`` (every field of ``cls``, already valid),
     as if built by ``cls(**given)`` where ``given`` names ``fields_set`` (the fields
     ``model_dump(exclude_unset=True)`` keeps; all of them when empty)."""
-    assert len(values) == len(cls.__pydantic_fields__), f"{cls.__name__}: not every field"
+    count, shared = _KNOWN.get(cls) or _known(cls)
+    assert len(values) == count, f"{cls.__name__}: not every field"
     model = _new(cls)
     _set_dict(model, values)
     if fields_set:
         given = set(fields_set)
+    elif shared is None:
+        given = set(values)
     else:
-        shared = _SHARED.get(cls, _UNKNOWN)
-        if shared is _UNKNOWN:
-            shared = _SHARED[cls] = _shareable(cls)
-        given = set(values) if shared is None else shared
+        given = shared
     _set_fields_set(model, given)
     _set_extra(model, None)
     _set_private(model, None)

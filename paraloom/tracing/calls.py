@@ -22,7 +22,15 @@ from paraloom.protocols.events import (
 from paraloom.tracing.attributes import GenAI, OpenInference, Paraloom
 from paraloom.tracing.metrics import GenAIMetrics
 from paraloom.tracing.spanbook import Attrs, SpanBook
-from paraloom.tracing.spanstate import OK, Open, RunState, error_type_of, ns, usd
+from paraloom.tracing.spanstate import (
+    OK,
+    ActionStatic,
+    Open,
+    RunState,
+    error_type_of,
+    ns,
+    usd,
+)
 
 __all__ = ["CallSpans"]
 
@@ -31,6 +39,14 @@ _KIND = {k: k.value for k in ActionKind}
 _STATUS = {s: s.value for s in ActionStatus}
 _AGENT, _WORKFLOW, _TOOL_KIND = ActionKind.AGENT, ActionKind.WORKFLOW, ActionKind.TOOL
 _OK_STATUS = ActionStatus.OK
+_INTERNAL = SpanKind.INTERNAL
+# Attribute names of the per-call attributes, as module constants (on Python 3.11 a
+# class attribute is an unspecialized lookup; a module global is a cached one).
+_CALL_ID, _ATTEMPT, _ROUND = Paraloom.CALL_ID, Paraloom.ATTEMPT, Paraloom.ROUND
+_SUBTASK_ID, _DEPENDS_ON = Paraloom.SUBTASK_ID, Paraloom.DEPENDS_ON
+_NODE_ID, _NODE_PARENT_ID = OpenInference.GRAPH_NODE_ID, OpenInference.GRAPH_NODE_PARENT_ID
+_TOOL_CALL_ID = GenAI.TOOL_CALL_ID
+_ACTION_STATUS, _COST_USD = Paraloom.ACTION_STATUS, Paraloom.COST_USD
 _TOOL: Attrs = {
     GenAI.OPERATION_NAME: "execute_tool",
     GenAI.TOOL_TYPE: "function",
@@ -133,62 +149,98 @@ class CallSpans(SpanBook):
             attrs[Paraloom.PLAN_SUBTASKS] = [s.id for s in e.plan.subtasks]
         run.span.add_event("paraloom.plan", attrs, timestamp=ns(e.ts))
 
-    def _action_started(self, e: ActionStarted) -> None:
-        call_id, run_id, parent_call, sid = e.call_id, e.run_id, e.parent_call_id, e.subtask_id
-        if call_id in self._open:
-            return
-        run = self._runs.get(run_id)
-        top = run is not None and parent_call == run.root_call
-        ctx, parent_node = self._parent(run_id, parent_call, run)
+    def _action_static(self, run: RunState | None, e: ActionStarted) -> ActionStatic:
+        """The span name and attributes every call of ``e``'s action under its parent
+        call shares in a run, made once per run (kept in ``run.actions``)."""
+        action, parent_call = e.action, e.parent_call_id
         attrs: Attrs = {
-            Paraloom.CALL_ID: call_id,
             Paraloom.ACTION_KIND: _KIND[e.kind],
-            Paraloom.ATTEMPT: e.attempt,
-            Paraloom.RUN_ID: run_id,
-            OpenInference.GRAPH_NODE_NAME: e.action,
+            Paraloom.RUN_ID: e.run_id,
+            OpenInference.GRAPH_NODE_NAME: action,
         }
         if parent_call:
             attrs[Paraloom.PARENT_CALL_ID] = parent_call
+        if e.kind is _AGENT:
+            name = f"invoke_agent {action}"
+            attrs[GenAI.OPERATION_NAME] = "invoke_agent"
+            attrs[GenAI.AGENT_NAME] = attrs[OpenInference.AGENT_NAME] = action
+            attrs[GenAI.AGENT_ID] = action
+            attrs[OpenInference.SPAN_KIND] = "AGENT"
+        elif e.kind is _WORKFLOW:
+            name = f"invoke_workflow {action}"
+            attrs[GenAI.OPERATION_NAME] = "invoke_workflow"
+            attrs[GenAI.WORKFLOW_NAME] = action
+            attrs[OpenInference.SPAN_KIND] = "CHAIN"
+        else:
+            name = f"execute_tool {action}"
+            attrs.update(_TOOL)
+            attrs[GenAI.TOOL_NAME] = attrs[OpenInference.TOOL_NAME] = action
+        self._identity(attrs, run.session if run is not None else e.run_id)
+        static = ActionStatic(e.kind, _KIND[e.kind], name, attrs, e.kind is _TOOL_KIND)
+        if run is not None:
+            run.actions[action, parent_call] = static
+        return static
+
+    def _action_started(self, e: ActionStarted) -> None:
+        # The event's fields read from its __dict__: on Python 3.11 a pydantic model's
+        # attribute reads are unspecialized lookups (BaseModel has a __getattr__).
+        f = e.__dict__
+        call_id, run_id, parent_call, sid = (
+            f["call_id"],
+            f["run_id"],
+            f["parent_call_id"],
+            f["subtask_id"],
+        )
+        if call_id in self._open:
+            return
+        run = self._runs.get(run_id)
+        static = run.actions.get((f["action"], parent_call)) if run is not None else None
+        if static is None or static.kind is not f["kind"]:
+            static = self._action_static(run, e)
+        attrs: Attrs = {**static.attrs, _CALL_ID: call_id, _ATTEMPT: f["attempt"]}
+        name = static.name
+        if run is not None and parent_call == run.root_call:  # a subtask's call
+            top = True
+            ctx = run.ctx  # (made by _parent at the run's first call)
+            parent_node = run.node_id
+            if ctx is None:
+                ctx, parent_node = self._parent(run_id, parent_call, run)
+        else:
+            top = False
+            ctx, parent_node = self._parent(run_id, parent_call, run)
         node = call_id
         if sid:
-            attrs[Paraloom.SUBTASK_ID] = sid
+            attrs[_SUBTASK_ID] = sid
             if top:
                 assert run is not None
                 node = sid
                 run.with_action.add(sid)
                 started = run.subtasks.get(sid)
-                deps = started.depends_on if started else ()
-                parent_node = deps[0] if deps else run.node_id
-                attrs[Paraloom.DEPENDS_ON] = deps  # a tuple: what the SDK would store
                 if started is not None:
-                    attrs[Paraloom.ROUND] = started.round
-        attrs[OpenInference.GRAPH_NODE_ID] = node
+                    sf = started.__dict__
+                    deps = sf["depends_on"]
+                    attrs[_DEPENDS_ON] = deps  # a tuple: what the SDK would store
+                    attrs[_ROUND] = sf["round"]
+                    if deps:
+                        parent_node = deps[0]
+                else:
+                    attrs[_DEPENDS_ON] = ()
+                if static.tool and f["action"] in run.twins:
+                    name += f" [{sid}]"  # parallel calls of one tool, told apart
+        attrs[_NODE_ID] = node
         if parent_node:
-            attrs[OpenInference.GRAPH_NODE_PARENT_ID] = parent_node
-        if e.kind is _AGENT:
-            name = f"invoke_agent {e.action}"
-            attrs[GenAI.OPERATION_NAME] = "invoke_agent"
-            attrs[GenAI.AGENT_NAME] = attrs[OpenInference.AGENT_NAME] = e.action
-            attrs[GenAI.AGENT_ID] = e.action
-            attrs[OpenInference.SPAN_KIND] = "AGENT"
-        elif e.kind is _WORKFLOW:
-            name = f"invoke_workflow {e.action}"
-            attrs[GenAI.OPERATION_NAME] = "invoke_workflow"
-            attrs[GenAI.WORKFLOW_NAME] = e.action
-            attrs[OpenInference.SPAN_KIND] = "CHAIN"
-        else:
-            name = f"execute_tool {e.action}"
-            if top and sid and run is not None and e.action in run.twins:
-                name += f" [{sid}]"  # parallel calls of one tool, told apart
-            attrs.update(_TOOL)
-            attrs[GenAI.TOOL_NAME] = attrs[OpenInference.TOOL_NAME] = e.action
-            attrs[GenAI.TOOL_CALL_ID] = call_id
+            attrs[_NODE_PARENT_ID] = parent_node
+        if static.tool:
+            attrs[_TOOL_CALL_ID] = call_id
         if self.capture_content:
             self._content.io(attrs, "input", e.arguments)
-            if e.kind is _TOOL_KIND:
+            if static.tool:
                 attrs[GenAI.TOOL_CALL_ARGUMENTS] = self._content.json(e.arguments)
-        entry = self._start(call_id, run_id, name, ctx, e.ts, attrs, node_id=node, run=run)
-        entry.kind = _KIND[e.kind]
+        ts = f["ts"]
+        span = self._spans.start(name, ctx, _INTERNAL, attrs, int(ts * 1_000_000_000))
+        self._open[call_id] = Open(span, run_id, node, ts, "", "", static.kind_value)
+        if run is not None:
+            run.keys[call_id] = None
 
     def _action_progress(self, e: ActionProgress) -> None:
         entry = self._open.get(e.call_id)
@@ -202,14 +254,13 @@ class CallSpans(SpanBook):
         entry.span.add_event("paraloom.action.progress", attrs, timestamp=ns(e.ts))
 
     def _action_finished(self, e: ActionFinished) -> None:
-        entry = self._pop(e.call_id)
+        f = e.__dict__  # (see _action_started)
+        entry = self._pop(f["call_id"])
         if entry is None:
             return
-        span, r = entry.span, e.result
-        attrs: Attrs = {
-            Paraloom.ACTION_STATUS: _STATUS[r.status],
-            Paraloom.COST_USD: usd(r.cost_usd),
-        }
+        span, r = entry.span, f["result"]
+        cost = r.cost_usd
+        attrs: Attrs = {_ACTION_STATUS: _STATUS[r.status], _COST_USD: usd(cost) if cost else "0"}
         if r.usage:
             total = sum(r.usage.values(), TokenUsage())
             attrs[Paraloom.USAGE_INPUT_TOKENS] = total.input_tokens
@@ -219,8 +270,11 @@ class CallSpans(SpanBook):
             if e.kind is _TOOL_KIND:
                 attrs[GenAI.TOOL_CALL_RESULT] = self._content.json(r.output)
         span.set_attributes(attrs)
-        self._result_status(span, r)
-        span.end(ns(e.ts))
+        if r.status is _OK_STATUS:
+            span.set_status(OK)
+        else:
+            self._result_status(span, r)
+        span.end(int(f["ts"] * 1_000_000_000))
 
     def _result_status(self, span: Span, r: ActionResult) -> None:
         if r.status is _OK_STATUS:

@@ -18,6 +18,7 @@ SDK's) it calls ``Tracer.start_span`` as before.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 import traceback
@@ -37,6 +38,23 @@ _SAMPLED_RANDOM = trace.TraceFlags(
     trace.TraceFlags.SAMPLED | getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0)
 )
 _SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
+_INVALID_SPAN_ID, _SPAN_ID_MAX = trace.INVALID_SPAN_ID, 2**64 - 1
+_new_tuple = tuple.__new__
+_READABLE_PARAMETERS = (
+    "name",
+    "context",
+    "parent",
+    "resource",
+    "attributes",
+    "events",
+    "links",
+    "kind",
+    "instrumentation_info",
+    "status",
+    "start_time",
+    "end_time",
+    "instrumentation_scope",
+)
 
 
 class FastSpan(Span):
@@ -124,11 +142,12 @@ class FastSpan(Span):
             self._name = name
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
-        if self._end_time is not None or self._status.status_code is _OK_CODE:
+        # (``_status_code``: what the ``status_code`` property returns, without the call)
+        if self._end_time is not None or self._status._status_code is _OK_CODE:
             return  # like the SDK: an OK status is final
         if isinstance(status, StatusCode):
             status = Status(status, description)
-        if status.status_code is not _UNSET_CODE:
+        if status._status_code is not _UNSET_CODE:
             self._status = status
 
     def record_exception(
@@ -153,19 +172,20 @@ class FastSpan(Span):
             return
         self._end_time = end = end_time if end_time is not None else time.time_ns()
         f = self._factory
-        readable = f.sdk.readable_span(
-            name=self._name,
-            context=self._context,
-            parent=self._parent,
-            resource=f.resource,
-            attributes=self._attributes,
-            events=self._events if self._events is not None else (),
-            kind=self._kind,
-            instrumentation_info=f.instrumentation_info,
-            status=self._status,
-            start_time=self._start_time,
-            end_time=end,
-            instrumentation_scope=f.scope,
+        readable = f.readable_span(  # ReadableSpan's parameters, in their order
+            self._name,
+            self._context,
+            self._parent,
+            f.resource,
+            self._attributes,
+            self._events if self._events is not None else (),
+            (),  # links
+            self._kind,
+            f.instrumentation_info,
+            self._status,
+            self._start_time,
+            end,
+            f.scope,
         )
         for processor in f.processors:
             processor.on_end(readable)
@@ -196,6 +216,8 @@ class SpanFactory:
     instrumentation_info: Any
     scope: Any
     id_generator: Any
+    generate_span_id: Any
+    readable_span: Any
     sdk: _Sdk
 
     def __init__(self, tracer: Tracer) -> None:
@@ -218,13 +240,15 @@ class SpanFactory:
         from opentelemetry.sdk.environment_variables import (
             OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED,
         )
-        from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor
+        from opentelemetry.sdk.trace import ReadableSpan, SynchronousMultiSpanProcessor
         from opentelemetry.sdk.trace import Tracer as SdkTracer
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
         from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 
         if type(tracer) is not SdkTracer:
             return
+        if tuple(inspect.signature(ReadableSpan).parameters) != _READABLE_PARAMETERS:
+            return  # FastSpan.end passes them by position
         if os.environ.get(OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED, "").strip().lower() == "true":
             return  # the SDK counts its spans: let it
         sampler = tracer.sampler
@@ -242,9 +266,11 @@ class SpanFactory:
         self.instrumentation_info = tracer.instrumentation_info
         self.scope = tracer._instrumentation_scope
         self.id_generator = tracer.id_generator
+        self.generate_span_id = self.id_generator.generate_span_id
         self._sdk_tracer = tracer
         self._end_only = (SimpleSpanProcessor, BatchSpanProcessor)
         self.sdk = _Sdk()
+        self.readable_span = self.sdk.readable_span
         self.fast = True
 
     @staticmethod
@@ -288,12 +314,19 @@ class SpanFactory:
                 and (self.multi._span_processors is self._seen or self._processors_ok())
                 and self._ok
             ):
-                ctx = SpanContext(
-                    parent.trace_id,
-                    self.id_generator.generate_span_id(),
-                    is_remote=False,
-                    trace_flags=self._flags,
-                    trace_state=parent.trace_state,
+                span_id = self.generate_span_id()
+                # SpanContext(trace_id, span_id, False, flags, trace_state) without its
+                # Python __new__: the same tuple (the parent's trace id is valid)
+                ctx = _new_tuple(
+                    SpanContext,
+                    (
+                        parent[0],
+                        span_id,
+                        False,
+                        self._flags,
+                        parent[4],
+                        _INVALID_SPAN_ID < span_id <= _SPAN_ID_MAX,
+                    ),
                 )
                 limit = self.max_attributes
                 attrs: Any = attributes

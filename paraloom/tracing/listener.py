@@ -244,9 +244,10 @@ class TracingListener(CallSpans):
     # -- subtasks (events on the run span; the action calls are the spans) -------------
 
     def _subtask_started(self, e: SubtaskStarted) -> None:
-        run = self._runs.get(e.run_id)
+        f = e.__dict__  # (see CallSpans._action_started)
+        run = self._runs.get(f["run_id"])
         if run is not None:
-            run.subtasks[e.subtask_id] = e
+            run.subtasks[f["subtask_id"]] = e
 
     def _subtask_retried(self, e: SubtaskRetried) -> None:
         run = self._runs.get(e.run_id)
@@ -278,8 +279,9 @@ class TracingListener(CallSpans):
 
     def _subtask_finished(self, e: SubtaskFinished) -> None:
         """A subtask that ended without any action call (reference error, reused result)."""
-        run = self._runs.get(e.run_id)
-        if run is None or e.subtask_id in run.with_action:
+        f = e.__dict__  # (see CallSpans._action_started)
+        run = self._runs.get(f["run_id"])
+        if run is None or f["subtask_id"] in run.with_action:
             return
         run.with_action.add(e.subtask_id)
         r = e.result

@@ -8,10 +8,21 @@ from functools import cache
 
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
+from paraloom.protocols.actions import ActionKind
 from paraloom.protocols.events import RoundStarted, SubtaskStarted
 
-__all__ = ["OK", "Open", "RunState", "error_type_of", "ns", "paraloom_version", "usd"]
+__all__ = [
+    "OK",
+    "ActionStatic",
+    "Open",
+    "RunState",
+    "error_type_of",
+    "ns",
+    "paraloom_version",
+    "usd",
+]
 
 OK = Status(StatusCode.OK)
 """One shared OK status (immutable) instead of one per span."""
@@ -38,6 +49,18 @@ class Open:
     """The context with this span current (made once, for the spans under it)."""
 
 
+@dataclass(slots=True, frozen=True)
+class ActionStatic:
+    """What the spans of one action's calls under one parent call share in a run."""
+
+    kind: ActionKind
+    kind_value: str
+    name: str
+    attrs: dict[str, AttributeValue]
+    """Every attribute but the call's own (ids, attempt, subtask, graph node)."""
+    tool: bool
+
+
 @dataclass(slots=True)
 class RunState:
     span: Span
@@ -55,6 +78,9 @@ class RunState:
     """Actions that several subtasks of one plan call (their spans name the subtask)."""
     ctx: Context | None = None
     """The context with the run span current (made once, for the spans under it)."""
+    actions: dict[tuple[str, str | None], ActionStatic] = field(default_factory=dict)
+    """The shared attributes of an action's spans by (action, parent call id), made
+    once (see ``CallSpans._action_static``)."""
     pending_rounds: dict[str, RoundStarted] = field(default_factory=dict)
     """Planner rounds not drawn yet: a round is drawn once it calls a model, fails or is
     replayed (a static planner's instant rounds become ``paraloom.plan`` run events)."""
