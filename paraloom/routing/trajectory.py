@@ -53,7 +53,7 @@ class TrajectoryFormatError(ValueError):
 class TrajectoryRecord(BaseModel):
     """One routed step of a logged run."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     schema_version: int = SCHEMA_VERSION
     run_id: str = Field(min_length=1)

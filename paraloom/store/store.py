@@ -80,7 +80,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -88,25 +88,25 @@ from pydantic import JsonValue
 
 from paraloom.orchestrator.events import Listener, scrubbing_listener
 from paraloom.orchestrator.executor import Executor, InProcessExecutor
-from paraloom.orchestrator.resume import ResumeState
 from paraloom.protocols.approval import ApprovalDecision
 from paraloom.protocols.events import ApprovalDecided, Event
-from paraloom.routing.trajectory import TrajectoryRecord, write_trajectories
 from paraloom.runtime.redact import scrub_model
-from paraloom.store import reader
 from paraloom.store.apply import RunTags
 from paraloom.store.backend import Backend, SqliteBackend
 from paraloom.store.db import Db
 from paraloom.store.durable import DurableExecutor, wait_committed
-from paraloom.store.models import RunInfo, RunSummary
 from paraloom.store.schema import (
     StoreError,
     Synchronous,
     default_store_location,
     is_postgres_url,
 )
-from paraloom.store.trajectories import iter_trajectories
 from paraloom.store.writer import EventWriter
+
+if TYPE_CHECKING:
+    from paraloom.orchestrator.resume import ResumeState
+    from paraloom.routing.trajectory import TrajectoryRecord
+    from paraloom.store.models import RunInfo, RunSummary
 
 __all__ = ["DurableExecutor", "RunStore", "open_store"]
 
@@ -252,6 +252,8 @@ class RunStore:
         """Record a decision for a pending approval of a run that is not running here
         (``paraloom approve``): the run takes it when resumed. Raises ``KeyError`` when
         ``key`` names no approval of the run, ``ValueError`` when it is decided already."""
+        from paraloom.store import reader
+
         with self._reading() as conn:
             full = reader.resolve_run_id(conn, run_id)
             records = {a.key: a for a in reader.approvals(conn, full)}
@@ -302,6 +304,8 @@ class RunStore:
 
     def set_score(self, run_id: str, score: float) -> None:
         """Attach an evaluation score in [0, 1] to a run (exported as ``final_score``)."""
+        from paraloom.store import reader
+
         if not 0.0 <= score <= 1.0:
             raise ValueError(f"score must be within [0, 1], got {score}")
         with self._reading(snapshot=False) as conn:
@@ -310,6 +314,9 @@ class RunStore:
                 conn.execute("UPDATE runs SET score = ? WHERE run_id = ?", (score, full))
 
     # -- reading ------------------------------------------------------------------------
+    # The reader (and its record models) is imported by the methods that read: a run that
+    # only records never reads back, and importing them cost every recorded CLI run ~40 M
+    # instructions (~10 ms).
 
     @contextlib.contextmanager
     def _reading(self, *, snapshot: bool = True) -> Iterator[Db]:
@@ -350,6 +357,8 @@ class RunStore:
     ) -> list[RunInfo]:
         """Runs, newest first (nested workflow runs only with ``include_children``).
         ``status="crashed"`` lists the unfinished runs whose process is gone."""
+        from paraloom.store import reader
+
         with self._reading() as conn:
             return reader.list_runs(
                 conn,
@@ -363,23 +372,31 @@ class RunStore:
     def get_run(self, run_id: str) -> RunSummary:
         """Everything about one run; ``run_id`` may be a unique prefix. Raises
         :class:`~paraloom.store.models.RunNotFoundError`."""
+        from paraloom.store import reader
+
         with self._reading() as conn:
             return reader.get_run(conn, run_id, judge=self._backend.liveness)
 
     def llm_cost(self, run_id: str) -> Decimal:
         """What every recorded LLM call of the run and of its nested runs cost: equal to
         the run's ``cost_usd`` (one tally), abandoned calls at the worst case held."""
+        from paraloom.store import reader
+
         with self._reading() as conn:
             return reader.llm_cost(conn, reader.resolve_run_id(conn, run_id))
 
     def events(self, run_id: str) -> list[Event]:
         """The run's raw events, in the order they were committed."""
+        from paraloom.store import reader
+
         with self._reading() as conn:
             return reader.read_events(conn, run_id)
 
     def resume_state(self, run_id: str) -> ResumeState:
         """What ``Orchestrator.run(task, resume=...)`` needs to continue the run: the
         planner decisions of its recorded rounds and its subtasks' ``ok`` results."""
+        from paraloom.store import reader
+
         with self._reading() as conn:
             return reader.resume_state(conn, run_id)
 
@@ -389,6 +406,9 @@ class RunStore:
         """Routing records (the router's trajectory format) of ``run_ids`` (all runs when
         ``None``; prefixes allowed). Trajectory files are made to be shared: unless
         ``redact=False`` every record is scrubbed by the full redactor."""
+        from paraloom.store import reader
+        from paraloom.store.trajectories import iter_trajectories  # only exports need it
+
         with self._reading() as conn:
             ids = None if run_ids is None else [reader.resolve_run_id(conn, r) for r in run_ids]
             records = list(iter_trajectories(conn, ids))
@@ -398,6 +418,8 @@ class RunStore:
         self, path: str | Path, run_ids: Iterable[str] | None = None, *, redact: bool = True
     ) -> int:
         """Write :meth:`export_trajectories` as JSONL to ``path``; returns the count."""
+        from paraloom.routing.trajectory import write_trajectories
+
         return write_trajectories(path, self.export_trajectories(run_ids, redact=redact))
 
     # -- async variants (reads run in a worker thread) ------------------------------------

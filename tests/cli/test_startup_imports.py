@@ -128,6 +128,9 @@ def test_a_recorded_run_without_scopes_imports_no_ledger(tmp_path: Path) -> None
     assert "paraloom.store.store" in modules
     assert loaded_of(modules, ("paraloom.store.ledger", "paraloom.store.ledger_sql")) == []
     assert loaded_of(modules, ("tenacity",)) == []
+    # nor what only reads runs back: the reader, its record models, trajectory export
+    read_side = ("paraloom.store.reader", "paraloom.store.models", "paraloom.routing")
+    assert loaded_of(modules, read_side) == []
 
 
 @pytest.mark.timeout(120)
@@ -141,7 +144,8 @@ def test_importing_the_cli_builds_no_model() -> None:
     code = (
         "import paraloom.cli.app, paraloom.cli.execute, paraloom.cli.inputs, "
         "paraloom.cli.events_out, paraloom.config.build, paraloom.config.load, "
-        "paraloom.store.reader, paraloom.store.models\n"
+        "paraloom.store.reader, paraloom.store.models, paraloom.store.store, "
+        "paraloom.store.trajectories\n"
         "from pydantic import BaseModel\n"
         "def subs(c):\n"
         "    for s in c.__subclasses__():\n"
