@@ -8,6 +8,9 @@ over the rounds are printed side by side.
     python benchmarks/ab_checkouts.py /work/main . --rounds 3 -- \\
         benchmarks/engine_overhead.py --repeats 5
     python benchmarks/ab_checkouts.py /work/main . -- benchmarks/engine_overhead.py --store
+
+``--script-of-b`` runs checkout B's copy of the benchmark on both sides (each still with
+its own ``PYTHONPATH``): for a benchmark whose printout changed in B.
 """
 
 from __future__ import annotations
@@ -38,11 +41,11 @@ def ratios(output: str) -> dict[str, float]:
     return found
 
 
-def run(checkout: Path, command: list[str]) -> str:
+def run(checkout: Path, command: list[str], scripts: Path | None = None) -> str:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     script, *rest = command
     done = subprocess.run(
-        [sys.executable, str(checkout / script), *rest],
+        [sys.executable, str((scripts or checkout) / script), *rest],
         env=env,
         cwd=checkout,
         capture_output=True,
@@ -57,12 +60,16 @@ def main() -> None:
     ap.add_argument("a", type=Path, help="the first checkout (e.g. main)")
     ap.add_argument("b", type=Path, help="the second checkout (e.g. this branch)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--script-of-b", action="store_true", help="run B's copy of the script on both sides"
+    )
     ap.add_argument("command", nargs="+", help="the benchmark script (relative) and its options")
     args = ap.parse_args()
     seen: dict[str, dict[str, list[float]]] = {"a": {}, "b": {}}
     for n in range(args.rounds):
         for side, checkout in (("a", args.a), ("b", args.b)):
-            for key, value in ratios(run(checkout.resolve(), args.command)).items():
+            scripts = args.b.resolve() if args.script_of_b else None
+            for key, value in ratios(run(checkout.resolve(), args.command, scripts)).items():
                 seen[side].setdefault(key, []).append(value)
         print(f"round {n + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     print(f"medians of {args.rounds} alternated runs: A = {args.a}, B = {args.b}")

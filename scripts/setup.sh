@@ -4,8 +4,9 @@
 # Creates .venv with paraloom (editable) and every extra the test suite exercises, and
 # installs the reference MCP server used by the MCP tests (node/npm) into
 # ~/.cache/paraloom/mcp-everything, where the tests find it.
-# Installs Debian's PostgreSQL server binaries (apt-get, when missing and run as root) for
-# the Postgres run-store tests, which start a private server on 127.0.0.1.
+# Installs Debian's PostgreSQL server binaries and Chromium (apt-get, when missing and run as
+# root) for the Postgres run-store tests, which start a private server on 127.0.0.1, and the
+# service page test, which renders the page in headless Chromium.
 # PARALOOM_EXTRAS overrides the extras (default: dev,mcp,otlp,ray,phoenix,service,plot,postgres).
 # PARALOOM_LOCAL_LLM=1 also installs a local model server (llama.cpp's llama-server, built
 # from source: ~20-35 min on 2 cores the first time, cached) and a small model into
@@ -15,14 +16,24 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 EXTRAS="${PARALOOM_EXTRAS:-dev,mcp,otlp,ray,phoenix,service,plot,postgres}"
 
+# Debian packages the integration tests use: PostgreSQL's server (the Postgres store tests
+# start a private one) and Chromium (the service page test renders it headless).
+DEBS=""
 if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && [ -z "${PARALOOM_PG_BIN:-}" ]; then
+    DEBS="postgresql"
+fi
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+    DEBS="$DEBS chromium"
+fi
+if [ -n "$DEBS" ]; then
     if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing PostgreSQL (Debian packages) for the Postgres store tests"
+        echo "installing Debian packages for the integration tests:$DEBS"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -q >/dev/null
-        apt-get install -y -q --no-install-recommends postgresql >/dev/null
+        # shellcheck disable=SC2086
+        apt-get install -y -q --no-install-recommends $DEBS >/dev/null
     else
-        echo "PostgreSQL server not found and not root: the postgres tests will be skipped" >&2
+        echo "not root: missing$DEBS; the tests that need them will be skipped" >&2
     fi
 fi
 

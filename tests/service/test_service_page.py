@@ -3,6 +3,7 @@ branches stream, and the page shows each one's text in its own box."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -78,10 +79,12 @@ class Boxes(HTMLParser):
             self.boxes[self._box] += data
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs a chromium browser")
 @pytest.mark.timeout(90)
 async def test_page_shows_each_branch_text_in_its_own_box() -> None:
-    assert CHROMIUM is not None
+    if CHROMIUM is None:  # CI installs it (scripts/setup.sh) and must not skip this
+        if os.environ.get("CI"):
+            pytest.fail("chromium missing under CI: scripts/setup.sh installs it")
+        pytest.skip("needs a chromium browser (scripts/setup.sh installs it as root)")
     server = OpenAITestServer(handler=handler)
     async with server.running(), OpenAICompatible(server.base_url, "k") as model_client:
         pool = ModelPool([MODEL], client=model_client)
