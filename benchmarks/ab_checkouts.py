@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-_RATIO = re.compile(r"([A-Za-z][\w/ ]*?)\s+(\d+(?:\.\d+)?)x")
+_RATIO = re.compile(r"([A-Za-z][\w/+-]*(?:\s+[\w/+-]+)*?):?\s+(\d+(?:\.\d+)?)x")
 _SHAPE = re.compile(r"^\s*(\[[^\]]+\]|\w+\s+n=\s*\d+)")
 
 
