@@ -37,6 +37,7 @@ from paraloom.protocols.events import (
 )
 from paraloom.store.db import Db
 from paraloom.store.dialect import POSTGRES
+from paraloom.store.pgtext import encode_json_text
 from paraloom.store.schema import _SCHEMA_LOCK
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "RunTags",
     "dumps",
     "flatten",
+    "flatten_postgres",
     "insert_sql",
     "install_projection",
 ]
@@ -119,6 +121,19 @@ def flatten(event: Event, tags: RunTags, session: str, seq: int) -> tuple[Any, .
         final,
         has_final,
     )
+
+
+_JSON_AT = tuple(i for i, name in enumerate(_COLUMNS) if name.endswith("_json"))
+
+
+def flatten_postgres(event: Event, tags: RunTags, session: str, seq: int) -> tuple[Any, ...]:
+    """:func:`flatten` for PostgreSQL: its JSON text with NUL spelled as
+    :mod:`paraloom.store.pgtext` says (PostgreSQL refuses U+0000)."""
+    row = list(flatten(event, tags, session, seq))
+    for i in _JSON_AT:
+        if row[i] is not None:
+            row[i] = encode_json_text(row[i])
+    return tuple(row)
 
 
 _STAGING_TABLE = (

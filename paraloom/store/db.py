@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from paraloom.store.dialect import Dialect
+from paraloom.store.pgtext import DecodingCursor
 
 __all__ = ["Db"]
 
@@ -33,8 +34,8 @@ class Db:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement; returns the driver's cursor (``fetchone``/``fetchall``,
         iterable)."""
-        if self._translate:
-            sql = _translate(self.dialect, sql)
+        if self._translate:  # PostgreSQL: rows come back with NUL decoded (pgtext)
+            return DecodingCursor(self.raw.execute(_translate(self.dialect, sql), params))
         return self.raw.execute(sql, params)
 
     @property

@@ -62,6 +62,7 @@ from paraloom.store.apply import (
     MAX_ROWS_PER_INSERT,
     RunTags,
     flatten,
+    flatten_postgres,
     insert_sql,
 )
 from paraloom.store.liveness import hostname
@@ -419,10 +420,11 @@ class EventWriter:
         # one database call per 500 events (SQLite: one in all, up to 500 events; each
         # call gives the GIL up and has to take it back): see paraloom.store.apply.
         chunks: list[tuple[str, list[Any]]] = []
+        flat = flatten_postgres if self._conn.dialect.postgres else flatten
         for start in range(0, len(records), MAX_ROWS_PER_INSERT):
             part = records[start : start + MAX_ROWS_PER_INSERT]
             params: list[Any] = []
             for r in part:
-                params.extend(flatten(r.event, r.tags, self.session, r.seq))
+                params.extend(flat(r.event, r.tags, self.session, r.seq))
             chunks.append((insert_sql(len(part)), params))
         self._conn.write_batch(chunks)
