@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 import anyio
@@ -18,7 +17,7 @@ from paraloom.orchestrator.events import EventBus, Listener, paced
 from paraloom.orchestrator.executor import Executor
 from paraloom.orchestrator.handle import RunHandle
 from paraloom.orchestrator.planner import Planner, PlannerContext
-from paraloom.orchestrator.references import resolve_references, root_value
+from paraloom.orchestrator.references import resolve_references, root_lookup
 from paraloom.orchestrator.result import (
     MESSAGE_CHARS,
     TALLIED,
@@ -321,8 +320,15 @@ class Orchestrator:
                 )
             return result
 
-        def end_round(*notes: str) -> StateFeedback:
-            """The planner's feedback on the round just ended, announced as RoundFinished."""
+        # A planner that decides without reading the feedback (a StaticPlanner) and no
+        # listener: the feedback (a record per subtask) is not built at all.
+        feedback_read = listened or getattr(self.planner, "reads_feedback", True)
+
+        def end_round(*notes: str) -> StateFeedback | None:
+            """The planner's feedback on the round just ended, announced as RoundFinished
+            (None when nobody reads it)."""
+            if not feedback_read:
+                return None
             ended = build_feedback(
                 round=round_no,
                 results=results,
@@ -376,7 +382,7 @@ class Orchestrator:
                         failed_inputs: list[str] = []
                         output = resolve_references(
                             decision.output,
-                            partial(root_value, task=task, results=results, failed=failed_inputs),
+                            root_lookup(task, results, failed_inputs),
                         )
                         if failed_inputs:
                             status = "failed"

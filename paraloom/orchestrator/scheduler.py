@@ -42,7 +42,7 @@ from pydantic import JsonValue
 
 from paraloom.orchestrator.errors import ReferenceResolutionError
 from paraloom.orchestrator.executor import Executor, InProcessExecutor
-from paraloom.orchestrator.references import resolve_references, root_value
+from paraloom.orchestrator.references import resolve_references, root_lookup
 from paraloom.orchestrator.result import CostTally, watching
 from paraloom.orchestrator.validation import ValidatedPlan
 from paraloom.protocols.actions import (
@@ -198,7 +198,7 @@ class _Round:
         known: Mapping[str, ActionResult] = (
             self.sink if self.earlier is self.sink else ChainMap(self.sink, dict(self.earlier))
         )
-        self.lookup = partial(root_value, task=self.task_input, results=known)
+        self.lookup = root_lookup(self.task_input, known)
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:

@@ -27,8 +27,9 @@ _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
-_UNKNOWN: Any = object()
-_SHARED: dict[type[BaseModel], set[str] | None] = {}
+_CLASSES: dict[type[BaseModel], tuple[int, set[str] | None]] = {}
+"""Per model class: how many fields it has, and the fields set its trusted instances
+share (:func:`_shareable`); looked up once per instance."""
 
 
 def _shareable(cls: type[BaseModel]) -> set[str] | None:
@@ -42,16 +43,19 @@ def trusted_model(cls: type[M], values: dict[str, Any], fields_set: Iterable[str
     """An instance of ``cls`` holding ``values`` (every field of ``cls``, already valid),
     as if built by ``cls(**given)`` where ``given`` names ``fields_set`` (the fields
     ``model_dump(exclude_unset=True)`` keeps; all of them when empty)."""
-    assert len(values) == len(cls.__pydantic_fields__), f"{cls.__name__}: not every field"
+    known = _CLASSES.get(cls)
+    if known is None:
+        known = _CLASSES[cls] = (len(cls.__pydantic_fields__), _shareable(cls))
+    n_fields, shared = known
+    assert len(values) == n_fields, f"{cls.__name__}: not every field"
     model = _new(cls)
     _set_dict(model, values)
     if fields_set:
         given = set(fields_set)
+    elif shared is None:
+        given = set(values)
     else:
-        shared = _SHARED.get(cls, _UNKNOWN)
-        if shared is _UNKNOWN:
-            shared = _SHARED[cls] = _shareable(cls)
-        given = set(values) if shared is None else shared
+        given = shared
     _set_fields_set(model, given)
     _set_extra(model, None)
     _set_private(model, None)
