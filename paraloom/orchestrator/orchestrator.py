@@ -25,6 +25,7 @@ from paraloom.orchestrator.result import (
     RunResult,
     RunStatus,
     build_feedback,
+    not_ok,
     summarize_failures,
 )
 from paraloom.orchestrator.resume import ResumeState
@@ -296,7 +297,7 @@ class Orchestrator:
                 rounds=round_no,
                 subtasks=dict(results),
                 subtask_rounds=dict(rounds_of),
-                failed=tuple(sid for sid, r in results.items() if not r.ok),
+                failed=tuple(not_ok(results)),
                 cost_usd=cost,
                 usage=dict(tally.usage),
                 warnings=warnings,
@@ -389,10 +390,10 @@ class Orchestrator:
                             error = "the final output depends on failed subtasks: " + (
                                 summarize_failures(failed_inputs, results)
                             )
-                        elif not_ok := [sid for sid, r in results.items() if not r.ok]:
+                        elif failures := not_ok(results):
                             status = "partial"
-                            error = f"{len(not_ok)} subtask(s) did not finish ok: " + (
-                                summarize_failures(not_ok, results)
+                            error = f"{len(failures)} subtask(s) did not finish ok: " + (
+                                summarize_failures(failures, results)
                             )
                         else:
                             status = "ok"
