@@ -431,8 +431,7 @@ class Orchestrator:
                             self.actions,
                             earlier_ids=results.keys(),
                         )
-                for sid in vplan.order:
-                    rounds_of[sid] = round_no
+                rounds_of.update(dict.fromkeys(vplan.order, round_no))
                 outcome = await self.scheduler.run(
                     vplan,
                     context=subtask_context,
