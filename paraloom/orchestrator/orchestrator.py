@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 import anyio
@@ -18,7 +17,7 @@ from paraloom.orchestrator.events import EventBus, Listener, paced
 from paraloom.orchestrator.executor import Executor
 from paraloom.orchestrator.handle import RunHandle
 from paraloom.orchestrator.planner import Planner, PlannerContext
-from paraloom.orchestrator.references import resolve_references, root_value
+from paraloom.orchestrator.references import resolve_references, root_lookup
 from paraloom.orchestrator.result import (
     MESSAGE_CHARS,
     TALLIED,
@@ -26,6 +25,7 @@ from paraloom.orchestrator.result import (
     RunResult,
     RunStatus,
     build_feedback,
+    not_ok,
     summarize_failures,
 )
 from paraloom.orchestrator.resume import ResumeState
@@ -297,7 +297,7 @@ class Orchestrator:
                 rounds=round_no,
                 subtasks=dict(results),
                 subtask_rounds=dict(rounds_of),
-                failed=tuple(sid for sid, r in results.items() if not r.ok),
+                failed=tuple(not_ok(results)),
                 cost_usd=cost,
                 usage=dict(tally.usage),
                 warnings=warnings,
@@ -321,8 +321,15 @@ class Orchestrator:
                 )
             return result
 
-        def end_round(*notes: str) -> StateFeedback:
-            """The planner's feedback on the round just ended, announced as RoundFinished."""
+        # A planner that decides without reading the feedback (a StaticPlanner) and no
+        # listener: the feedback (a record per subtask) is not built at all.
+        feedback_read = listened or getattr(self.planner, "reads_feedback", True)
+
+        def end_round(*notes: str) -> StateFeedback | None:
+            """The planner's feedback on the round just ended, announced as RoundFinished
+            (None when nobody reads it)."""
+            if not feedback_read:
+                return None
             ended = build_feedback(
                 round=round_no,
                 results=results,
@@ -376,17 +383,17 @@ class Orchestrator:
                         failed_inputs: list[str] = []
                         output = resolve_references(
                             decision.output,
-                            partial(root_value, task=task, results=results, failed=failed_inputs),
+                            root_lookup(task, results, failed_inputs),
                         )
                         if failed_inputs:
                             status = "failed"
                             error = "the final output depends on failed subtasks: " + (
                                 summarize_failures(failed_inputs, results)
                             )
-                        elif not_ok := [sid for sid, r in results.items() if not r.ok]:
+                        elif failures := not_ok(results):
                             status = "partial"
-                            error = f"{len(not_ok)} subtask(s) did not finish ok: " + (
-                                summarize_failures(not_ok, results)
+                            error = f"{len(failures)} subtask(s) did not finish ok: " + (
+                                summarize_failures(failures, results)
                             )
                         else:
                             status = "ok"
@@ -424,8 +431,7 @@ class Orchestrator:
                             self.actions,
                             earlier_ids=results.keys(),
                         )
-                for sid in vplan.order:
-                    rounds_of[sid] = round_no
+                rounds_of.update(dict.fromkeys(vplan.order, round_no))
                 outcome = await self.scheduler.run(
                     vplan,
                     context=subtask_context,

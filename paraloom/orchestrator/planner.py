@@ -34,6 +34,11 @@ class Planner(Protocol):
 
     ``feedback`` is ``None`` on the first round. A planner may raise
     :class:`paraloom.orchestrator.errors.PlanningError` to fail the run with a reason.
+
+    A planner whose decisions never depend on the feedback may say so with a
+    ``reads_feedback`` attribute that is false: the orchestrator then builds no feedback
+    for it (unless a listener gets it with ``RoundFinished``) and passes ``None`` in
+    every round (the round number is in the context).
     """
 
     @property
@@ -69,10 +74,17 @@ class StaticPlanner:
     def name(self) -> str:
         return self._name
 
+    @property
+    def reads_feedback(self) -> bool:
+        """False: the plan in round 1, the answer in any later round, whatever the
+        feedback says (see :class:`Planner`); true for a subclass with a
+        ``next_round`` of its own."""
+        return type(self).next_round is not StaticPlanner.next_round
+
     async def next_round(
         self, task: JsonValue, feedback: StateFeedback | None, context: PlannerContext
     ) -> Plan | FinalAnswer:
-        if feedback is None:
+        if feedback is None and context.round == 1:
             return self.plan
         return self._answer
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from pydantic import JsonValue
 
 from paraloom.orchestrator.errors import ReferenceResolutionError
-from paraloom.protocols.actions import ActionResult
+from paraloom.protocols.actions import ActionResult, ActionStatus
 
 __all__ = [
     "Reference",
@@ -24,11 +24,13 @@ __all__ = [
     "is_reference",
     "parse_reference",
     "resolve_references",
+    "root_lookup",
     "root_value",
 ]
 
 _ROOT = re.compile(r"^(?P<root>[A-Za-z_][A-Za-z0-9_\-]*)")
 _STEP = re.compile(r"\.(?P<field>[A-Za-z0-9_\-]+)|\[(?P<index>\d+)\]")
+_NESTED = (dict, list)  # a tuple: ``dict | list`` would build a union at every test
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +88,11 @@ def collect_references(value: JsonValue, found: list[str]) -> None:
             found.append(path)
             return
         for v in value.values():
-            if isinstance(v, dict | list):
+            if isinstance(v, _NESTED):
                 collect_references(v, found)
     elif isinstance(value, list):
         for v in value:
-            if isinstance(v, dict | list):
+            if isinstance(v, _NESTED):
                 collect_references(v, found)
 
 
@@ -100,13 +102,14 @@ def resolve_references(value: JsonValue, lookup: Callable[[str], JsonValue]) -> 
         path = _path_of(value)
         if path is not None:
             ref = parse_reference(path)
-            return _walk(ref, lookup(ref.root))
+            found = lookup(ref.root)
+            return _walk(ref, found) if ref.steps else found
         return {
-            k: resolve_references(v, lookup) if isinstance(v, dict | list) else v
+            k: resolve_references(v, lookup) if isinstance(v, _NESTED) else v
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [resolve_references(v, lookup) if isinstance(v, dict | list) else v for v in value]
+        return [resolve_references(v, lookup) if isinstance(v, _NESTED) else v for v in value]
     return value
 
 
@@ -142,12 +145,27 @@ def root_value(
     """The value a reference root stands for: the run's input for ``input``, else the
     output of that subtask's result; a failed subtask gives null (and its id is noted
     in ``failed`` when given, so a final answer built on it can fail the run)."""
+    return _root_value(task, results, failed, root)
+
+
+def root_lookup(
+    task: JsonValue, results: Mapping[str, ActionResult], failed: list[str] | None = None
+) -> Callable[[str], JsonValue]:
+    """The ``lookup`` of :func:`resolve_references` for a run: :func:`root_value` of
+    each root with these arguments (a partial with positional arguments only: no
+    keyword dictionary merged per reference)."""
+    return partial(_root_value, task, results, failed)
+
+
+def _root_value(
+    task: JsonValue, results: Mapping[str, ActionResult], failed: list[str] | None, root: str
+) -> JsonValue:
     if root == "input":
         return task
     if root not in results:
         raise ReferenceResolutionError(f"no result for subtask {root!r}")
     r = results[root]
-    if r.ok:
+    if r.status is ActionStatus.OK:  # r.ok, without a property call per reference
         return r.output
     if failed is not None:
         failed.append(root)

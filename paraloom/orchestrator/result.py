@@ -25,6 +25,7 @@ __all__ = [
     "RunStatus",
     "build_feedback",
     "merge_usage",
+    "not_ok",
     "summarize_failures",
 ]
 
@@ -118,6 +119,8 @@ class CostTally:
     :meth:`charge`): a subtask's ``cost_usd`` is the sum of its attempts' calls, so the
     subtasks' costs (plus the planner's calls) add up to the run's."""
 
+    __slots__ = ("abandoned", "anomalies", "calls", "cost_usd", "usage")  # one per subtask
+
     def __init__(self, prior_usd: Decimal = Decimal(0)) -> None:
         self.cost_usd = prior_usd
         self.usage: dict[str, TokenUsage] = {}
@@ -164,6 +167,12 @@ def merge_usage(usages: Iterable[Mapping[str, TokenUsage]]) -> dict[str, TokenUs
         for model, u in usage.items():
             total[model] = total[model] + u if model in total else u.model_copy()
     return total
+
+
+def not_ok(results: Mapping[str, ActionResult]) -> list[str]:
+    """The ids of the results that did not end ok (failed, skipped, cancelled), in order
+    (the status read directly: no property call per result)."""
+    return [sid for sid, r in results.items() if r.status is not ActionStatus.OK]
 
 
 MESSAGE_CHARS = 300

@@ -42,7 +42,7 @@ from pydantic import JsonValue
 
 from paraloom.orchestrator.errors import ReferenceResolutionError
 from paraloom.orchestrator.executor import Executor, InProcessExecutor
-from paraloom.orchestrator.references import resolve_references, root_value
+from paraloom.orchestrator.references import resolve_references, root_lookup
 from paraloom.orchestrator.result import CostTally, watching
 from paraloom.orchestrator.validation import ValidatedPlan
 from paraloom.protocols.actions import (
@@ -192,13 +192,14 @@ class _Round:
         # this round alone is small (taking a free slot costs no checkpoint anyway).
         self.limiter, self.action_limiters = self.scheduler.limiters()
         self.pace = self.context.pace
+        self.stop = self.context.stop  # tested inline on the hot path (no property call)
         self.rules: dict[str, ApprovalRule | None] = {}
         # References see this round's results as they arrive, then earlier rounds'.
         # (The orchestrator passes one dict as both: looked up directly, no ChainMap.)
         known: Mapping[str, ActionResult] = (
             self.sink if self.earlier is self.sink else ChainMap(self.sink, dict(self.earlier))
         )
-        self.lookup = partial(root_value, task=self.task_input, results=known)
+        self.lookup = root_lookup(self.task_input, known)
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
@@ -206,16 +207,11 @@ class _Round:
             for sid in self.plan.order:
                 if not self.waiting[sid]:
                     self._start(sid)
-        if self.stopping:
+        if self.stop is not None and self.stop.requested:
             now = time.time()
             for sid in self.plan.order:
                 if sid not in self.done:
                     self._finish(sid, self._stopped(sid, "this subtask started", now))
-
-    @property
-    def stopping(self) -> bool:
-        stop = self.context.stop
-        return stop is not None and stop.requested
 
     def _stopped(self, sid: str, what: str, started: float) -> ActionResult:
         stop = self.context.stop
@@ -233,7 +229,8 @@ class _Round:
 
     def _start(self, sid: str) -> None:
         assert self.tg is not None
-        if self.stopping:  # marked cancelled when the round ends
+        # a graceful stop: marked cancelled when the round ends
+        if self.stop is not None and self.stop.requested:
             return
         self.started.add(sid)
         self.tg.start_soon(self._run_subtasks, sid, name=f"subtask:{sid}")
@@ -396,7 +393,7 @@ class _Round:
     ) -> ActionResult:
         spec = action.spec
         action_limiter = self.action_limiters.get(spec.name)
-        if self.stopping:
+        if self.stop is not None and self.stop.requested:
             return self._stopped(subtask.id, f"attempt {n} started", time.time())
         # the action's slot first: waiting for it must not hold a global slot
         if action_limiter is not None and not take_slot(action_limiter):
@@ -405,7 +402,8 @@ class _Round:
             if not take_slot(self.limiter):  # no coroutine when a slot is free
                 await self.limiter.acquire()
             try:
-                if self.stopping:  # asked while this attempt waited for a slot
+                # asked while this attempt waited for a slot
+                if self.stop is not None and self.stop.requested:
                     return self._stopped(subtask.id, f"attempt {n} started", time.time())
                 # the deadline counts from the moment the attempt may start
                 # Built from valid values without validating them again: the arguments
@@ -538,9 +536,10 @@ class _Round:
     def _after(self, sid: str, result: ActionResult, policy: FailurePolicy) -> str | None:
         """Start the dependents ``sid`` leaves ready; the last one is returned instead,
         marked started, for the calling task to run next."""
-        if self.stopping:  # nothing new starts, nothing running is cut short
+        # stopping: nothing new starts, nothing running is cut short
+        if self.stop is not None and self.stop.requested:
             return None
-        if result.ok or policy.on_failure == "continue":
+        if result.status is ActionStatus.OK or policy.on_failure == "continue":
             waiting = self.waiting
             ready: str | None = None
             for dep in self.dependents.get(sid, ()):

@@ -82,11 +82,16 @@ def validate_plan(
     deps: dict[str, frozenset[str]] = {}
     known = _KnownIds(in_plan, earlier)  # named in a message only: built when needed
     with_references: set[str] = set()  # references are scanned once per subtask
+    action_known: dict[str, bool] = {}  # each action name looked up once
     for s in subtasks:
         sid = s.id
-        if s.action not in actions:
+        name = s.action
+        exists = action_known.get(name)
+        if exists is None:
+            exists = action_known[name] = name in actions
+        if not exists:
             problems.append(
-                f"subtask {sid!r}: unknown action {s.action!r}; known actions: "
+                f"subtask {sid!r}: unknown action {name!r}; known actions: "
                 f"{', '.join(sorted(actions.names)) or '(none)'}"
             )
         fallback = s.policy.fallback if s.policy else None
@@ -102,27 +107,14 @@ def validate_plan(
                 problems.append(
                     f"subtask {sid!r}: depends on unknown subtask {dep!r}; known: {known}"
                 )
-        found: list[str] = []
-        collect_references(s.arguments, found)
-        if found:
-            with_references.add(sid)
-        for text in found:
-            try:
-                ref = parse_reference(text)
-            except ValueError as exc:
-                problems.append(f"subtask {sid!r}: {exc}")
-                continue
-            if ref.root == "input" or ref.root in earlier:
-                continue
-            if ref.root == sid:
-                problems.append(f"subtask {sid!r}: references its own output ({text})")
-            elif ref.root in in_plan:
-                mine.add(ref.root)
-            else:
-                problems.append(
-                    f"subtask {sid!r}: reference {text!r} names unknown subtask {ref.root!r}; "
-                    f"known: {known}"
-                )
+        arguments = s.arguments
+        # Flat arguments (scalar values only, no "from" key) hold no reference: not scanned.
+        if "from" in arguments or not _FLAT.issuperset(map(type, arguments.values())):
+            found: list[str] = []
+            collect_references(arguments, found)
+            if found:
+                with_references.add(sid)
+                _reference_problems(sid, found, in_plan, earlier, known, mine, problems)
         if sid in deps:  # a duplicate id (reported): the dependencies of both
             mine.update(deps[sid])
         deps[sid] = frozenset(mine) if mine else _NO_DEPS
@@ -131,7 +123,7 @@ def validate_plan(
     if len(order) < len(deps):
         problems.append(f"dependency cycle: {_name_cycle(deps)}")
     if check_arguments:
-        problems.extend(_arguments_problems(subtasks, actions, with_references))
+        problems.extend(_arguments_problems(subtasks, actions, action_known, with_references))
     if problems:
         raise PlanValidationError(problems)
     return ValidatedPlan(
@@ -145,18 +137,54 @@ def validate_plan(
 
 
 _NO_DEPS: frozenset[str] = frozenset()
+_FLAT = frozenset({str, int, float, bool, type(None)})
+"""Argument value types that are never a reference nor hold one."""
+
+
+def _reference_problems(
+    sid: str,
+    found: list[str],
+    in_plan: set[str],
+    earlier: set[str],
+    known: _KnownIds,
+    mine: set[str],
+    problems: list[str],
+) -> None:
+    """Check the references ``found`` in ``sid``'s arguments: each in-plan root is added
+    to ``mine`` (its dependencies), each problem to ``problems``."""
+    for text in found:
+        try:
+            ref = parse_reference(text)
+        except ValueError as exc:
+            problems.append(f"subtask {sid!r}: {exc}")
+            continue
+        if ref.root == "input" or ref.root in earlier:
+            continue
+        if ref.root == sid:
+            problems.append(f"subtask {sid!r}: references its own output ({text})")
+        elif ref.root in in_plan:
+            mine.add(ref.root)
+        else:
+            problems.append(
+                f"subtask {sid!r}: reference {text!r} names unknown subtask {ref.root!r}; "
+                f"known: {known}"
+            )
 
 
 def _arguments_problems(
-    subtasks: Iterable[Subtask], actions: ActionSet, with_references: Collection[str]
+    subtasks: Iterable[Subtask],
+    actions: ActionSet,
+    action_known: Mapping[str, bool],
+    with_references: Collection[str],
 ) -> list[str]:
-    """The literal arguments' problems (each action's validator looked up once)."""
+    """The literal arguments' problems (each action's validator looked up once;
+    ``action_known``: whether each action exists, the unknown ones reported already)."""
     problems: list[str] = []
     accepts_of: dict[str, Callable[[dict[str, Any]], bool] | None] = {}
     checks_of: dict[str, _Checks] = {}
     for s in subtasks:
         name = s.action
-        if name not in actions:
+        if not action_known[name]:
             continue  # reported above
         if s.id not in with_references:
             if name in accepts_of:
@@ -191,16 +219,21 @@ def _topological_order(
     waiting: dict[str, int] = {}
     dependents: dict[str, list[str]] = {}
     for sid, ds in deps.items():
+        if not ds:  # (most subtasks of a wide plan)
+            if sid not in waiting:
+                waiting[sid] = 0
+            continue
         waiting[sid] = waiting.get(sid, 0) + len(ds)
         for d in ds:
             waiting.setdefault(d, 0)
             dependents.setdefault(d, []).append(sid)
     order = [sid for sid, n in waiting.items() if not n]
-    for sid in order:  # grows while it is read: each subtask once its dependencies are in
-        for nxt in dependents.get(sid, ()):
-            waiting[nxt] -= 1
-            if not waiting[nxt]:
-                order.append(nxt)
+    if dependents:  # grows while it is read: each subtask once its dependencies are in
+        for sid in order:
+            for nxt in dependents.get(sid, ()):
+                waiting[nxt] -= 1
+                if not waiting[nxt]:
+                    order.append(nxt)
     return tuple(order), dependents
 
 

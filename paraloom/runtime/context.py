@@ -77,21 +77,20 @@ class ActionContext:
         (``emit``: its event sink instead of this context's)."""
         # One per attempt: a copy of this context's fields (its ``__dict__``) with the
         # call's own, rather than ``__init__``, which sets each field of a frozen
-        # dataclass through ``object.__setattr__`` (three times the cost).
+        # dataclass through ``object.__setattr__`` (three times the cost); ``copy``
+        # then stores into the copied keys (no ``{**fields, …}``: it grows a new dict).
         fields = self.__dict__
+        values = fields.copy()
+        if emit is not None:
+            values["emit"] = emit
+        if call.subtask_id:
+            values["subtask_id"] = call.subtask_id
+        values["call_id"] = call.call_id
+        values["depth"] = fields["depth"] + 1
+        if call.deadline is not None:
+            values["deadline"] = _earliest(fields["deadline"], call.deadline)
         context = _new(type(self))
-        _set(
-            context,
-            "__dict__",
-            {
-                **fields,
-                "emit": fields["emit"] if emit is None else emit,
-                "subtask_id": call.subtask_id or fields["subtask_id"],
-                "call_id": call.call_id,
-                "depth": fields["depth"] + 1,
-                "deadline": _earliest(fields["deadline"], call.deadline),
-            },
-        )
+        _set(context, "__dict__", values)
         return context
 
     def time_left(self) -> float | None:

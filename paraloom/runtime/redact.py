@@ -499,11 +499,11 @@ def _payload_strings(value: Any, out: list[str]) -> None:
     elif kind is not dict and kind is not list and isinstance(value, BaseModel):
         for key, item in value.__dict__.items():
             kind = type(item)
-            if key not in _ID_FIELDS and kind not in _SCALARS and (kind not in _EMPTY or item):
+            if kind not in _SCALARS and key not in _ID_FIELDS and (kind not in _EMPTY or item):
                 _payload_strings(item, out)
     elif kind is dict or isinstance(value, Mapping):  # no abstract-class check for a dict
         for key, item in value.items():
-            out.append(str(key))
+            out.append(key if type(key) is str else str(key))
             if type(item) not in _SCALARS:
                 _payload_strings(item, out)
     elif isinstance(value, list | tuple | frozenset | set):
