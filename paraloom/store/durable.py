@@ -103,4 +103,8 @@ class DurableExecutor:
             need = writer.needed(call)
             if writer.committed < need:
                 await wait_committed(writer, need)
+            if writer.fenced is not None:  # another process may be running this run now
+                if context.stop is not None:
+                    context.stop.request(writer.fenced)
+                return ActionResult.failure(call, "cancelled", "Stopped", writer.fenced)
         return await self.inner.invoke(action, call, context)

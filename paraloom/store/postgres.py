@@ -11,7 +11,9 @@ differs from SQLite lives in :class:`PostgresBackend` and the dialect
 - crashed runs are told by a lease (``lease_s``, default 15 s, or
   ``$PARALOOM_STORE_LEASE_S``) that the writer thread renews every ``lease_s / 3``:
   a run whose writer's lease expired reads ``crashed`` (see
-  :mod:`paraloom.store.liveness`);
+  :mod:`paraloom.store.liveness`); a writer that finds its own lease expired (it was
+  frozen or cut off longer than ``lease_s``) writes nothing more: see
+  :mod:`paraloom.store.writer`;
 - ``synchronous="NORMAL"`` (the default) commits with ``synchronous_commit = off``: a
   commit survives the *client* process being killed (the server has it) but a server
   crash may lose the last commits — always a suffix, so the store still holds a

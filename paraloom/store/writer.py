@@ -24,7 +24,13 @@ So:
   committed (its run's plan and its dependencies' finishes), and commit hooks let it
   wake waiters once per commit instead of a thread per waiter;
 - with a leased backend (PostgreSQL) the thread also renews its session's lease every
-  ``lease_s / 3`` (see :mod:`paraloom.store.liveness`): it dies with the process;
+  ``lease_s / 3`` (see :mod:`paraloom.store.liveness`): it dies with the process. The
+  lease is a fence: every batch's transaction first renews it, only if it has not
+  expired, and fails otherwise, as does a late renewal — a writer that was frozen or
+  cut off longer than ``lease_s`` (whose runs another process may have read
+  ``crashed`` and resumed) writes nothing more (``fenced``; its later events are
+  reported, the store keeps a gap-free prefix) and the durable executor starts none of
+  its attempts;
 - when the connection is lost (PostgreSQL: a server restart, a failover, a network
   blip) the thread reconnects, with backoff, for up to ``Backend.reconnect_s``, and
   sends the same batch again — less the events the server already has: if the
@@ -46,7 +52,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -119,6 +125,10 @@ class EventWriter:
         self._conn = backend.connect_writer()
         self._connections = 1  # how many connections it opened (a new one after a loss)
         self._lost: str | None = None  # why the writer gave up on its connection
+        self.fenced: str | None = None
+        """Why this writer's lease was lost (a leased backend: it was not renewed in time,
+        so another process may have taken its runs over), or None: then it writes
+        nothing more and the durable executor starts no new attempt."""
         self._session_lock = backend.hold_session(self.session)
         try:
             self._register()
@@ -128,6 +138,17 @@ class EventWriter:
             raise StoreError(f"cannot prepare the run store writer: {exc}") from exc
         self._checkpointer = backend.checkpointer()
         self._beat_due = self._next_beat()
+        now = self._conn.dialect.now_sql
+        # renews the lease unless it has expired (parameters: lease_s, session)
+        self._renew_sql = (
+            f"UPDATE sessions SET expires_at = {now} + ? WHERE session = ? AND expires_at > {now}"
+        )
+        # ... and fails the batch's transaction when it had (division by zero: plain SQL
+        # cannot raise): nothing is written after that
+        self._fence_sql = (
+            f"WITH renewed AS ({self._renew_sql} RETURNING 1)"
+            " SELECT 1 / (SELECT COUNT(*) FROM renewed)"
+        )
         self._queue: queue.SimpleQueue[_Record | _Stop] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._submitted = 0
@@ -242,11 +263,11 @@ class EventWriter:
             return
 
         def renew() -> None:
-            self._conn.execute(
-                f"UPDATE sessions SET expires_at = {self._conn.dialect.now_sql} + ?"
-                " WHERE session = ?",
-                (float(self._lease_s or 0.0), self.session),
+            renewed = self._conn.execute(
+                self._renew_sql, (float(self._lease_s or 0.0), self.session)
             )
+            if renewed.rowcount == 0:  # expired (or reaped) before this renewal
+                self._fence()
 
         try:
             self._connected(renew)
@@ -332,8 +353,11 @@ class EventWriter:
     def _gave_up(self, exc: Exception | None, records: list[_Record]) -> bool:
         """Whether the connection is lost for good (then ``records`` are reported, and
         so is everything after them: no gap, nothing more is written)."""
-        if self._lost is None and exc is not None and self._conn.lost:
-            self._lose(exc)
+        if self._lost is None and exc is not None:
+            if self._conn.lost:
+                self._lose(exc)
+            elif self._lease_s is not None and self._lease_expired():
+                self._fence()
         if self._lost is None:
             return False
         first = records[0].event
@@ -344,6 +368,25 @@ class EventWriter:
 
     def _lose(self, exc: Exception) -> None:
         self._lost = f"the run store connection was lost: {type(exc).__name__}: {exc}"
+
+    def _fence(self) -> None:
+        """This session's lease expired: another process may read its runs ``crashed``
+        and resume them, so this writer stops writing (a gap-free prefix stays)."""
+        self.fenced = self._lost = (
+            f"this process's lease on the run store expired (not renewed within "
+            f"{self._lease_s:g} s): another process may have taken its runs over"
+        )
+
+    def _lease_expired(self) -> bool:
+        """Whether this session's lease has expired (asked after a failed batch)."""
+        try:
+            row = self._conn.execute(
+                f"SELECT expires_at > {self._conn.dialect.now_sql} FROM sessions WHERE session = ?",
+                (self.session,),
+            ).fetchone()
+        except Exception:  # the connection failed too: judged as a lost connection
+            return False
+        return row is None or not row[0]
 
     def _retrying(self, records: list[_Record]) -> None:
         """:meth:`_transaction`, tried again after a transient error (a deadlock with
@@ -419,7 +462,9 @@ class EventWriter:
         # Python work first (flattening holds the GIL but does not wait for it), then
         # one database call per 500 events (SQLite: one in all, up to 500 events; each
         # call gives the GIL up and has to take it back): see paraloom.store.apply.
-        chunks: list[tuple[str, list[Any]]] = []
+        chunks: list[tuple[str, Sequence[Any]]] = []
+        if self._lease_s is not None:  # first, in the same transaction: the fence
+            chunks.append((self._fence_sql, (float(self._lease_s), self.session)))
         flat = flatten_postgres if self._conn.dialect.postgres else flatten
         for start in range(0, len(records), MAX_ROWS_PER_INSERT):
             part = records[start : start + MAX_ROWS_PER_INSERT]
