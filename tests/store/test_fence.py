@@ -52,17 +52,6 @@ def test_a_batch_after_the_lease_expired_is_refused_whole(pg_database: str) -> N
     assert stored_types(pg_database, "r1") == ["run_started"]
 
 
-def test_a_batch_renews_the_lease(pg_database: str) -> None:
-    with RunStore(pg_database, lease_s=60) as store:
-        store.record(RunStarted(run_id="r1", workflow="w"))
-        store.flush()
-        (before,) = query(pg_database, "SELECT expires_at FROM sessions")[0]
-        store.record(SubtaskStarted(run_id="r1", round=1, subtask_id="a", action="x"))
-        store.flush()
-        (after,) = query(pg_database, "SELECT expires_at FROM sessions")[0]
-        assert after > before
-
-
 def test_a_late_heartbeat_fences_the_writer(pg_database: str) -> None:
     with RunStore(pg_database, lease_s=0.6) as store:  # a heartbeat every 0.2 s
         store.record(RunStarted(run_id="r1", workflow="w"))
